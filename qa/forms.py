@@ -1,0 +1,28 @@
+from django import forms
+from django.conf import settings
+
+from qa.serializers import MAX_TOP_K
+from qa.validators import validate_not_blank
+
+
+class AskForm(forms.Form):
+    """The HTML page's form: the everyday subset of the API's options."""
+
+    question = forms.CharField(
+        max_length=settings.QA_MAX_QUESTION_CHARS,
+        strip=False,
+        validators=[validate_not_blank],
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    context = forms.CharField(
+        max_length=settings.QA_MAX_CONTEXT_CHARS,
+        strip=False,
+        validators=[validate_not_blank],
+        widget=forms.Textarea(attrs={"rows": 8}),
+    )
+    handle_impossible_answer = forms.BooleanField(
+        required=False, label="The context may not contain the answer"
+    )
+    top_k = forms.IntegerField(
+        min_value=1, max_value=MAX_TOP_K, initial=1, label="Answers to show"
+    )

@@ -1,0 +1,295 @@
+"""Load a question-answering model and its tokenizer, once per process.
+
+A model is a Hugging Face hub id or a local directory, in the hub's legacy layout (``config.json``,
+``pytorch_model.bin``, ``vocab.txt``) or the modern one (``model.safetensors``, ``tokenizer.json``).
+torch and transformers are imported only when a model is really loaded, so that code paths
+which never answer (the HTML page, health checks) stay light.
+"""
+
+import inspect
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
+from tokenizers.models import WordPiece
+
+from qa.engine import QuestionAnswerer, SpecialTokens
+
+logger = logging.getLogger(__name__)
+
+# What a model directory may hold that inference needs; the rest of a hub repo is never fetched.
+MODEL_FILES = [
+    "config.json",
+    "model.safetensors",
+    "pytorch_model.bin",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+]
+# A sentence any English WordPiece vocabulary covers: a tokenizer that maps it mostly to the
+# unknown token was built wrongly (e.g. a vocab file silently ignored).
+TOKENIZER_PROBE = "What is my name? I come from Hong Kong and I like reading books."
+
+
+class ModelLoadError(Exception):
+    """The model cannot be loaded. ``reason`` is safe to show anyone (no filesystem paths)."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(detail or reason)
+        self.reason = reason
+
+
+def resolve_model_dir(model: str) -> Path:
+    """A local directory holding the model, downloading it from the hub if ``model`` is an id."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    if path.is_absolute() or model.startswith((".", "~")) or model.count("/") > 1:
+        raise ModelLoadError("The model directory does not exist.", f"No directory {path}")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(model, allow_patterns=MODEL_FILES))
+    except Exception as error:  # offline, unknown repo, gated repo, disk full...
+        raise ModelLoadError(
+            f"The model {model!r} could not be downloaded from the Hugging Face hub "
+            "(no network, or no such model).",
+            f"{type(error).__name__}: {error}",
+        ) from error
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(f"{path.name} is not valid JSON.", str(error)) from error
+
+
+def _token_text(value) -> str | None:
+    """Special tokens are stored as plain strings or as {"content": ...} objects."""
+    return value.get("content") if isinstance(value, dict) else value
+
+
+def _wordpiece_tokenizer(vocab: Path, *, lowercase: bool, special: dict[str, str]) -> Tokenizer:
+    """The fast BERT tokenizer for a directory that has only ``vocab.txt``.
+
+    Built from the tokenizers primitives directly, exactly as transformers converts a slow BERT
+    tokenizer, rather than through a tokenizer class that might ignore the vocab file.
+    """
+    tokenizer = Tokenizer(WordPiece.from_file(str(vocab), unk_token=special["unk"]))
+    tokenizer.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    cls, sep = special["cls"], special["sep"]
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{cls}:0 $A:0 {sep}:0",
+        pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1",
+        special_tokens=[(cls, tokenizer.token_to_id(cls)), (sep, tokenizer.token_to_id(sep))],
+    )
+    tokenizer.decoder = decoders.WordPiece(prefix="##")
+    tokenizer.add_special_tokens(list(special.values()))
+    return tokenizer
+
+
+def load_tokenizer(directory: Path) -> tuple[Tokenizer, SpecialTokens, int | None]:
+    """The fast tokenizer, its [CLS]/[PAD] ids and the longest input it declares (if any)."""
+    config = _read_json(directory / "tokenizer_config.json")
+    config.update(_read_json(directory / "special_tokens_map.json"))
+    if config.get("padding_side", "right") != "right":
+        raise ModelLoadError("Only tokenizers that put the question first are supported.")
+    special = {
+        name: _token_text(config.get(f"{name}_token")) or default
+        for name, default in [
+            ("unk", "[UNK]"),
+            ("sep", "[SEP]"),
+            ("pad", "[PAD]"),
+            ("cls", "[CLS]"),
+            ("mask", "[MASK]"),
+        ]
+    }
+    try:
+        if (directory / "tokenizer.json").is_file():
+            tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        elif (directory / "vocab.txt").is_file():
+            tokenizer = _wordpiece_tokenizer(
+                directory / "vocab.txt",
+                lowercase=config.get("do_lower_case", True),
+                special=special,
+            )
+        else:
+            raise ModelLoadError("The model has no tokenizer (tokenizer.json or vocab.txt).")
+    except ModelLoadError:
+        raise
+    except Exception as error:
+        raise ModelLoadError("The tokenizer files could not be read.", str(error)) from error
+    ids = {name: tokenizer.token_to_id(token) for name, token in special.items()}
+    if ids["cls"] is None or ids["pad"] is None:
+        raise ModelLoadError("The tokenizer has no classifier or padding token.")
+    _check_tokenizer(tokenizer, unk_id=ids["unk"])
+    return tokenizer, SpecialTokens(cls_id=ids["cls"], pad_id=ids["pad"]), config.get(
+        "model_max_length"
+    )
+
+
+def _check_tokenizer(tokenizer: Tokenizer, *, unk_id: int | None) -> None:
+    tokens = tokenizer.encode(TOKENIZER_PROBE, add_special_tokens=False).ids
+    if not tokens or tokens.count(unk_id) > len(tokens) // 4:
+        raise ModelLoadError(
+            "The tokenizer does not tokenize text (nearly everything is unknown).",
+            f"{tokens.count(unk_id)} of {len(tokens)} probe tokens are unknown",
+        )
+
+
+def load_model(directory: Path):
+    """The torch model in inference mode; transformers picks safetensors over pytorch_model.bin."""
+    from transformers import AutoModelForQuestionAnswering
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    if not (directory / "config.json").is_file():
+        raise ModelLoadError("The model has no config.json.")
+    try:
+        model = AutoModelForQuestionAnswering.from_pretrained(directory, local_files_only=True)
+    except Exception as error:
+        raise ModelLoadError("The model weights could not be loaded.", str(error)) from error
+    return model.eval()
+
+
+def torch_forward(model) -> Callable:
+    """The engine's forward function: numpy batches in, numpy logits out, no autograd."""
+    import torch
+
+    takes_token_types = "token_type_ids" in inspect.signature(model.forward).parameters
+
+    def forward(input_ids, attention_mask, token_type_ids):
+        inputs = {
+            "input_ids": torch.from_numpy(input_ids),
+            "attention_mask": torch.from_numpy(attention_mask),
+        }
+        if takes_token_types:
+            inputs["token_type_ids"] = torch.from_numpy(token_type_ids)
+        with torch.inference_mode():
+            output = model(**inputs)
+        return output.start_logits.float().numpy(), output.end_logits.float().numpy()
+
+    return forward
+
+
+def load_answerer(model: str, *, threads: int) -> QuestionAnswerer:
+    """Everything needed to answer, from a hub id or a directory."""
+    import torch
+
+    torch.set_num_threads(threads)
+    directory = resolve_model_dir(model)
+    tokenizer, special_tokens, declared_max_length = load_tokenizer(directory)
+    torch_model = load_model(directory)
+    if tokenizer.get_vocab_size() > torch_model.config.vocab_size:
+        raise ModelLoadError(
+            "The tokenizer does not match the model (its vocabulary is larger than the model's).",
+            f"{tokenizer.get_vocab_size()} > {torch_model.config.vocab_size}",
+        )
+    positions = getattr(torch_model.config, "max_position_embeddings", None)
+    max_length = min(
+        length for length in (declared_max_length, positions) if length
+    )
+    return QuestionAnswerer(
+        tokenizer=tokenizer,
+        forward=torch_forward(torch_model),
+        special_tokens=special_tokens,
+        model_max_length=max_length,
+    )
+
+
+class LazyAnswerer:
+    """Loads the answerer once, when first needed or in a background thread, never twice at once.
+
+    A failed load is remembered (so health can say why) and retried on a later request, waiting
+    longer after each failure, so that the service recovers without a restart once fixed.
+    """
+
+    def __init__(self, load: Callable[[], QuestionAnswerer], *, retry_after: float = 2.0):
+        self._load = load
+        self._lock = threading.Lock()
+        self._answerer: QuestionAnswerer | None = None
+        self._error: ModelLoadError | None = None
+        self._loading = False
+        self._failures = 0
+        self._next_try = 0.0
+        self.retry_after = retry_after
+
+    @property
+    def state(self) -> str:
+        if self._answerer is not None:
+            return "ready"
+        if self._loading:
+            return "loading"
+        return "failed" if self._error is not None else "idle"
+
+    @property
+    def error(self) -> ModelLoadError | None:
+        return self._error
+
+    def seconds_until_retry(self) -> int:
+        return max(1, round(self._next_try - time.monotonic()))
+
+    def get(self, *, timeout: float = -1) -> QuestionAnswerer:
+        """The loaded answerer; loads it if needed. Raises ModelLoadError if it cannot be had.
+
+        ``timeout`` bounds the wait for a load already under way in another thread.
+        """
+        answerer = self._answerer
+        if answerer is not None:
+            return answerer
+        if not self._lock.acquire(timeout=timeout):
+            raise ModelLoadError("The model is still loading.")
+        try:
+            if self._answerer is None:
+                if self._error is not None and time.monotonic() < self._next_try:
+                    raise self._error
+                self._load_now()
+            if self._answerer is None:
+                raise self._error
+            return self._answerer
+        finally:
+            self._lock.release()
+
+    def load_in_background(self) -> threading.Thread:
+        thread = threading.Thread(target=self._load_quietly, name="qa-model-loader", daemon=True)
+        thread.start()
+        return thread
+
+    def _load_quietly(self) -> None:
+        try:
+            self.get()
+        except ModelLoadError:
+            pass  # remembered in self._error, reported by health and by requests
+
+    def _load_now(self) -> None:
+        self._loading = True
+        started = time.monotonic()
+        try:
+            self._answerer = self._load()
+            self._error = None
+            self._failures = 0
+            logger.info("QA model loaded in %.2f s", time.monotonic() - started)
+        except ModelLoadError as error:
+            self._fail(error)
+        except Exception as error:  # any other bug in loading must not take the service down
+            self._fail(ModelLoadError("The model could not be loaded.", repr(error)))
+        finally:
+            self._loading = False
+
+    def _fail(self, error: ModelLoadError) -> None:
+        self._error = error
+        self._failures += 1
+        delay = min(self.retry_after * 2 ** (self._failures - 1), 60.0)
+        self._next_try = time.monotonic() + delay
+        logger.error("QA model failed to load (%s); next try in %.0f s", error, delay)

@@ -1,0 +1,104 @@
+"""The JSON API's request and response shapes; the OpenAPI schema is generated from them."""
+
+from collections.abc import Mapping
+
+from django.conf import settings
+from rest_framework import serializers
+
+from qa.validators import validate_not_blank
+
+# The limits of the engine's tuning options (beyond these nothing useful happens).
+MAX_TOP_K = 20
+MAX_WINDOW_TOKENS = 512
+
+
+def text_field(max_length: int, help_text: str) -> serializers.CharField:
+    return serializers.CharField(
+        max_length=max_length,
+        trim_whitespace=False,
+        validators=[validate_not_blank],
+        help_text=help_text,
+    )
+
+
+def option_field(min_value: int, max_value: int, help_text: str, **kwargs):
+    return serializers.IntegerField(
+        min_value=min_value, max_value=max_value, help_text=help_text, **kwargs
+    )
+
+
+class AnswerRequestSerializer(serializers.Serializer):
+    """One question about one context, with the options of transformers v4's QA pipeline."""
+
+    question = text_field(settings.QA_MAX_QUESTION_CHARS, "The question to answer.")
+    context = text_field(settings.QA_MAX_CONTEXT_CHARS, "The text that may hold the answer.")
+    top_k = option_field(1, MAX_TOP_K, "How many candidate answers to return.", default=1)
+    doc_stride = option_field(
+        1,
+        MAX_WINDOW_TOKENS,
+        "Tokens of overlap between windows of a long context (default: min(max_seq_len/2, 128)).",
+        required=False,
+    )
+    max_answer_len = option_field(1, MAX_WINDOW_TOKENS, "Longest answer, in tokens.", default=15)
+    max_seq_len = option_field(
+        16,
+        MAX_WINDOW_TOKENS,
+        "Tokens per window, question included (default: 384, or less if the model takes less).",
+        required=False,
+    )
+    max_question_len = option_field(
+        1, MAX_WINDOW_TOKENS, "Tokens of the question kept; the rest is cut.", default=64
+    )
+    handle_impossible_answer = serializers.BooleanField(
+        default=False,
+        help_text="Allow the answer 'not in this context' (SQuAD v2); it comes with no_answer true.",
+    )
+    align_to_words = serializers.BooleanField(
+        default=True, help_text="Widen answers to whole words."
+    )
+
+    # Sent by the browsable API's HTML form; not an input of ours.
+    IGNORED_FIELDS = frozenset({"csrfmiddlewaretoken"})
+
+    def to_internal_value(self, data):
+        """Reject unknown fields: a misspelt option ("topk") must not be silently ignored."""
+        if isinstance(data, Mapping):
+            unknown = set(data) - set(self.fields) - self.IGNORED_FIELDS
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: ["Unknown field."] for name in sorted(unknown)}
+                )
+        return super().to_internal_value(data)
+
+
+class AnswerSerializer(serializers.Serializer):
+    """One candidate answer; ``context[start:end] == answer``."""
+
+    answer = serializers.CharField(help_text="The answer text, exactly as in the context.")
+    score = serializers.FloatField(help_text="The model's probability for this answer.")
+    start = serializers.IntegerField(help_text="Offset of the answer's first character.")
+    end = serializers.IntegerField(help_text="Offset just after the answer's last character.")
+    no_answer = serializers.BooleanField(
+        help_text="True for 'the context does not answer the question' (answer is empty)."
+    )
+
+
+class AnswerResponseSerializer(AnswerSerializer):
+    """The best answer at top level, and all ``top_k`` candidates, best first."""
+
+    answers = AnswerSerializer(many=True)
+
+
+class ModelStatusSerializer(serializers.Serializer):
+    model = serializers.CharField(help_text="The model served.")
+    state = serializers.ChoiceField(["idle", "loading", "ready", "failed"])
+    error = serializers.CharField(allow_null=True, help_text="Why loading failed, if it did.")
+
+
+def request_serializer(data) -> AnswerRequestSerializer:
+    """A serializer for one request object or for a batch (a JSON list) of them."""
+    if isinstance(data, list):
+        return AnswerRequestSerializer(
+            data=data, many=True, allow_empty=False, max_length=settings.QA_MAX_BATCH
+        )
+    return AnswerRequestSerializer(data=data)

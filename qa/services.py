@@ -1,0 +1,76 @@
+"""What the web layer asks of the QA engine: answers as plain dicts, and the model's status.
+
+Views, forms and commands call these functions only; they never touch the engine or tensors.
+"""
+
+import functools
+from dataclasses import asdict, fields
+
+from django.conf import settings
+
+from qa.engine import Answer, InvalidQuestion, Options
+from qa.loading import LazyAnswerer, ModelLoadError, load_answerer
+
+OPTION_NAMES = frozenset(field.name for field in fields(Options))
+
+__all__ = ["InvalidQuestion", "ModelUnavailable", "answer_questions", "model_status"]
+
+
+class ModelUnavailable(Exception):
+    """No answer can be given now; ``retry_after`` seconds from now it may work."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@functools.cache
+def _lazy_answerer(model: str, threads: int) -> LazyAnswerer:
+    return LazyAnswerer(functools.partial(load_answerer, model, threads=threads))
+
+
+def lazy_answerer() -> LazyAnswerer:
+    """The process-wide model holder for the configured model."""
+    return _lazy_answerer(settings.QA_MODEL, settings.QA_TORCH_THREADS)
+
+
+def _public_reason(error: ModelLoadError) -> str:
+    """Why the model is missing, with file paths only where DEBUG allows them."""
+    if settings.DEBUG and str(error) != error.reason:
+        return f"{error.reason} ({error})"
+    return error.reason
+
+
+def answer_questions(*, requests: list[dict]) -> list[dict]:
+    """Answer each validated request (question, context and any engine options), in order.
+
+    Each result holds the best answer at top level and the ``top_k`` candidates in ``answers``.
+    Raises InvalidQuestion (with ``index`` set to the request at fault) or ModelUnavailable.
+    """
+    holder = lazy_answerer()
+    try:
+        answerer = holder.get(timeout=settings.QA_LOAD_WAIT_SECONDS)
+    except ModelLoadError as error:
+        raise ModelUnavailable(_public_reason(error), holder.seconds_until_retry()) from error
+    results = []
+    for index, request in enumerate(requests):
+        options = Options(**{name: request[name] for name in OPTION_NAMES if name in request})
+        try:
+            answers = answerer.answer(request["question"], request["context"], options)
+        except InvalidQuestion as error:
+            error.index = index
+            raise
+        best = answers[0] if answers else Answer("", 0.0, 0, 0, no_answer=True)
+        results.append({**asdict(best), "answers": [asdict(answer) for answer in answers]})
+    return results
+
+
+def model_status() -> dict:
+    """Which model is served and whether it is loaded, loading or failed (and why)."""
+    holder = lazy_answerer()
+    error = holder.error if holder.state == "failed" else None
+    return {
+        "model": settings.QA_MODEL_NAME,
+        "state": holder.state,
+        "error": _public_reason(error) if error else None,
+    }

@@ -1,0 +1,130 @@
+from django.conf import settings
+from django.shortcuts import render
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from rest_framework import parsers as drf_parsers
+from rest_framework import status
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from qa import services
+from qa.forms import AskForm
+from qa.parsers import FormParser, JSONParser
+from qa.serializers import (
+    AnswerRequestSerializer,
+    AnswerResponseSerializer,
+    ModelStatusSerializer,
+    request_serializer,
+)
+
+EXAMPLE = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
+
+
+class ModelUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "model_unavailable"
+
+    def __init__(self, error: services.ModelUnavailable):
+        super().__init__(str(error))
+        self.wait = error.retry_after  # DRF turns this into a Retry-After header
+
+
+def index(request):
+    """The HTML form; a POST re-renders it with the answer highlighted in the context."""
+    form = AskForm(request.POST or None, initial=EXAMPLE)
+    result = unavailable = None
+    if form.is_valid():
+        try:
+            [result] = services.answer_questions(requests=[form.cleaned_data])
+        except services.InvalidQuestion as error:
+            form.add_error(error.field if error.field in form.fields else None, str(error))
+        except services.ModelUnavailable as error:
+            unavailable = str(error)
+    context = form.cleaned_data.get("context", "") if result else ""
+    return render(
+        request,
+        "qa/index.html",
+        {
+            "form": form,
+            "result": result,
+            "unavailable": unavailable,
+            "before": context[: result["start"]] if result else "",
+            "after": context[result["end"] :] if result else "",
+            "max_question_chars": settings.QA_MAX_QUESTION_CHARS,
+            "max_context_chars": settings.QA_MAX_CONTEXT_CHARS,
+        },
+        status=503 if unavailable else 200,
+    )
+
+
+BatchOrSingle = PolymorphicProxySerializer(
+    component_name="AnswerRequestOrBatch",
+    serializers=[AnswerRequestSerializer, AnswerRequestSerializer(many=True)],
+    resource_type_field_name=None,
+)
+
+
+class AnswerView(APIView):
+    """Answer a question from a context, or a JSON list of such requests in one call."""
+
+    parser_classes = [JSONParser, FormParser, drf_parsers.MultiPartParser]
+
+    def get_serializer(self, *args, **kwargs):
+        """Lets the browsable API draw an HTML form for POST."""
+        return AnswerRequestSerializer(*args, **kwargs)
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT}, description="Usage and limits.")
+    def get(self, request):
+        return Response(
+            {
+                "usage": "POST {question, context} (or a JSON list of them) to get answers.",
+                "example": EXAMPLE,
+                "limits": {
+                    "question_chars": settings.QA_MAX_QUESTION_CHARS,
+                    "context_chars": settings.QA_MAX_CONTEXT_CHARS,
+                    "batch": settings.QA_MAX_BATCH,
+                    "body_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE,
+                },
+            }
+        )
+
+    @extend_schema(
+        request=BatchOrSingle,
+        responses={
+            200: PolymorphicProxySerializer(
+                component_name="AnswerResponseOrBatch",
+                serializers=[AnswerResponseSerializer, AnswerResponseSerializer(many=True)],
+                resource_type_field_name=None,
+            ),
+            400: OpenApiResponse(description="A field is missing, malformed or out of range."),
+            413: OpenApiResponse(description="The body is over the upload limit."),
+            503: OpenApiResponse(description="The model is not available; see Retry-After."),
+        },
+    )
+    def post(self, request):
+        serializer = request_serializer(request.data)
+        serializer.is_valid(raise_exception=True)
+        many = isinstance(serializer.validated_data, list)
+        requests = serializer.validated_data if many else [serializer.validated_data]
+        try:
+            results = services.answer_questions(requests=requests)
+        except services.InvalidQuestion as error:
+            detail = {error.field: [str(error)]}
+            if many:
+                detail = [detail if index == error.index else {} for index in range(len(requests))]
+            raise ValidationError(detail) from error
+        except services.ModelUnavailable as error:
+            raise ModelUnavailable(error) from error
+        return Response(AnswerResponseSerializer(results if many else results[0], many=many).data)
+
+
+class HealthView(APIView):
+    """Whether the model is loaded, loading or failed, and which model."""
+
+    @extend_schema(responses={200: ModelStatusSerializer, 503: ModelStatusSerializer})
+    def get(self, request):
+        model = services.model_status()
+        return Response(
+            model, status=status.HTTP_503_SERVICE_UNAVAILABLE if model["state"] == "failed" else 200
+        )

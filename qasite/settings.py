@@ -1,0 +1,118 @@
+"""Settings for qasite, from environment variables with safe production defaults.
+
+Set DJANGO_DEBUG=1 for local development only. Everything else has a default that is right for a
+public deployment; see README.md ("Configuration") for the full list.
+"""
+
+import os
+from pathlib import Path
+
+from django.core.management.utils import get_random_secret_key
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DJANGO_DEBUG")
+
+# Nothing is signed for longer than a process lives (no sessions, no auth), so a random key per
+# process is safe when none is configured.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or get_random_secret_key()
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "qa",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "qasite.urls"
+WSGI_APPLICATION = "qasite.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+            ],
+        },
+    },
+]
+
+# No database: the service stores nothing.
+DATABASES = {}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves static files straight from the apps' folders, so nothing needs collecting.
+WHITENOISE_USE_FINDERS = True
+
+# Bodies above this answer 413; below Lambda's 6 MB payload limit, and room for a full batch.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("QA_MAX_BODY_BYTES", 5 * 1024 * 1024)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "qasite",
+    "DESCRIPTION": "Extractive question answering: the span of a context that answers a question.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# The question-answering model: a Hugging Face hub id or a local directory.
+QA_MODEL = os.environ.get("QA_MODEL", "mrm8488/bert-tiny-5-finetuned-squadv2")
+# The name health reports (QA_MODEL may be a directory whose path is nobody's business).
+QA_MODEL_NAME = os.environ.get("QA_MODEL_NAME", QA_MODEL)
+# One thread is the fastest for a small model on a small, shared CPU; raise it for big contexts.
+QA_TORCH_THREADS = env_int("QA_TORCH_THREADS", 1)
+QA_MAX_QUESTION_CHARS = env_int("QA_MAX_QUESTION_CHARS", 500)
+QA_MAX_CONTEXT_CHARS = env_int("QA_MAX_CONTEXT_CHARS", 20_000)
+QA_MAX_BATCH = env_int("QA_MAX_BATCH", 32)
+# How long a request waits for a model load already under way before answering 503.
+QA_LOAD_WAIT_SECONDS = env_int("QA_LOAD_WAIT_SECONDS", 25)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
+}

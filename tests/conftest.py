@@ -1,0 +1,124 @@
+"""Shared fixtures: a tiny random BERT QA model built here, in both on-disk layouts, and the
+real trained model and SQuAD sample from ../shared when they are there."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+REAL_MODEL = SHARED / "models" / "qa-minilm-squad"
+SQUAD_SAMPLE = SHARED / "data" / "squad-v1.1-dev-sample.json"
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+WORDS = (
+    "what is my name i come from hong kong and the a of in to was who where when how many "
+    "it he she they born city year paris france capital river long built"
+).split()
+LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
+PUNCTUATION = list(".,?!'-:;\"()")
+
+
+def tiny_vocab() -> list[str]:
+    """Whole words, then every letter alone and as a word piece: any lowercase text tokenizes."""
+    pieces = list(LETTERS) + [f"##{letter}" for letter in LETTERS]
+    return SPECIAL_TOKENS + PUNCTUATION + pieces + [w for w in WORDS if w not in pieces]
+
+
+def build_tiny_model(directory: Path, *, legacy: bool, seed: int = 0) -> Path:
+    """A randomly initialised BertForQuestionAnswering with a small WordPiece vocab.
+
+    legacy=True writes the layout of mrm8488/bert-tiny-5-finetuned-squadv2 on the hub (config.json,
+    pytorch_model.bin, vocab.txt); otherwise the modern one (model.safetensors, tokenizer.json).
+    """
+    import torch
+    from tokenizers.implementations import BertWordPieceTokenizer
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = tiny_vocab()
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    model = BertForQuestionAnswering(config).eval()
+    if legacy:
+        config.save_pretrained(directory)
+        torch.save(model.state_dict(), directory / "pytorch_model.bin")
+    else:
+        model.save_pretrained(directory)
+        BertWordPieceTokenizer(str(directory / "vocab.txt"), lowercase=True).save(
+            str(directory / "tokenizer.json")
+        )
+        (directory / "tokenizer_config.json").write_text(
+            json.dumps({"do_lower_case": True, "model_max_length": 512}), encoding="utf-8"
+        )
+        (directory / "vocab.txt").unlink()
+    return directory
+
+
+@pytest.fixture(scope="session")
+def legacy_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("legacy-model"), legacy=True)
+
+
+@pytest.fixture(scope="session")
+def modern_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("modern-model"), legacy=False)
+
+
+@pytest.fixture(scope="session", params=["legacy", "modern"])
+def tiny_model_dir(request) -> Path:
+    return request.getfixturevalue(f"{request.param}_model_dir")
+
+
+@pytest.fixture(scope="session")
+def tiny_answerer(modern_model_dir):
+    from qa.loading import load_answerer
+
+    return load_answerer(str(modern_model_dir), threads=1)
+
+
+@pytest.fixture
+def tiny_model_settings(settings, modern_model_dir):
+    """Django settings pointing at the tiny model (loaded once per session, then cached)."""
+    settings.QA_MODEL = str(modern_model_dir)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def real_model_dir() -> Path:
+    if not (REAL_MODEL / "config.json").is_file():
+        pytest.skip(f"the real QA model is not in {REAL_MODEL} (../shared is absent)")
+    return REAL_MODEL
+
+
+@pytest.fixture(scope="session")
+def real_answerer(real_model_dir):
+    from qa.loading import load_answerer
+
+    return load_answerer(str(real_model_dir), threads=1)
+
+
+@pytest.fixture(scope="session")
+def squad_sample() -> list[dict]:
+    """The SQuAD sample's questions in file order: question, context, gold answer texts."""
+    if not SQUAD_SAMPLE.is_file():
+        pytest.skip(f"the SQuAD sample is not in {SQUAD_SAMPLE} (../shared is absent)")
+    data = json.loads(SQUAD_SAMPLE.read_text(encoding="utf-8"))["data"]
+    return [
+        {
+            "question": qa["question"],
+            "context": paragraph["context"],
+            "answers": [answer["text"] for answer in qa["answers"]],
+        }
+        for article in data
+        for paragraph in article["paragraphs"]
+        for qa in paragraph["qas"]
+    ]

@@ -40,7 +40,7 @@ class ModelLoadError(Exception):
     """The model cannot be loaded. ``reason`` is safe to show anyone (no filesystem paths)."""
 
     def __init__(self, reason: str, detail: str = ""):
-        super().__init__(detail or reason)
+        super().__init__(f"{reason} ({detail})" if detail else reason)
         self.reason = reason
 
 

@@ -36,9 +36,7 @@ def lazy_answerer() -> LazyAnswerer:
 
 def _public_reason(error: ModelLoadError) -> str:
     """Why the model is missing, with file paths only where DEBUG allows them."""
-    if settings.DEBUG and str(error) != error.reason:
-        return f"{error.reason} ({error})"
-    return error.reason
+    return str(error) if settings.DEBUG else error.reason
 
 
 def answer_questions(*, requests: list[dict]) -> list[dict]:

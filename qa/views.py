@@ -2,15 +2,14 @@ from django.conf import settings
 from django.shortcuts import render
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
-from rest_framework import parsers as drf_parsers
 from rest_framework import status
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from qa import services
 from qa.forms import AskForm
-from qa.parsers import FormParser, JSONParser
+from qa.exceptions import ModelUnavailable
 from qa.serializers import (
     AnswerRequestSerializer,
     AnswerResponseSerializer,
@@ -19,15 +18,6 @@ from qa.serializers import (
 )
 
 EXAMPLE = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
-
-
-class ModelUnavailable(APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_code = "model_unavailable"
-
-    def __init__(self, error: services.ModelUnavailable):
-        super().__init__(str(error))
-        self.wait = error.retry_after  # DRF turns this into a Retry-After header
 
 
 def index(request):
@@ -67,8 +57,6 @@ BatchOrSingle = PolymorphicProxySerializer(
 
 class AnswerView(APIView):
     """Answer a question from a context, or a JSON list of such requests in one call."""
-
-    parser_classes = [JSONParser, FormParser, drf_parsers.MultiPartParser]
 
     def get_serializer(self, *args, **kwargs):
         """Lets the browsable API draw an HTML form for POST."""
@@ -111,11 +99,9 @@ class AnswerView(APIView):
             results = services.answer_questions(requests=requests)
         except services.InvalidQuestion as error:
             detail = {error.field: [str(error)]}
-            if many:
-                detail = [detail if index == error.index else {} for index in range(len(requests))]
-            raise ValidationError(detail) from error
+            raise ValidationError({str(error.index): detail} if many else detail) from error
         except services.ModelUnavailable as error:
-            raise ModelUnavailable(error) from error
+            raise ModelUnavailable(str(error), error.retry_after) from error
         return Response(AnswerResponseSerializer(results if many else results[0], many=many).data)
 
 

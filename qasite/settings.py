@@ -73,7 +73,6 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
 # WhiteNoise serves static files straight from the apps' folders, so nothing needs collecting.
 WHITENOISE_USE_FINDERS = True
 
@@ -89,6 +88,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "qa.exceptions.exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {

@@ -1,0 +1,157 @@
+"""Loading models in both layouts, refusing broken ones clearly, and loading once per process."""
+
+import shutil
+import threading
+import time
+
+import pytest
+
+from qa.loading import (
+    LazyAnswerer,
+    ModelLoadError,
+    load_answerer,
+    load_tokenizer,
+    resolve_model_dir,
+)
+
+
+def test_both_layouts_load_and_answer_with_exact_offsets(tiny_model_dir):
+    answerer = load_answerer(str(tiny_model_dir), threads=1)
+    context = "I'm Kit-Ho Mak. I come from Hong Kong."
+    [best] = answerer.answer("What is my name?", context)
+    assert context[best.start : best.end] == best.answer
+    assert answerer.model_max_length == 512
+
+
+def test_tokenizer_really_tokenizes_in_both_layouts(tiny_model_dir):
+    tokenizer, special, _ = load_tokenizer(tiny_model_dir)
+    encoding = tokenizer.encode("Where is Hong Kong?", "The city of Paris.")
+    assert encoding.tokens == [
+        "[CLS]", "where", "is", "hong", "kong", "?", "[SEP]",
+        "the", "city", "of", "paris", ".", "[SEP]",
+    ]
+    assert encoding.type_ids == [0] * 7 + [1] * 6
+    assert special.cls_id == tokenizer.token_to_id("[CLS]")
+    assert special.pad_id == tokenizer.token_to_id("[PAD]")
+
+
+def test_legacy_and_modern_layouts_tokenize_and_answer_identically(
+    legacy_model_dir, modern_model_dir
+):
+    text = "Ünïcode Straße, naïve café! 東京 1234 hong-kong"
+    legacy, _, _ = load_tokenizer(legacy_model_dir)
+    modern, _, _ = load_tokenizer(modern_model_dir)
+    assert legacy.encode(text).tokens == modern.encode(text).tokens
+    assert legacy.encode(text).offsets == modern.encode(text).offsets
+
+
+def test_real_model_tokenizer_matches_its_vocabulary(real_model_dir):
+    tokenizer, _, max_length = load_tokenizer(real_model_dir)
+    assert tokenizer.encode("What is my name?", add_special_tokens=False).tokens == [
+        "what", "is", "my", "name", "?",
+    ]
+    assert max_length == 512
+
+
+def test_a_vocab_that_maps_everything_to_unknown_is_refused(tmp_path, legacy_model_dir):
+    shutil.copytree(legacy_model_dir, tmp_path / "model")
+    (tmp_path / "model" / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nzzz\n")
+    with pytest.raises(ModelLoadError, match="nearly everything is unknown"):
+        load_tokenizer(tmp_path / "model")
+
+
+def test_missing_directory_is_a_clear_error_without_its_path(tmp_path):
+    with pytest.raises(ModelLoadError) as raised:
+        load_answerer(str(tmp_path / "nowhere"), threads=1)
+    assert raised.value.reason == "The model directory does not exist."
+    assert str(tmp_path) not in raised.value.reason
+
+
+def test_hub_id_offline_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(ModelLoadError, match="could not be downloaded"):
+        resolve_model_dir("nobody/no-such-model")
+
+
+def test_corrupt_weights_are_a_clear_error(tmp_path, modern_model_dir):
+    shutil.copytree(modern_model_dir, tmp_path / "model")
+    (tmp_path / "model" / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelLoadError, match="weights could not be loaded"):
+        load_answerer(str(tmp_path / "model"), threads=1)
+
+
+def test_tokenizer_larger_than_the_model_is_refused(tmp_path, legacy_model_dir):
+    shutil.copytree(legacy_model_dir, tmp_path / "model")
+    vocab = tmp_path / "model" / "vocab.txt"
+    vocab.write_text(vocab.read_text() + "".join(f"extra{i}\n" for i in range(50)))
+    with pytest.raises(ModelLoadError, match="does not match the model"):
+        load_answerer(str(tmp_path / "model"), threads=1)
+
+
+def test_lazy_answerer_loads_once_however_many_threads_ask():
+    calls = []
+
+    def slow_load():
+        calls.append(1)
+        time.sleep(0.2)
+        return object()
+
+    holder = LazyAnswerer(slow_load)
+    assert holder.state == "idle"
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(holder.get())) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1 and len(set(map(id, got))) == 1
+    assert holder.state == "ready"
+
+
+def test_lazy_answerer_reports_loading_while_it_loads_in_the_background():
+    release = threading.Event()
+    holder = LazyAnswerer(lambda: release.wait(5) and "answerer")
+    thread = holder.load_in_background()
+    time.sleep(0.05)
+    assert holder.state == "loading"
+    with pytest.raises(ModelLoadError, match="still loading"):
+        holder.get(timeout=0.05)
+    release.set()
+    thread.join()
+    assert holder.get() == "answerer"
+
+
+def test_lazy_answerer_remembers_failure_then_retries_with_backoff_and_recovers():
+    attempts = []
+
+    def flaky_load():
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ModelLoadError("The model directory does not exist.")
+        return "answerer"
+
+    holder = LazyAnswerer(flaky_load, retry_after=0.05)
+    with pytest.raises(ModelLoadError):
+        holder.get()
+    assert holder.state == "failed" and holder.error.reason.startswith("The model directory")
+    with pytest.raises(ModelLoadError):
+        holder.get()  # within the back-off: no new attempt
+    assert len(attempts) == 1
+    time.sleep(0.06)
+    with pytest.raises(ModelLoadError):
+        holder.get()
+    assert len(attempts) == 2
+    time.sleep(0.06)  # the second failure doubled the wait to 0.1 s
+    with pytest.raises(ModelLoadError):
+        holder.get()
+    assert len(attempts) == 2
+    time.sleep(0.06)
+    assert holder.get() == "answerer"
+    assert holder.state == "ready" and holder.error is None
+
+
+def test_unexpected_loading_bug_becomes_a_load_error():
+    holder = LazyAnswerer(lambda: 1 / 0)
+    with pytest.raises(ModelLoadError, match="could not be loaded"):
+        holder.get()

@@ -1,0 +1,27 @@
+from qa.serializers import AnswerRequestSerializer, request_serializer
+
+
+def test_defaults_are_those_of_the_v4_pipeline():
+    serializer = AnswerRequestSerializer(data={"question": "Who?", "context": "Kit"})
+    assert serializer.is_valid(), serializer.errors
+    assert serializer.validated_data == {
+        "question": "Who?",
+        "context": "Kit",
+        "top_k": 1,
+        "max_answer_len": 15,
+        "max_question_len": 64,
+        "handle_impossible_answer": False,
+        "align_to_words": True,
+    }  # doc_stride and max_seq_len are derived from the model when absent
+
+
+def test_unknown_fields_are_refused_by_name():
+    serializer = AnswerRequestSerializer(data={"question": "q", "context": "c", "stride": 5})
+    assert not serializer.is_valid()
+    assert serializer.errors == {"stride": ["Unknown field."]}
+
+
+def test_a_list_is_a_batch():
+    serializer = request_serializer([{"question": "q", "context": "c"}] * 2)
+    assert serializer.is_valid(), serializer.errors
+    assert len(serializer.validated_data) == 2

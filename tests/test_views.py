@@ -1,0 +1,293 @@
+"""The HTML form, the JSON API, health and schema, through Django's test client."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from qa import services
+from qa.loading import ModelLoadError
+
+KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
+
+
+def post_json(client, data, **extra):
+    return client.post("/api/answer/", json.dumps(data), content_type="application/json", **extra)
+
+
+@pytest.fixture
+def broken_model_settings(settings, tmp_path):
+    settings.QA_MODEL = str(tmp_path / "missing-model")
+    yield settings
+    services._lazy_answerer.cache_clear()
+
+
+# --- JSON API ---------------------------------------------------------------------------------
+
+
+def test_api_answers_with_best_answer_and_candidates(client, tiny_model_settings):
+    response = post_json(client, {**KIT_HO, "top_k": 3})
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"answer", "score", "start", "end", "no_answer", "answers"}
+    assert 1 <= len(body["answers"]) <= 3
+    assert {k: body[k] for k in ("answer", "start", "end")} == {
+        k: body["answers"][0][k] for k in ("answer", "start", "end")
+    }
+    for answer in body["answers"]:
+        assert KIT_HO["context"][answer["start"] : answer["end"]] == answer["answer"]
+        assert 0 <= answer["score"] <= 1
+
+
+def test_api_batch_answers_each_request_in_order(client, tiny_model_settings):
+    requests = [KIT_HO, {"question": "Where?", "context": "Paris is in France."}, KIT_HO]
+    response = post_json(client, requests)
+    assert response.status_code == 200
+    body = response.json()
+    assert len(body) == 3
+    assert body[0] == body[2]
+    assert "Paris is in France."[body[1]["start"] : body[1]["end"]] == body[1]["answer"]
+
+
+def test_api_no_answer_is_explicit(client, tiny_model_settings, monkeypatch):
+    response = post_json(client, {**KIT_HO, "handle_impossible_answer": True, "top_k": 20})
+    assert response.status_code == 200
+    nulls = [a for a in response.json()["answers"] if a["no_answer"]]
+    assert len(nulls) <= 1
+    for null in nulls:
+        assert (null["answer"], null["start"], null["end"]) == ("", 0, 0)
+
+
+def test_api_keeps_whitespace_so_offsets_index_the_context_as_sent(client, tiny_model_settings):
+    context = "   \n  I'm Kit-Ho Mak.  "
+    body = post_json(client, {"question": "  Who? ", "context": context}).json()
+    assert context[body["start"] : body["end"]] == body["answer"]
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "message"),
+    [
+        ({"context": "x"}, "question", "This field is required."),
+        ({**KIT_HO, "question": ""}, "question", "This field may not be blank."),
+        ({**KIT_HO, "context": " \n\t "}, "context", "This field may not be blank."),
+        ({**KIT_HO, "question": None}, "question", "This field may not be null."),
+        ({**KIT_HO, "context": ["a"]}, "context", "Not a valid string."),
+        ({**KIT_HO, "question": "q" * 501}, "question", "no more than 500 characters"),
+        ({**KIT_HO, "context": "c" * 20_001}, "context", "no more than 20000 characters"),
+        ({**KIT_HO, "top_k": 0}, "top_k", "greater than or equal to 1"),
+        ({**KIT_HO, "top_k": 21}, "top_k", "less than or equal to 20"),
+        ({**KIT_HO, "top_k": 1.5}, "top_k", "A valid integer is required."),
+        ({**KIT_HO, "max_seq_len": 8}, "max_seq_len", "greater than or equal to 16"),
+        ({**KIT_HO, "handle_impossible_answer": "maybe"}, "handle_impossible_answer", "valid boolean"),
+        ({**KIT_HO, "topk": 3}, "topk", "Unknown field."),
+        ({**KIT_HO, "context": "a\x00b"}, "context", "Null characters are not allowed."),
+        ({**KIT_HO, "doc_stride": 300, "max_seq_len": 256}, "doc_stride", "may not be larger"),
+        ({**KIT_HO, "context": "\u200b\u200b"}, "context", "no text the model can read"),
+    ],
+)
+def test_api_bad_input_is_a_400_naming_the_field(client, tiny_model_settings, data, field, message):
+    response = post_json(client, data)
+    assert response.status_code == 400
+    errors = response.json()
+    assert field in errors
+    assert any(message in error for error in errors[field])
+
+
+def test_api_batch_errors_name_the_item_and_field(client, tiny_model_settings):
+    response = post_json(client, [KIT_HO, {"question": "q"}])
+    assert response.status_code == 400
+    assert response.json() == {"1": {"context": ["This field is required."]}}
+
+
+def test_api_engine_error_in_a_batch_names_the_item(client, tiny_model_settings):
+    response = post_json(client, [KIT_HO, {**KIT_HO, "context": "\u200b"}])
+    assert response.status_code == 400
+    assert set(response.json()) == {"1"}
+    assert "no text the model can read" in response.json()["1"]["context"][0]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [([], "may not be empty"), ([KIT_HO] * 33, "no more than 32")],
+)
+def test_api_batch_size_is_limited(client, tiny_model_settings, data, message):
+    response = post_json(client, data)
+    assert response.status_code == 400
+    assert message in json.dumps(response.json())
+
+
+def test_api_malformed_json_is_a_400(client, tiny_model_settings):
+    response = client.post("/api/answer/", "{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert "JSON parse error" in response.json()["detail"]
+
+
+def test_api_non_object_json_is_a_400(client, tiny_model_settings):
+    response = post_json(client, "just a string")
+    assert response.status_code == 400
+
+
+def test_api_unsupported_content_type_is_a_415(client, tiny_model_settings):
+    response = client.post("/api/answer/", "question=x", content_type="text/plain")
+    assert response.status_code == 415
+
+
+def test_api_body_over_the_upload_limit_is_a_413(client, tiny_model_settings, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = post_json(client, {**KIT_HO, "context": "x" * 2000})
+    assert response.status_code == 413
+    assert "1000 bytes" in response.json()["detail"]
+
+
+def test_api_accepts_the_browsable_api_form_post(client, tiny_model_settings):
+    response = client.post("/api/answer/", {**KIT_HO, "top_k": 2})
+    assert response.status_code == 200
+    assert response.json()["answers"]
+
+
+def test_api_model_unavailable_is_a_503_with_retry_after(client, broken_model_settings):
+    response = post_json(client, KIT_HO)
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) >= 1
+    detail = response.json()["detail"]
+    assert detail == "The model directory does not exist."
+    assert "missing-model" not in detail
+
+
+def test_api_model_unavailable_shows_paths_only_in_debug(client, broken_model_settings):
+    broken_model_settings.DEBUG = True
+    response = post_json(client, KIT_HO)
+    assert response.status_code == 503
+    assert "missing-model" in response.json()["detail"]
+
+
+def test_api_get_shows_the_browsable_api_with_a_form(client):
+    response = client.get("/api/answer/", HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'name="question"' in html and 'name="context"' in html
+    assert "/static/rest_framework/" in html
+
+
+def test_browsable_api_static_files_are_served_without_debug(client, settings):
+    assert settings.DEBUG is False
+    response = client.get("/static/rest_framework/css/bootstrap.min.css")
+    assert response.status_code == 200
+
+
+def test_api_get_as_json_explains_usage(client):
+    body = client.get("/api/answer/", HTTP_ACCEPT="application/json").json()
+    assert body["limits"]["context_chars"] == 20_000
+    assert body["example"]["question"] == "What is my name?"
+
+
+def test_api_wrong_method_is_a_405(client):
+    assert client.put("/api/answer/", "{}", content_type="application/json").status_code == 405
+
+
+# --- health and schema ------------------------------------------------------------------------
+
+
+def test_health_reports_the_model_state(client, tiny_model_settings):
+    post_json(client, KIT_HO)
+    body = client.get("/api/health/").json()
+    assert body == {"model": tiny_model_settings.QA_MODEL_NAME, "state": "ready", "error": None}
+
+
+def test_health_says_why_the_model_failed(client, broken_model_settings):
+    post_json(client, KIT_HO)
+    response = client.get("/api/health/")
+    assert response.status_code == 503
+    assert response.json()["state"] == "failed"
+    assert response.json()["error"] == "The model directory does not exist."
+
+
+def test_schema_describes_request_and_response(client):
+    response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    schema = response.json()
+    components = schema["components"]["schemas"]
+    request = components["AnswerRequest"]
+    assert request["required"] == ["context", "question"]
+    assert request["properties"]["question"]["maxLength"] == 500
+    assert request["properties"]["top_k"]["maximum"] == 20
+    assert set(components["AnswerResponse"]["properties"]) == {
+        "answer", "score", "start", "end", "no_answer", "answers",
+    }
+    post = schema["paths"]["/api/answer/"]["post"]
+    assert {"200", "400", "413", "503"} <= set(post["responses"])
+
+
+# --- HTML form --------------------------------------------------------------------------------
+
+
+def test_form_page_offers_the_example(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "What is my name?" in html and "Kit-Ho Mak" in html
+    assert "csrfmiddlewaretoken" in html
+    assert "up to 500 characters" in html and "up to 20000 characters" in html
+    assert response.cookies["csrftoken"]
+
+
+def test_form_post_highlights_the_answer_in_the_context(client, tiny_model_settings):
+    response = client.post("/", {**KIT_HO, "top_k": 3})
+    assert response.status_code == 200
+    result = response.context["result"]
+    assert KIT_HO["context"][result["start"] : result["end"]] == result["answer"]
+    html = response.content.decode()
+    assert f"<mark>{result['answer']}</mark>".replace("'", "&#x27;") in html
+
+
+def test_form_escapes_html_in_the_context(client, tiny_model_settings):
+    context = "<script>alert(1)</script> Paris is in France."
+    html = client.post("/", {"question": "Where?", "context": context, "top_k": 1}).content.decode()
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;" in html
+
+
+def test_form_shows_field_errors_inline(client, tiny_model_settings):
+    response = client.post("/", {"question": "  ", "context": "", "top_k": 1})
+    assert response.status_code == 200
+    assert response.context["result"] is None
+    html = response.content.decode()
+    assert "This field may not be blank." in html and "This field is required." in html
+
+
+def test_form_is_csrf_protected(tiny_model_settings):
+    from django.test import Client
+
+    response = Client(enforce_csrf_checks=True).post("/", {**KIT_HO, "top_k": 1})
+    assert response.status_code == 403
+
+
+def test_form_says_when_the_model_is_unavailable(client, broken_model_settings):
+    response = client.post("/", {**KIT_HO, "top_k": 1})
+    assert response.status_code == 503
+    assert "The model is not available right now." in response.content.decode()
+
+
+def test_only_cookie_set_is_csrftoken(client, tiny_model_settings):
+    responses = [client.get("/"), client.post("/", {**KIT_HO, "top_k": 1}), post_json(client, KIT_HO)]
+    for response in responses:
+        assert set(response.cookies) <= {"csrftoken"}
+
+
+def test_rendering_the_page_imports_no_torch(settings):
+    code = (
+        "import django, os, sys;"
+        "os.environ['DJANGO_SETTINGS_MODULE'] = 'qasite.settings';"
+        "django.setup();"
+        "from django.test.utils import setup_test_environment; setup_test_environment();"
+        "from django.test import Client;"
+        "assert Client().get('/').status_code == 200;"
+        "assert Client().get('/api/health/').status_code == 200;"
+        "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=settings.BASE_DIR
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]

@@ -30,8 +30,18 @@ DEBUG = env_bool("DJANGO_DEBUG")
 # process is safe when none is configured.
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or get_random_secret_key()
 
+# Behind CloudFront, Host is API Gateway's and Origin is CloudFront's (or your domain's): list the
+# first in DJANGO_ALLOWED_HOSTS and the second, with https://, in DJANGO_CSRF_TRUSTED_ORIGINS.
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+# DJANGO_HTTPS=1: served over HTTPS by a TLS-terminating proxy (API Gateway, CloudFront, a load
+# balancer) that sets X-Forwarded-Proto. Then cookies are HTTPS-only and browsers get HSTS.
+if env_bool("DJANGO_HTTPS"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000)
 
 INSTALLED_APPS = [
     "django.contrib.staticfiles",

@@ -2,9 +2,13 @@
 real trained model and SQuAD sample from ../shared when they are there."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+
+# No test may reach the network: a hub id fails at once instead of trying to download.
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 REAL_MODEL = SHARED / "models" / "qa-minilm-squad"

@@ -1,0 +1,95 @@
+"""AWS Lambda entry point: API Gateway (HTTP API v2, REST API v1), ALB and function URL events.
+
+Importing this module is Lambda's init phase, so it loads the model here: init (and a SnapStart
+snapshot) pays for the load, not the first user. Only /tmp is writable on Lambda, so every cache
+is pointed there before anything that might write one is imported.
+
+Run it locally on an event file: ``python -m qasite.lambda_handler events/http-api-v2-get-index.json``.
+"""
+
+import os
+import sys
+
+for _variable, _path in [
+    ("HF_HOME", "/tmp/huggingface"),
+    ("XDG_CACHE_HOME", "/tmp/cache"),
+    ("MPLCONFIGDIR", "/tmp/matplotlib"),
+    ("TORCHINDUCTOR_CACHE_DIR", "/tmp/torchinductor"),
+]:
+    os.environ.setdefault(_variable, _path)
+sys.dont_write_bytecode = True
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qasite.settings")
+
+import binascii  # noqa: E402
+import contextlib  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+
+from apig_wsgi import make_lambda_handler  # noqa: E402
+from django.core.wsgi import get_wsgi_application  # noqa: E402
+
+from qa.loading import ModelLoadError  # noqa: E402
+from qa.services import lazy_answerer  # noqa: E402
+
+wsgi_handler = make_lambda_handler(get_wsgi_application(), binary_support=True)
+
+try:
+    lazy_answerer().get()
+except ModelLoadError:
+    pass  # remembered: health reports it, requests answer 503 and retry the load later
+
+_cold = True
+
+
+def is_keep_warm(event: dict) -> bool:
+    """A scheduled EventBridge ping (or the equivalent custom event serverless.yml sends)."""
+    return event.get("source") == "aws.events" or event.get("keep_warm") is True
+
+
+def request_line(event: dict) -> tuple[str, str]:
+    """Method and path of any of the event shapes apig-wsgi understands."""
+    http = event.get("requestContext", {}).get("http")
+    if http:  # HTTP API payload 2.0 and function URLs
+        return http.get("method", "?"), event.get("rawPath", "?")
+    return event.get("httpMethod", "?"), event.get("path", "?")
+
+
+def handler(event: dict, context) -> dict:
+    global _cold
+    if is_keep_warm(event):
+        return {"warm": True}
+    cold, _cold = _cold, False
+    started = time.perf_counter()
+    try:
+        response = wsgi_handler(event, context)
+    except binascii.Error:
+        response = {
+            "statusCode": 400,
+            "headers": {"Content-Type": "application/json"},
+            "body": json.dumps({"detail": "The request body is not valid base64."}),
+            "isBase64Encoded": False,
+        }
+    method, path = request_line(event)
+    # One line per request for CloudWatch; never the question, context or answer.
+    print(
+        json.dumps(
+            {
+                "method": method,
+                "path": path,
+                "status": response.get("statusCode"),
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "cold_start": cold,
+                "request_id": getattr(context, "aws_request_id", None),
+            }
+        ),
+        flush=True,
+    )
+    return response
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1], encoding="utf-8") as event_file:
+        event = json.load(event_file)
+    with contextlib.redirect_stdout(sys.stderr):  # the log line; stdout gets the response only
+        response = handler(event, None)
+    print(json.dumps(response, indent=2))

@@ -1,0 +1,252 @@
+"""Real-shaped API Gateway, ALB and function URL events through the real Lambda handler."""
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from qasite import lambda_handler
+
+EVENTS = Path(__file__).resolve().parent.parent / "events"
+KINDS = ["http-api-v2", "rest-api-v1", "alb", "function-url"]
+V2_KINDS = {"http-api-v2", "function-url"}
+KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
+CSRF_SECRET = "k" * 32
+CLOUDFRONT = "https://d111111abcdef8.cloudfront.net"
+
+
+def make_event(kind, method="GET", path="/", *, body=None, headers=None, cookies=None, b64=False):
+    """One of the events/ fixtures, changed to carry another request."""
+    event = json.loads((EVENTS / f"{kind}.json").read_text())
+    headers = {name.lower(): value for name, value in (headers or {}).items()}
+    if body is not None:
+        raw = body.encode()
+        headers["content-length"] = str(len(raw))
+        event["body"] = base64.b64encode(raw).decode() if b64 else body
+        event["isBase64Encoded"] = b64
+    if kind in V2_KINDS:
+        event["rawPath"] = event["requestContext"]["http"]["path"] = path
+        event["requestContext"]["http"]["method"] = method
+        event["cookies"] = [f"{name}={value}" for name, value in (cookies or {}).items()]
+        event["headers"].update(headers)
+    else:
+        event["path"] = path
+        event["httpMethod"] = method
+        if cookies:
+            headers["cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
+        event["headers"].update(headers)
+        if "multiValueHeaders" in event:
+            event["multiValueHeaders"].update({name: [value] for name, value in headers.items()})
+    return event
+
+
+def header(response, name):
+    """A response header, whichever of headers / multiValueHeaders the event shape uses."""
+    for key, value in response.get("headers", {}).items():
+        if key.lower() == name.lower():
+            return value
+    for key, values in response.get("multiValueHeaders", {}).items():
+        if key.lower() == name.lower():
+            return values[0]
+    return None
+
+
+def set_cookies(response) -> list[str]:
+    if "cookies" in response:
+        return response["cookies"]
+    values = [v for k, vs in response.get("multiValueHeaders", {}).items() if k.lower() == "set-cookie" for v in vs]
+    return values or [v for k, v in response.get("headers", {}).items() if k.lower() == "set-cookie"]
+
+
+def body_of(response) -> str:
+    body = response.get("body", "")
+    return base64.b64decode(body).decode() if response.get("isBase64Encoded") else body
+
+
+@pytest.fixture
+def lambda_settings(tiny_model_settings):
+    settings = tiny_model_settings
+    settings.ALLOWED_HOSTS = [
+        ".execute-api.eu-west-1.amazonaws.com",
+        ".lambda-url.eu-west-1.on.aws",
+        ".elb.amazonaws.com",
+    ]
+    settings.CSRF_TRUSTED_ORIGINS = [CLOUDFRONT]
+    return settings
+
+
+class Context:
+    aws_request_id = "6f1e5c3a-0d5b-4a77-9c2e-1b3d5f7a9c11"
+
+
+def invoke(event):
+    return lambda_handler.handler(event, Context())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_page_is_served_with_the_csrf_cookie(lambda_settings, kind):
+    response = invoke(make_event(kind))
+    assert response["statusCode"] == 200
+    assert header(response, "Content-Type").startswith("text/html")
+    assert 'name="csrfmiddlewaretoken"' in body_of(response)
+    cookies = set_cookies(response)
+    assert len(cookies) == 1 and cookies[0].strip().startswith("csrftoken=")
+    if kind in V2_KINDS:
+        assert "cookies" in response  # payload 2.0 returns cookies apart from headers
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("b64", [False, True])
+def test_json_api_answers(lambda_settings, kind, b64):
+    event = make_event(
+        kind, "POST", "/api/answer/", body=json.dumps({**KIT_HO, "top_k": 2}),
+        headers={"Content-Type": "application/json", "Accept": "application/json"}, b64=b64,
+    )
+    response = invoke(event)
+    assert response["statusCode"] == 200, body_of(response)
+    assert header(response, "Content-Type") == "application/json"
+    answer = json.loads(body_of(response))
+    assert KIT_HO["context"][answer["start"] : answer["end"]] == answer["answer"]
+    assert len(answer["answers"]) <= 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_form_post_with_csrf_cookie_and_token(lambda_settings, kind):
+    form = f"question=What+is+my+name%3F&context=I%27m+Kit-Ho+Mak.&top_k=1&csrfmiddlewaretoken={CSRF_SECRET}"
+    event = make_event(
+        kind, "POST", "/", body=form, cookies={"csrftoken": CSRF_SECRET},
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": CLOUDFRONT},
+    )
+    response = invoke(event)
+    assert response["statusCode"] == 200, body_of(response)[:500]
+    assert "<mark>" in body_of(response)
+
+
+@pytest.mark.parametrize(
+    ("origin", "token", "status"),
+    [(CLOUDFRONT, None, 403), ("https://evil.example", CSRF_SECRET, 403), (CLOUDFRONT, CSRF_SECRET, 200)],
+)
+def test_form_csrf_check_passes_only_for_the_trusted_origin_with_a_token(
+    lambda_settings, origin, token, status
+):
+    form = "question=Who%3F&context=Kit&top_k=1" + (f"&csrfmiddlewaretoken={token}" if token else "")
+    event = make_event(
+        "http-api-v2", "POST", "/", body=form, cookies={"csrftoken": CSRF_SECRET},
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": origin},
+    )
+    assert invoke(event)["statusCode"] == status
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_browsable_api_health_and_404(lambda_settings, kind):
+    browsable = invoke(make_event(kind, path="/api/answer/", headers={"Accept": "text/html"}))
+    assert browsable["statusCode"] == 200
+    assert 'name="question"' in body_of(browsable)
+    health = invoke(make_event(kind, path="/api/health/", headers={"Accept": "application/json"}))
+    assert health["statusCode"] == 200
+    assert json.loads(body_of(health))["model"] == lambda_settings.QA_MODEL_NAME
+    assert invoke(make_event(kind, path="/no/such/page/"))["statusCode"] == 404
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_static_files_are_served(lambda_settings, kind):
+    response = invoke(make_event(kind, path="/static/qa/site.css"))
+    assert response["statusCode"] == 200
+    assert "mark" in body_of(response)
+
+
+def test_unknown_host_is_refused(lambda_settings):
+    event = make_event("http-api-v2", headers={"Host": "attacker.example"})
+    assert invoke(event)["statusCode"] == 400
+
+
+def test_body_that_is_not_base64_is_a_400(lambda_settings):
+    event = make_event("http-api-v2", "POST", "/api/answer/", body="{}", headers={"Content-Type": "application/json"})
+    event["body"], event["isBase64Encoded"] = "not base64!!!", True
+    response = invoke(event)
+    assert response["statusCode"] == 400
+    assert "base64" in response["body"]
+
+
+def test_keep_warm_never_reaches_django(monkeypatch):
+    monkeypatch.setattr(lambda_handler, "wsgi_handler", lambda *args: pytest.fail("Django ran"))
+    event = json.loads((EVENTS / "keep-warm.json").read_text())
+    assert lambda_handler.handler(event, Context()) == {"warm": True}
+
+
+def test_one_json_log_line_per_request_without_user_text(lambda_settings, capsys, monkeypatch):
+    monkeypatch.setattr(lambda_handler, "_cold", True)
+    marker = "Zyxwvut-unique-marker"
+    event = make_event(
+        "http-api-v2", "POST", "/api/answer/",
+        body=json.dumps({"question": f"{marker}?", "context": f"{marker} lives here."}),
+        headers={"Content-Type": "application/json"},
+    )
+    invoke(event)
+    invoke(event)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    first, second = map(json.loads, lines)
+    assert first == {
+        "method": "POST", "path": "/api/answer/", "status": 200,
+        "duration_ms": first["duration_ms"], "cold_start": True,
+        "request_id": Context.aws_request_id,
+    }
+    assert second["cold_start"] is False
+    assert marker not in "".join(lines)
+
+
+def test_run_on_an_event_file_from_the_command_line(real_model_dir, tmp_path):
+    """A fresh interpreter loads the model at import, answers, and writes only in its temp dir."""
+    repo = Path(__file__).resolve().parent.parent
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        allowed = {str(tmp_path)!r}
+        writes = []
+        def audit(event, args):
+            if event == "open" and args[0] is not None and not isinstance(args[0], int):
+                mode, flags = args[1], args[2]
+                writing = (mode and any(c in mode for c in "wax+")) or (flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+                if writing and not os.path.realpath(args[0]).startswith(allowed):
+                    writes.append(args[0])
+            elif event in ("os.mkdir", "os.rename", "os.replace", "os.remove", "shutil.rmtree"):
+                if not os.path.realpath(str(args[0])).startswith(allowed):
+                    writes.append((event, args[0]))
+        sys.addaudithook(audit)
+        sys.argv = ["lambda_handler", {str(EVENTS / "http-api-v2-post-answer.json")!r}]
+        import runpy
+        runpy.run_module("qasite.lambda_handler", run_name="__main__")
+        print("WRITES", writes, file=sys.stderr)
+        """
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "TMPDIR": str(tmp_path),
+        "HF_HOME": str(tmp_path / "hf"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "MPLCONFIGDIR": str(tmp_path / "mpl"),
+        "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor"),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",  # as the Dockerfile sets it
+        "QA_MODEL": str(real_model_dir),
+        "DJANGO_ALLOWED_HOSTS": ".execute-api.eu-west-1.amazonaws.com",
+        "PYTHONPATH": str(repo),
+    }
+    before = {path: path.stat().st_mtime_ns for path in repo.rglob("*") if ".git" not in path.parts}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    response = json.loads(result.stdout)
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["answer"] == "Kit-Ho Mak"
+    assert "WRITES []" in result.stderr, result.stderr
+    after = {path: path.stat().st_mtime_ns for path in repo.rglob("*") if ".git" not in path.parts}
+    assert after == before

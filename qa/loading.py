@@ -17,7 +17,7 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
 
-from qa.engine import QuestionAnswerer, SpecialTokens
+from qa.engine import DEFAULT_MAX_SEQ_LEN, QuestionAnswerer, SpecialTokens
 
 logger = logging.getLogger(__name__)
 
@@ -99,10 +99,16 @@ def _wordpiece_tokenizer(vocab: Path, *, lowercase: bool, special: dict[str, str
     return tokenizer
 
 
-def load_tokenizer(directory: Path) -> tuple[Tokenizer, SpecialTokens, int | None]:
-    """The fast tokenizer, its [CLS]/[PAD] ids and the longest input it declares (if any)."""
+def tokenizer_config(directory: Path) -> dict:
+    """The tokenizer's settings and special tokens, from whichever of the two files exist."""
     config = _read_json(directory / "tokenizer_config.json")
     config.update(_read_json(directory / "special_tokens_map.json"))
+    return config
+
+
+def load_tokenizer(directory: Path) -> tuple[Tokenizer, SpecialTokens, int | None]:
+    """The fast tokenizer, its [CLS]/[PAD] ids and the longest input it declares (if any)."""
+    config = tokenizer_config(directory)
     if config.get("padding_side", "right") != "right":
         raise ModelLoadError("Only tokenizers that put the question first are supported.")
     special = {
@@ -163,6 +169,12 @@ def load_model(directory: Path):
     return model.eval()
 
 
+def _longest_input(declared: int | None, model) -> int:
+    """The longest input both the tokenizer (if it says) and the model's positions allow."""
+    positions = getattr(model.config, "max_position_embeddings", None)
+    return min((length for length in (declared, positions) if length), default=DEFAULT_MAX_SEQ_LEN)
+
+
 def torch_forward(model) -> Callable:
     """The engine's forward function: numpy batches in, numpy logits out, no autograd."""
     import torch
@@ -196,16 +208,27 @@ def load_answerer(model: str, *, threads: int) -> QuestionAnswerer:
             "The tokenizer does not match the model (its vocabulary is larger than the model's).",
             f"{tokenizer.get_vocab_size()} > {torch_model.config.vocab_size}",
         )
-    positions = getattr(torch_model.config, "max_position_embeddings", None)
-    max_length = min(
-        length for length in (declared_max_length, positions) if length
-    )
     return QuestionAnswerer(
         tokenizer=tokenizer,
         forward=torch_forward(torch_model),
         special_tokens=special_tokens,
-        model_max_length=max_length,
+        model_max_length=_longest_input(declared_max_length, torch_model),
     )
+
+
+def save_for_serving(source: Path, output: Path) -> None:
+    """Write ``source`` in the modern layout: safetensors weights and a fast ``tokenizer.json``.
+
+    Such a directory loads without converting anything, which keeps cold starts short.
+    """
+    tokenizer, _, declared_max_length = load_tokenizer(source)
+    model = load_model(source)
+    output.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output)
+    tokenizer.save(str(output / "tokenizer.json"))
+    config = tokenizer_config(source)
+    config["model_max_length"] = _longest_input(declared_max_length, model)
+    (output / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
 
 
 class LazyAnswerer:

@@ -33,15 +33,16 @@ def make_event(kind, method="GET", path="/", *, body=None, headers=None, cookies
         event["rawPath"] = event["requestContext"]["http"]["path"] = path
         event["requestContext"]["http"]["method"] = method
         event["cookies"] = [f"{name}={value}" for name, value in (cookies or {}).items()]
-        event["headers"].update(headers)
     else:
         event["path"] = path
         event["httpMethod"] = method
         if cookies:
             headers["cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
-        event["headers"].update(headers)
-        if "multiValueHeaders" in event:
-            event["multiValueHeaders"].update({name: [value] for name, value in headers.items()})
+    for key in ("headers", "multiValueHeaders"):
+        if key in event:
+            kept = {k: v for k, v in event[key].items() if k.lower() not in headers}
+            added = headers if key == "headers" else {k: [v] for k, v in headers.items()}
+            event[key] = {**kept, **added}
     return event
 
 

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Put the app and a baked model into a runtime tree made by build-runtime.sh, as the image does,
+# and compile all bytecode (Lambda's file system is read-only, so none is written at run time).
+#   usage: docker/assemble.sh TARGET MODEL   (MODEL: hub id, or a local model directory)
+set -euo pipefail
+target=$1
+model=$2
+here=$(cd "$(dirname "$0")/.." && pwd)
+python=${PYTHON:-python3}
+
+cp -r "$here"/manage.py "$here"/qasite "$here"/qa "$here"/templates "$target"/
+find "$target"/qasite "$target"/qa -type d -name __pycache__ -prune -exec rm -rf {} +
+PYTHONPATH="$target" DJANGO_SETTINGS_MODULE=qasite.settings \
+    "$python" -S "$target"/manage.py fetch_model --model "$model" --output "$target"/model
+# (torch's py312_intrinsics test helper is Python 3.12 syntax: skipped when building on 3.11.)
+"$python" -m compileall -q -j 0 -x py312_intrinsics "$target" >/dev/null
+
+echo "runtime tree: $(du -sm "$target" | cut -f1) MB with app, model and bytecode;" \
+    "$(tar -C "$target" -cf - . | gzip -6 | wc -c | awk '{printf "%.0f", $1 / 1048576}') MB gzipped"

@@ -1,0 +1,114 @@
+"""serverless.yml packages offline to valid CloudFormation, and the Dockerfile lints clean."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SERVERLESS = REPO / "node_modules" / ".bin" / "serverless"
+IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/qasite@sha256:" + "0" * 64
+BIN = Path(sys.executable).parent
+
+
+def package(tmp_path: Path, *params: str) -> dict:
+    """`serverless package` with no AWS credentials at all; the generated template."""
+    if not SERVERLESS.is_file():
+        pytest.skip("osls is not installed: `make test` runs npm ci")
+    shutil.copy(REPO / "serverless.yml", tmp_path)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "SLS_TELEMETRY_DISABLED": "1",
+    }
+    args = [str(SERVERLESS), "package", f"--param=imageUri={IMAGE}"]
+    args += [f"--param={param}" for param in params]
+    result = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return tmp_path / ".serverless" / "cloudformation-template-update-stack.json"
+
+
+def cfn_lint(template: Path) -> None:
+    # W3005: the framework adds a DependsOn that a Ref already implies; harmless, not ours.
+    result = subprocess.run(
+        [str(BIN / "cfn-lint"), "--ignore-checks", "W3005", "--", str(template)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def default_template(tmp_path_factory):
+    path = package(tmp_path_factory.mktemp("sls"))
+    return path, json.loads(path.read_text())
+
+
+def test_default_template_passes_cfn_lint(default_template):
+    cfn_lint(default_template[0])
+
+
+def test_function_runs_the_image_by_digest_with_chosen_limits(default_template):
+    function = default_template[1]["Resources"]["WebLambdaFunction"]["Properties"]
+    assert function["PackageType"] == "Image"
+    assert function["Code"] == {"ImageUri": IMAGE}
+    assert function["Timeout"] < 30 and function["MemorySize"] == 2048
+    assert function["ReservedConcurrentExecutions"] == 20
+    assert "SnapStart" not in function
+    environment = json.dumps(function["Environment"])
+    assert "{{resolve:ssm:/qasite/prod/django-secret-key}}" in environment
+    assert "DJANGO_CSRF_TRUSTED_ORIGINS" in environment and "CloudFrontDistribution" in environment
+
+
+def test_role_may_only_write_logs(default_template):
+    resources = default_template[1]["Resources"]
+    statements = [
+        statement
+        for policy in resources["IamRoleLambdaExecution"]["Properties"]["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+    ]
+    actions = {action for statement in statements for action in statement["Action"]}
+    assert actions and all(action.startswith("logs:") for action in actions)
+
+
+def test_cloudfront_fronts_the_http_api_without_caching_the_app(default_template):
+    resources = default_template[1]["Resources"]
+    config = resources["CloudFrontDistribution"]["Properties"]["DistributionConfig"]
+    behaviour = config["DefaultCacheBehavior"]
+    assert behaviour["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert behaviour["CachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # CachingDisabled
+    assert behaviour["OriginRequestPolicyId"] == "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+    assert behaviour["Compress"] is True
+    assert "HttpApi" in json.dumps(config["Origins"])
+    assert "CloudFrontUrl" in default_template[1]["Outputs"]
+    stage = resources["HttpApiStage"]["Properties"]["DefaultRouteSettings"]
+    assert stage == {"ThrottlingRateLimit": 50, "ThrottlingBurstLimit": 100}
+    assert resources["WebLogGroup"]["Properties"]["RetentionInDays"] == 14
+    assert resources["WebEventsRuleSchedule1"]["Properties"]["State"] == "DISABLED"
+
+
+def test_keep_warm_and_snapstart_are_parameters(tmp_path):
+    path = package(tmp_path, "keepWarm=true", "snapStart=true", "reservedConcurrency=5")
+    cfn_lint(path)
+    resources = json.loads(path.read_text())["Resources"]
+    assert resources["WebEventsRuleSchedule1"]["Properties"]["State"] == "ENABLED"
+    function = resources["WebLambdaFunction"]["Properties"]
+    assert function["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert function["ReservedConcurrentExecutions"] == 5
+
+
+def test_no_secret_in_the_files():
+    text = (REPO / "serverless.yml").read_text()
+    assert "DJANGO_SECRET_KEY: \"{{resolve:ssm:" in text
+
+
+def test_dockerfile_passes_hadolint():
+    result = subprocess.run(
+        [str(BIN / "hadolint"), str(REPO / "Dockerfile")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,41 @@
+"""`python manage.py fetch_model`: bake a model directory that serves offline."""
+
+import io
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from qa.loading import load_answerer
+
+
+def fetch(*args) -> str:
+    out = io.StringIO()
+    call_command("fetch_model", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_legacy_layout_becomes_safetensors_and_a_fast_tokenizer(legacy_model_dir, tmp_path):
+    output = tmp_path / "baked"
+    report = fetch("--model", str(legacy_model_dir), "--output", str(output))
+    assert sorted(path.name for path in output.iterdir()) == [
+        "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+    ]
+    assert "What is my name?" in report
+    assert json.loads((output / "tokenizer_config.json").read_text())["model_max_length"] == 512
+    context = "I'm Kit-Ho Mak. I come from Hong Kong and the city is long."
+    original = load_answerer(str(legacy_model_dir), threads=1).answer("Who?", context)
+    baked = load_answerer(str(output), threads=1).answer("Who?", context)
+    assert baked == original
+
+
+def test_the_default_source_is_the_qa_model_setting(settings, modern_model_dir, tmp_path):
+    settings.QA_MODEL = str(modern_model_dir)
+    fetch("--output", str(tmp_path / "baked"))
+    assert (tmp_path / "baked" / "model.safetensors").is_file()
+
+
+def test_offline_hub_id_fails_with_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(CommandError, match="could not be downloaded from the Hugging Face hub"):
+        fetch("--model", "mrm8488/bert-tiny-5-finetuned-squadv2", "--output", str(tmp_path / "out"))

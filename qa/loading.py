@@ -175,27 +175,79 @@ def _longest_input(declared: int | None, model) -> int:
     return min((length for length in (declared, positions) if length), default=DEFAULT_MAX_SEQ_LEN)
 
 
-def torch_forward(model) -> Callable:
-    """The engine's forward function: numpy batches in, numpy logits out, no autograd."""
+def torch_forward(model, *, trace: bool) -> Callable:
+    """The engine's forward function: numpy batches in, numpy logits out, no autograd.
+
+    With ``trace``, the model is traced once with TorchScript and frozen: the same arithmetic
+    without transformers' Python dispatch per layer, which is most of the cost of a short input.
+    If tracing fails or disagrees with the model, the model runs as it is.
+    """
     import torch
 
     takes_token_types = "token_type_ids" in inspect.signature(model.forward).parameters
 
+    def eager(*inputs):
+        output = model(*inputs)
+        return output.start_logits, output.end_logits
+
+    run = _traced(model, eager, with_token_types=takes_token_types) if trace else eager
+
     def forward(input_ids, attention_mask, token_type_ids):
-        inputs = {
-            "input_ids": torch.from_numpy(input_ids),
-            "attention_mask": torch.from_numpy(attention_mask),
-        }
+        inputs = [torch.from_numpy(input_ids), torch.from_numpy(attention_mask)]
         if takes_token_types:
-            inputs["token_type_ids"] = torch.from_numpy(token_type_ids)
+            inputs.append(torch.from_numpy(token_type_ids))
         with torch.inference_mode():
-            output = model(**inputs)
-        return output.start_logits.float().numpy(), output.end_logits.float().numpy()
+            start, end = run(*inputs)
+        return start.float().numpy(), end.float().numpy()
 
     return forward
 
 
-def load_answerer(model: str, *, threads: int) -> QuestionAnswerer:
+def _example_batch(batch: int, length: int, *, with_token_types: bool) -> list:
+    """Token ids of a right-padded batch (the last row half padding), as the engine builds."""
+    import torch
+
+    generator = torch.Generator().manual_seed(batch * 1000 + length)
+    input_ids = torch.randint(100, 1000, (batch, length), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[-1, length // 2 :] = 0
+    inputs = [input_ids * attention_mask, attention_mask]
+    if with_token_types:
+        token_type_ids = torch.zeros_like(input_ids)
+        token_type_ids[:, length // 4 :] = 1
+        inputs.append(token_type_ids * attention_mask)
+    return inputs
+
+
+def _traced(model, eager: Callable, *, with_token_types: bool) -> Callable:
+    import warnings
+
+    import torch
+
+    class Logits(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs):
+            return eager(*inputs)
+
+    try:
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TracerWarnings about Python values in the model
+            example = _example_batch(2, 24, with_token_types=with_token_types)
+            traced = torch.jit.freeze(torch.jit.trace(Logits().eval(), example, strict=False))
+            probe = _example_batch(3, 57, with_token_types=with_token_types)
+            for got, expected in zip(traced(*probe), eager(*probe)):
+                if not torch.allclose(got, expected, atol=1e-5, rtol=0):
+                    raise ValueError("the traced model disagrees with the model")
+    except Exception as error:  # any model TorchScript cannot trace: run it as it is
+        logger.warning("QA model runs untraced: %s", error)
+        return eager
+    return traced
+
+
+def load_answerer(model: str, *, threads: int, trace: bool = True) -> QuestionAnswerer:
     """Everything needed to answer, from a hub id or a directory."""
     import torch
 
@@ -210,7 +262,7 @@ def load_answerer(model: str, *, threads: int) -> QuestionAnswerer:
         )
     return QuestionAnswerer(
         tokenizer=tokenizer,
-        forward=torch_forward(torch_model),
+        forward=torch_forward(torch_model, trace=trace),
         special_tokens=special_tokens,
         model_max_length=_longest_input(declared_max_length, torch_model),
     )

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from qa.engine import Options
 from qa.loading import (
     LazyAnswerer,
     ModelLoadError,
@@ -155,3 +156,26 @@ def test_unexpected_loading_bug_becomes_a_load_error():
     holder = LazyAnswerer(lambda: 1 / 0)
     with pytest.raises(ModelLoadError, match="could not be loaded"):
         holder.get()
+
+
+def test_traced_model_answers_exactly_as_the_model_itself(modern_model_dir):
+    traced = load_answerer(str(modern_model_dir), threads=1)
+    eager = load_answerer(str(modern_model_dir), threads=1, trace=False)
+    context = "the river was long and the city was built in the year 1200. " * 30
+    for options in [Options(), Options(max_seq_len=64, doc_stride=16, top_k=5)]:
+        assert traced.answer("When was it built?", context, options) == eager.answer(
+            "When was it built?", context, options
+        )
+
+
+def test_a_model_that_cannot_be_traced_runs_as_it_is(modern_model_dir, monkeypatch, caplog):
+    import torch
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("cannot trace this")
+
+    monkeypatch.setattr(torch.jit, "trace", refuse)
+    answerer = load_answerer(str(modern_model_dir), threads=1)
+    assert "runs untraced: cannot trace this" in caplog.text
+    [best] = answerer.answer("Who?", "Kit-Ho Mak is here.")
+    assert "Kit-Ho Mak is here."[best.start : best.end] == best.answer

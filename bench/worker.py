@@ -1,0 +1,121 @@
+"""One side of a benchmark, run in its own process: qasite (this repo's venv) or the reference
+(transformers v4's pipeline, in the reference venv). Reads JSON commands on stdin, one per line,
+and answers each with one JSON line on stdout.
+
+    python bench/worker.py qasite-engine|qasite-handler|ref-pipeline|ref-wsgi MODEL_DIR
+"""
+
+import io
+import json
+import os
+import resource
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def qasite_engine(model_dir):
+    sys.path.insert(0, ROOT)
+    from qa.engine import Options
+    from qa.loading import load_answerer
+
+    answerer = load_answerer(model_dir, threads=1)
+
+    def answer(question, context, **options):
+        return [vars(a) for a in answerer.answer(question, context, Options(**options))]
+
+    return answer
+
+
+def qasite_handler(model_dir):
+    """The real Lambda handler, fed HTTP API v2 events."""
+    sys.path.insert(0, ROOT)
+    os.environ.update(QA_MODEL=model_dir, DJANGO_ALLOWED_HOSTS="*", QA_TORCH_THREADS="1")
+    with open(os.path.join(ROOT, "events", "http-api-v2-post-answer.json")) as file:
+        template = json.load(file)
+    from qasite import lambda_handler
+
+    def answer(question, context, **options):
+        event = dict(template, body=json.dumps({"question": question, "context": context, **options}))
+        with _quiet():
+            response = lambda_handler.handler(event, None)
+        return json.loads(response["body"])
+
+    return answer
+
+
+def ref_pipeline(model_dir):
+    import torch
+    from transformers import pipeline
+
+    torch.set_num_threads(1)
+    qa = pipeline("question-answering", model=model_dir)
+
+    def answer(question, context, **options):
+        result = qa(question=question, context=context, **options)
+        return result if isinstance(result, list) else [result]
+
+    return answer
+
+
+def ref_wsgi(model_dir):
+    """The old demo's way of serving: a WSGI app around the pipeline, called with a WSGI environ."""
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    os.environ["QA_MODEL"] = model_dir
+    from reference_app import application
+
+    def answer(question, context, **options):
+        body = json.dumps({"question": question, "context": context, **options}).encode()
+        environ = {
+            "REQUEST_METHOD": "POST", "PATH_INFO": "/answer", "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
+            "SERVER_NAME": "localhost", "SERVER_PORT": "80", "wsgi.url_scheme": "http",
+        }
+        chunks = application(environ, lambda status, headers: None)
+        return json.loads(b"".join(chunks))
+
+    return answer
+
+
+class _quiet:
+    """The handler's request log line goes to stdout, which is our protocol channel."""
+
+    def __enter__(self):
+        self.stdout, sys.stdout = sys.stdout, sys.stderr
+
+    def __exit__(self, *exc):
+        sys.stdout = self.stdout
+
+
+SIDES = {
+    "qasite-engine": qasite_engine,
+    "qasite-handler": qasite_handler,
+    "ref-pipeline": ref_pipeline,
+    "ref-wsgi": ref_wsgi,
+}
+
+
+def main():
+    started = time.perf_counter()
+    side, model_dir = sys.argv[1], sys.argv[2]
+    answer = SIDES[side](model_dir)
+    print(json.dumps({"ready": time.perf_counter() - started}), flush=True)
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command["do"] == "answer":
+            result = answer(command["question"], command["context"], **command.get("options", {}))
+            print(json.dumps({"result": result}), flush=True)
+        elif command["do"] == "time":
+            durations = []
+            for _ in range(command["repeat"]):
+                begin = time.perf_counter()
+                answer(command["question"], command["context"])
+                durations.append(time.perf_counter() - begin)
+            print(json.dumps({"durations": durations}), flush=True)
+        elif command["do"] == "rss":
+            print(json.dumps({"max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

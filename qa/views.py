@@ -1,3 +1,5 @@
+import math
+
 from django.conf import settings
 from django.shortcuts import render
 from drf_spectacular.types import OpenApiTypes
@@ -19,10 +21,55 @@ from qa.serializers import (
 
 EXAMPLE = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
 
+# The page's example presets, by the slug of their ?example= link (which works without JavaScript).
+EXAMPLES = {
+    "kit-ho": {"title": "Kit-Ho Mak", **EXAMPLE},
+    "eiffel": {
+        "title": "Eiffel Tower",
+        "question": "When was the Eiffel Tower completed?",
+        "context": (
+            "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. "
+            "It is named after the engineer Gustave Eiffel, whose company designed and built the "
+            "tower from 1887 to 1889. It was completed in March 1889 as the centrepiece of the "
+            "World's Fair, and at 330 metres it was the tallest man-made structure in the world "
+            "until the Chrysler Building in New York City was finished in 1930."
+        ),
+    },
+    "photosynthesis": {
+        "title": "Photosynthesis",
+        "question": "What gas do plants release?",
+        "context": (
+            "Photosynthesis is the process by which green plants use sunlight to make food. In the "
+            "chloroplasts, light energy drives the conversion of carbon dioxide and water into "
+            "glucose. Oxygen is released as a by-product, which is why forests are sometimes "
+            "called the lungs of the planet."
+        ),
+    },
+    "no-answer": {
+        "title": "No answer",
+        "question": "Who was the first person on the Moon?",
+        "context": (
+            "Hong Kong is a special administrative region on the southern coast of China. It has "
+            "a population of about 7.5 million people and is one of the most densely populated "
+            "places in the world."
+        ),
+        "handle_impossible_answer": True,
+    },
+}
+
+
+def percent(score: float) -> int:
+    """A score as a whole percentage, clamped: merged multi-window scores can exceed 1 slightly."""
+    return min(100, max(0, math.floor(score * 100 + 0.5)))
+
 
 def index(request):
     """The HTML form; a POST re-renders it with the answer highlighted in the context."""
-    form = AskForm(request.POST or None, initial=EXAMPLE)
+    example = EXAMPLES.get(request.GET.get("example", ""), EXAMPLE)
+    form = AskForm(
+        request.POST or None,
+        initial={name: value for name, value in example.items() if name in AskForm.base_fields},
+    )
     result = unavailable = None
     if form.is_valid():
         try:
@@ -31,6 +78,10 @@ def index(request):
             form.add_error(error.field if error.field in form.fields else None, str(error))
         except services.ModelUnavailable as error:
             unavailable = str(error)
+    if result:
+        result["percent"] = percent(result["score"])
+        for candidate in result["answers"]:
+            candidate["percent"] = percent(candidate["score"])
     context = form.cleaned_data.get("context", "") if result else ""
     return render(
         request,
@@ -43,6 +94,7 @@ def index(request):
             "after": context[result["end"] :] if result else "",
             "max_question_chars": settings.QA_MAX_QUESTION_CHARS,
             "max_context_chars": settings.QA_MAX_CONTEXT_CHARS,
+            "examples": EXAMPLES,
         },
         status=503 if unavailable else 200,
     )

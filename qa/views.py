@@ -28,11 +28,12 @@ EXAMPLES = {
         "title": "Eiffel Tower",
         "question": "When was the Eiffel Tower completed?",
         "context": (
-            "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. "
-            "It is named after the engineer Gustave Eiffel, whose company designed and built the "
-            "tower from 1887 to 1889. It was completed in March 1889 as the centrepiece of the "
-            "World's Fair, and at 330 metres it was the tallest man-made structure in the world "
-            "until the Chrysler Building in New York City was finished in 1930."
+            "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, "
+            "France. It is named after the engineer Gustave Eiffel, whose company designed and "
+            "built the tower from 1887 to 1889. It was completed in March 1889 as the "
+            "centrepiece of the World's Fair, and at 330 metres it was the tallest man-made "
+            "structure in the world until the Chrysler Building in New York City was finished "
+            "in 1930."
         ),
     },
     "photosynthesis": {

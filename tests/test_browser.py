@@ -1,0 +1,326 @@
+"""The page in a real headless browser: Debian's Chromium driven by Playwright, against
+pytest-django's live server (a real threaded HTTP server in this process, so a test can stub
+qa.services to reach states the tiny random model cannot: no answer, warming up, a known span).
+
+No browser is downloaded: Playwright launches /usr/bin/chromium (`apt-get install chromium`;
+.ci/run installs it). Without it, or without the playwright package, these tests skip.
+Screenshots go to a temporary directory, or to $QA_SCREENSHOTS (e.g. `QA_SCREENSHOTS=docs`).
+"""
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from qa import services
+from tests.conftest import REAL_MODEL
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="no playwright (pip install -r requirements/dev.txt)"
+)
+expect = sync_api.expect
+
+CHROMIUM = Path(os.environ.get("QA_CHROMIUM", "/usr/bin/chromium"))
+AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
+
+expect.set_options(timeout=20_000)  # the first answer loads the model
+
+
+@pytest.fixture
+def transactional_db():
+    """live_server asks for it, to flush the database after each test; qasite has no database."""
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS, proxy=None
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_page(browser, live_server):
+    """Opens the page in a fresh browser context (viewport, JavaScript on or off)."""
+    contexts = []
+
+    def open_page(path="/", *, viewport=DESKTOP, javascript=True):
+        context = browser.new_context(viewport=viewport, java_script_enabled=javascript)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(live_server.url + path)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_page, tiny_model_settings):
+    return new_page()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory) -> Path:
+    directory = Path(os.environ.get("QA_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def stub_answer(monkeypatch, answer: str, score: float = 0.87):
+    """Make the service find `answer` in the context (exact Python offsets), or no answer if ""."""
+    calls = []
+
+    def answer_questions(*, requests):
+        calls.append(requests)
+        context = requests[0]["context"]
+        if answer:
+            start = context.index(answer)
+            best = {"answer": answer, "score": score, "start": start, "end": start + len(answer)}
+        else:
+            best = {"answer": "", "score": score, "start": 0, "end": 0}
+        best["no_answer"] = not answer
+        return [{**best, "answers": [dict(best)]}]
+
+    monkeypatch.setattr(services, "answer_questions", answer_questions)
+    return calls
+
+
+def ask(page, question, context, *, top_k=1):
+    page.fill("#id_question", question)
+    page.fill("#id_context", context)
+    page.fill("#id_top_k", str(top_k))
+    page.click("#ask-button")
+
+
+def run_axe(page) -> list[dict]:
+    """axe-core's serious and critical violations on the page as it is now."""
+    if not AXE.is_file():
+        pytest.skip(f"axe-core is not installed ({AXE}; run npm ci)")
+    page.add_script_tag(path=str(AXE))
+    results = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    assert results["testEngine"]["name"] == "axe-core"
+    if os.environ.get("QA_AXE_REPORT"):  # every impact, for a human to read
+        print(json.dumps([(v["id"], v["impact"], len(v["nodes"])) for v in results["violations"]]))
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
+        for v in results["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+# --- with JavaScript --------------------------------------------------------------------------
+
+
+def test_answer_is_fetched_and_highlighted_in_place(page):
+    page.evaluate("window.notReloaded = true")
+    with page.expect_response("**/api/answer/") as response_info:
+        ask(page, KIT_HO["question"], KIT_HO["context"], top_k=3)
+    body = response_info.value.json()
+    mark = page.locator("#result-body .context-highlight mark")
+    expect(mark).to_have_text(body["answer"])
+    expect(page.locator("#result-body .answer")).to_have_text(body["answer"])
+    expect(page.locator(".context-highlight")).to_have_text(KIT_HO["context"])
+    percent = min(100, round(body["score"] * 100))
+    expect(page.locator(".confidence-value")).to_have_text(f"{percent}%")
+    expect(page.locator("meter.bar")).to_have_attribute("value", str(percent))
+    expect(page.locator(".candidates li")).to_have_count(len(body["answers"]) - 1)
+    assert page.evaluate("window.notReloaded") is True
+    expect(page.locator("#id_question")).to_have_value(KIT_HO["question"])  # inputs kept
+    expect(page.locator("#ask-button")).to_have_attribute("aria-disabled", "false")
+
+
+def test_counters_follow_the_input(page):
+    counter = page.locator("#id_question-counter")
+    expect(counter).to_have_text("16 / 500 characters")  # the example question
+    page.fill("#id_question", "Who?")
+    expect(counter).to_have_text("4 / 500 characters")
+    page.fill("#id_question", "q" * 500)
+    expect(counter).to_have_text("500 / 500 characters, the limit")
+    expect(page.locator("#id_context-counter")).to_contain_text("/ 20000 characters")
+
+
+def test_no_answer_state_from_a_preset(page, monkeypatch):
+    stub_answer(monkeypatch, "", score=0.93)
+    page.get_by_role("link", name="No answer").click()
+    expect(page.locator("#id_question")).to_have_value("Who was the first person on the Moon?")
+    expect(page.get_by_role("switch")).to_be_checked()
+    page.click("#ask-button")
+    no_answer = page.locator("#result-body .answer-none")
+    expect(no_answer).to_have_text("No answer found in this context")
+    expect(page.locator("#result-body mark")).to_have_count(0)
+    expect(page.locator(".confidence-value")).to_have_text("93%")
+
+
+def test_field_errors_appear_next_to_the_fields(page):
+    ask(page, "   ", KIT_HO["context"])
+    errors = page.locator("#id_question-errors")
+    expect(errors).to_have_text("This field may not be blank.")
+    expect(page.locator("#id_question")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#id_question")).to_be_focused()
+    expect(page.locator("#id_context")).to_have_value(KIT_HO["context"])
+    ask(page, "Who?", KIT_HO["context"])  # fixing it clears the error
+    expect(page.locator("#result-body mark")).to_be_visible()
+    expect(errors).to_be_empty()
+
+
+def test_warming_up_is_retried_automatically(page, monkeypatch):
+    real = services.answer_questions
+    calls = []
+
+    def warming_up_once(*, requests):
+        calls.append(requests)
+        if len(calls) == 1:
+            raise services.ModelUnavailable("The model is loading.", retry_after=1)
+        return real(requests=requests)
+
+    monkeypatch.setattr(services, "answer_questions", warming_up_once)
+    ask(page, KIT_HO["question"], KIT_HO["context"])
+    expect(page.locator("#ask-status")).to_have_text("The model is warming up, retrying…")
+    expect(page.locator("#ask-button")).to_have_class(re.compile("is-busy"))
+    expect(page.locator("#result-body mark")).to_be_visible()
+    expect(page.locator("#ask-status")).to_be_empty()
+    assert len(calls) == 2
+
+
+def test_network_failure_is_reported(page):
+    page.route("**/api/answer/", lambda route: route.abort("internetdisconnected"))
+    ask(page, KIT_HO["question"], KIT_HO["context"])
+    expect(page.get_by_role("alert")).to_contain_text("Could not reach the server")
+    expect(page.locator("#ask-button")).to_have_attribute("aria-disabled", "false")
+    expect(page.locator("#id_context")).to_have_value(KIT_HO["context"])
+
+
+def test_long_context_scrolls_the_answer_into_view(page, monkeypatch):
+    # An emoji first: offsets are code points (Python), not UTF-16 units (JavaScript).
+    filler = "Nothing of interest happens in this sentence. " * 320
+    context = "🙂 " + filler + "I'm Kit-Ho Mak. I come from Hong Kong. " + filler[:500]
+    assert 14_000 < len(context) < 20_000
+    stub_answer(monkeypatch, "Kit-Ho Mak")
+    ask(page, KIT_HO["question"], context)
+    mark = page.locator("#result-body mark")
+    expect(mark).to_have_text("Kit-Ho Mak")
+    box = page.locator(".context-highlight")
+    assert box.evaluate("b => b.scrollTop") > 1000
+    mark_box, scroll_box = mark.bounding_box(), box.bounding_box()
+    bottom = scroll_box["y"] + scroll_box["height"] - mark_box["height"]
+    assert scroll_box["y"] <= mark_box["y"] <= bottom
+
+
+def test_keyboard_only_use(page):
+    page.keyboard.press("Tab")
+    expect(page.locator(".skip-link")).to_be_focused()
+    for _ in range(15):  # skip link, brand, API links, presets... then the question
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "id_question":
+            break
+    question = page.locator("#id_question")
+    expect(question).to_be_focused()
+    assert question.evaluate("e => getComputedStyle(e).outlineStyle") != "none"  # visible focus
+    page.keyboard.press("Control+A")
+    page.keyboard.type("Where do I come from?")
+    page.keyboard.press("Tab")
+    expect(page.locator("#id_context")).to_be_focused()
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#result-body mark")).to_be_visible()
+
+
+def test_page_works_under_a_strict_content_security_policy(page, live_server):
+    """No inline script or style: under a CSP of 'self' only nothing is blocked, answers come."""
+    policy = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'"
+
+    def with_csp(route):
+        response = route.fetch()
+        headers = {**response.headers, "content-security-policy": policy}
+        route.fulfill(response=response, headers=headers)
+
+    page.route(live_server.url + "/", with_csp)
+    violations = []
+    page.on("console", lambda message: violations.append(message.text))
+    page.reload()
+    ask(page, KIT_HO["question"], KIT_HO["context"])
+    expect(page.locator("#result-body mark")).to_be_visible()
+    assert not [text for text in violations if "Content Security Policy" in text]
+
+
+# --- without JavaScript -----------------------------------------------------------------------
+
+
+def test_without_javascript_the_form_post_gives_the_same_result(
+    new_page, live_server, tiny_model_settings
+):
+    page = new_page(javascript=False)
+    expect(page.locator("#id_question-counter")).to_be_hidden()
+    page.get_by_role("link", name="Eiffel Tower").click()  # a preset is a plain link
+    expect(page.locator("#id_question")).to_have_value("When was the Eiffel Tower completed?")
+    page.fill("#id_top_k", "3")
+    page.click("#ask-button")
+    page.wait_for_load_state()
+    context = page.input_value("#id_context")
+    question = page.input_value("#id_question")
+    api = page.request.post(
+        live_server.url + "/api/answer/",
+        data=json.dumps({"question": question, "context": context, "top_k": 3}),
+        headers={"Content-Type": "application/json"},
+    ).json()
+    expect(page.locator("#result-body mark")).to_have_text(api["answer"])
+    expect(page.locator(".context-highlight")).to_have_text(context)
+    percent = min(100, round(api["score"] * 100))
+    expect(page.locator(".confidence-value")).to_have_text(f"{percent}%")
+    expect(page.locator(".candidates li")).to_have_count(len(api["answers"]) - 1)
+
+
+def test_without_javascript_field_errors_show(new_page, tiny_model_settings):
+    page = new_page(javascript=False)
+    page.fill("#id_question", "  ")
+    page.click("#ask-button")
+    expect(page.locator("#id_question-errors")).to_have_text("This field may not be blank.")
+    expect(page.locator("#id_question")).to_have_attribute("aria-invalid", "true")
+
+
+# --- accessibility and screenshots ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_axe_finds_no_serious_violations(new_page, tiny_model_settings, monkeypatch, viewport):
+    page = new_page(viewport=viewport)
+    assert run_axe(page) == []
+    ask(page, "   ", KIT_HO["context"])  # field errors
+    expect(page.locator("#id_question-errors")).not_to_be_empty()
+    assert run_axe(page) == []
+    ask(page, KIT_HO["question"], KIT_HO["context"], top_k=3)  # an answer with candidates
+    expect(page.locator("#result-body mark")).to_be_visible()
+    assert run_axe(page) == []
+    stub_answer(monkeypatch, "")
+    page.click("#ask-button")  # no answer
+    expect(page.locator(".answer-none")).to_be_visible()
+    assert run_axe(page) == []
+
+
+@pytest.mark.parametrize(("viewport", "name"), [(DESKTOP, "desktop"), (PHONE, "phone")])
+def test_screenshots(new_page, settings, modern_model_dir, screenshot_dir, viewport, name):
+    """The page with an answer; with the real model when ../shared has it (for docs/)."""
+    real = (REAL_MODEL / "config.json").is_file()
+    settings.QA_MODEL = str(REAL_MODEL if real else modern_model_dir)
+    page = new_page(viewport=viewport)
+    page.fill("#id_top_k", "3")
+    page.click("#ask-button")
+    expect(page.locator("#result-body mark")).to_be_visible()
+    page.evaluate("document.activeElement.blur(); window.scrollTo(0, 0)")
+    path = screenshot_dir / f"page-{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10_000

@@ -31,6 +31,8 @@ MODEL_FILES = [
     "special_tokens_map.json",
     "vocab.txt",
 ]
+# The traced model fetch_model writes beside the weights.
+TORCHSCRIPT_FILE = "model.torchscript.pt"
 # A sentence any English WordPiece vocabulary covers: a tokenizer that maps it mostly to the
 # unknown token was built wrongly (e.g. a vocab file silently ignored).
 TOKENIZER_PROBE = "What is my name? I come from Hong Kong and I like reading books."
@@ -169,46 +171,49 @@ def load_model(directory: Path):
     return model.eval()
 
 
-def _longest_input(declared: int | None, model) -> int:
+def _longest_input(declared: int | None, config: dict) -> int:
     """The longest input both the tokenizer (if it says) and the model's positions allow."""
-    positions = getattr(model.config, "max_position_embeddings", None)
-    return min((length for length in (declared, positions) if length), default=DEFAULT_MAX_SEQ_LEN)
+    lengths = (declared, config.get("max_position_embeddings"))
+    return min((length for length in lengths if length), default=DEFAULT_MAX_SEQ_LEN)
 
 
-def torch_forward(model, *, trace: bool) -> Callable:
-    """The engine's forward function: numpy batches in, numpy logits out, no autograd.
-
-    With ``trace``, the model is traced once with TorchScript and frozen: the same arithmetic
-    without transformers' Python dispatch per layer, which is most of the cost of a short input.
-    If tracing fails or disagrees with the model, the model runs as it is.
-    """
+def numpy_forward(logits: Callable, *, takes_token_types: bool) -> Callable:
+    """The engine's forward function: numpy batches in, numpy logits out, no autograd."""
     import torch
-
-    takes_token_types = "token_type_ids" in inspect.signature(model.forward).parameters
-
-    def eager(*inputs):
-        output = model(*inputs)
-        return output.start_logits, output.end_logits
-
-    run = _traced(model, eager, with_token_types=takes_token_types) if trace else eager
 
     def forward(input_ids, attention_mask, token_type_ids):
         inputs = [torch.from_numpy(input_ids), torch.from_numpy(attention_mask)]
         if takes_token_types:
             inputs.append(torch.from_numpy(token_type_ids))
         with torch.inference_mode():
-            start, end = run(*inputs)
+            start, end = logits(*inputs)
         return start.float().numpy(), end.float().numpy()
 
     return forward
 
 
-def _example_batch(batch: int, length: int, *, with_token_types: bool) -> list:
+def model_logits(model, *, trace: bool) -> tuple[Callable, bool]:
+    """(inputs -> (start, end) logits, whether it takes token type ids) for a transformers model.
+
+    With ``trace``, the model is traced once with TorchScript and frozen: the same arithmetic
+    without transformers' Python dispatch per layer, which is most of the cost of a short input.
+    If tracing fails or disagrees with the model, the model runs as it is.
+    """
+    takes_token_types = "token_type_ids" in inspect.signature(model.forward).parameters
+
+    def eager(*inputs):
+        output = model(*inputs)
+        return output.start_logits, output.end_logits
+
+    return (_traced(model, eager, takes_token_types) if trace else eager), takes_token_types
+
+
+def _example_batch(batch: int, length: int, *, vocab_size: int, with_token_types: bool) -> list:
     """Token ids of a right-padded batch (the last row half padding), as the engine builds."""
     import torch
 
     generator = torch.Generator().manual_seed(batch * 1000 + length)
-    input_ids = torch.randint(100, 1000, (batch, length), generator=generator)
+    input_ids = torch.randint(0, vocab_size, (batch, length), generator=generator)
     attention_mask = torch.ones_like(input_ids)
     attention_mask[-1, length // 2 :] = 0
     inputs = [input_ids * attention_mask, attention_mask]
@@ -219,7 +224,7 @@ def _example_batch(batch: int, length: int, *, with_token_types: bool) -> list:
     return inputs
 
 
-def _traced(model, eager: Callable, *, with_token_types: bool) -> Callable:
+def _traced(model, eager: Callable, with_token_types: bool) -> Callable:
     import warnings
 
     import torch
@@ -227,7 +232,7 @@ def _traced(model, eager: Callable, *, with_token_types: bool) -> Callable:
     class Logits(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.model = model
+            self.model = model  # registered, so that its weights are parameters, not constants
 
         def forward(self, *inputs):
             return eager(*inputs)
@@ -235,9 +240,10 @@ def _traced(model, eager: Callable, *, with_token_types: bool) -> Callable:
     try:
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TracerWarnings about Python values in the model
-            example = _example_batch(2, 24, with_token_types=with_token_types)
+            shape = {"vocab_size": model.config.vocab_size, "with_token_types": with_token_types}
+            example = _example_batch(2, 24, **shape)
             traced = torch.jit.freeze(torch.jit.trace(Logits().eval(), example, strict=False))
-            probe = _example_batch(3, 57, with_token_types=with_token_types)
+            probe = _example_batch(3, 57, **shape)
             for got, expected in zip(traced(*probe), eager(*probe)):
                 if not torch.allclose(got, expected, atol=1e-5, rtol=0):
                     raise ValueError("the traced model disagrees with the model")
@@ -247,40 +253,68 @@ def _traced(model, eager: Callable, *, with_token_types: bool) -> Callable:
     return traced
 
 
+def _load_torchscript(path: Path) -> tuple[Callable, bool]:
+    """A model traced by save_for_serving: loads without importing transformers at all."""
+    import torch
+
+    try:
+        logits = torch.jit.load(str(path), map_location="cpu")
+    except Exception as error:
+        raise ModelLoadError("The model weights could not be loaded.", str(error)) from error
+    # Arguments: self, input_ids, attention_mask[, token_type_ids].
+    return logits, len(logits.forward.schema.arguments) == 4
+
+
 def load_answerer(model: str, *, threads: int, trace: bool = True) -> QuestionAnswerer:
-    """Everything needed to answer, from a hub id or a directory."""
+    """Everything needed to answer, from a hub id or a directory.
+
+    A directory baked by ``fetch_model`` holds a traced model, which loads fastest (no
+    transformers import, no model construction): that is what the Lambda image serves.
+    """
     import torch
 
     torch.set_num_threads(threads)
     directory = resolve_model_dir(model)
     tokenizer, special_tokens, declared_max_length = load_tokenizer(directory)
-    torch_model = load_model(directory)
-    if tokenizer.get_vocab_size() > torch_model.config.vocab_size:
+    config = _read_json(directory / "config.json")
+    if not config:
+        raise ModelLoadError("The model has no config.json.")
+    if trace and (directory / TORCHSCRIPT_FILE).is_file():
+        logits, takes_token_types = _load_torchscript(directory / TORCHSCRIPT_FILE)
+    else:
+        logits, takes_token_types = model_logits(load_model(directory), trace=trace)
+    vocab_size = config.get("vocab_size", 0)
+    if tokenizer.get_vocab_size() > vocab_size:
         raise ModelLoadError(
             "The tokenizer does not match the model (its vocabulary is larger than the model's).",
-            f"{tokenizer.get_vocab_size()} > {torch_model.config.vocab_size}",
+            f"{tokenizer.get_vocab_size()} > {vocab_size}",
         )
     return QuestionAnswerer(
         tokenizer=tokenizer,
-        forward=torch_forward(torch_model, trace=trace),
+        forward=numpy_forward(logits, takes_token_types=takes_token_types),
         special_tokens=special_tokens,
-        model_max_length=_longest_input(declared_max_length, torch_model),
+        model_max_length=_longest_input(declared_max_length, config),
     )
 
 
 def save_for_serving(source: Path, output: Path) -> None:
-    """Write ``source`` in the modern layout: safetensors weights and a fast ``tokenizer.json``.
-
-    Such a directory loads without converting anything, which keeps cold starts short.
+    """Write ``source`` ready to serve: safetensors weights, a fast ``tokenizer.json``, and the
+    model traced with TorchScript (when it traces), so that loading converts nothing and does not
+    even import transformers, which keeps cold starts short.
     """
+    import torch
+
     tokenizer, _, declared_max_length = load_tokenizer(source)
     model = load_model(source)
     output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output)
     tokenizer.save(str(output / "tokenizer.json"))
     config = tokenizer_config(source)
-    config["model_max_length"] = _longest_input(declared_max_length, model)
+    config["model_max_length"] = _longest_input(declared_max_length, model.config.to_dict())
     (output / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    logits, _ = model_logits(model, trace=True)
+    if isinstance(logits, torch.jit.ScriptModule):
+        torch.jit.save(logits, str(output / TORCHSCRIPT_FILE))
 
 
 class LazyAnswerer:

@@ -1,8 +1,11 @@
 """Loading models in both layouts, refusing broken ones clearly, and loading once per process."""
 
 import shutil
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -11,8 +14,12 @@ from qa.loading import (
     LazyAnswerer,
     ModelLoadError,
     load_answerer,
+    load_model,
     load_tokenizer,
+    model_logits,
+    numpy_forward,
     resolve_model_dir,
+    save_for_serving,
 )
 
 
@@ -158,14 +165,43 @@ def test_unexpected_loading_bug_becomes_a_load_error():
         holder.get()
 
 
-def test_traced_model_answers_exactly_as_the_model_itself(modern_model_dir):
-    traced = load_answerer(str(modern_model_dir), threads=1)
-    eager = load_answerer(str(modern_model_dir), threads=1, trace=False)
+def test_traced_model_gives_exactly_the_logits_of_the_model_itself(tiny_model_dir):
+    import numpy as np
+    import torch
+
+    model = load_model(tiny_model_dir)
+    traced, takes_token_types = model_logits(model, trace=True)
+    eager, _ = model_logits(model, trace=False)
+    assert isinstance(traced, torch.jit.ScriptModule) and takes_token_types
+    rng = np.random.default_rng(0)
+    for batch, length in [(1, 7), (4, 384), (18, 100)]:
+        ids = rng.integers(0, model.config.vocab_size, (batch, length))
+        mask = np.ones_like(ids)
+        mask[-1, length // 3 :] = 0
+        types = np.zeros_like(ids)
+        types[:, 3:] = 1
+        got = numpy_forward(traced, takes_token_types=True)(ids * mask, mask, types * mask)
+        expected = numpy_forward(eager, takes_token_types=True)(ids * mask, mask, types * mask)
+        for traced_logits, eager_logits in zip(got, expected):
+            np.testing.assert_allclose(traced_logits, eager_logits, atol=1e-6, rtol=0)
+
+
+def test_baked_model_loads_without_transformers_and_answers_the_same(legacy_model_dir, tmp_path):
+    save_for_serving(legacy_model_dir, tmp_path / "baked")
+    assert (tmp_path / "baked" / "model.torchscript.pt").is_file()
     context = "the river was long and the city was built in the year 1200. " * 30
-    for options in [Options(), Options(max_seq_len=64, doc_stride=16, top_k=5)]:
-        assert traced.answer("When was it built?", context, options) == eager.answer(
-            "When was it built?", context, options
-        )
+    options = Options(max_seq_len=64, doc_stride=16, top_k=5)
+    baked = load_answerer(str(tmp_path / "baked"), threads=1)
+    original = load_answerer(str(legacy_model_dir), threads=1, trace=False)
+    assert baked.answer("When?", context, options) == original.answer("When?", context, options)
+    fresh = subprocess.run(
+        [sys.executable, "-c",
+         "import sys; from qa.loading import load_answerer; "
+         f"load_answerer({str(tmp_path / 'baked')!r}, threads=1).answer('When?', 'In 1200.'); "
+         "print('transformers' in sys.modules)"],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert fresh.stdout.strip() == "False", fresh.stderr
 
 
 def test_a_model_that_cannot_be_traced_runs_as_it_is(modern_model_dir, monkeypatch, caplog):
@@ -175,7 +211,7 @@ def test_a_model_that_cannot_be_traced_runs_as_it_is(modern_model_dir, monkeypat
         raise RuntimeError("cannot trace this")
 
     monkeypatch.setattr(torch.jit, "trace", refuse)
-    answerer = load_answerer(str(modern_model_dir), threads=1)
+    answerer = load_answerer(str(modern_model_dir), threads=1)  # no baked trace in this dir
     assert "runs untraced: cannot trace this" in caplog.text
     [best] = answerer.answer("Who?", "Kit-Ho Mak is here.")
     assert "Kit-Ho Mak is here."[best.start : best.end] == best.answer

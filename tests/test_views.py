@@ -291,3 +291,12 @@ def test_rendering_the_page_imports_no_torch(settings):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_api_responses_match_the_documented_response_serializer(client, tiny_model_settings):
+    """The view returns the service's dicts as they are: they must be exactly the schema's shape."""
+    from qa.serializers import AnswerResponseSerializer
+
+    body = post_json(client, {**KIT_HO, "top_k": 3, "handle_impossible_answer": True}).json()
+    assert AnswerResponseSerializer(body).data == body
+    assert type(body["score"]) is float and type(body["start"]) is int

@@ -4,7 +4,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from qa import services
-from qa.serializers import AnswerRequestSerializer, AnswerResponseSerializer
+from qa.serializers import AnswerRequestSerializer
 
 
 class Command(BaseCommand):
@@ -44,7 +44,7 @@ class Command(BaseCommand):
             raise CommandError(f"{error.field}: {error}") from error
         except services.ModelUnavailable as error:
             raise CommandError(f"The model is not available: {error}") from error
-        self.stdout.write(json.dumps(AnswerResponseSerializer(result).data, ensure_ascii=False))
+        self.stdout.write(json.dumps(result, ensure_ascii=False))
 
     def _read_context(self, context_file: str | None) -> str:
         if context_file in (None, "-"):

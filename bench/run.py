@@ -79,6 +79,15 @@ def make_bert_tiny_shape(directory: Path) -> Path:
     return directory
 
 
+def bake(source: Path, output: Path) -> Path:
+    """What production serves: the model as `manage.py fetch_model` writes it (TorchScript)."""
+    if not (output / "model.torchscript.pt").is_file():
+        from qa.loading import save_for_serving
+
+        save_for_serving(source, output)
+    return output
+
+
 def squad_questions() -> list[dict]:
     data = json.loads(SQUAD.read_text(encoding="utf-8"))["data"]
     return [
@@ -132,15 +141,16 @@ class Worker:
         self.process.wait(timeout=30)
 
 
-def pair(ours: str, reference: str, model: Path) -> tuple[Worker, Worker]:
-    return Worker(ours, model), Worker(reference, model)
+def pair(ours: str, reference: str, model: dict) -> tuple[Worker, Worker]:
+    """``model``: {"qasite": baked directory, "reference": the same weights as transformers saves them}."""
+    return Worker(ours, model["qasite"]), Worker(reference, model["reference"])
 
 
 # --- 1. parity ---------------------------------------------------------------------------------
 
 
-def parity(questions: list[dict], count: int) -> dict:
-    ours, reference = pair("qasite-engine", "ref-pipeline", REAL_MODEL)
+def parity(questions: list[dict], count: int, model: dict) -> dict:
+    ours, reference = pair("qasite-engine", "ref-pipeline", model)
     results = {}
     for label, options in [("defaults", {}), ("handle_impossible_answer", {"handle_impossible_answer": True}),
                            ("top_k=3", {"top_k": 3})]:
@@ -210,14 +220,14 @@ def summary(durations: list[float]) -> dict:
     }
 
 
-def floor(inputs: dict, model: Path, repeat: dict) -> dict:
+def floor(inputs: dict, model: dict, repeat: dict) -> dict:
     """Tokenization plus one batched forward pass of all windows: what no implementation avoids."""
     script = (
         "import json, statistics, sys, time\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
         "from qa.engine import Options\n"
         "from qa.loading import load_answerer\n"
-        f"answerer = load_answerer({str(model)!r}, threads=1, trace=False)\n"
+        f"answerer = load_answerer({str(model['qasite'])!r}, threads=1)\n"
         f"inputs = json.loads({json.dumps(json.dumps(inputs))})\n"
         f"repeat = {json.dumps(repeat)}\n"
         "out = {}\n"
@@ -271,17 +281,18 @@ COLD_SCRIPTS = {
 }
 
 
-def cold_start(model: Path, runs: int) -> dict:
+def cold_start(model: dict, runs: int) -> dict:
     results = {}
     suffix = (
         "import os, resource\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
         "os._exit(0)\n"  # do not wait for the background loader: the page is what is timed
     )
-    env = {**os.environ, "QA_MODEL": str(model), "DJANGO_ALLOWED_HOSTS": "*", "HF_HUB_OFFLINE": "1",
-           "OMP_NUM_THREADS": "1"}
     for label, script in COLD_SCRIPTS.items():
-        python = REF_PYTHON if label.startswith("reference") else PYTHON
+        side = "reference" if label.startswith("reference") else "qasite"
+        python = REF_PYTHON if side == "reference" else PYTHON
+        env = {**os.environ, "QA_MODEL": str(model[side]), "DJANGO_ALLOWED_HOSTS": "*",
+               "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
         times, rss = [], []
         for _ in range(runs):
             start = time.perf_counter()
@@ -304,10 +315,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def serve(side: str, model: Path, port: int) -> subprocess.Popen:
+def serve(side: str, model: dict, port: int) -> subprocess.Popen:
     """gunicorn on loopback: 2 workers (one per core), 1 thread each, torch on 1 thread."""
     common = ["-w", "2", "--threads", "1", "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
-    env = {**os.environ, "QA_MODEL": str(model), "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+    env = {**os.environ, "QA_MODEL": str(model[side]), "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
            "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     if side == "qasite":
         command = [str(Path(PYTHON).parent / "gunicorn"), "--chdir", str(ROOT), *common, "qasite.wsgi:application"]
@@ -368,7 +379,7 @@ def wait_for(port: int, path: str, body: bytes, timeout: float = 120) -> None:
     raise RuntimeError(f"server on port {port} never answered")
 
 
-def throughput(model: Path, inputs: dict, levels: list[int], seconds: float) -> dict:
+def throughput(model: dict, inputs: dict, levels: list[int], seconds: float) -> dict:
     question, context = inputs["SQuAD paragraph"]
     body = json.dumps({"question": question, "context": context}).encode()
     results = {}
@@ -449,14 +460,16 @@ def main() -> None:
     ensure_reference_venv()
     questions = squad_questions()
     inputs = latency_inputs(questions)
-    tiny = make_bert_tiny_shape(BENCH / ".bert-tiny-shape")
-    models = {"bert-tiny shape": tiny, "MiniLM (real)": REAL_MODEL}
+    tiny_weights = make_bert_tiny_shape(BENCH / ".bert-tiny-shape")
+    tiny = {"qasite": bake(tiny_weights, BENCH / ".bert-tiny-baked"), "reference": tiny_weights}
+    real = {"qasite": bake(REAL_MODEL, BENCH / ".minilm-baked"), "reference": REAL_MODEL}
+    models = {"bert-tiny shape": tiny, "MiniLM (real)": real}
     quick = args.quick
     repeat = {"Kit-Ho Mak": 20 if quick else 100, "SQuAD paragraph": 10 if quick else 50,
               "5,000 chars": 2 if quick else 10, "20,000 chars": 1 if quick else 4}
     started = time.perf_counter()
     report = {"mode": "quick" if quick else "full", "machine": machine()}
-    report["parity"] = parity(questions, 60 if quick else 1000)
+    report["parity"] = parity(questions, 60 if quick else 1000, real)
     report["latency"] = warm_latency(inputs, models if not quick else {"bert-tiny shape": tiny},
                                      rounds=3 if quick else 5, repeat=repeat)
     report["floor_ms"] = floor(inputs, tiny, repeat)

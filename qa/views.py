@@ -79,10 +79,12 @@ def index(request):
             form.add_error(error.field if error.field in form.fields else None, str(error))
         except services.ModelUnavailable as error:
             unavailable = str(error)
-    if result:
-        result["percent"] = percent(result["score"])
-        for candidate in result["answers"]:
-            candidate["percent"] = percent(candidate["score"])
+    if result:  # a copy with percentages: the service's dicts are what the API returns
+        result = {
+            **result,
+            "percent": percent(result["score"]),
+            "answers": [{**a, "percent": percent(a["score"])} for a in result["answers"]],
+        }
     context = form.cleaned_data.get("context", "") if result else ""
     return render(
         request,

@@ -284,8 +284,10 @@ COLD_SCRIPTS = {
 def cold_start(model: dict, runs: int) -> dict:
     results = {}
     suffix = (
-        "import os, resource\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        "import os\n"
+        f"sys.path.insert(0, {str(BENCH)!r})\n"
+        "from worker import peak_rss_mb\n"
+        "print(peak_rss_mb())\n"
         "os._exit(0)\n"  # do not wait for the background loader: the page is what is timed
     )
     for label, script in COLD_SCRIPTS.items():

@@ -47,7 +47,34 @@ def best_spans(
     end = softmax(np.where(allowed, end_logits, MASKED_LOGIT))
     null_score = float(start[0] * end[0])
     start[0] = end[0] = 0.0
+    starts, ends = _band_top_k(start, end, top_k, max_answer_len)
+    if starts is None:
+        starts, ends = _matrix_top_k(start, end, top_k, max_answer_len)
+    keep = allowed[starts] & allowed[ends]
+    starts, ends = starts[keep], ends[keep]
+    return Spans(starts, ends, start[starts] * end[ends], null_score)
 
+
+def _band_top_k(start, end, top_k, max_answer_len):
+    """The best spans from the band of possible spans only (length x max_answer_len scores
+    instead of length x length): the same spans in the same order as the full matrix whenever
+    at least ``top_k`` spans score above 0, which is all but degenerate windows."""
+    length = len(start)
+    width = min(max_answer_len, length)
+    padded_end = np.concatenate([end, np.zeros(width - 1, dtype=end.dtype)])
+    band = start[:, None] * np.lib.stride_tricks.sliding_window_view(padded_end, width)
+    flat = band.ravel()
+    if np.count_nonzero(flat) < top_k:
+        return None, None
+    best = np.argpartition(-flat, top_k - 1)[:top_k] if top_k < flat.size else np.arange(flat.size)
+    # Best first; among equal scores, in the order of the full matrix (by start, then end).
+    starts, offsets = np.divmod(best, width)
+    order = np.lexsort((offsets, starts, -flat[best]))
+    return starts[order], (starts + offsets)[order]
+
+
+def _matrix_top_k(start, end, top_k, max_answer_len):
+    """transformers v4's search over the full length x length matrix, zero scores included."""
     candidates = np.tril(np.triu(np.outer(start, end)), max_answer_len - 1)
     flat = candidates.ravel()
     if top_k == 1:
@@ -57,7 +84,4 @@ def best_spans(
     else:
         best = np.argpartition(-flat, top_k)[:top_k]
         order = best[np.argsort(-flat[best])]
-    starts, ends = np.unravel_index(order, candidates.shape)
-    keep = allowed[starts] & allowed[ends]
-    starts, ends = starts[keep], ends[keep]
-    return Spans(starts, ends, candidates[starts, ends], null_score)
+    return np.unravel_index(order, candidates.shape)

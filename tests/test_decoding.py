@@ -94,3 +94,23 @@ def test_top_k_larger_than_number_of_spans():
     start = np.array([0.0, 0.0, 5.0, 0.0], dtype=np.float32)
     spans = best_spans(start, start.copy(), allowed, top_k=50, max_answer_len=15)
     assert (spans.starts[0], spans.ends[0]) == (2, 2)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_band_search_finds_what_the_full_matrix_search_finds(seed):
+    """The fast search over possible spans only must agree with v4's full-matrix search."""
+    from qa.decoding import _band_top_k, _matrix_top_k
+
+    rng = np.random.default_rng(seed)
+    length = int(rng.integers(2, 400))
+    allowed = rng.random(length) < 0.8
+    allowed[0] = True
+    start = softmax(np.where(allowed, rng.normal(0, 3, length), -10000.0).astype(np.float32))
+    end = softmax(np.where(allowed, rng.normal(0, 3, length), -10000.0).astype(np.float32))
+    start[0] = end[0] = 0.0
+    top_k, max_answer_len = int(rng.integers(1, 50)), int(rng.integers(1, 40))
+    band_starts, band_ends = _band_top_k(start, end, top_k, max_answer_len)
+    if band_starts is None:  # degenerate window: the full matrix search is used
+        return
+    matrix_starts, matrix_ends = _matrix_top_k(start, end, top_k, max_answer_len)
+    assert band_starts.tolist() == list(matrix_starts) and band_ends.tolist() == list(matrix_ends)

@@ -7,7 +7,6 @@ import sys
 import pytest
 
 from qa import services
-from qa.loading import ModelLoadError
 
 KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
 

@@ -404,15 +404,15 @@ def throughput(model: dict, inputs: dict, levels: list[int], seconds: float) -> 
 
 
 def tree_size(path: Path, exclude: str | None = None) -> dict:
-    def keep(info):
-        return None if exclude and info.name.startswith(f"./{exclude}") else info
-
-    raw = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not (exclude and exclude in f.relative_to(path).parts[:1]))
+    """Installed size, and gzipped size of a tar of it, in MB; without the ``exclude`` folder."""
+    skipped = path / exclude if exclude else None
+    files = [f for f in path.rglob("*") if f.is_file() and not (skipped and skipped in f.parents)]
     with tempfile.TemporaryFile() as file:
         with tarfile.open(fileobj=file, mode="w:gz", compresslevel=6) as archive:
-            archive.add(path, arcname=".", filter=keep)
+            for f in files:
+                archive.add(f, arcname=str(f.relative_to(path)), recursive=False)
         gzipped = file.tell()
-    return {"installed_mb": raw / 1e6, "gzipped_mb": gzipped / 1e6}
+    return {"installed_mb": sum(f.stat().st_size for f in files) / 1e6, "gzipped_mb": gzipped / 1e6}
 
 
 def footprint() -> dict:

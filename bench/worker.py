@@ -39,6 +39,8 @@ def qasite_handler(model_dir):
         event = dict(template, body=json.dumps({"question": question, "context": context, **options}))
         with _quiet():
             response = lambda_handler.handler(event, None)
+        if response["statusCode"] != 200:  # a timing of an error page would mean nothing
+            raise RuntimeError(f"the handler answered {response['statusCode']}: {response['body']}")
         return json.loads(response["body"])
 
     return answer

@@ -3,18 +3,17 @@ runtime` -> build/runtime), served by the real Lambda runtime: the Runtime Inter
 running awslambdaric, as the AWS base image does."""
 
 import base64
-import io
 import json
 import socket
 import subprocess
 import sys
-import tarfile
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from bench.run import free_port, tree_size
 from tests.test_lambda_handler import EVENTS, make_event
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,15 +30,6 @@ def tree() -> Path:
     return TREE
 
 
-def size_mb(path: Path) -> tuple[float, float]:
-    """Installed size, and gzipped size of a tar of it, in MB."""
-    raw = sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as archive:
-        archive.add(path, arcname=".")
-    return raw / 1e6, buffer.tell() / 1e6
-
-
 def test_tree_holds_runtime_dependencies_only(tree):
     names = {path.name for path in tree.iterdir()}
     assert {"django", "rest_framework", "torch", "tokenizers", "apig_wsgi", "qa", "qasite"} <= names
@@ -53,18 +43,12 @@ def test_tree_holds_runtime_dependencies_only(tree):
 
 
 def test_tree_is_far_below_the_old_demo_image(tree, capsys):
-    raw, gzipped = size_mb(tree)
-    model_raw, _ = size_mb(tree / "model")
+    size = tree_size(tree)
+    model_mb = sum(file.stat().st_size for file in (tree / "model").iterdir()) / 1e6
     with capsys.disabled():
-        print(f"\nruntime tree: {raw:.0f} MB installed ({model_raw:.0f} MB of it the model), "
-              f"{gzipped:.0f} MB gzipped")
-    assert gzipped < OLD_DEMO_IMAGE_MB * 0.75
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        print(f"\nruntime tree: {size['installed_mb']:.0f} MB installed ({model_mb:.0f} MB of it "
+              f"the model), {size['gzipped_mb']:.0f} MB gzipped")
+    assert size["gzipped_mb"] < OLD_DEMO_IMAGE_MB * 0.75
 
 
 @pytest.fixture(scope="module")

@@ -201,7 +201,12 @@ class QuestionAnswerer:
         if options.handle_impossible_answer:
             candidates.append(Answer("", null_score, 0, 0, no_answer=True))
         candidates.sort(key=lambda answer: answer.score, reverse=True)
-        return candidates[: options.top_k]
+        best = candidates[: options.top_k]
+        # Summed scores can pass 1 on long contexts. Ranking keeps v4's sums; the score reported is
+        # capped, so it always reads as a probability (the order is unchanged).
+        for answer in best:
+            answer.score = min(answer.score, 1.0)
+        return best
 
 
 def _char_span(window: Encoding, start: int, end: int, align_to_words: bool) -> tuple[int, int]:

@@ -60,8 +60,8 @@ EXAMPLES = {
 
 
 def percent(score: float) -> int:
-    """A score as a whole percentage, clamped: merged multi-window scores can exceed 1 slightly."""
-    return min(100, max(0, math.floor(score * 100 + 0.5)))
+    """A score (a probability) as a whole percentage, halves rounded up as the page's script does."""
+    return math.floor(score * 100 + 0.5)
 
 
 def index(request):

@@ -31,9 +31,9 @@
     return node;
   }
 
-  /** Scores are probabilities; merged multi-window scores can exceed 1 slightly: clamp. */
+  /** Scores are probabilities in [0, 1]; rounded as the server rounds them. */
   function percent(score) {
-    return Math.min(100, Math.max(0, Math.round(score * 100)));
+    return Math.round(score * 100);
   }
 
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

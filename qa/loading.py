@@ -324,8 +324,15 @@ class LazyAnswerer:
     longer after each failure, so that the service recovers without a restart once fixed.
     """
 
-    def __init__(self, load: Callable[[], QuestionAnswerer], *, retry_after: float = 2.0):
+    def __init__(
+        self,
+        load: Callable[[], QuestionAnswerer],
+        *,
+        retry_after: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._load = load
+        self._clock = clock  # injectable, so that tests can step past a back-off without sleeping
         self._lock = threading.Lock()
         self._answerer: QuestionAnswerer | None = None
         self._error: ModelLoadError | None = None
@@ -347,7 +354,7 @@ class LazyAnswerer:
         return self._error
 
     def seconds_until_retry(self) -> int:
-        return max(1, round(self._next_try - time.monotonic()))
+        return max(1, round(self._next_try - self._clock()))
 
     def get(self, *, timeout: float = -1) -> QuestionAnswerer:
         """The loaded answerer; loads it if needed. Raises ModelLoadError if it cannot be had.
@@ -361,7 +368,7 @@ class LazyAnswerer:
             raise ModelLoadError("The model is still loading.")
         try:
             if self._answerer is None:
-                if self._error is not None and time.monotonic() < self._next_try:
+                if self._error is not None and self._clock() < self._next_try:
                     raise self._error
                 self._load_now()
             if self._answerer is None:
@@ -400,5 +407,5 @@ class LazyAnswerer:
         self._error = error
         self._failures += 1
         delay = min(self.retry_after * 2 ** (self._failures - 1), 60.0)
-        self._next_try = time.monotonic() + delay
+        self._next_try = self._clock() + delay
         logger.error("QA model failed to load (%s); next try in %.0f s", error, delay)

@@ -3,6 +3,8 @@ real trained model and SQuAD sample from ../shared when they are there."""
 
 import json
 import os
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -96,6 +98,80 @@ def tiny_model_settings(settings, modern_model_dir):
     return settings
 
 
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _append_to_vocab(directory: Path) -> None:
+    vocab = directory / "vocab.txt"
+    vocab.write_text(vocab.read_text() + "".join(f"extra{i}\n" for i in range(50)))
+
+
+# Ways a deployed model directory breaks: (layout broken, how, the reason users are told).
+MODEL_FAULTS = {
+    "missing directory": ("modern", shutil.rmtree, "The model directory does not exist."),
+    "garbage safetensors": (
+        "modern",
+        lambda d: (d / "model.safetensors").write_bytes(b"\x00garbage" * 64),
+        "The model weights could not be loaded.",
+    ),
+    "truncated safetensors": (
+        "modern",
+        lambda d: _truncate(d / "model.safetensors"),
+        "The model weights could not be loaded.",
+    ),
+    "garbage pytorch_model.bin": (
+        "legacy",
+        lambda d: (d / "pytorch_model.bin").write_bytes(b"\x00garbage" * 64),
+        "The model weights could not be loaded.",
+    ),
+    "truncated pytorch_model.bin": (
+        "legacy",
+        lambda d: _truncate(d / "pytorch_model.bin"),
+        "The model weights could not be loaded.",
+    ),
+    "vocab of another model": (
+        "legacy",
+        lambda d: (d / "vocab.txt").write_text(
+            "\n".join(SPECIAL_TOKENS + [f"token{i}" for i in range(100)])
+        ),
+        "The tokenizer does not tokenize text (nearly everything is unknown).",
+    ),
+    "vocab larger than the model": (
+        "legacy",
+        _append_to_vocab,
+        "The tokenizer does not match the model (its vocabulary is larger than the model's).",
+    ),
+    "config.json not JSON": (
+        "modern",
+        lambda d: (d / "config.json").write_text('{"vocab_size": 120,'),
+        "config.json is not valid JSON.",
+    ),
+}
+
+
+@dataclass
+class BrokenModel:
+    directory: Path
+    reason: str
+    good: Path
+
+    def repair(self) -> None:
+        """Put a working model where the broken one was, as an operator would."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+        shutil.copytree(self.good, self.directory)
+
+
+@pytest.fixture(params=list(MODEL_FAULTS))
+def broken_model(request, tmp_path) -> BrokenModel:
+    """A copy of the tiny model broken in one of the MODEL_FAULTS ways."""
+    layout, breaks, reason = MODEL_FAULTS[request.param]
+    good = request.getfixturevalue(f"{layout}_model_dir")
+    directory = shutil.copytree(good, tmp_path / "model")
+    breaks(directory)
+    return BrokenModel(directory, reason, good)
+
+
 @pytest.fixture(scope="session")
 def real_model_dir() -> Path:
     if not (REAL_MODEL / "config.json").is_file():
@@ -126,3 +202,21 @@ def squad_sample() -> list[dict]:
         for paragraph in article["paragraphs"]
         for qa in paragraph["qas"]
     ]
+
+
+class ManualClock:
+    """A monotonic clock that moves only when told to: back-offs pass without sleeping."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def manual_clock() -> ManualClock:
+    return ManualClock()

@@ -1,8 +1,13 @@
 """The service layer: plain dicts out, errors as the web layer needs them."""
 
+import functools
+import json
+
 import pytest
+from django.utils.html import escape
 
 from qa import services
+from qa.loading import LazyAnswerer
 
 
 def test_answer_questions_returns_best_and_candidates(tiny_model_settings):
@@ -34,3 +39,59 @@ def test_unavailable_model_gives_a_retry_delay(settings, tmp_path):
     assert raised.value.retry_after >= 1
     assert str(raised.value) == "The model directory does not exist."
     services._lazy_answerer.cache_clear()
+
+
+# --- a broken model, end to end -----------------------------------------------------------------
+
+KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
+
+
+@pytest.fixture
+def service_clock(manual_clock, monkeypatch):
+    """The service's model holder runs on a clock the test moves, so back-offs pass at once."""
+    monkeypatch.setattr(services, "LazyAnswerer", functools.partial(LazyAnswerer, clock=manual_clock))
+    services._lazy_answerer.cache_clear()
+    yield manual_clock
+    services._lazy_answerer.cache_clear()
+
+
+def ask_api(client):
+    return client.post("/api/answer/", json.dumps(KIT_HO), content_type="application/json")
+
+
+def test_a_broken_model_is_a_503_everywhere_then_recovers_without_a_restart(
+    client, settings, broken_model, service_clock, tmp_path
+):
+    settings.QA_MODEL = str(broken_model.directory)
+    assert settings.DEBUG is False
+    retry_afters = []
+    for attempt in range(3):
+        if attempt:
+            service_clock.advance(retry_afters[-1])  # past the back-off: the load is retried
+        api = ask_api(client)
+        assert api.status_code == 503
+        assert api.json() == {"detail": broken_model.reason}
+        retry_afters.append(int(api["Retry-After"]))
+    assert retry_afters == [2, 4, 8]  # doubling each time (bounded: see test_loading)
+
+    page = client.post("/", {**KIT_HO, "top_k": 1})
+    html = page.content.decode()
+    assert page.status_code == 503
+    assert "The model is not available right now." in html and escape(broken_model.reason) in html
+    assert 'name="question"' in html and 'name="context"' in html  # the form is still there
+    assert client.get("/").status_code == 200
+    health = client.get("/api/health/")
+    assert health.status_code == 503
+    assert health.json()["state"] == "failed" and health.json()["error"] == broken_model.reason
+    for response in (api, page, health):
+        assert str(tmp_path) not in response.content.decode()
+
+    broken_model.repair()
+    assert ask_api(client).status_code == 503  # still within the back-off
+    service_clock.advance(8)
+    answer = ask_api(client)
+    assert answer.status_code == 200
+    assert KIT_HO["context"][answer.json()["start"] : answer.json()["end"]] == answer.json()["answer"]
+    assert client.get("/api/health/").json() == {
+        "model": settings.QA_MODEL_NAME, "state": "ready", "error": None,
+    }

@@ -6,12 +6,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from qa import services
 from qa.forms import AskForm
 from qa.exceptions import ModelUnavailable
+from qa.parsers import JSONParser
 from qa.serializers import (
     AnswerRequestSerializer,
     AnswerResponseSerializer,
@@ -112,6 +114,8 @@ BatchOrSingle = PolymorphicProxySerializer(
 
 class AnswerView(APIView):
     """Answer a question from a context, or a JSON list of such requests in one call."""
+
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
 
     def get_serializer(self, *args, **kwargs):
         """Lets the browsable API draw an HTML form for POST."""

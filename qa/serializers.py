@@ -12,8 +12,18 @@ MAX_TOP_K = 20
 MAX_WINDOW_TOKENS = 512
 
 
+class TextField(serializers.CharField):
+    """A JSON string only. DRF's CharField also takes numbers, but the text of 1e2 is "100.0":
+    answer offsets would index a text the client never sent."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 def text_field(max_length: int, help_text: str) -> serializers.CharField:
-    return serializers.CharField(
+    return TextField(
         max_length=max_length,
         trim_whitespace=False,
         validators=[validate_not_blank],
@@ -87,6 +97,12 @@ class AnswerResponseSerializer(AnswerSerializer):
     """The best answer at top level, and all ``top_k`` candidates, best first."""
 
     answers = AnswerSerializer(many=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """An error that is about the request as a whole, not one of its fields."""
+
+    detail = serializers.CharField(help_text="What went wrong.")
 
 
 class ModelStatusSerializer(serializers.Serializer):

@@ -2,6 +2,7 @@ import math
 
 from django.conf import settings
 from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
@@ -17,6 +18,7 @@ from qa.parsers import JSONParser
 from qa.serializers import (
     AnswerRequestSerializer,
     AnswerResponseSerializer,
+    ErrorSerializer,
     ModelStatusSerializer,
     request_serializer,
 )
@@ -66,6 +68,7 @@ def percent(score: float) -> int:
     return math.floor(score * 100 + 0.5)
 
 
+@require_http_methods(["GET", "HEAD", "POST"])
 def index(request):
     """The HTML form; a POST re-renders it with the answer highlighted in the context."""
     example = EXAMPLES.get(request.GET.get("example", ""), EXAMPLE)
@@ -105,10 +108,13 @@ def index(request):
     )
 
 
+# One object or a JSON list of them; many=False keeps the list variant in the schema (without it
+# drf-spectacular drops it). Form posts (the browsable API) carry one request only.
 BatchOrSingle = PolymorphicProxySerializer(
     component_name="AnswerRequestOrBatch",
     serializers=[AnswerRequestSerializer, AnswerRequestSerializer(many=True)],
     resource_type_field_name=None,
+    many=False,
 )
 
 
@@ -137,16 +143,28 @@ class AnswerView(APIView):
         )
 
     @extend_schema(
-        request=BatchOrSingle,
+        request={
+            "application/json": BatchOrSingle,
+            "application/x-www-form-urlencoded": AnswerRequestSerializer,
+            "multipart/form-data": AnswerRequestSerializer,
+        },
         responses={
             200: PolymorphicProxySerializer(
                 component_name="AnswerResponseOrBatch",
                 serializers=[AnswerResponseSerializer, AnswerResponseSerializer(many=True)],
                 resource_type_field_name=None,
+                many=False,
             ),
-            400: OpenApiResponse(description="A field is missing, malformed or out of range."),
-            413: OpenApiResponse(description="The body is over the upload limit."),
-            503: OpenApiResponse(description="The model is not available; see Retry-After."),
+            400: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="A field is missing, malformed or out of range: {field: [messages]}, "
+                "{index: {field: [messages]}} for a batch, or {detail} for a body that does not parse.",
+            ),
+            413: OpenApiResponse(ErrorSerializer, description="The body is over the upload limit."),
+            415: OpenApiResponse(ErrorSerializer, description="Neither JSON nor form data."),
+            503: OpenApiResponse(
+                ErrorSerializer, description="The model is not available; see Retry-After."
+            ),
         },
     )
     def post(self, request):

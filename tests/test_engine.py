@@ -1,6 +1,8 @@
 """The engine's algorithm, with a real (tiny) tokenizer and model forwards that point at words."""
 
+import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -197,26 +199,65 @@ def test_offsets_index_the_original_text_for_any_unicode(tiny_answerer, context)
         assert context[answer.start : answer.end] == answer.answer
 
 
-def test_concurrent_requests_with_different_options_get_their_own_answers(tiny_answerer):
-    context = "the river was long and the city was built in the year 1200 " * 40
-    cases = [
-        Options(max_seq_len=48, doc_stride=16, top_k=3),
-        Options(max_seq_len=128, doc_stride=64, top_k=1),
-        Options(),
-        Options(max_seq_len=64, doc_stride=8, top_k=5, align_to_words=False),
-    ]
-    alone = [tiny_answerer.answer("When was the city built?", context, case) for case in cases]
-    results: dict[int, list] = {}
+RIVER = "the river was long and the city was built in the year 1200 " * 12
+PARIS = "Paris is the capital of France. It was built on the river Seine long ago. " * 4
+# Each request shapes the tokenizer's windows differently; one is refused half-way through.
+CONCURRENT_CASES = [
+    ("When was the city built?", RIVER, Options(max_seq_len=48, doc_stride=16, top_k=3)),
+    ("When was the city built?", RIVER, Options(max_seq_len=128, doc_stride=64)),
+    ("What is my name?", CONTEXT, Options()),
+    ("Where do I come from?", CONTEXT, Options(handle_impossible_answer=True, top_k=2)),
+    (
+        "who was born in the city of paris in france " * 6,
+        PARIS,
+        Options(max_question_len=6, max_seq_len=64, doc_stride=8, top_k=5, align_to_words=False),
+    ),
+    ("who " * 40, CONTEXT, Options(max_seq_len=32, doc_stride=16)),  # InvalidQuestion
+    ("How long is the river?", RIVER, Options(max_seq_len=256, doc_stride=100, max_answer_len=5)),
+    ("What is the capital?", PARIS, Options(max_seq_len=96, doc_stride=32, top_k=4,
+                                            handle_impossible_answer=True)),
+]
 
-    def ask(index: int) -> None:
-        for _ in range(10):
-            got = tiny_answerer.answer("When was the city built?", context, cases[index % 4])
-            if got != alone[index % 4]:
-                results[index] = got
 
-    threads = [threading.Thread(target=ask, args=(index,)) for index in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert results == {}
+@pytest.fixture
+def frequent_thread_switches():
+    """Hand the GIL from thread to thread as often as possible, so that a race shows."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(interval)
+
+
+def outcome(answerer, question, context, options):
+    """The answers, or the refusal, exactly as one request gets them."""
+    try:
+        return answerer.answer(question, context, options)
+    except InvalidQuestion as error:
+        return (error.field, str(error))
+
+
+@pytest.mark.parametrize(
+    ("answerer_fixture", "threads", "rounds"), [("tiny_answerer", 16, 40), ("real_answerer", 8, 2)]
+)
+def test_concurrent_requests_with_different_options_get_exactly_their_own_answers(
+    request, answerer_fixture, threads, rounds, frequent_thread_switches
+):
+    """The tokenizer's truncation settings are shared state: requests must not see each other's.
+
+    Without the engine's lock this failed in 6 runs of 6 (640 requests, switching threads
+    every microsecond): windows of another request's shape, or a model input of the wrong length.
+    """
+    answerer = request.getfixturevalue(answerer_fixture)
+    alone = [outcome(answerer, *case) for case in CONCURRENT_CASES]
+    assert isinstance(alone[5], tuple) and all(isinstance(got, list) for got in alone[:5])
+    start = threading.Barrier(threads, timeout=30)
+
+    def ask(thread: int) -> list:
+        start.wait()
+        cases = [(thread + round) % len(CONCURRENT_CASES) for round in range(rounds)]
+        return [(case, outcome(answerer, *CONCURRENT_CASES[case])) for case in cases]
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        together = [result for results in pool.map(ask, range(threads)) for result in results]
+    assert len(together) == threads * rounds
+    assert [got for case, got in together] == [alone[case] for case, got in together]

@@ -12,16 +12,17 @@ cp -r "$here"/manage.py "$here"/qasite "$here"/qa "$here"/templates "$target"/
 find "$target"/qasite "$target"/qa -type d -name __pycache__ -prune -exec rm -rf {} +
 PYTHONPATH="$target" DJANGO_SETTINGS_MODULE=qasite.settings \
     "$python" -S "$target"/manage.py fetch_model --model "$model" --output "$target"/model
-if [[ -f "$target/model/model.torchscript.pt" ]]; then
-    # The model is baked as TorchScript, weights included: serving it needs neither the
-    # safetensors copy nor transformers and what only transformers imports (sympy alone is 80 MB).
-    # Then prove the trimmed tree still answers.
+if [[ -f "$target/model/model.torchscript.pt" && -f "$target/model/model.int8.torchscript.pt" ]]; then
+    # The model is baked as TorchScript (exact and fast mode), weights included: serving it needs
+    # neither the safetensors copy nor transformers and what only transformers imports (sympy alone
+    # is 80 MB). Then prove the trimmed tree still answers, in both modes.
     (cd "$target" && rm -rf model/model.safetensors transformers transformers-*.dist-info \
         sympy sympy-*.dist-info mpmath mpmath-*.dist-info networkx networkx-*.dist-info)
     PYTHONPATH="$target" "$python" -S -c "
 from qa.loading import load_answerer
-[answer] = load_answerer('$target/model', threads=1).answer('Who?', 'Kit-Ho Mak is here.')
-assert 'Kit-Ho Mak is here.'[answer.start:answer.end] == answer.answer
+for fast in (False, True):
+    [answer] = load_answerer('$target/model', threads=1, fast=fast).answer('Who?', 'Kit-Ho Mak is here.')
+    assert 'Kit-Ho Mak is here.'[answer.start:answer.end] == answer.answer
 "
 fi
 # (torch's py312_intrinsics test helper is Python 3.12 syntax: skipped when building on 3.11.)

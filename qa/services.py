@@ -25,13 +25,13 @@ class ModelUnavailable(Exception):
 
 
 @functools.cache
-def _lazy_answerer(model: str, threads: int) -> LazyAnswerer:
-    return LazyAnswerer(functools.partial(load_answerer, model, threads=threads))
+def _lazy_answerer(model: str, threads: int, fast: bool) -> LazyAnswerer:
+    return LazyAnswerer(functools.partial(load_answerer, model, threads=threads, fast=fast))
 
 
 def lazy_answerer() -> LazyAnswerer:
     """The process-wide model holder for the configured model."""
-    return _lazy_answerer(settings.QA_MODEL, settings.QA_TORCH_THREADS)
+    return _lazy_answerer(settings.QA_MODEL, settings.QA_TORCH_THREADS, settings.QA_FAST)
 
 
 def _public_reason(error: ModelLoadError) -> str:

@@ -60,6 +60,7 @@ def test_function_runs_the_image_by_digest_with_chosen_limits(default_template):
     assert function["Timeout"] < 30 and function["MemorySize"] == 2048
     assert function["ReservedConcurrentExecutions"] == 20
     assert "SnapStart" not in function
+    assert function["Environment"]["Variables"]["QA_FAST"] == "0"
     environment = json.dumps(function["Environment"])
     assert "{{resolve:ssm:/qasite/prod/django-secret-key}}" in environment
     assert "DJANGO_CSRF_TRUSTED_ORIGINS" in environment and "CloudFrontDistribution" in environment
@@ -92,14 +93,17 @@ def test_cloudfront_fronts_the_http_api_without_caching_the_app(default_template
     assert resources["WebEventsRuleSchedule1"]["Properties"]["State"] == "DISABLED"
 
 
-def test_keep_warm_and_snapstart_are_parameters(tmp_path):
-    path = package(tmp_path, "keepWarm=true", "snapStart=true", "reservedConcurrency=5")
+def test_keep_warm_snapstart_and_fast_mode_are_parameters(tmp_path):
+    path = package(
+        tmp_path, "keepWarm=true", "snapStart=true", "reservedConcurrency=5", "fastMode=1"
+    )
     cfn_lint(path)
     resources = json.loads(path.read_text())["Resources"]
     assert resources["WebEventsRuleSchedule1"]["Properties"]["State"] == "ENABLED"
     function = resources["WebLambdaFunction"]["Properties"]
     assert function["SnapStart"] == {"ApplyOn": "PublishedVersions"}
     assert function["ReservedConcurrentExecutions"] == 5
+    assert function["Environment"]["Variables"]["QA_FAST"] == "1"
 
 
 def test_no_secret_in_the_files():

@@ -19,10 +19,10 @@ def test_legacy_layout_becomes_safetensors_and_a_fast_tokenizer(legacy_model_dir
     output = tmp_path / "baked"
     report = fetch("--model", str(legacy_model_dir), "--output", str(output))
     assert sorted(path.name for path in output.iterdir()) == [
-        "config.json", "model.safetensors", "model.torchscript.pt", "tokenizer.json",
-        "tokenizer_config.json",
+        "config.json", "model.int8.torchscript.pt", "model.safetensors", "model.torchscript.pt",
+        "tokenizer.json", "tokenizer_config.json",
     ]
-    assert "What is my name?" in report
+    assert "What is my name?" in report and "fast mode:" in report
     assert json.loads((output / "tokenizer_config.json").read_text())["model_max_length"] == 512
     context = "I'm Kit-Ho Mak. I come from Hong Kong and the city is long."
     original = load_answerer(str(legacy_model_dir), threads=1).answer("Who?", context)

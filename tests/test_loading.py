@@ -17,6 +17,7 @@ from qa.loading import (
     load_tokenizer,
     model_logits,
     numpy_forward,
+    quantized,
     resolve_model_dir,
     save_for_serving,
 )
@@ -174,24 +175,56 @@ def test_traced_model_gives_exactly_the_logits_of_the_model_itself(tiny_model_di
         mask[-1, length // 3 :] = 0
         types = np.zeros_like(ids)
         types[:, 3:] = 1
-        got = numpy_forward(traced, takes_token_types=True)(ids * mask, mask, types * mask)
-        expected = numpy_forward(eager, takes_token_types=True)(ids * mask, mask, types * mask)
+        hidden = model.config.hidden_size
+        got = numpy_forward(traced, takes_token_types=True, hidden_size=hidden)(
+            ids * mask, mask, types * mask
+        )
+        expected = numpy_forward(eager, takes_token_types=True, hidden_size=hidden)(
+            ids * mask, mask, types * mask
+        )
         for traced_logits, eager_logits in zip(got, expected):
             np.testing.assert_allclose(traced_logits, eager_logits, atol=1e-6, rtol=0)
 
 
-def test_baked_model_loads_without_transformers_and_answers_the_same(legacy_model_dir, tmp_path):
+def test_many_windows_run_in_cache_sized_passes_with_the_logits_of_one_pass(tiny_model_dir):
+    import numpy as np
+
+    logits, _ = model_logits(load_model(tiny_model_dir), trace=True)
+    passes = []
+
+    def counted(*inputs):
+        passes.append(len(inputs[0]))
+        return logits(*inputs)
+
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, 100, (9, 384))
+    mask, types = np.ones_like(ids), np.zeros_like(ids)
+    # A hidden size this large allows 2 windows of 384 tokens per pass.
+    split = numpy_forward(counted, takes_token_types=True, hidden_size=341)(ids, mask, types)
+    whole = numpy_forward(counted, takes_token_types=True, hidden_size=1)(ids, mask, types)
+    assert passes == [2, 2, 2, 2, 1, 9]
+    for split_logits, whole_logits in zip(split, whole):
+        assert split_logits.shape == (9, 384)
+        np.testing.assert_allclose(split_logits, whole_logits, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["exact", "fast"])
+def test_baked_model_loads_without_transformers_and_answers_the_same(
+    legacy_model_dir, tmp_path, fast
+):
     save_for_serving(legacy_model_dir, tmp_path / "baked")
-    assert (tmp_path / "baked" / "model.torchscript.pt").is_file()
+    assert {"model.torchscript.pt", "model.int8.torchscript.pt"} <= {
+        path.name for path in (tmp_path / "baked").iterdir()
+    }
     context = "the river was long and the city was built in the year 1200. " * 30
     options = Options(max_seq_len=64, doc_stride=16, top_k=5)
-    baked = load_answerer(str(tmp_path / "baked"), threads=1)
-    original = load_answerer(str(legacy_model_dir), threads=1, trace=False)
+    baked = load_answerer(str(tmp_path / "baked"), threads=1, fast=fast)
+    original = load_answerer(str(legacy_model_dir), threads=1, trace=False, fast=fast)
     assert baked.answer("When?", context, options) == original.answer("When?", context, options)
     fresh = subprocess.run(
         [sys.executable, "-c",
          "import sys; from qa.loading import load_answerer; "
-         f"load_answerer({str(tmp_path / 'baked')!r}, threads=1).answer('When?', 'In 1200.'); "
+         f"load_answerer({str(tmp_path / 'baked')!r}, threads=1, fast={fast}).answer('When?', 'In 1200.'); "
          "print('transformers' in sys.modules)"],
         capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
     )
@@ -209,3 +242,12 @@ def test_a_model_that_cannot_be_traced_runs_as_it_is(modern_model_dir, monkeypat
     assert "runs untraced: cannot trace this" in caplog.text
     [best] = answerer.answer("Who?", "Kit-Ho Mak is here.")
     assert "Kit-Ho Mak is here."[best.start : best.end] == best.answer
+
+
+def test_fast_mode_runs_the_linear_layers_in_int8(tiny_model_dir):
+    import torch
+
+    model = quantized(load_model(tiny_model_dir))
+    linear = [type(module) for module in model.modules() if isinstance(module, torch.nn.Linear)]
+    int8 = [m for m in model.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
+    assert linear == [] and len(int8) == 2 * 6 + 1  # 2 layers of 6 linear layers, and the QA head

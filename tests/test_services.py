@@ -32,6 +32,24 @@ def test_model_status_follows_the_configured_model(settings, tiny_model_settings
     assert services.model_status()["state"] == "idle"
 
 
+@pytest.mark.parametrize("fast", [False, True])
+def test_qa_fast_chooses_the_int8_model(settings, tiny_model_settings, monkeypatch, fast):
+    settings.QA_FAST = fast
+    asked = []
+    real_load = services.load_answerer
+
+    def recording_load(*args, **kwargs):
+        asked.append(kwargs)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(services, "load_answerer", recording_load)
+    services._lazy_answerer.cache_clear()
+    [result] = services.answer_questions(requests=[{"question": "Who?", "context": "Kit-Ho Mak"}])
+    assert asked == [{"threads": settings.QA_TORCH_THREADS, "fast": fast}]
+    assert "Kit-Ho Mak"[result["start"] : result["end"]] == result["answer"]
+    services._lazy_answerer.cache_clear()
+
+
 def test_unavailable_model_gives_a_retry_delay(settings, tmp_path):
     settings.QA_MODEL = str(tmp_path / "missing")
     with pytest.raises(services.ModelUnavailable) as raised:

@@ -21,8 +21,11 @@ class Command(BaseCommand):
         output = Path(output)
         try:
             save_for_serving(resolve_model_dir(model), output)
-            [answer] = load_answerer(str(output), threads=1).answer(
-                "What is my name?", "I'm Kit-Ho Mak. I come from Hong Kong."
+            [answer], [fast_answer] = (
+                load_answerer(str(output), threads=1, fast=fast).answer(
+                    "What is my name?", "I'm Kit-Ho Mak. I come from Hong Kong."
+                )
+                for fast in (False, True)
             )
         except ModelLoadError as error:
             raise CommandError(f"Cannot fetch {model}: {error}") from error
@@ -30,4 +33,7 @@ class Command(BaseCommand):
             f"{path.name} ({path.stat().st_size / 1e6:.1f} MB)" for path in sorted(output.iterdir())
         )
         self.stdout.write(f"Wrote {model} to {output}: {files}")
-        self.stdout.write(f'Check: "What is my name?" -> {answer.answer!r} ({answer.score:.3f})')
+        self.stdout.write(
+            f'Check: "What is my name?" -> {answer.answer!r} ({answer.score:.3f}); '
+            f"fast mode: {fast_answer.answer!r} ({fast_answer.score:.3f})"
+        )

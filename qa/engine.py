@@ -5,6 +5,7 @@ dropped it) over a fast tokenizer and any callable that maps a batch of token wi
 logits. It knows nothing of Django, HTTP or torch, which keeps it testable with hand-made logits.
 """
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,12 @@ DEFAULT_MAX_SEQ_LEN = 384
 DEFAULT_DOC_STRIDE = 128
 # How many more spans than asked for are decoded when aligning to words, since alignment merges some.
 ALIGNMENT_HEADROOM = 10
+# Most tokens one request may put through the model (windows x max_seq_len). A doc_stride just under
+# the room a window leaves for the context starts a new window every token or two: 20,000 characters
+# could make 20,000 windows of 512 tokens, gigabytes of memory and seconds before the model even
+# runs. The default options need at most about 122,000 for 20,000 characters of 3 tokens each
+# (Hangul, which BERT's tokenizer splits into letters); English of that length needs 30,000.
+MAX_BATCH_TOKENS = 131_072
 
 # (input_ids, attention_mask, token_type_ids), each int64 [windows, tokens] -> (start, end) logits.
 Forward = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -134,6 +141,7 @@ class QuestionAnswerer:
                     "doc_stride or raise max_seq_len.",
                     field="doc_stride",
                 )
+            self._refuse_too_many_windows(context, context_room, doc_stride, max_seq_len)
             self._tokenizer.enable_truncation(
                 max_seq_len, stride=doc_stride, strategy="only_second"
             )
@@ -144,6 +152,28 @@ class QuestionAnswerer:
                 "The context contains no text the model can read.", field="context"
             )
         return windows
+
+    def _refuse_too_many_windows(
+        self, context: str, context_room: int, doc_stride: int, max_seq_len: int
+    ) -> None:
+        """Refuse options that would cut the context into more than MAX_BATCH_TOKENS of windows,
+        before the tokenizer makes them. A token holds at least one byte of UTF-8, so the byte
+        count bounds the context's tokens; only when that bound is too high are they counted."""
+
+        def windows(context_tokens: int) -> int:
+            step = context_room - doc_stride
+            return 1 + max(0, math.ceil((context_tokens - context_room) / step))
+
+        if windows(len(context.encode())) * max_seq_len <= MAX_BATCH_TOKENS:
+            return
+        count = windows(len(self._tokenizer.encode(context, add_special_tokens=False)))
+        if count * max_seq_len > MAX_BATCH_TOKENS:
+            raise InvalidQuestion(
+                f"These options cut the context into {count} windows of {max_seq_len} tokens; "
+                f"at most {MAX_BATCH_TOKENS} tokens can be read in one request. Lower doc_stride, "
+                "raise max_seq_len or shorten the context.",
+                field="doc_stride",
+            )
 
     def _batch(self, windows: list[Encoding]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All windows as one right-padded batch, so the model runs once per request."""

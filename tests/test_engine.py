@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from qa.engine import InvalidQuestion, Options, QuestionAnswerer
+from qa.engine import MAX_BATCH_TOKENS, InvalidQuestion, Options, QuestionAnswerer
 from qa.loading import load_tokenizer
 
 CONTEXT = "I'm Kit-Ho Mak. I come from Hong Kong."
@@ -261,3 +261,24 @@ def test_concurrent_requests_with_different_options_get_exactly_their_own_answer
         together = [result for results in pool.map(ask, range(threads)) for result in results]
     assert len(together) == threads * rounds
     assert [got for case, got in together] == [alone[case] for case, got in together]
+
+
+# "who" is one token and "a " * n is n tokens: each 512-token window holds 508 of the context.
+@pytest.mark.parametrize(("doc_stride", "windows"), [(468, 256), (469, None)])
+def test_options_that_would_make_too_many_windows_are_refused_before_any_is_made(
+    tokenizer_parts, doc_stride, windows
+):
+    """256 windows of 512 tokens is the most one request may read: one more window is refused
+    before the tokenizer makes them (20,000 characters could otherwise make 20,000 windows)."""
+    assert 256 * 512 == MAX_BATCH_TOKENS
+    answerer, forward = make_answerer(tokenizer_parts, "hong", "kong")
+    context = "a " * (508 + 255 * 40)  # a new window every 40 tokens with doc_stride 468
+    options = Options(max_seq_len=512, doc_stride=doc_stride)
+    if windows:
+        answerer.answer("who", context, options)
+        assert forward.batches[0][0].shape == (windows, 512)
+    else:
+        with pytest.raises(InvalidQuestion, match=r"263 windows of 512 tokens") as raised:
+            answerer.answer("who", context, options)
+        assert raised.value.field == "doc_stride"
+        assert forward.batches == []

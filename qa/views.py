@@ -1,7 +1,9 @@
 import math
 
 from django.conf import settings
+from django.http import JsonResponse
 from django.shortcuts import render
+from django.views import defaults
 from django.views.decorators.http import require_http_methods
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
@@ -22,6 +24,7 @@ from qa.serializers import (
     ModelStatusSerializer,
     request_serializer,
 )
+from qa.throttling import QuestionRateThrottle, throttle_questions
 
 EXAMPLE = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
 
@@ -69,6 +72,7 @@ def percent(score: float) -> int:
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
+@throttle_questions
 def index(request):
     """The HTML form; a POST re-renders it with the answer highlighted in the context."""
     example = EXAMPLES.get(request.GET.get("example", ""), EXAMPLE)
@@ -122,6 +126,7 @@ class AnswerView(APIView):
     """Answer a question from a context, or a JSON list of such requests in one call."""
 
     parser_classes = [JSONParser, FormParser, MultiPartParser]
+    throttle_classes = [QuestionRateThrottle]
 
     def get_serializer(self, *args, **kwargs):
         """Lets the browsable API draw an HTML form for POST."""
@@ -162,6 +167,9 @@ class AnswerView(APIView):
             ),
             413: OpenApiResponse(ErrorSerializer, description="The body is over the upload limit."),
             415: OpenApiResponse(ErrorSerializer, description="Neither JSON nor form data."),
+            429: OpenApiResponse(
+                ErrorSerializer, description="Too many questions from this client; see Retry-After."
+            ),
             503: OpenApiResponse(
                 ErrorSerializer, description="The model is not available; see Retry-After."
             ),
@@ -193,3 +201,21 @@ class HealthView(APIView):
         return Response(
             model, status=status.HTTP_503_SERVICE_UNAVAILABLE if model["state"] == "failed" else 200
         )
+
+
+def error_handler(status_code: int, detail: str, page_view):
+    """Django's error view for pages; under /api/ a JSON {"detail": ...} like DRF's own errors."""
+
+    def handler(request, *args, **kwargs):
+        if request.path_info.startswith("/api/"):
+            return JsonResponse({"detail": detail}, status=status_code)
+        return page_view(request, *args, **kwargs)
+
+    return handler
+
+
+# qasite/urls.py installs these; the pages are templates/400.html, 403.html, 404.html, 500.html.
+bad_request = error_handler(400, "Bad request.", defaults.bad_request)
+permission_denied = error_handler(403, "Permission denied.", defaults.permission_denied)
+page_not_found = error_handler(404, "Not found.", defaults.page_not_found)
+server_error = error_handler(500, "Internal server error.", defaults.server_error)

@@ -5,8 +5,10 @@ public deployment; see README.md ("Configuration") for the full list.
 """
 
 import os
+import re
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -42,6 +44,32 @@ if env_bool("DJANGO_HTTPS"):
     SECURE_SSL_REDIRECT = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000)
+    # The site's hosts (dxxxx.cloudfront.net, xxxx.execute-api.<region>.amazonaws.com, or a custom
+    # name for the site alone) have no subdomains that could need plain HTTP, and both AWS
+    # endpoints refuse plain HTTP anyway: nothing is lost by covering subdomains. "preload" only
+    # consents to the browsers' preload list; nothing is listed until the owner of the registered
+    # domain submits it at hstspreload.org, so serving the site on an apex domain with HTTP-only
+    # subdomains is the one case to set DJANGO_HSTS_SECONDS=0 (and drop the header) instead.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+
+# Headers on every response (qasite.middleware and Django's SecurityMiddleware): a strict
+# Content-Security-Policy (no inline script or style anywhere, see templates/), nosniff,
+# Referrer-Policy same-origin, Cross-Origin-Opener-Policy same-origin, X-Frame-Options DENY.
+# Same shape as Django 6's SECURE_CSP, whose middleware can replace ours on upgrade.
+SECURE_CSP = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:"],
+    "object-src": ["'none'"],
+    "base-uri": ["'none'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "django.contrib.staticfiles",
@@ -50,12 +78,15 @@ INSTALLED_APPS = [
     "qa",
 ]
 
+# The header-only middleware comes before WhiteNoise, which answers static files itself: so
+# static files get the security headers too.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "qasite.middleware.ContentSecurityPolicyMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "qasite.urls"
@@ -122,6 +153,23 @@ QA_MAX_CONTEXT_CHARS = env_int("QA_MAX_CONTEXT_CHARS", 20_000)
 QA_MAX_BATCH = env_int("QA_MAX_BATCH", 32)
 # How long a request waits for a model load already under way before answering 503.
 QA_LOAD_WAIT_SECONDS = env_int("QA_LOAD_WAIT_SECONDS", 25)
+
+# Questions per client address (qa/throttling.py), API and form together: "60/min", "5/s",
+# "1000/hour", "10000/day", or "off". Counted in the default cache, local memory: per process,
+# so per Lambda instance; API Gateway's throttling and the reserved concurrency in
+# serverless.yml bound the total.
+QA_THROTTLE_RATE = os.environ.get("QA_THROTTLE_RATE", "60/min").strip().lower()
+if QA_THROTTLE_RATE == "off":
+    QA_THROTTLE_RATE = None
+elif not re.fullmatch(r"[1-9]\d*/(s|sec|m|min|h|hour|d|day)", QA_THROTTLE_RATE):
+    raise ImproperlyConfigured(f"QA_THROTTLE_RATE={QA_THROTTLE_RATE!r}: expected e.g. 60/min or off")
+# Whose rate it is: REMOTE_ADDR (the peer's address, which nobody can forge), unless the proxy in
+# front gives the client's "address:port" in a header named here (CloudFront-Viewer-Address).
+# Anyone can send that header too, so when the proxy can be bypassed (API Gateway's own URL is
+# public) also set QA_PROXY_SECRET: the proxy sends it in X-Origin-Verify, and the header is
+# believed only on requests that carry it. See qa/throttling.py.
+QA_CLIENT_IP_HEADER = os.environ.get("QA_CLIENT_IP_HEADER", "")
+QA_PROXY_SECRET = os.environ.get("QA_PROXY_SECRET", "")
 
 LOGGING = {
     "version": 1,

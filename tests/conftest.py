@@ -69,6 +69,16 @@ def build_tiny_model(directory: Path, *, legacy: bool, seed: int = 0) -> Path:
     return directory
 
 
+@pytest.fixture(autouse=True)
+def unthrottled(settings):
+    """An empty cache (the rate limiter's memory) and a rate no test reaches, for every test:
+    tests/test_throttling.py sets low rates to test the limit itself."""
+    from django.core.cache import cache
+
+    settings.QA_THROTTLE_RATE = "100000/min"
+    cache.clear()
+
+
 @pytest.fixture(scope="session")
 def legacy_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("legacy-model"), legacy=True)

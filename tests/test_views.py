@@ -255,11 +255,15 @@ def test_form_shows_field_errors_inline(client, tiny_model_settings):
     assert "This field may not be blank." in html and "This field is required." in html
 
 
-def test_form_is_csrf_protected(tiny_model_settings):
+def test_form_without_its_csrf_token_is_a_friendly_403_saying_how_to_fix_it(tiny_model_settings):
     from django.test import Client
 
     response = Client(enforce_csrf_checks=True).post("/", {**KIT_HO, "top_k": 1})
     assert response.status_code == 403
+    html = response.content.decode()
+    assert "reload the page" in html and "allow cookies" in html
+    assert 'href="/"' in html
+    assert "CSRF" not in html  # Django's own page names the mechanism, not the fix
 
 
 def test_form_says_when_the_model_is_unavailable(client, broken_model_settings):
@@ -299,3 +303,74 @@ def test_api_responses_match_the_documented_response_serializer(client, tiny_mod
     body = post_json(client, {**KIT_HO, "top_k": 3, "handle_impossible_answer": True}).json()
     assert AnswerResponseSerializer(body).data == body
     assert type(body["score"]) is float and type(body["start"]) is int
+
+
+# --- error pages ------------------------------------------------------------------------------
+
+
+def assert_friendly_page(response, status: int, message: str):
+    assert response.status_code == status
+    assert response["Content-Type"].startswith("text/html")
+    html = response.content.decode()
+    assert message in html and 'href="/"' in html  # a human message and a way home
+    return html
+
+
+def test_unknown_page_is_a_friendly_404_and_unknown_api_path_a_json_404(client):
+    assert_friendly_page(client.get("/no/such/page/"), 404, "There is no page at this address.")
+    response = client.get("/api/nope")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
+def test_bad_host_is_a_friendly_400_and_json_under_the_api(client):
+    assert_friendly_page(client.get("/", HTTP_HOST="attacker.example"), 400, "Bad request")
+    response = client.get("/api/health/", HTTP_HOST="attacker.example")
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Bad request."}
+
+
+def test_permission_denied_is_a_friendly_403_and_json_under_the_api(rf):
+    from django.core.exceptions import PermissionDenied
+
+    from qa import views
+
+    page = views.permission_denied(rf.get("/somewhere/"), PermissionDenied("/secret/marker"))
+    assert "/secret/marker" not in assert_friendly_page(page, 403, "You are not allowed")
+    api = views.permission_denied(rf.get("/api/answer/"), PermissionDenied("/secret/marker"))
+    assert (api.status_code, json.loads(api.content)) == (403, {"detail": "Permission denied."})
+
+
+@pytest.fixture
+def crashing_service(monkeypatch, tiny_model_settings, settings):
+    """The service fails in a way no one planned for, with a path in its message."""
+
+    def crash(*, requests):
+        raise RuntimeError("/secret/path/marker")
+
+    assert settings.DEBUG is False
+    monkeypatch.setattr(services, "answer_questions", crash)
+
+
+def assert_no_internals(body: str):
+    assert "marker" not in body and "/secret" not in body and "Traceback" not in body
+    assert "RuntimeError" not in body and ".py" not in body and "/work/" not in body
+
+
+def test_unexpected_error_on_the_page_is_a_friendly_500_without_internals(crashing_service):
+    from django.test import Client
+
+    response = Client(raise_request_exception=False).post("/", {**KIT_HO, "top_k": 1})
+    assert_no_internals(assert_friendly_page(response, 500, "Something went wrong"))
+
+
+def test_unexpected_error_in_the_api_is_a_json_500_without_internals(crashing_service):
+    from django.test import Client
+
+    for accept in ("application/json", "text/html"):  # the browsable API too
+        response = Client(raise_request_exception=False).post(
+            "/api/answer/", json.dumps(KIT_HO), content_type="application/json", HTTP_ACCEPT=accept
+        )
+        assert response.status_code == 500
+        assert response.json() == {"detail": "Internal server error."}
+        assert_no_internals(response.content.decode())

@@ -223,6 +223,10 @@
           renderResult(body, context);
         } else if (response.status === 400 && body) {
           showFieldErrors(body);
+        } else if (response.status === 429) {
+          const seconds = parseInt(response.headers.get("Retry-After"), 10) || 60;
+          showError(el("strong", {}, "Too many questions at once."),
+            ` You have asked many questions in a short time. Please wait ${seconds} second${seconds === 1 ? "" : "s"} and try again.`);
         } else if (response.status === 503) {
           showError(el("strong", {}, "The model is not available right now."),
             ` ${(body && body.detail) || ""} Please try again in a moment.`);

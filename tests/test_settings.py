@@ -1,0 +1,88 @@
+"""Production settings pass Django's deployment checks; HTTPS-only behaviour needs DJANGO_HTTPS=1;
+DEBUG and the rate limit come from the environment. Each case is a fresh interpreter, since
+settings are read once, at import."""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def python(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """A fresh interpreter in the repository, with only these variables set for qasite."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "QA_"))}
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, cwd=REPO,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "qasite.settings", **env},
+    )
+
+
+def run(code: str, **env: str) -> subprocess.CompletedProcess:
+    return python("-c", textwrap.dedent(code), **env)
+
+
+def production_env() -> dict:
+    return {"DJANGO_HTTPS": "1", "DJANGO_SECRET_KEY": secrets.token_urlsafe(50)}
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    result = python("manage.py", "check", "--deploy", "--fail-level", "WARNING", **production_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_https_mode_sends_hsts_redirects_and_secures_the_csrf_cookie():
+    result = run(
+        """
+        import django, json
+        django.setup()
+        from django.test.utils import setup_test_environment
+        setup_test_environment()
+        from django.test import Client
+        page = Client().get("/", secure=True)
+        plain = Client().get("/")
+        print(json.dumps({
+            "hsts": page.headers.get("Strict-Transport-Security"),
+            "secure_cookie": bool(page.cookies["csrftoken"]["secure"]),
+            "plain": [plain.status_code, plain.headers.get("Location")],
+        }))
+        """,
+        **production_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "hsts": "max-age=31536000; includeSubDomains; preload",
+        "secure_cookie": True,
+        "plain": [301, "https://testserver/"],
+    }
+
+
+SETTINGS = "from qasite import settings; print(repr((settings.DEBUG, settings.QA_THROTTLE_RATE)))"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, (False, "60/min")),
+        ({"DJANGO_DEBUG": "1", "QA_THROTTLE_RATE": "5/s"}, (True, "5/s")),
+        ({"DJANGO_DEBUG": "0", "QA_THROTTLE_RATE": "OFF"}, (False, None)),
+    ],
+)
+def test_debug_is_off_unless_asked_for_and_the_rate_comes_from_the_environment(env, expected):
+    result = run(SETTINGS, **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == repr(expected)
+
+
+@pytest.mark.parametrize("rate", ["60", "sixty/min", "0/min", "60/fortnight", "-1/s"])
+def test_a_malformed_rate_stops_the_start(rate):
+    result = run(SETTINGS, QA_THROTTLE_RATE=rate)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: QA_THROTTLE_RATE=" in result.stderr

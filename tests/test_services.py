@@ -67,7 +67,8 @@ KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come fro
 @pytest.fixture
 def service_clock(manual_clock, monkeypatch):
     """The service's model holder runs on a clock the test moves, so back-offs pass at once."""
-    monkeypatch.setattr(services, "LazyAnswerer", functools.partial(LazyAnswerer, clock=manual_clock))
+    holder = functools.partial(LazyAnswerer, clock=manual_clock)
+    monkeypatch.setattr(services, "LazyAnswerer", holder)
     services._lazy_answerer.cache_clear()
     yield manual_clock
     services._lazy_answerer.cache_clear()
@@ -109,7 +110,8 @@ def test_a_broken_model_is_a_503_everywhere_then_recovers_without_a_restart(
     service_clock.advance(8)
     answer = ask_api(client)
     assert answer.status_code == 200
-    assert KIT_HO["context"][answer.json()["start"] : answer.json()["end"]] == answer.json()["answer"]
+    best = answer.json()
+    assert KIT_HO["context"][best["start"] : best["end"]] == best["answer"]
     assert client.get("/api/health/").json() == {
         "model": settings.QA_MODEL_NAME, "state": "ready", "error": None,
     }

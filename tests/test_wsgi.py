@@ -1,8 +1,22 @@
-"""Under runserver/gunicorn the model loads in the background from start, exactly once."""
+"""Under runserver/gunicorn the model loads in the background from start, exactly once; and
+gunicorn serving qasite.wsgi holds a mixed load."""
 
+import http.client
+import json
+import os
+import re
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+import urllib.parse
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bench.run import free_port
 
 
 def test_requests_wait_for_the_background_load_within_the_bound_and_it_loads_once(
@@ -54,3 +68,144 @@ def test_requests_wait_for_the_background_load_within_the_bound_and_it_loads_onc
     assert result.stdout.split() == [
         "200", "loading", "503", "1", "The_model_is_still_loading.", "200", "1",
     ]
+
+
+# --- gunicorn under load ------------------------------------------------------------------------
+
+CSRF_SECRET = "k" * 32
+KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
+FORM = urllib.parse.urlencode({**KIT_HO, "top_k": 1, "csrfmiddlewaretoken": CSRF_SECRET})
+JSON = {"Content-Type": "application/json"}
+FORM_TYPE = {"Content-Type": "application/x-www-form-urlencoded"}
+# (what, method, path, body, headers, the status it must get): pages, answers and mistakes.
+MIX = [
+    ("page", "GET", "/", None, {}, 200),
+    ("health", "GET", "/api/health/", None, {}, 200),
+    ("static", "GET", "/static/qa/site.css", None, {}, 200),
+    ("answer", "POST", "/api/answer/", json.dumps(KIT_HO), JSON, 200),
+    ("batch", "POST", "/api/answer/", json.dumps([KIT_HO] * 4), JSON, 200),
+    ("form", "POST", "/", FORM, {**FORM_TYPE, "Cookie": f"csrftoken={CSRF_SECRET}"}, 200),
+    ("bad json", "POST", "/api/answer/", '{"question": "Who?", ', JSON, 400),
+    ("unknown field", "POST", "/api/answer/", json.dumps({**KIT_HO, "topk": 3}), JSON, 400),
+    ("too long", "POST", "/api/answer/", json.dumps({**KIT_HO, "question": "x" * 501}), JSON, 400),
+    ("no csrf", "POST", "/", FORM, FORM_TYPE, 403),
+    ("wrong method", "PUT", "/api/answer/", "{}", JSON, 405),
+]
+CLIENTS = 24  # concurrent connections at any moment
+REQUESTS_PER_CONNECTION = 4  # then the client hangs up and connects again
+WARM_UP_SECONDS = 3
+LOAD_SECONDS = 12
+
+
+def worker_rss_mb(master: int) -> dict[int, float]:
+    """Resident memory of each gunicorn worker (the master's children), in MB."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    rss = {}
+    for pid in map(int, children):
+        status = Path(f"/proc/{pid}/status").read_text()
+        rss[pid] = int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) / 1024
+    return rss
+
+
+def drive(port: int, seconds: float) -> dict:
+    """CLIENTS closed-loop clients cycling through MIX for ``seconds``: what went as expected,
+    what did not, and how many connections it took."""
+    started = time.monotonic()
+    deadline = started + seconds
+    lock = threading.Lock()
+    done, wrong, connections = Counter(), [], [0]
+
+    def client(offset: int) -> None:
+        turn = offset
+        while time.monotonic() < deadline:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            with lock:
+                connections[0] += 1
+            try:
+                for _ in range(REQUESTS_PER_CONNECTION):
+                    what, method, path, body, headers, expected = MIX[turn % len(MIX)]
+                    turn += 1
+                    connection.request(method, path, body, headers)
+                    response = connection.getresponse()
+                    response.read()
+                    with lock:
+                        done[what] += 1
+                        if response.status != expected:
+                            wrong.append((what, response.status))
+                    if response.will_close or time.monotonic() >= deadline:
+                        break
+            except OSError as error:
+                with lock:
+                    wrong.append((what, repr(error)))
+            finally:
+                connection.close()
+
+    threads = [threading.Thread(target=client, args=(index,)) for index in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    return {"done": done, "wrong": wrong, "connections": connections[0], "seconds": elapsed}
+
+
+def answers_a_question(port: int) -> bool:
+    """Whether the server is up and answers a question."""
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        connection.request("POST", "/api/answer/", json.dumps(KIT_HO), JSON)
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+
+
+@pytest.mark.load
+def test_gunicorn_serves_a_mixed_load_without_errors_and_steady_memory(
+    settings, modern_model_dir, tmp_path
+):
+    """2 workers x 4 threads on loopback, 24 clients for 12 s: every response as expected, no
+    worker restarted, worker memory steady after the warm-up. Figures print with ``pytest -s``."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "QA_MODEL": str(modern_model_dir),
+        "QA_THROTTLE_RATE": "off",  # one address sends everything here
+        "HF_HUB_OFFLINE": "1",
+    }
+    log_path = tmp_path / "gunicorn.log"
+    log = log_path.open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "qasite.wsgi:application", "--workers", "2",
+         "--worker-class", "gthread", "--threads", "4", "--bind", f"127.0.0.1:{port}",
+         "--log-level", "warning"],
+        cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(worker_rss_mb(server.pid)) < 2 or not answers_a_question(port):
+            assert server.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+            time.sleep(0.2)
+        warm_up = drive(port, WARM_UP_SECONDS)
+        before = worker_rss_mb(server.pid)
+        run = drive(port, LOAD_SECONDS)
+        after = worker_rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+    requests = sum(run["done"].values())
+    print(
+        f"\nload: {requests} requests over {run['connections']} connections in "
+        f"{run['seconds']:.1f} s ({requests / run['seconds']:.0f}/s) from {CLIENTS} clients, "
+        f"{len(run['wrong'])} unexpected; by kind: {dict(run['done'])}"
+    )
+    for pid, rss in before.items():
+        end = after.get(pid, 0.0)
+        print(f"worker {pid}: RSS {rss:.1f} MB after warm-up, {end:.1f} MB after load")
+    wrong = warm_up["wrong"] + run["wrong"]
+    assert wrong == [], (wrong[:20], log_path.read_text())
+    assert set(run["done"]) == {what for what, *_ in MIX}
+    assert after.keys() == before.keys()  # no worker died or was replaced
+    for pid, rss in before.items():
+        assert after[pid] - rss < 40, f"worker {pid} grew from {rss:.1f} to {after[pid]:.1f} MB"
+

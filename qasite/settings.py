@@ -162,7 +162,7 @@ QA_THROTTLE_RATE = os.environ.get("QA_THROTTLE_RATE", "60/min").strip().lower()
 if QA_THROTTLE_RATE == "off":
     QA_THROTTLE_RATE = None
 elif not re.fullmatch(r"[1-9]\d*/(s|sec|m|min|h|hour|d|day)", QA_THROTTLE_RATE):
-    raise ImproperlyConfigured(f"QA_THROTTLE_RATE={QA_THROTTLE_RATE!r}: expected e.g. 60/min or off")
+    raise ImproperlyConfigured(f"QA_THROTTLE_RATE={QA_THROTTLE_RATE!r}: expected 60/min, off...")
 # Whose rate it is: REMOTE_ADDR (the peer's address, which nobody can forge), unless the proxy in
 # front gives the client's "address:port" in a header named here (CloudFront-Viewer-Address).
 # Anyone can send that header too, so when the proxy can be bypassed (API Gateway's own URL is

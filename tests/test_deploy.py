@@ -106,9 +106,23 @@ def test_keep_warm_snapstart_and_fast_mode_are_parameters(tmp_path):
     assert function["Environment"]["Variables"]["QA_FAST"] == "1"
 
 
+def test_rate_limit_counts_the_cloudfront_viewer_only_with_cloudfronts_secret(default_template):
+    """CloudFront sends the secret to the origin; the function believes CloudFront-Viewer-Address
+    only on requests that carry it (qa/throttling.py). The secret itself stays in SSM."""
+    secret = "{{resolve:ssm:/qasite/prod/origin-secret}}"
+    resources = default_template[1]["Resources"]
+    [origin] = resources["CloudFrontDistribution"]["Properties"]["DistributionConfig"]["Origins"]
+    assert origin["OriginCustomHeaders"] == [{"HeaderName": "X-Origin-Verify", "HeaderValue": secret}]
+    variables = resources["WebLambdaFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["QA_PROXY_SECRET"] == secret
+    assert variables["QA_CLIENT_IP_HEADER"] == "CloudFront-Viewer-Address"
+    assert variables["QA_THROTTLE_RATE"] == "60/min"
+
+
 def test_no_secret_in_the_files():
     text = (REPO / "serverless.yml").read_text()
     assert "DJANGO_SECRET_KEY: \"{{resolve:ssm:" in text
+    assert text.count('"{{resolve:ssm:${param:originSecretParameter}}}"') == 2
 
 
 def test_dockerfile_passes_hadolint():

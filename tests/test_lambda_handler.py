@@ -161,6 +161,31 @@ def test_static_files_are_served(lambda_settings, kind):
     assert "mark" in body_of(response)
 
 
+def test_rate_limit_counts_the_cloudfront_viewer_not_the_edge_nor_a_forged_header(lambda_settings):
+    """As deployed (serverless.yml): REMOTE_ADDR is API Gateway's sourceIp, the CloudFront edge;
+    CloudFront-Viewer-Address names the viewer, believed only with CloudFront's secret."""
+    lambda_settings.QA_THROTTLE_RATE = "2/min"
+    lambda_settings.QA_CLIENT_IP_HEADER = "CloudFront-Viewer-Address"
+    lambda_settings.QA_PROXY_SECRET = "origin-secret"
+
+    def ask(viewer, port, *, secret="origin-secret", source_ip="198.51.100.20"):
+        headers = {
+            "Content-Type": "application/json",
+            "CloudFront-Viewer-Address": f"{viewer}:{port}",
+            "X-Origin-Verify": secret,
+            "X-Forwarded-For": f"{viewer}, {source_ip}",
+        }
+        event = make_event("http-api-v2", "POST", "/api/answer/", body=json.dumps(KIT_HO), headers=headers)
+        event["requestContext"]["http"]["sourceIp"] = source_ip
+        return invoke(event)["statusCode"]
+
+    assert [ask("203.0.113.7", port) for port in (41001, 41002, 41003)] == [200, 200, 429]
+    assert ask("203.0.113.8", 41004) == 200  # another viewer behind the same edge
+    direct = [ask("203.0.113.8", 1, secret="a guess", source_ip="192.0.2.66") for _ in range(3)]
+    assert direct == [200, 200, 429]  # counted as itself, not as the viewer it names
+    assert ask("203.0.113.8", 41005) == 200
+
+
 def test_unknown_host_is_refused(lambda_settings):
     event = make_event("http-api-v2", headers={"Host": "attacker.example"})
     assert invoke(event)["statusCode"] == 400

@@ -64,7 +64,7 @@ INLINE = {
 
 
 def test_no_html_we_serve_needs_inline_script_or_style(every_response, client, monkeypatch):
-    """What the CSP would block: our pages, DRF's browsable API (after its POST too), error pages."""
+    """Nothing the CSP blocks: our pages, DRF's browsable API (after a POST too), error pages."""
 
     def fail(*, requests):
         raise RuntimeError("boom")
@@ -78,7 +78,8 @@ def test_no_html_we_serve_needs_inline_script_or_style(every_response, client, m
         "/api/answer/", KIT_HO, HTTP_ACCEPT="text/html"
     ).content.decode()
     monkeypatch.setattr(services, "answer_questions", fail)
-    html["500 page"] = Client(raise_request_exception=False).post("/", {**KIT_HO, "top_k": 1}).content.decode()
+    crashed = Client(raise_request_exception=False).post("/", {**KIT_HO, "top_k": 1})
+    html["500 page"] = crashed.content.decode()
     assert {"page", "browsable API", "404 page", "CSRF failure page", "500 page"} <= set(html)
     for name, text in html.items():
         for what, pattern in INLINE.items():

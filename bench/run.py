@@ -321,7 +321,7 @@ def serve(side: str, model: dict, port: int) -> subprocess.Popen:
     """gunicorn on loopback: 2 workers (one per core), 1 thread each, torch on 1 thread."""
     common = ["-w", "2", "--threads", "1", "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
     env = {**os.environ, "QA_MODEL": str(model[side]), "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-           "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+           "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "QA_THROTTLE_RATE": "off"}  # one client
     if side == "qasite":
         command = [str(Path(PYTHON).parent / "gunicorn"), "--chdir", str(ROOT), *common, "qasite.wsgi:application"]
     else:

@@ -1,11 +1,15 @@
 """WSGI entry point for runserver and gunicorn.
 
-The model starts loading in a background thread at once, so the first page is served without
-waiting for it; a request that needs the model waits for that same load.
+The model loads in a background thread once the first response has gone out, or after
+IDLE_SECONDS without any request: loading imports torch, which holds the interpreter for about a
+second, and the first visitor's page should not wait behind it. A request that needs the model
+sooner loads it itself, or waits for the load under way.
 """
 
 import os
+import threading
 
+from django.core.signals import request_finished
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qasite.settings")
@@ -14,4 +18,17 @@ application = get_wsgi_application()
 
 from qa.services import lazy_answerer  # noqa: E402  (needs the settings configured above)
 
-lazy_answerer().load_in_background()
+IDLE_SECONDS = 2.0
+_load_started = threading.Event()
+
+
+def start_loading_the_model(**_) -> None:
+    if not _load_started.is_set():
+        _load_started.set()
+        lazy_answerer().load_in_background()
+
+
+request_finished.connect(start_loading_the_model)
+_idle_timer = threading.Timer(IDLE_SECONDS, start_loading_the_model)
+_idle_timer.daemon = True
+_idle_timer.start()

@@ -38,6 +38,9 @@ def test_requests_wait_for_the_background_load_within_the_bound_and_it_loads_onc
             return original(*args, **kwargs)
         from qa import services
         services.load_answerer = slow_load
+        from django.core.signals import request_finished
+        loads_as_page_ends = []  # connected first, so it runs before qasite.wsgi's receiver
+        request_finished.connect(lambda **_: loads_as_page_ends.append(len(loads)), weak=False)
 
         from qasite.wsgi import application
         from django.conf import settings
@@ -49,7 +52,6 @@ def test_requests_wait_for_the_background_load_within_the_bound_and_it_loads_onc
         import time
         state_before_page = services.model_status()["state"]
         page = client.get("/")
-        loads_during_page = len(loads)
         deadline = time.monotonic() + 10
         while services.model_status()["state"] != "loading" and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -59,7 +61,7 @@ def test_requests_wait_for_the_background_load_within_the_bound_and_it_loads_onc
         settings.QA_LOAD_WAIT_SECONDS = 30
         threading.Timer(0.5, release.set).start()
         patient = client.post("/api/answer/", kit_ho)
-        print(page.status_code, state_before_page, loads_during_page, state_after_page,
+        print(page.status_code, state_before_page, loads_as_page_ends[0], state_after_page,
               impatient.status_code,
               impatient.get("Retry-After"), impatient.json()["detail"].replace(" ", "_"),
               patient.status_code, len(loads))
@@ -76,6 +78,28 @@ def test_requests_wait_for_the_background_load_within_the_bound_and_it_loads_onc
     assert result.stdout.split() == [
         "200", "idle", "0", "loading", "503", "1", "The_model_is_still_loading.", "200", "1",
     ]
+
+
+def test_with_no_request_the_model_still_loads_in_the_background(settings, modern_model_dir):
+    script = textwrap.dedent(
+        """
+        import time
+        from qasite.wsgi import application
+        from qa import services
+        deadline = time.monotonic() + 60
+        while services.model_status()["state"] != "ready" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        print(services.model_status()["state"])
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=settings.BASE_DIR,
+        env={"QA_MODEL": str(modern_model_dir), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.stdout.strip() == "ready", result.stderr
 
 
 # --- gunicorn under load ------------------------------------------------------------------------

@@ -163,7 +163,8 @@ class AnswerView(APIView):
             400: OpenApiResponse(
                 OpenApiTypes.OBJECT,
                 description="A field is missing, malformed or out of range: {field: [messages]}, "
-                "{index: {field: [messages]}} for a batch, or {detail} for a body that does not parse.",
+                "{index: {field: [messages]}} for a batch, or {detail} for a body that does not "
+                "parse.",
             ),
             413: OpenApiResponse(ErrorSerializer, description="The body is over the upload limit."),
             415: OpenApiResponse(ErrorSerializer, description="Neither JSON nor form data."),
@@ -214,8 +215,15 @@ def error_handler(status_code: int, detail: str, page_view):
     return handler
 
 
+def bad_request_page(request, exception):
+    """templates/400.html. Not Django's defaults.bad_request, whose CSRF decorator reads the body
+    again: a form body Django refuses to read (a charset other than UTF-8) raised a second time
+    there, and the client got a 500."""
+    return render(request, "400.html", status=400)
+
+
 # qasite/urls.py installs these; the pages are templates/400.html, 403.html, 404.html, 500.html.
-bad_request = error_handler(400, "Bad request.", defaults.bad_request)
+bad_request = error_handler(400, "Bad request.", bad_request_page)
 permission_denied = error_handler(403, "Permission denied.", defaults.permission_denied)
 page_not_found = error_handler(404, "Not found.", defaults.page_not_found)
 server_error = error_handler(500, "Internal server error.", defaults.server_error)

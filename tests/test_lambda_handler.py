@@ -2,14 +2,19 @@
 
 import base64
 import json
+import logging
 import os
 import subprocess
 import sys
 import textwrap
+import uuid
+import warnings
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
+from qa import services
 from qasite import lambda_handler
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
@@ -205,12 +210,10 @@ def test_keep_warm_never_reaches_django(monkeypatch):
     assert lambda_handler.handler(event, Context()) == {"warm": True}
 
 
-def test_one_json_log_line_per_request_without_user_text(lambda_settings, capsys, monkeypatch):
+def test_one_json_log_line_per_request(lambda_settings, capsys, monkeypatch):
     monkeypatch.setattr(lambda_handler, "_cold", True)
-    marker = "Zyxwvut-unique-marker"
     event = make_event(
-        "http-api-v2", "POST", "/api/answer/",
-        body=json.dumps({"question": f"{marker}?", "context": f"{marker} lives here."}),
+        "http-api-v2", "POST", "/api/answer/", body=json.dumps(KIT_HO),
         headers={"Content-Type": "application/json"},
     )
     invoke(event)
@@ -224,7 +227,117 @@ def test_one_json_log_line_per_request_without_user_text(lambda_settings, capsys
         "request_id": Context.aws_request_id,
     }
     assert second["cold_start"] is False
-    assert marker not in "".join(lines)
+
+
+# --- what users send is never logged ------------------------------------------------------------
+
+MARKER = f"Qzv{uuid.uuid4().hex[:12]}"  # in every question, context and field users send below
+
+
+@pytest.fixture
+def every_log_record(lambda_settings):
+    """Everything any logger records, at DEBUG: the root and every logger there is (those that do
+    not propagate included: django.server, transformers...), and warnings through py.warnings;
+    each record formatted with its traceback, and its attributes (extra=...) as well."""
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(self.format(record) + repr(vars(record)))
+
+    keep = Keep(logging.DEBUG)
+    names = ["", "django.request", "django.server", "django.security.csrf", "py.warnings"]
+    loggers = {logging.getLogger(name) for name in [*names, *logging.Logger.manager.loggerDict]}
+    saved = [(logger, logger.level, logger.disabled) for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(keep)
+        logger.setLevel(logging.DEBUG)
+        logger.disabled = False
+    logging.captureWarnings(True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        yield records
+    logging.captureWarnings(False)
+    for logger, level, disabled in saved:
+        logger.removeHandler(keep)
+        logger.setLevel(level)
+        logger.disabled = disabled
+
+
+def ask(index: int = 0, **options) -> dict:
+    marked = f"{MARKER}{index}"
+    return {"question": f"Who is {marked}?", "context": f"{marked} is here.", **options}
+
+
+JSON = {"Content-Type": "application/json"}
+FORM = {"Content-Type": "application/x-www-form-urlencoded", "Origin": CLOUDFRONT}
+# (what, event kind, method, path, body, headers, expected status), run in this order.
+PRIVACY_REQUESTS = [
+    ("page", "http-api-v2", "GET", "/", None, {}, 200),
+    ("answer", "http-api-v2", "POST", "/api/answer/", json.dumps(ask(top_k=3)), JSON, 200),
+    ("batch", "rest-api-v1", "POST", "/api/answer/", json.dumps([ask(1), ask(2)]), JSON, 200),
+    ("unknown field", "alb", "POST", "/api/answer/", json.dumps({**ask(), MARKER: 1}), JSON, 400),
+    ("over the limits", "function-url", "POST", "/api/answer/",
+     json.dumps({"question": MARKER * 40, "context": MARKER * 1600}), JSON, 400),
+    ("bad JSON", "http-api-v2", "POST", "/api/answer/", json.dumps(ask())[:-9], JSON, 400),
+    ("InvalidQuestion", "http-api-v2", "POST", "/api/answer/",
+     json.dumps({"question": f"{MARKER} " * 30, "context": MARKER, "max_seq_len": 32}), JSON, 400),
+    ("over the upload limit", "http-api-v2", "POST", "/api/answer/",
+     json.dumps({"question": MARKER, "context": MARKER * 400_000}), JSON, 413),
+    ("form", "http-api-v2", "POST", "/",
+     urlencode({**ask(top_k=1), "csrfmiddlewaretoken": CSRF_SECRET}), FORM, 200),
+    ("form without CSRF", "rest-api-v1", "POST", "/", urlencode(ask(top_k=1)), FORM, 403),
+    ("form with a field error", "alb", "POST", "/",
+     urlencode({"question": MARKER, "context": "", "csrfmiddlewaretoken": CSRF_SECRET}), FORM, 200),
+    ("health", "function-url", "GET", "/api/health/", None, {}, 200),
+    ("browsable API", "alb", "GET", "/api/answer/", None, {"Accept": "text/html"}, 200),
+    ("schema", "http-api-v2", "GET", "/api/schema/", None, {}, 200),
+    ("static", "http-api-v2", "GET", "/static/qa/site.css", None, {}, 200),
+    ("not found", "http-api-v2", "GET", "/no/such/page/", None, {}, 404),
+]
+
+
+def test_nothing_users_send_is_logged_or_printed_and_only_csrftoken_is_set(
+    lambda_settings, every_log_record, capfd, monkeypatch
+):
+    """Markers in questions, contexts and field names, through every answer and error path
+    (a 500 too), never reach a log record, stdout or stderr; no response sets another cookie."""
+    assert lambda_settings.DEBUG is False
+    services._lazy_answerer.cache_clear()  # the model loads inside the capture too
+    responses = []
+    for what, kind, method, path, body, headers, expected in PRIVACY_REQUESTS:
+        cookies = {"csrftoken": CSRF_SECRET} if (method, path) == ("POST", "/") else None
+        response = invoke(make_event(
+            kind, method, path, body=body, headers=headers, cookies=cookies,
+        ))
+        assert response["statusCode"] == expected, (what, body_of(response)[:300])
+        responses.append(response)
+
+    def crash(*inputs):
+        raise RuntimeError("the model crashed")
+
+    monkeypatch.setattr(services.lazy_answerer().get(), "_forward", crash)
+    for kind, path, body, headers in [
+        ("http-api-v2", "/api/answer/", json.dumps(ask()), JSON),
+        ("rest-api-v1", "/", urlencode({**ask(top_k=1), "csrfmiddlewaretoken": CSRF_SECRET}), FORM),
+    ]:
+        response = invoke(make_event(
+            kind, "POST", path, body=body, headers=headers, cookies={"csrftoken": CSRF_SECRET},
+        ))
+        assert response["statusCode"] == 500
+        responses.append(response)
+    services._lazy_answerer.cache_clear()
+
+    printed = capfd.readouterr()
+    logged = "\n".join(every_log_record)
+    # The capture works: the errors were logged, with their traceback, and the requests printed.
+    assert "Internal Server Error: /api/answer/" in logged and "the model crashed" in logged
+    assert "Bad Request: /api/answer/" in logged and "Forbidden (CSRF" in logged
+    assert printed.out.count('"path": "/api/answer/"') == 9
+    assert MARKER not in logged + printed.out + printed.err
+    cookie_names = [[c.split("=")[0].strip() for c in set_cookies(r)] for r in responses]
+    assert ["csrftoken"] in cookie_names  # the page sets it, and no response sets anything else
+    assert all(names in ([], ["csrftoken"]) for names in cookie_names), cookie_names
 
 
 def test_run_on_an_event_file_from_the_command_line(real_model_dir, tmp_path):

@@ -79,7 +79,7 @@ def _matrix_top_k(start, end, top_k, max_answer_len):
     flat = candidates.ravel()
     if top_k == 1:
         order = np.array([np.argmax(flat)])
-    elif flat.size < top_k:
+    elif flat.size <= top_k:
         order = np.argsort(-flat)
     else:
         best = np.argpartition(-flat, top_k)[:top_k]

@@ -96,6 +96,14 @@ def test_top_k_larger_than_number_of_spans():
     assert (spans.starts[0], spans.ends[0]) == (2, 2)
 
 
+def test_top_k_equal_to_the_number_of_token_pairs():
+    """[CLS] [SEP] c [SEP] has 16 pairs: top_k=16 (3 answers aligned to words) crashed numpy."""
+    allowed = np.array([1, 0, 1, 0], dtype=bool)
+    start = np.array([0.0, 0.0, 5.0, 0.0], dtype=np.float32)
+    spans = best_spans(start, start.copy(), allowed, top_k=16, max_answer_len=15)
+    assert (spans.starts[0], spans.ends[0]) == (2, 2)
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_band_search_finds_what_the_full_matrix_search_finds(seed):
     """The fast search over possible spans only must agree with v4's full-matrix search."""

@@ -188,6 +188,7 @@ API_CASES = [
                                      "doc_stride": 1}, 400, "leaves -3 tokens", "doc_stride"),
     Case("too-many-windows", {"question": "who", "context": "a " * 9999, "max_seq_len": 512,
                               "doc_stride": 507}, 400, "windows of 512 tokens", "doc_stride"),
+    Case("top-k-as-many-as-token-pairs", {"question": "who is", "context": "a", "top_k": 13}, 200),
     # Sizes.
     Case("question-over-limit", {**KIT_HO, "question": "q" * 501}, 400,
          "no more than 500 characters.", "question"),

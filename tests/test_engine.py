@@ -3,12 +3,15 @@
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 
 import numpy as np
 import pytest
+from hypothesis import event, given, settings
 
 from qa.engine import MAX_BATCH_TOKENS, InvalidQuestion, Options, QuestionAnswerer
 from qa.loading import load_tokenizer
+from tests.properties import OPTIONS, assert_consistent_answers, texts
 
 CONTEXT = "I'm Kit-Ho Mak. I come from Hong Kong."
 
@@ -282,3 +285,20 @@ def test_options_that_would_make_too_many_windows_are_refused_before_any_is_made
             answerer.answer("who", context, options)
         assert raised.value.field == "doc_stride"
         assert forward.batches == []
+
+
+@settings(max_examples=1000, deadline=None)
+@given(question=texts(500), context=texts(20_000), options=OPTIONS)
+def test_any_text_with_any_options_gets_consistent_answers_or_a_refusal(
+    tiny_answerer, question, context, options
+):
+    """Any Unicode question and context within the limits, any options within their ranges
+    (--hypothesis-show-statistics shows how many were answered and refused)."""
+    try:
+        answers = tiny_answerer.answer(question, context, Options(**options))
+    except InvalidQuestion as refusal:
+        event(f"refused: {refusal.field}")
+        assert refusal.field in {"context", "doc_stride"}
+        return
+    event("answered")
+    assert_consistent_answers(context, [asdict(a) for a in answers], options.get("top_k", 1))

@@ -5,8 +5,10 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
 
 from qa import services
+from tests.properties import OPTIONS, assert_consistent_answers, texts
 
 KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
 
@@ -374,3 +376,24 @@ def test_unexpected_error_in_the_api_is_a_json_500_without_internals(crashing_se
         assert response.status_code == 500
         assert response.json() == {"detail": "Internal server error."}
         assert_no_internals(response.content.decode())
+
+
+@settings(
+    max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(question=texts(500), context=texts(20_000), options=OPTIONS)
+def test_api_answers_any_text_with_any_options_or_says_which_field_is_wrong(
+    client, tiny_model_settings, question, context, options
+):
+    """Any Unicode question and context within the limits, any options within their ranges: a
+    200 whose answers index the context, or a 400 naming fields of the request; never a 500."""
+    response = post_json(client, {"question": question, "context": context, **options})
+    assert response.status_code in (200, 400)
+    body = response.json()
+    if response.status_code == 400:
+        event(f"400: {', '.join(sorted(body))}")
+        assert set(body) <= {"question", "context", "doc_stride"}
+        return
+    event("200")
+    assert_consistent_answers(context, body["answers"], options.get("top_k", 1))
+    assert {key: body[key] for key in body if key != "answers"} == body["answers"][0]

@@ -34,11 +34,14 @@ def test_tree_holds_runtime_dependencies_only(tree):
     names = {path.name for path in tree.iterdir()}
     assert {"django", "rest_framework", "torch", "tokenizers", "apig_wsgi", "qa", "qasite"} <= names
     assert not names & {"pytest", "pytest_django", "hypothesis", "cfnlint", "_pytest"}
-    assert not names & {"transformers", "sympy"}  # the baked TorchScript model needs neither
+    # The baked TorchScript model needs neither transformers nor what only it or the hub imports.
+    assert not names & {"transformers", "sympy", "huggingface_hub", "safetensors", "setuptools"}
+    assert not (tree / "torch" / "_inductor").exists() and not (tree / "torch" / "_dynamo").exists()
     assert not any(name.startswith("nvidia") for name in names)  # CPU-only torch
     assert not (tree / "torch" / "test").exists() and not (tree / "torch" / "include").exists()
     assert sorted(path.name for path in (tree / "model").iterdir()) == [
-        "config.json", "model.torchscript.pt", "tokenizer.json", "tokenizer_config.json",
+        "config.json", "model.int8.torchscript.pt", "model.torchscript.pt", "tokenizer.json",
+        "tokenizer_config.json",
     ]
 
 
@@ -114,9 +117,41 @@ def test_emulator_answers_base64_bodies_from_a_rest_api(emulator):
 def test_emulator_serves_the_page_health_and_keep_warm(emulator):
     page = emulator(make_event("http-api-v2"))
     assert page["statusCode"] == 200
-    body = base64.b64decode(page["body"]) if page["isBase64Encoded"] else page["body"].encode()
-    assert b"Kit-Ho Mak" in body
+    assert b"Kit-Ho Mak" in body_of(page)
     assert page["cookies"] and "Secure" in page["cookies"][0]
     health = emulator(make_event("alb", path="/api/health/", headers={"Accept": "application/json"}))
     assert json.loads(health["body"]) == {"model": "qa-minilm-squad", "state": "ready", "error": None}
     assert emulator(json.loads((EVENTS / "keep-warm.json").read_text())) == {"warm": True}
+
+
+def test_emulator_serves_the_schema_the_browsable_api_static_files_and_errors(emulator):
+    html = {"Accept": "text/html"}
+    schema = emulator(make_event("http-api-v2", path="/api/schema/"))
+    assert schema["statusCode"] == 200 and b"openapi" in body_of(schema)
+    browsable = emulator(make_event("http-api-v2", path="/api/answer/", headers=html))
+    assert browsable["statusCode"] == 200 and b"Answer" in body_of(browsable)
+    static = emulator(make_event("http-api-v2", path="/static/qa/site.css"))
+    assert static["statusCode"] == 200
+    missing = emulator(make_event("http-api-v2", path="/nowhere/", headers=html))
+    assert missing["statusCode"] == 404
+
+
+def test_the_tree_answers_in_fast_mode(tree, tmp_path):
+    """Fast mode (QA_FAST=1) needs only what the tree holds: the int8 TorchScript model."""
+    script = (
+        "import json; from qasite.lambda_handler import handler; "
+        f"event = json.load(open({str(EVENTS / 'http-api-v2-post-answer.json')!r})); "
+        "print(json.loads(handler(event, None)['body'])['answer'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", script], cwd=tree, capture_output=True, text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(tree),
+             "PYTHONDONTWRITEBYTECODE": "1", "HF_HUB_OFFLINE": "1", "QA_FAST": "1",
+             "QA_MODEL": str(tree / "model"), "DJANGO_ALLOWED_HOSTS": "*"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "Kit-Ho Mak"
+
+
+def body_of(response: dict) -> bytes:
+    return base64.b64decode(response["body"]) if response["isBase64Encoded"] else response["body"].encode()

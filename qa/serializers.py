@@ -25,6 +25,7 @@ class TextField(serializers.CharField):
 
 def text_field(max_length: int, help_text: str) -> serializers.CharField:
     return TextField(
+        min_length=1,  # for the schema: "" gets DRF's "may not be blank" before this check
         max_length=max_length,
         trim_whitespace=False,
         validators=[validate_not_blank],

@@ -397,3 +397,28 @@ def test_api_answers_any_text_with_any_options_or_says_which_field_is_wrong(
     event("200")
     assert_consistent_answers(context, body["answers"], options.get("top_k", 1))
     assert {key: body[key] for key in body if key != "answers"} == body["answers"][0]
+
+
+def test_schema_documents_batches_and_error_bodies(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    components = schema["components"]["schemas"]
+    post = schema["paths"]["/api/answer/"]["post"]
+
+    def one_or_many(name):
+        return [{"$ref": f"#/components/schemas/{name}"},
+                {"type": "array", "items": {"$ref": f"#/components/schemas/{name}"}}]
+
+    body = post["requestBody"]["content"]
+    assert components[body["application/json"]["schema"]["$ref"].split("/")[-1]]["oneOf"] == (
+        one_or_many("AnswerRequest")
+    )
+    for form in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        assert body[form]["schema"] == {"$ref": "#/components/schemas/AnswerRequest"}
+    assert components["AnswerResponseOrBatch"]["oneOf"] == one_or_many("AnswerResponse")
+    for status in ("413", "415", "503"):
+        error = post["responses"][status]["content"]["application/json"]["schema"]
+        assert error == {"$ref": "#/components/schemas/Error"}
+    assert components["Error"]["required"] == ["detail"]
+    assert post["responses"]["400"]["content"]["application/json"]["schema"]["type"] == "object"
+    for text in ("question", "context"):
+        assert components["AnswerRequest"]["properties"][text]["minLength"] == 1

@@ -12,7 +12,7 @@ cp -r "$here"/manage.py "$here"/qasite "$here"/qa "$here"/templates "$target"/
 find "$target"/qasite "$target"/qa -type d -name __pycache__ -prune -exec rm -rf {} +
 PYTHONPATH="$target" DJANGO_SETTINGS_MODULE=qasite.settings \
     "$python" -S "$target"/manage.py fetch_model --model "$model" --output "$target"/model
-if [[ -f "$target/model/model.torchscript.pt" && -f "$target/model/model.int8.torchscript.pt" ]]; then
+if [[ -f "$target/model/model.torchscript.pt" && -f "$target/model/model.bf16.torchscript.pt" ]]; then
     # The model is baked as TorchScript (exact and fast mode), weights included: serving it needs
     # neither the safetensors copy nor transformers and what only transformers imports (sympy alone
     # is 80 MB). Then prove the trimmed tree still answers, in both modes.

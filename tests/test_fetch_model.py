@@ -19,7 +19,7 @@ def test_legacy_layout_becomes_safetensors_and_a_fast_tokenizer(legacy_model_dir
     output = tmp_path / "baked"
     report = fetch("--model", str(legacy_model_dir), "--output", str(output))
     assert sorted(path.name for path in output.iterdir()) == [
-        "config.json", "model.int8.torchscript.pt", "model.safetensors", "model.torchscript.pt",
+        "config.json", "model.bf16.torchscript.pt", "model.safetensors", "model.torchscript.pt",
         "tokenizer.json", "tokenizer_config.json",
     ]
     assert "What is my name?" in report and "fast mode:" in report

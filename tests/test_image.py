@@ -40,7 +40,7 @@ def test_tree_holds_runtime_dependencies_only(tree):
     assert not any(name.startswith("nvidia") for name in names)  # CPU-only torch
     assert not (tree / "torch" / "test").exists() and not (tree / "torch" / "include").exists()
     assert sorted(path.name for path in (tree / "model").iterdir()) == [
-        "config.json", "model.int8.torchscript.pt", "model.torchscript.pt", "tokenizer.json",
+        "config.json", "model.bf16.torchscript.pt", "model.torchscript.pt", "tokenizer.json",
         "tokenizer_config.json",
     ]
 
@@ -137,7 +137,7 @@ def test_emulator_serves_the_schema_the_browsable_api_static_files_and_errors(em
 
 
 def test_the_tree_answers_in_fast_mode(tree, tmp_path):
-    """Fast mode (QA_FAST=1) needs only what the tree holds: the int8 TorchScript model."""
+    """Fast mode (QA_FAST=1) needs only what the tree holds: the bfloat16 TorchScript model."""
     script = (
         "import json; from qasite.lambda_handler import handler; "
         f"event = json.load(open({str(EVENTS / 'http-api-v2-post-answer.json')!r})); "

@@ -17,7 +17,6 @@ from qa.loading import (
     load_tokenizer,
     model_logits,
     numpy_forward,
-    quantized,
     resolve_model_dir,
     save_for_serving,
 )
@@ -213,7 +212,7 @@ def test_baked_model_loads_without_transformers_and_answers_the_same(
     legacy_model_dir, tmp_path, fast
 ):
     save_for_serving(legacy_model_dir, tmp_path / "baked")
-    assert {"model.torchscript.pt", "model.int8.torchscript.pt"} <= {
+    assert {"model.torchscript.pt", "model.bf16.torchscript.pt"} <= {
         path.name for path in (tmp_path / "baked").iterdir()
     }
     context = "the river was long and the city was built in the year 1200. " * 30
@@ -244,10 +243,9 @@ def test_a_model_that_cannot_be_traced_runs_as_it_is(modern_model_dir, monkeypat
     assert "Kit-Ho Mak is here."[best.start : best.end] == best.answer
 
 
-def test_fast_mode_runs_the_linear_layers_in_int8(tiny_model_dir):
+def test_fast_mode_computes_in_bfloat16_with_plain_attention(tiny_model_dir):
     import torch
 
-    model = quantized(load_model(tiny_model_dir))
-    linear = [type(module) for module in model.modules() if isinstance(module, torch.nn.Linear)]
-    int8 = [m for m in model.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
-    assert linear == [] and len(int8) == 2 * 6 + 1  # 2 layers of 6 linear layers, and the QA head
+    model = load_model(tiny_model_dir, fast=True)
+    assert {parameter.dtype for parameter in model.parameters()} == {torch.bfloat16}
+    assert model.config._attn_implementation == "eager"

@@ -33,7 +33,7 @@ def test_model_status_follows_the_configured_model(settings, tiny_model_settings
 
 
 @pytest.mark.parametrize("fast", [False, True])
-def test_qa_fast_chooses_the_int8_model(settings, tiny_model_settings, monkeypatch, fast):
+def test_qa_fast_chooses_the_bfloat16_model(settings, tiny_model_settings, monkeypatch, fast):
     settings.QA_FAST = fast
     asked = []
     real_load = services.load_answerer

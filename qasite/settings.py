@@ -172,9 +172,15 @@ elif not re.fullmatch(r"[1-9]\d*/(s|sec|m|min|h|hour|d|day)", QA_THROTTLE_RATE):
 QA_CLIENT_IP_HEADER = os.environ.get("QA_CLIENT_IP_HEADER", "")
 QA_PROXY_SECRET = os.environ.get("QA_PROXY_SECRET", "")
 
+# One handler for everything, Django's own loggers included (instead of its DEBUG-only console
+# handler), so that no exception message, which might quote a user's input, is ever logged.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"withhold_messages": {"()": "qa.log_filters.WithholdExceptionMessages"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["withhold_messages"]},
+    },
+    "loggers": {"django": {"handlers": [], "propagate": True}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
 }

@@ -1,0 +1,23 @@
+"""Logging filters that keep what users send out of the logs."""
+
+import logging
+import traceback
+
+
+class WithholdExceptionMessages(logging.Filter):
+    """Logged tracebacks keep their frames but lose the exception's message.
+
+    qasite logs nothing of what users ask, but an unexpected exception's message could quote a
+    question or a context (a 500's traceback is logged by django.request): the frames are enough
+    to find the bug, the message stays out.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            kind, _, frames = record.exc_info
+            record.exc_text = (
+                "Traceback (most recent call last):\n"
+                + "".join(traceback.format_tb(frames))
+                + f"{kind.__module__}.{kind.__qualname__}: (message withheld)"
+            )
+        return True

@@ -1,0 +1,59 @@
+"""Logged tracebacks keep their frames and lose the exception's message."""
+
+import io
+import logging
+import sys
+
+from django.conf import settings
+
+from qa.log_filters import WithholdExceptionMessages
+
+
+def fail_with(message: str) -> None:
+    raise ValueError(message)
+
+
+def test_a_logged_traceback_has_its_frames_but_not_the_message():
+    marker = "-".join(["secret", "question"])  # not in any source line the traceback shows
+    try:
+        fail_with(marker)
+    except ValueError:
+        record = logging.LogRecord(
+            "django.request", logging.ERROR, __file__, 1, "Internal Server Error: %s",
+            ("/api/answer/",), sys.exc_info(),
+        )
+    assert WithholdExceptionMessages().filter(record)
+    text = logging.Formatter().format(record)
+    assert "Internal Server Error: /api/answer/" in text
+    assert "in fail_with" in text and "builtins.ValueError: (message withheld)" in text
+    assert marker not in text
+
+
+def test_every_log_record_goes_through_the_filter(client, settings, monkeypatch):
+    """Django's own loggers too: a 500 with DEBUG on or off logs no exception message."""
+    from qa import views
+
+    marker = "-".join(["marker", "4b1d"])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(marker)
+
+    monkeypatch.setattr(views.services, "answer_questions", broken)
+    [console] = [h for h in logging.getLogger().handlers if h.get_name() == "console"]
+    output = io.StringIO()
+    monkeypatch.setattr(console, "stream", output)
+    for debug in (False, True):
+        settings.DEBUG = debug
+        client.raise_request_exception = False
+        response = client.post(
+            "/api/answer/", {"question": "Who?", "context": "Kit."}, content_type="application/json"
+        )
+        assert response.status_code == 500
+    logged = output.getvalue()
+    assert logged.count("builtins.RuntimeError: (message withheld)") == 2
+    assert marker not in logged
+
+
+def test_the_console_handler_is_the_only_handler_and_filters():
+    assert settings.LOGGING["root"]["handlers"] == ["console"]
+    assert settings.LOGGING["handlers"]["console"]["filters"] == ["withhold_messages"]

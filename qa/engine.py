@@ -14,6 +14,7 @@ import numpy as np
 from tokenizers import Encoding, Tokenizer
 
 from qa.decoding import best_spans
+from qa.questions import Answer, InvalidQuestion, Options
 
 # Window size used when the caller gives none (capped by what the model can take).
 DEFAULT_MAX_SEQ_LEN = 384
@@ -30,42 +31,6 @@ MAX_BATCH_TOKENS = 131_072
 
 # (input_ids, attention_mask, token_type_ids), each int64 [windows, tokens] -> (start, end) logits.
 Forward = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
-
-
-class InvalidQuestion(ValueError):
-    """The question, context or options cannot be answered as given; the message says why.
-
-    ``field`` names the input at fault; ``index`` is set by callers that answer batches.
-    """
-
-    def __init__(self, message: str, *, field: str):
-        super().__init__(message)
-        self.field = field
-        self.index = 0
-
-
-@dataclass(frozen=True)
-class Options:
-    """The knobs of v4's pipeline, with its defaults. ``None`` means "derive it as v4 does"."""
-
-    top_k: int = 1
-    doc_stride: int | None = None
-    max_answer_len: int = 15
-    max_seq_len: int | None = None
-    max_question_len: int = 64
-    handle_impossible_answer: bool = False
-    align_to_words: bool = True
-
-
-@dataclass
-class Answer:
-    """One candidate: ``context[start:end] == answer``. ``no_answer`` marks SQuAD v2's null answer."""
-
-    answer: str
-    score: float
-    start: int
-    end: int
-    no_answer: bool = False
 
 
 @dataclass(frozen=True)

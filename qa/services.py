@@ -8,8 +8,7 @@ from dataclasses import fields
 
 from django.conf import settings
 
-from qa.engine import Answer, InvalidQuestion, Options
-from qa.loading import LazyAnswerer, ModelLoadError, load_answerer
+from qa.questions import Answer, InvalidQuestion, Options
 
 OPTION_NAMES = frozenset(field.name for field in fields(Options))
 
@@ -25,16 +24,20 @@ class ModelUnavailable(Exception):
 
 
 @functools.cache
-def _lazy_answerer(model: str, threads: int, fast: bool) -> LazyAnswerer:
+def _lazy_answerer(model: str, threads: int, fast: bool):
+    # Imported here, not above: the loader brings numpy and the tokenizer, which a first page
+    # from cold should not wait for (they cost it a quarter).
+    from qa.loading import LazyAnswerer, load_answerer
+
     return LazyAnswerer(functools.partial(load_answerer, model, threads=threads, fast=fast))
 
 
-def lazy_answerer() -> LazyAnswerer:
+def lazy_answerer():
     """The process-wide model holder for the configured model."""
     return _lazy_answerer(settings.QA_MODEL, settings.QA_TORCH_THREADS, settings.QA_FAST)
 
 
-def _public_reason(error: ModelLoadError) -> str:
+def _public_reason(error) -> str:
     """Why the model is missing, with file paths only where DEBUG allows them."""
     return str(error) if settings.DEBUG else error.reason
 
@@ -45,6 +48,8 @@ def answer_questions(*, requests: list[dict]) -> list[dict]:
     Each result holds the best answer at top level and the ``top_k`` candidates in ``answers``.
     Raises InvalidQuestion (with ``index`` set to the request at fault) or ModelUnavailable.
     """
+    from qa.loading import ModelLoadError  # loaded by lazy_answerer() already
+
     holder = lazy_answerer()
     try:
         answerer = holder.get(timeout=settings.QA_LOAD_WAIT_SECONDS)

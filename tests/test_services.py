@@ -6,7 +6,7 @@ import json
 import pytest
 from django.utils.html import escape
 
-from qa import services
+from qa import loading, services
 from qa.loading import LazyAnswerer
 
 
@@ -36,13 +36,13 @@ def test_model_status_follows_the_configured_model(settings, tiny_model_settings
 def test_qa_fast_chooses_the_bfloat16_model(settings, tiny_model_settings, monkeypatch, fast):
     settings.QA_FAST = fast
     asked = []
-    real_load = services.load_answerer
+    real_load = loading.load_answerer
 
     def recording_load(*args, **kwargs):
         asked.append(kwargs)
         return real_load(*args, **kwargs)
 
-    monkeypatch.setattr(services, "load_answerer", recording_load)
+    monkeypatch.setattr(loading, "load_answerer", recording_load)
     services._lazy_answerer.cache_clear()
     [result] = services.answer_questions(requests=[{"question": "Who?", "context": "Kit-Ho Mak"}])
     assert asked == [{"threads": settings.QA_TORCH_THREADS, "fast": fast}]
@@ -68,7 +68,7 @@ KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come fro
 def service_clock(manual_clock, monkeypatch):
     """The service's model holder runs on a clock the test moves, so back-offs pass at once."""
     holder = functools.partial(LazyAnswerer, clock=manual_clock)
-    monkeypatch.setattr(services, "LazyAnswerer", holder)
+    monkeypatch.setattr(loading, "LazyAnswerer", holder)
     services._lazy_answerer.cache_clear()
     yield manual_clock
     services._lazy_answerer.cache_clear()

@@ -280,7 +280,8 @@ def test_only_cookie_set_is_csrftoken(client, tiny_model_settings):
         assert set(response.cookies) <= {"csrftoken"}
 
 
-def test_rendering_the_page_imports_no_torch(settings):
+def test_the_page_imports_no_numpy_or_tokenizer_and_health_no_torch(settings):
+    """What a first page from cold waits for: neither the model's libraries nor the loader's."""
     code = (
         "import django, os, sys;"
         "os.environ['DJANGO_SETTINGS_MODULE'] = 'qasite.settings';"
@@ -288,14 +289,15 @@ def test_rendering_the_page_imports_no_torch(settings):
         "from django.test.utils import setup_test_environment; setup_test_environment();"
         "from django.test import Client;"
         "assert Client().get('/').status_code == 200;"
+        "print(*(name in sys.modules for name in ('numpy', 'tokenizers')));"
         "assert Client().get('/api/health/').status_code == 200;"
-        "print('torch' in sys.modules, 'transformers' in sys.modules)"
+        "print(*(name in sys.modules for name in ('torch', 'transformers')))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=settings.BASE_DIR
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "False"]
+    assert result.stdout.split() == ["False", "False", "False", "False"]
 
 
 def test_api_responses_match_the_documented_response_serializer(client, tiny_model_settings):

@@ -37,7 +37,7 @@ def test_requests_wait_for_the_background_load_within_the_bound_and_it_loads_onc
             release.wait(30)  # a slow model, held until the script lets it finish
             return original(*args, **kwargs)
         from qa import services
-        services.load_answerer = slow_load
+        loading.load_answerer = slow_load
         from django.core.signals import request_finished
         loads_as_page_ends = []  # connected first, so it runs before qasite.wsgi's receiver
         request_finished.connect(lambda **_: loads_as_page_ends.append(len(loads)), weak=False)

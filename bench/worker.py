@@ -2,9 +2,10 @@
 (transformers v4's pipeline, in the reference venv). Reads JSON commands on stdin, one per line,
 and answers each with one JSON line on stdout.
 
-    python bench/worker.py qasite-engine|qasite-handler|ref-pipeline|ref-wsgi MODEL_DIR
+    python bench/worker.py qasite-engine[-fast]|qasite-handler[-fast]|ref-pipeline|ref-wsgi MODEL_DIR
 """
 
+import functools
 import io
 import json
 import os
@@ -14,12 +15,12 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def qasite_engine(model_dir):
+def qasite_engine(model_dir, fast=False):
     sys.path.insert(0, ROOT)
     from qa.engine import Options
     from qa.loading import load_answerer
 
-    answerer = load_answerer(model_dir, threads=1)
+    answerer = load_answerer(model_dir, threads=1, fast=fast)
 
     def answer(question, context, **options):
         return [vars(a) for a in answerer.answer(question, context, Options(**options))]
@@ -27,12 +28,13 @@ def qasite_engine(model_dir):
     return answer
 
 
-def qasite_handler(model_dir):
+def qasite_handler(model_dir, fast=False):
     """The real Lambda handler, fed HTTP API v2 events."""
     sys.path.insert(0, ROOT)
     # One client asking thousands of questions: the rate limit would stop it after 60.
     os.environ.update(
-        QA_MODEL=model_dir, DJANGO_ALLOWED_HOSTS="*", QA_TORCH_THREADS="1", QA_THROTTLE_RATE="off"
+        QA_MODEL=model_dir, DJANGO_ALLOWED_HOSTS="*", QA_TORCH_THREADS="1", QA_THROTTLE_RATE="off",
+        QA_FAST="1" if fast else "0",
     )
     with open(os.path.join(ROOT, "events", "http-api-v2-post-answer.json")) as file:
         template = json.load(file)
@@ -104,7 +106,9 @@ class _quiet:
 
 SIDES = {
     "qasite-engine": qasite_engine,
+    "qasite-engine-fast": functools.partial(qasite_engine, fast=True),
     "qasite-handler": qasite_handler,
+    "qasite-handler-fast": functools.partial(qasite_handler, fast=True),
     "ref-pipeline": ref_pipeline,
     "ref-wsgi": ref_wsgi,
 }

@@ -83,7 +83,13 @@ def test_cloudfront_fronts_the_http_api_without_caching_the_app(default_template
     behaviour = config["DefaultCacheBehavior"]
     assert behaviour["ViewerProtocolPolicy"] == "redirect-to-https"
     assert behaviour["CachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # CachingDisabled
-    assert behaviour["OriginRequestPolicyId"] == "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+    assert behaviour["OriginRequestPolicyId"] == {"Ref": "OriginRequestPolicy"}
+    policy = resources["OriginRequestPolicy"]["Properties"]["OriginRequestPolicyConfig"]
+    headers = policy["HeadersConfig"]
+    # API Gateway needs its own Host; the rate limit needs the viewer's address from CloudFront.
+    assert headers["HeaderBehavior"] == "whitelist" and "Host" not in headers["Headers"]
+    assert "CloudFront-Viewer-Address" in headers["Headers"]
+    assert policy["CookiesConfig"] == {"CookieBehavior": "whitelist", "Cookies": ["csrftoken"]}
     assert behaviour["Compress"] is True
     assert "HttpApi" in json.dumps(config["Origins"])
     assert "CloudFrontUrl" in default_template[1]["Outputs"]

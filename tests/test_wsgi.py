@@ -19,6 +19,17 @@ import pytest
 from bench.run import free_port
 
 
+def run_fresh(script: str, *, model: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """``script`` in a fresh interpreter serving ``model``, as a server process starts."""
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={"QA_MODEL": str(model), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+    )
+
+
 def test_requests_wait_for_the_background_load_within_the_bound_and_it_loads_once(
     settings, modern_model_dir
 ):
@@ -67,13 +78,7 @@ def test_requests_wait_for_the_background_load_within_the_bound_and_it_loads_onc
               patient.status_code, len(loads))
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        cwd=settings.BASE_DIR,
-        env={"QA_MODEL": str(modern_model_dir), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
-    )
+    result = run_fresh(script, model=modern_model_dir, cwd=settings.BASE_DIR)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
         "200", "idle", "0", "loading", "503", "1", "The_model_is_still_loading.", "200", "1",
@@ -92,13 +97,7 @@ def test_with_no_request_the_model_still_loads_in_the_background(settings, moder
         print(services.model_status()["state"])
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        cwd=settings.BASE_DIR,
-        env={"QA_MODEL": str(modern_model_dir), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
-    )
+    result = run_fresh(script, model=modern_model_dir, cwd=settings.BASE_DIR)
     assert result.stdout.strip() == "ready", result.stderr
 
 

@@ -249,3 +249,10 @@ def test_fast_mode_computes_in_bfloat16_with_plain_attention(tiny_model_dir):
     model = load_model(tiny_model_dir, fast=True)
     assert {parameter.dtype for parameter in model.parameters()} == {torch.bfloat16}
     assert model.config._attn_implementation == "eager"
+
+
+def test_scratch_memory_stays_in_the_heap_between_requests():
+    """glibc (what this machine, the Lambda image and CI run) accepts both thresholds."""
+    from qa.loading import keep_scratch_memory
+
+    assert keep_scratch_memory() is True

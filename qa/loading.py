@@ -72,12 +72,16 @@ def resolve_model_dir(model: str) -> Path:
 
 
 def _read_json(path: Path) -> dict:
+    """A JSON object from a model file ({} if there is no such file)."""
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        content = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise ModelLoadError(f"{path.name} is not valid JSON.", str(error)) from error
+    if not isinstance(content, dict):
+        raise ModelLoadError(f"{path.name} is not a JSON object.")
+    return content
 
 
 def _token_text(value) -> str | None:

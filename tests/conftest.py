@@ -157,6 +157,11 @@ MODEL_FAULTS = {
         lambda d: (d / "config.json").write_text('{"vocab_size": 120,'),
         "config.json is not valid JSON.",
     ),
+    "config.json not an object": (
+        "modern",
+        lambda d: (d / "config.json").write_text("[1, 2]"),
+        "config.json is not a JSON object.",
+    ),
 }
 
 

@@ -149,33 +149,46 @@ def pair(ours: str, reference: str, model: dict) -> tuple[Worker, Worker]:
 # --- 1. parity ---------------------------------------------------------------------------------
 
 
+def spans(answers: list[dict]) -> list[tuple]:
+    """What "identical" compares: each candidate's text and offsets."""
+    return [(a["answer"], a["start"], a["end"]) for a in answers]
+
+
+def quality(side: str, best: list[str], items: list[dict]) -> dict:
+    """Exact match and F1 (in %) of each question's best answer against its gold answers."""
+    return {
+        f"{side}_{name}": 100 * sum(best_over_truths(metric, answer, item["answers"])
+                                    for answer, item in zip(best, items)) / len(items)
+        for name, metric in (("exact_match", exact_match), ("f1", f1))
+    }
+
+
 def parity(questions: list[dict], count: int, model: dict) -> dict:
     ours, reference = pair("qasite-engine", "ref-pipeline", model)
+    items = questions[:count]
     results = {}
     for label, options in [("defaults", {}), ("handle_impossible_answer", {"handle_impossible_answer": True}),
                            ("top_k=3", {"top_k": 3})]:
         same = 0
         max_diff = 0.0
-        quality = {"qasite": [0.0, 0.0], "reference": [0.0, 0.0]}
-        for item in questions[:count]:
+        best = {"qasite": [], "reference": []}
+        for item in items:
             mine = ours.ask(do="answer", question=item["question"], context=item["context"], options=options)["result"]
             theirs = reference.ask(do="answer", question=item["question"], context=item["context"], options=options)["result"]
-            key = lambda answers: [(a["answer"], a["start"], a["end"]) for a in answers]  # noqa: E731
-            if key(mine) == key(theirs):
+            if spans(mine) == spans(theirs):
                 same += 1
                 # v4's summed scores can pass 1 on long contexts; qasite reports them capped at 1.
                 max_diff = max([max_diff] + [abs(a["score"] - min(b["score"], 1.0))
                                              for a, b in zip(mine, theirs)])
-            for side, answers in (("qasite", mine), ("reference", theirs)):
-                quality[side][0] += best_over_truths(exact_match, answers[0]["answer"], item["answers"])
-                quality[side][1] += best_over_truths(f1, answers[0]["answer"], item["answers"])
+            best["qasite"].append(mine[0]["answer"])
+            best["reference"].append(theirs[0]["answer"])
         results[label] = {
             "questions": count,
             "identical": same,
             "identical_share": same / count,
             "max_score_diff_when_identical": max_diff,
-            **{f"{side}_{metric}": 100 * value[i] / count for side, value in quality.items()
-               for i, metric in enumerate(["exact_match", "f1"])},
+            **quality("qasite", best["qasite"], items),
+            **quality("reference", best["reference"], items),
         }
         log(f"parity {label}: {same}/{count} identical, max score diff {max_diff:.2e}")
     ours.close()
@@ -185,22 +198,18 @@ def parity(questions: list[dict], count: int, model: dict) -> dict:
 
 def fast_agreement(questions: list[dict], count: int, model: dict) -> dict:
     """Fast mode (bfloat16) against exact mode, both qasite, on the real model."""
-    exact, fast = Worker("qasite-engine", model["qasite"]), Worker("qasite-engine-fast", model["qasite"])
-    same = 0
-    quality = {"exact": [0.0, 0.0], "fast": [0.0, 0.0]}
-    for item in questions[:count]:
-        answers = {side: worker.ask(do="answer", question=item["question"], context=item["context"])["result"][0]
-                   for side, worker in (("exact", exact), ("fast", fast))}
-        same += [answers["exact"][k] for k in ("answer", "start", "end")] == [answers["fast"][k] for k in ("answer", "start", "end")]
-        for side, answer in answers.items():
-            quality[side][0] += best_over_truths(exact_match, answer["answer"], item["answers"])
-            quality[side][1] += best_over_truths(f1, answer["answer"], item["answers"])
-    exact.close()
-    fast.close()
+    items = questions[:count]
+    best = {}
+    for side in ("exact", "fast"):
+        worker = Worker("qasite-engine" if side == "exact" else "qasite-engine-fast", model["qasite"])
+        best[side] = [worker.ask(do="answer", question=item["question"], context=item["context"])["result"][0]
+                      for item in items]
+        worker.close()
+    same = sum(spans([a]) == spans([b]) for a, b in zip(best["exact"], best["fast"]))
     log(f"fast mode: {same}/{count} answers identical to exact mode")
     return {"questions": count, "identical": same, "identical_share": same / count,
-            **{f"{side}_{metric}": 100 * value[i] / count for side, value in quality.items()
-               for i, metric in enumerate(["exact_match", "f1"])}}
+            **quality("exact", [a["answer"] for a in best["exact"]], items),
+            **quality("fast", [a["answer"] for a in best["fast"]], items)}
 
 
 # --- 2. warm latency (and 4. memory) ------------------------------------------------------------

@@ -112,6 +112,10 @@ def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
+def _garble(path: Path) -> None:
+    path.write_bytes(b"\x00garbage" * 64)
+
+
 def _append_to_vocab(directory: Path) -> None:
     vocab = directory / "vocab.txt"
     vocab.write_text(vocab.read_text() + "".join(f"extra{i}\n" for i in range(50)))
@@ -122,7 +126,7 @@ MODEL_FAULTS = {
     "missing directory": ("modern", shutil.rmtree, "The model directory does not exist."),
     "garbage safetensors": (
         "modern",
-        lambda d: (d / "model.safetensors").write_bytes(b"\x00garbage" * 64),
+        lambda d: _garble(d / "model.safetensors"),
         "The model weights could not be loaded.",
     ),
     "truncated safetensors": (
@@ -132,7 +136,7 @@ MODEL_FAULTS = {
     ),
     "garbage pytorch_model.bin": (
         "legacy",
-        lambda d: (d / "pytorch_model.bin").write_bytes(b"\x00garbage" * 64),
+        lambda d: _garble(d / "pytorch_model.bin"),
         "The model weights could not be loaded.",
     ),
     "truncated pytorch_model.bin": (

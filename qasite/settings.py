@@ -78,13 +78,17 @@ INSTALLED_APPS = [
     "qa",
 ]
 
-# The header-only middleware comes before WhiteNoise, which answers static files itself: so
-# static files get the security headers too.
+# JSON errors under /api/ come first, to see every error as a response. The header-only
+# middleware comes before WhiteNoise, which answers static files itself: so static files get the
+# security headers too. A path missing only its trailing slash is answered before CommonMiddleware
+# would redirect it (qasite/middleware.py).
 MIDDLEWARE = [
+    "qasite.middleware.ApiErrorsAsJsonMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "qasite.middleware.ContentSecurityPolicyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "qasite.middleware.TrailingSlashMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
 ]
@@ -128,6 +132,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "qa.parsers.ContentNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "qa.exceptions.exception_handler",
 }

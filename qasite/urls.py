@@ -6,8 +6,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]
 
-# Friendly pages, and JSON under /api/ (qa/views.py); a CSRF failure renders templates/403_csrf.html.
+# Friendly pages: templates/400.html, 403.html, 404.html, 500.html (Django's own handlers render
+# the last three), and 403_csrf.html for a CSRF failure. Under /api/ errors are JSON, in every
+# mode: qasite.middleware.ApiErrorsAsJsonMiddleware.
 handler400 = "qa.views.bad_request"
-handler403 = "qa.views.permission_denied"
-handler404 = "qa.views.page_not_found"
-handler500 = "qa.views.server_error"

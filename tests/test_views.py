@@ -1,6 +1,7 @@
 """The HTML form, the JSON API, health and schema, through Django's test client."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -334,15 +335,10 @@ def test_bad_host_is_a_friendly_400_and_json_under_the_api(client):
     assert response.json() == {"detail": "Bad request."}
 
 
-def test_permission_denied_is_a_friendly_403_and_json_under_the_api(rf):
-    from django.core.exceptions import PermissionDenied
-
-    from qa import views
-
-    page = views.permission_denied(rf.get("/somewhere/"), PermissionDenied("/secret/marker"))
-    assert "/secret/marker" not in assert_friendly_page(page, 403, "You are not allowed")
-    api = views.permission_denied(rf.get("/api/answer/"), PermissionDenied("/secret/marker"))
-    assert (api.status_code, json.loads(api.content)) == (403, {"detail": "Permission denied."})
+def test_permission_denied_is_a_friendly_403_page(client, settings):
+    settings.DISALLOWED_USER_AGENTS = [re.compile("BadBot")]  # CommonMiddleware's 403
+    response = client.get("/", HTTP_USER_AGENT="BadBot/1.0")
+    assert "Forbidden user agent" not in assert_friendly_page(response, 403, "You are not allowed")
 
 
 @pytest.fixture

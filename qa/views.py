@@ -165,7 +165,11 @@ class AnswerView(APIView):
                 "parse.",
             ),
             413: OpenApiResponse(ErrorSerializer, description="The body is over the upload limit."),
-            415: OpenApiResponse(ErrorSerializer, description="Neither JSON nor form data."),
+            415: OpenApiResponse(
+                ErrorSerializer,
+                description="Neither JSON nor form data, or a JSON body sent under another "
+                "Content-Type (the detail says to send Content-Type: application/json).",
+            ),
             429: OpenApiResponse(
                 ErrorSerializer, description="Too many questions from this client; see Retry-After."
             ),

@@ -1,5 +1,5 @@
-"""The site's middleware: the Content-Security-Policy header (Django 5.2 does not send one by itself;
-Django 6 does), a path missing only its trailing slash, and JSON errors under /api/."""
+"""The site's middleware: the Content-Security-Policy header (Django 5.2 does not send one by
+itself; Django 6 does), a path missing only its trailing slash, and JSON errors under /api/."""
 
 from django.conf import settings
 from django.http import JsonResponse

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by us (templates/qa/api_reference.html)
     "qa",
 ]
 
@@ -120,6 +121,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 # WhiteNoise serves static files straight from the apps' folders, so nothing needs collecting.
 WHITENOISE_USE_FINDERS = True
+# And these at the site's root: /favicon.ico (qa/static/qa/favicon.svg drawn at 16, 32 and 48
+# pixels), which browsers ask for on pages that link no icon (JSON, the schema).
+WHITENOISE_ROOT = BASE_DIR / "qa" / "root"
 
 # Bodies above this answer 413; below Lambda's 6 MB payload limit, and room for a full batch.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("QA_MAX_BODY_BYTES", 5 * 1024 * 1024)

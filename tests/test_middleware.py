@@ -29,8 +29,13 @@ def every_response(client, tiny_model_settings):
         "browsable API": client.get("/api/answer/", HTTP_ACCEPT="text/html"),
         "health": client.get("/api/health/"),
         "schema": client.get("/api/schema/"),
+        "API reference": client.get("/api/docs/"),
+        "favicon": client.get("/favicon.ico"),
         "static file": client.get("/static/qa/ask.js"),
         "DRF static file": client.get("/static/rest_framework/js/default.js"),
+        "Swagger UI static file": client.get(
+            "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
+        ),
         "404 page": client.get("/no/such/page/"),
         "404 JSON": client.get("/api/no/such/endpoint/"),
         "405 page": client.put("/"),
@@ -81,7 +86,8 @@ def test_no_html_we_serve_needs_inline_script_or_style(every_response, client, m
     monkeypatch.setattr(services, "answer_questions", fail)
     crashed = Client(raise_request_exception=False).post("/", {**KIT_HO, "top_k": 1})
     html["500 page"] = crashed.content.decode()
-    assert {"page", "browsable API", "404 page", "CSRF failure page", "500 page"} <= set(html)
+    expected = {"page", "browsable API", "API reference", "404 page", "CSRF failure page", "500 page"}
+    assert expected <= set(html)
     for name, text in html.items():
         for what, pattern in INLINE.items():
             assert not pattern.search(text), f"{what} in the {name}: {pattern.search(text)}"
@@ -184,6 +190,10 @@ API_ERRORS = [
     ("forbidden user agent", {"path": "/api/health/", "HTTP_USER_AGENT": "BadBot/1.0"}, 403,
      "Permission denied.", "bad_bot"),
     ("malformed JSON", {"path": "/api/answer/", "method": "POST", "data": "{"}, 400, None, None),
+    ("JSON sent as form data", {"path": "/api/answer/", "method": "POST",
+                                "content_type": "application/x-www-form-urlencoded"}, 415,
+     'The body is JSON, but its Content-Type is "application/x-www-form-urlencoded": send it '
+     'with "Content-Type: application/json".', None),
     ("body over the upload limit", {"path": "/api/answer/", "method": "POST",
                                     "data": json.dumps({**KIT_HO, "context": "x" * 2000})},
      413, None, "small_uploads"),
@@ -197,10 +207,12 @@ API_ERRORS = [
 
 @pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
 @pytest.mark.parametrize(
-    ("path", "request_args", "status", "detail", "setup"), API_ERRORS, ids=[e[0] for e in API_ERRORS]
+    ("name", "request_args", "status", "detail", "setup"),
+    API_ERRORS,
+    ids=[error[0] for error in API_ERRORS],
 )
 def test_errors_under_the_api_are_json_in_every_mode(
-    tiny_model_settings, settings, monkeypatch, path, request_args, status, detail, setup, debug
+    tiny_model_settings, settings, monkeypatch, name, request_args, status, detail, setup, debug
 ):
     settings.DEBUG = debug
     if setup == "bad_bot":
@@ -209,10 +221,10 @@ def test_errors_under_the_api_are_json_in_every_mode(
         settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     elif setup == "crash":
         monkeypatch.setattr(services, "answer_questions", crash)
-    args = {"method": "GET", "data": json.dumps(KIT_HO), **request_args}
+    args = {"method": "GET", "data": json.dumps(KIT_HO), "content_type": "application/json",
+            **request_args}
     response = Client(raise_request_exception=False).generic(
-        args.pop("method"), args.pop("path"), args.pop("data"), content_type="application/json",
-        **args,
+        args.pop("method"), args.pop("path"), args.pop("data"), **args
     )
     assert response.status_code == status
     assert response["Content-Type"] == "application/json"

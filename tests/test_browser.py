@@ -81,20 +81,24 @@ def screenshot_dir(tmp_path_factory) -> Path:
     return directory
 
 
-def stub_answer(monkeypatch, answer: str, score: float = 0.87):
-    """Make the service find `answer` in the context (exact Python offsets), or no answer if ""."""
+def stub_answer(monkeypatch, answer: str, score: float = 0.87, runners_up=()):
+    """Make the service find `answer` in the context (exact Python offsets), or no answer if "",
+    then each (answer, score) of runners_up."""
     calls = []
+
+    def candidate(context, answer, score):
+        if answer:
+            start = context.index(answer)
+            found = {"answer": answer, "score": score, "start": start, "end": start + len(answer)}
+        else:
+            found = {"answer": "", "score": score, "start": 0, "end": 0}
+        return {**found, "no_answer": not answer}
 
     def answer_questions(*, requests):
         calls.append(requests)
         context = requests[0]["context"]
-        if answer:
-            start = context.index(answer)
-            best = {"answer": answer, "score": score, "start": start, "end": start + len(answer)}
-        else:
-            best = {"answer": "", "score": score, "start": 0, "end": 0}
-        best["no_answer"] = not answer
-        return [{**best, "answers": [dict(best)]}]
+        answers = [candidate(context, *found) for found in [(answer, score), *runners_up]]
+        return [{**answers[0], "answers": answers}]
 
     monkeypatch.setattr(services, "answer_questions", answer_questions)
     return calls
@@ -279,6 +283,26 @@ def test_nothing_is_blocked_by_the_servers_content_security_policy(
         context.close()
     assert (page_violations, api_violations) == ([], [])
     assert not [text for text in console if "Content Security Policy" in text]
+
+
+def test_percentages_are_explained_alike_with_and_without_javascript(
+    new_page, tiny_model_settings, monkeypatch
+):
+    """Candidates from different windows can add up to more than 100%: the note under them says
+    what a percentage means, and the script renders exactly the server's result."""
+    stub_answer(monkeypatch, "Kit-Ho Mak", 0.85, runners_up=[("Kit-Ho", 0.33), ("Mak", 0.09)])
+    results = {}
+    for javascript in (True, False):
+        page = new_page(javascript=javascript)
+        expect(page.locator("#score-note")).to_be_hidden()
+        ask(page, KIT_HO["question"], KIT_HO["context"], top_k=3)
+        expect(page.locator(".candidates li")).to_have_count(2)
+        note = page.locator("#score-note")
+        expect(note).to_be_visible()
+        expect(note).to_contain_text("not shares of one whole")
+        results[javascript] = page.locator("#result").inner_text()
+    assert results[True] == results[False]
+    assert all(f"{percent}%" in results[True] for percent in (85, 33, 9))
 
 
 def test_the_api_reference_renders_every_operation_under_the_policy(

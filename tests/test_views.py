@@ -535,3 +535,30 @@ def test_boolean_options_unchecked_checked_or_absent(client, received, name, how
     assert response.status_code == 200
     assert received[-1][name] is (BOOLEAN_OPTIONS[name] if expected == "default" else expected)
 
+
+def stub_candidates(monkeypatch, scores: list[float]):
+    """The service returns the Kit-Ho candidates with these scores, best first."""
+    spans = [(4, 14), (4, 10), (11, 14)]
+
+    def answer_questions(*, requests):
+        answers = [
+            {"answer": KIT_HO["context"][start:end], "score": score, "start": start, "end": end,
+             "no_answer": False}
+            for (start, end), score in zip(spans, scores)
+        ]
+        return [{**answers[0], "answers": answers}]
+
+    monkeypatch.setattr(services, "answer_questions", answer_questions)
+
+
+@pytest.mark.parametrize(("scores", "note"), [([0.85, 0.33, 0.09], True), ([0.85], False)])
+def test_page_says_what_candidate_percentages_mean(client, monkeypatch, scores, note):
+    """Percentages of answers from different windows can add up to more than 100%: the page
+    says so under the candidates, and shows the API's scores as they are."""
+    stub_candidates(monkeypatch, scores)
+    html = client.post("/", {**KIT_HO, "top_k": 3}).content.decode()
+    for score in scores:
+        assert f"{round(score * 100)}%" in html
+    shown = re.search(r'<p id="score-note" class="score-note"( hidden)?>(.*?)</p>', html, re.S)
+    assert "not shares of one whole" in shown.group(2)
+    assert (shown.group(1) is None) is note

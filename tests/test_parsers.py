@@ -1,7 +1,10 @@
 import io
 import json
+import string
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from django.test import RequestFactory
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -53,6 +56,7 @@ def test_what_counts_as_a_json_document(body, expected):
 
 
 PARSERS = [JSONParser(), FormParser(), MultiPartParser()]
+FORM = "application/x-www-form-urlencoded"
 JSON_BODY = json.dumps({"question": "Who?", "context": "Kit"})
 
 
@@ -84,3 +88,32 @@ def test_a_json_body_gets_the_json_parser_or_a_415_naming_the_header(content_typ
 def test_other_bodies_are_negotiated_as_drf_does():
     assert isinstance(select("question=Who%3F", "application/x-www-form-urlencoded"), FormParser)
     assert select("Who?", "text/plain") is None  # DRF's own 415
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+MEDIA_TYPE_TOKENS = st.text(alphabet=string.ascii_lowercase + string.digits + "+-.", min_size=1,
+                            max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    document=st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=4)
+    | st.lists(JSON_VALUES, max_size=4),
+    content_type=st.sampled_from(["", FORM, "multipart/form-data; boundary=x", "text/plain"])
+    | st.builds("{}/{}".format, MEDIA_TYPE_TOKENS, MEDIA_TYPE_TOKENS),
+    ensure_ascii=st.booleans(),
+)
+def test_any_json_document_under_any_other_content_type_is_told_which_header_to_send(
+    document, content_type, ensure_ascii
+):
+    body = json.dumps(document, ensure_ascii=ensure_ascii)
+    if content_type.split(";")[0] == "application/json":
+        assert isinstance(select(body, content_type), JSONParser)
+        return
+    with pytest.raises(UnsupportedMediaType, match='send it with "Content-Type: application/json"'):
+        select(body, content_type)

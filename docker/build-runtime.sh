@@ -31,6 +31,9 @@ done
 # Django: apps and translations the project does not use (USE_I18N is off).
 rm -rf "$target"/django/contrib/{admin/static,flatpages,gis,humanize,postgres,redirects,sitemaps,sites,syndication}
 find "$target/django" "$target/rest_framework" -type d -path '*/locale/*' -prune -exec rm -rf {} +
+# drf-spectacular-sidecar: Redoc and the source maps (the API reference is Swagger UI).
+rm -rf "$target"/drf_spectacular_sidecar/static/drf_spectacular_sidecar/redoc
+find "$target/drf_spectacular_sidecar" -name '*.map' -delete
 # Download accelerator and packaging tools: never used at run time.
 rm -rf "$target"/hf_xet "$target"/hf_xet-*.dist-info "$target"/bin
 find "$target" -type d -name __pycache__ -prune -exec rm -rf {} +

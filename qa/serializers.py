@@ -23,27 +23,41 @@ class TextField(serializers.CharField):
         return super().to_internal_value(data)
 
 
-def text_field(max_length: int, help_text: str) -> serializers.CharField:
+def text_field(max_length: int, help_text: str, **kwargs) -> serializers.CharField:
     return TextField(
         min_length=1,  # for the schema: "" gets DRF's "may not be blank" before this check
         max_length=max_length,
         trim_whitespace=False,
         validators=[validate_not_blank],
         help_text=help_text,
+        **kwargs,
     )
 
 
 def option_field(min_value: int, max_value: int, help_text: str, **kwargs):
+    """An integer option; the browsable API's form shows its default, if it has one."""
+    if "default" in kwargs:
+        kwargs["initial"] = kwargs["default"]
     return serializers.IntegerField(
         min_value=min_value, max_value=max_value, help_text=help_text, **kwargs
     )
+
+
+def flag_field(default: bool, help_text: str) -> serializers.BooleanField:
+    """A boolean option. Its checkbox in the browsable API's form starts at the default (DRF's
+    starts unchecked); templates/rest_framework/horizontal/checkbox.html sends it unchecked too."""
+    return serializers.BooleanField(default=default, initial=default, help_text=help_text)
 
 
 class AnswerRequestSerializer(serializers.Serializer):
     """One question about one context, with the options of transformers v4's QA pipeline."""
 
     question = text_field(settings.QA_MAX_QUESTION_CHARS, "The question to answer.")
-    context = text_field(settings.QA_MAX_CONTEXT_CHARS, "The text that may hold the answer.")
+    context = text_field(
+        settings.QA_MAX_CONTEXT_CHARS,
+        "The text that may hold the answer.",
+        style={"base_template": "textarea.html", "rows": 8},  # in the browsable API's form
+    )
     top_k = option_field(1, MAX_TOP_K, "How many candidate answers to return.", default=1)
     doc_stride = option_field(
         1,
@@ -61,13 +75,10 @@ class AnswerRequestSerializer(serializers.Serializer):
     max_question_len = option_field(
         1, MAX_WINDOW_TOKENS, "Tokens of the question kept; the rest is cut.", default=64
     )
-    handle_impossible_answer = serializers.BooleanField(
-        default=False,
-        help_text="Allow the answer 'not in this context' (SQuAD v2); it comes with no_answer true.",
+    handle_impossible_answer = flag_field(
+        False, "Allow the answer 'not in this context' (SQuAD v2); it comes with no_answer true."
     )
-    align_to_words = serializers.BooleanField(
-        default=True, help_text="Widen answers to whole words."
-    )
+    align_to_words = flag_field(True, "Widen answers to whole words.")
 
     # Sent by the browsable API's HTML form; not an input of ours.
     IGNORED_FIELDS = frozenset({"csrfmiddlewaretoken"})

@@ -1,9 +1,7 @@
 import math
 
 from django.conf import settings
-from django.http import JsonResponse
 from django.shortcuts import render
-from django.views import defaults
 from django.views.decorators.http import require_http_methods
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
@@ -167,7 +165,11 @@ class AnswerView(APIView):
                 "parse.",
             ),
             413: OpenApiResponse(ErrorSerializer, description="The body is over the upload limit."),
-            415: OpenApiResponse(ErrorSerializer, description="Neither JSON nor form data."),
+            415: OpenApiResponse(
+                ErrorSerializer,
+                description="Neither JSON nor form data, or a JSON body sent under another "
+                "Content-Type (the detail says to send Content-Type: application/json).",
+            ),
             429: OpenApiResponse(
                 ErrorSerializer, description="Too many questions from this client; see Retry-After."
             ),
@@ -204,26 +206,9 @@ class HealthView(APIView):
         )
 
 
-def error_handler(status_code: int, detail: str, page_view):
-    """Django's error view for pages; under /api/ a JSON {"detail": ...} like DRF's own errors."""
-
-    def handler(request, *args, **kwargs):
-        if request.path_info.startswith("/api/"):
-            return JsonResponse({"detail": detail}, status=status_code)
-        return page_view(request, *args, **kwargs)
-
-    return handler
-
-
-def bad_request_page(request, exception):
-    """templates/400.html. Not Django's defaults.bad_request, whose CSRF decorator reads the body
-    again: a form body Django refuses to read (a charset other than UTF-8) raised a second time
-    there, and the client got a 500."""
+def bad_request(request, exception):
+    """templates/400.html (qasite/urls.py's handler400; under /api/ qasite.middleware makes it
+    JSON). Not Django's defaults.bad_request, whose CSRF decorator reads the body again: a form
+    body Django refuses to read (a charset other than UTF-8) raised a second time there, and the
+    client got a 500."""
     return render(request, "400.html", status=400)
-
-
-# qasite/urls.py installs these; the pages are templates/400.html, 403.html, 404.html, 500.html.
-bad_request = error_handler(400, "Bad request.", bad_request_page)
-permission_denied = error_handler(403, "Permission denied.", defaults.permission_denied)
-page_not_found = error_handler(404, "Not found.", defaults.page_not_found)
-server_error = error_handler(500, "Internal server error.", defaults.server_error)

@@ -1,6 +1,20 @@
-"""The Content-Security-Policy header, which Django 5.2 does not send by itself (Django 6 does)."""
+"""The site's middleware: the Content-Security-Policy header (Django 5.2 does not send one by
+itself; Django 6 does), a path missing only its trailing slash, and JSON errors under /api/."""
 
 from django.conf import settings
+from django.http import JsonResponse
+from django.urls import is_valid_path
+from rest_framework.response import Response
+
+API_PREFIX = "/api/"
+
+# The detail of an error under /api/ that Django, not DRF, answered (DRF writes its own).
+API_ERROR_DETAILS = {
+    400: "Bad request.",
+    403: "Permission denied.",
+    404: "Not found.",
+    500: "Internal server error.",
+}
 
 
 class ContentSecurityPolicyMiddleware:
@@ -16,3 +30,60 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", self.policy)
         return response
+
+
+class TrailingSlashMiddleware:
+    """Answers a path that lacks only its trailing slash as if it had it, where a redirect would
+    lose the request: under /api/ for every method, elsewhere for every method but GET and HEAD.
+
+    Django's APPEND_SLASH (CommonMiddleware, which must come after this) answers such a path with
+    a 301 to the slashed one: a client that follows it turns a POST into a GET and drops the body,
+    and under DEBUG Django refuses with a RuntimeError (a 500) instead. A browser's GET of a page
+    still gets that redirect, so its address bar shows the page's one address.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        path = request.path_info
+        if (
+            not path.endswith("/")
+            and (path.startswith(API_PREFIX) or request.method not in ("GET", "HEAD"))
+            and not is_valid_path(path, getattr(request, "urlconf", None))
+            and is_valid_path(f"{path}/", getattr(request, "urlconf", None))
+        ):
+            request.path_info = f"{path}/"
+            request.path = f"{request.path}/"
+        return self.get_response(request)
+
+
+class ApiErrorsAsJsonMiddleware:
+    """Under /api/, an error Django answers with a page becomes a JSON {"detail": ...} like DRF's
+    own errors, with the same status and headers: in every mode, DEBUG too (whose technical 404
+    and 500 pages no handler setting replaces). Must come first, so that errors raised by any
+    other middleware reach it as responses.
+
+    DRF's responses are left as they are: JSON, or the browsable API's HTML page for a browser.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            response.status_code < 400
+            or not request.path_info.startswith(API_PREFIX)
+            or isinstance(response, Response)
+            or response.get("Content-Type", "").startswith("application/json")
+        ):
+            return response
+        status = response.status_code
+        detail = API_ERROR_DETAILS.get(status) or f"{response.reason_phrase}."
+        json_response = JsonResponse({"detail": detail}, status=status)
+        for name, value in response.items():
+            if name.lower() not in ("content-type", "content-length"):
+                json_response[name] = value
+        json_response.cookies = response.cookies
+        return json_response

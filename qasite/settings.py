@@ -75,16 +75,21 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by us (templates/qa/api_reference.html)
     "qa",
 ]
 
-# The header-only middleware comes before WhiteNoise, which answers static files itself: so
-# static files get the security headers too.
+# JSON errors under /api/ come first, to see every error as a response. The header-only
+# middleware comes before WhiteNoise, which answers static files itself: so static files get the
+# security headers too. A path missing only its trailing slash is answered before CommonMiddleware
+# would redirect it (qasite/middleware.py).
 MIDDLEWARE = [
+    "qasite.middleware.ApiErrorsAsJsonMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "qasite.middleware.ContentSecurityPolicyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "qasite.middleware.TrailingSlashMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
 ]
@@ -116,6 +121,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 # WhiteNoise serves static files straight from the apps' folders, so nothing needs collecting.
 WHITENOISE_USE_FINDERS = True
+# And these at the site's root: /favicon.ico (qa/static/qa/favicon.svg drawn at 16, 32 and 48
+# pixels), which browsers ask for on pages that link no icon (JSON, the schema).
+WHITENOISE_ROOT = BASE_DIR / "qa" / "root"
 
 # Bodies above this answer 413; below Lambda's 6 MB payload limit, and room for a full batch.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("QA_MAX_BODY_BYTES", 5 * 1024 * 1024)
@@ -128,6 +136,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "qa.parsers.ContentNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "qa.exceptions.exception_handler",
 }

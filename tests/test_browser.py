@@ -81,20 +81,24 @@ def screenshot_dir(tmp_path_factory) -> Path:
     return directory
 
 
-def stub_answer(monkeypatch, answer: str, score: float = 0.87):
-    """Make the service find `answer` in the context (exact Python offsets), or no answer if ""."""
+def stub_answer(monkeypatch, answer: str, score: float = 0.87, runners_up=()):
+    """Make the service find `answer` in the context (exact Python offsets), or no answer if "",
+    then each (answer, score) of runners_up."""
     calls = []
+
+    def candidate(context, answer, score):
+        if answer:
+            start = context.index(answer)
+            found = {"answer": answer, "score": score, "start": start, "end": start + len(answer)}
+        else:
+            found = {"answer": "", "score": score, "start": 0, "end": 0}
+        return {**found, "no_answer": not answer}
 
     def answer_questions(*, requests):
         calls.append(requests)
         context = requests[0]["context"]
-        if answer:
-            start = context.index(answer)
-            best = {"answer": answer, "score": score, "start": start, "end": start + len(answer)}
-        else:
-            best = {"answer": "", "score": score, "start": 0, "end": 0}
-        best["no_answer"] = not answer
-        return [{**best, "answers": [dict(best)]}]
+        answers = [candidate(context, *found) for found in [(answer, score), *runners_up]]
+        return [{**answers[0], "answers": answers}]
 
     monkeypatch.setattr(services, "answer_questions", answer_questions)
     return calls
@@ -279,6 +283,86 @@ def test_nothing_is_blocked_by_the_servers_content_security_policy(
         context.close()
     assert (page_violations, api_violations) == ([], [])
     assert not [text for text in console if "Content Security Policy" in text]
+
+
+def test_percentages_are_explained_alike_with_and_without_javascript(
+    new_page, tiny_model_settings, monkeypatch
+):
+    """Candidates from different windows can add up to more than 100%: the note under them says
+    what a percentage means, and the script renders exactly the server's result."""
+    stub_answer(monkeypatch, "Kit-Ho Mak", 0.85, runners_up=[("Kit-Ho", 0.33), ("Mak", 0.09)])
+    results = {}
+    for javascript in (True, False):
+        page = new_page(javascript=javascript)
+        expect(page.locator("#score-note")).to_be_hidden()
+        ask(page, KIT_HO["question"], KIT_HO["context"], top_k=3)
+        expect(page.locator(".candidates li")).to_have_count(2)
+        note = page.locator("#score-note")
+        expect(note).to_be_visible()
+        expect(note).to_contain_text("not shares of one whole")
+        results[javascript] = page.locator("#result").inner_text()
+    assert results[True] == results[False]
+    assert all(f"{percent}%" in results[True] for percent in (85, 33, 9))
+
+
+def test_the_api_reference_renders_every_operation_under_the_policy(
+    browser, live_server, tiny_model_settings
+):
+    """Swagger UI, from our own static files: the operations listed, one tried from the page,
+    and nothing blocked by the Content-Security-Policy nor any console error."""
+    context = browser.new_context(viewport=DESKTOP)
+    context.add_init_script(RECORD_CSP_VIOLATIONS)
+    errors = []
+    context.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page = context.new_page()
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        response = page.goto(live_server.url + "/api/docs/")
+        assert "script-src 'self';" in response.headers["content-security-policy"]
+        operations = page.locator(".opblock-summary-path")
+        expect(operations.first).to_be_visible()
+        paths = set(operations.all_inner_texts())
+        assert {"/api/answer/", "/api/health/"} <= {path.strip() for path in paths}
+        page.locator(".opblock-get", has_text="/api/health/").locator(".opblock-summary").click()
+        page.get_by_role("button", name="Try it out").click()
+        page.get_by_role("button", name="Execute").click()
+        expect(page.locator(".responses-wrapper .live-responses-table")).to_contain_text('"state"')
+        expect(page.get_by_role("link", name="YAML")).to_have_attribute("href", "/api/schema/")
+        violations = page.evaluate("window.cspViolations")
+        if os.environ.get("QA_SCREENSHOTS"):
+            page.screenshot(path=str(Path(os.environ["QA_SCREENSHOTS"]) / "api-reference.png"))
+    finally:
+        context.close()
+    assert violations == []
+    assert errors == []
+
+
+def test_browsable_api_checkbox_can_be_turned_off(
+    browser, live_server, tiny_model_settings, monkeypatch
+):
+    """An unchecked box sends nothing; the hidden "false" before it makes it mean false."""
+    calls = stub_answer(monkeypatch, "Kit-Ho Mak")
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    try:
+        page.goto(live_server.url + "/api/answer/")
+        page.get_by_role("link", name="HTML form").click()
+        form = page.locator("#post-object-form")
+        form.locator("[name=question]").fill(KIT_HO["question"])
+        expect(form.locator("textarea[name=context]")).to_be_visible()
+        form.locator("[name=context]").fill(KIT_HO["context"])
+        align = form.get_by_label("Align to words")
+        expect(align).to_be_checked()  # the default
+        align.uncheck()
+        form.get_by_label("Handle impossible answer").check()
+        form.locator("button").click()
+        expect(page.locator(".response-info")).to_contain_text("HTTP 200 OK")
+        page.get_by_role("link", name="qasite").click()
+        expect(page).to_have_url(live_server.url + "/")
+    finally:
+        context.close()
+    [[request]] = calls
+    assert (request["align_to_words"], request["handle_impossible_answer"]) == (False, True)
 
 
 def test_too_many_questions_says_how_long_to_wait(page):

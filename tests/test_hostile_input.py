@@ -23,6 +23,7 @@ from tests.test_lambda_handler import (
 from tests.test_lambda_handler import lambda_settings  # noqa: F401 (a fixture)
 
 KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
+KIT_HO_JSON = json.dumps(KIT_HO)
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data; boundary=BoUnDaRy"
@@ -69,7 +70,7 @@ class Case:
             return urlencode(self.data).encode()
         if self.content_type == MULTIPART:
             return multipart(self.data)
-        return json.dumps(self.data).encode()
+        return json.dumps(self.data, ensure_ascii=False).encode()  # raw UTF-8, as most send
 
     def requests(self) -> list[dict]:
         """The requests a 200 answers, to check the answers against."""
@@ -126,17 +127,50 @@ API_CASES = [
          "non_field_errors"),
     Case("list-of-lists", [[KIT_HO]], 400, "Expected a dictionary, but got list.",
          "0.non_field_errors"),
-    # Content types.
-    Case("no-content-type", KIT_HO, 415, 'Unsupported media type "" in request.', content_type=""),
-    Case("text-plain", KIT_HO, 415, "Unsupported media type", content_type="text/plain"),
+    # Content types. JSON sent under another type (curl -d sends form data's) is a 415 that says
+    # which header to send; JSON is read as UTF-8 whatever charset is declared (RFC 8259).
+    *[
+        Case(f"json-as-{name}", data, 415, f"The body is JSON, but {said}: send it with "
+             '"Content-Type: application/json".', content_type=content_type)
+        for name, data, content_type, said in [
+            ("no-content-type", KIT_HO, "", "it has no Content-Type"),
+            ("form-encoded", KIT_HO_JSON, FORM,
+             'its Content-Type is "application/x-www-form-urlencoded"'),
+            ("form-encoded-batch", json.dumps([KIT_HO] * 2), FORM, f'its Content-Type is "{FORM}"'),
+            ("form-encoded-with-ampersands", json.dumps({**KIT_HO, "context": "a=1&b=2 & c"}),
+             FORM, f'its Content-Type is "{FORM}"'),
+            ("form-encoded-utf8", json.dumps({**KIT_HO, "context": "東京"}, ensure_ascii=False),
+             f"{FORM}; charset=utf-8", f'its Content-Type is "{FORM}; charset=utf-8"'),
+            ("multipart", KIT_HO_JSON, MULTIPART, f'its Content-Type is "{MULTIPART}"'),
+            ("text-plain", KIT_HO, "text/plain", 'its Content-Type is "text/plain"'),
+            ("text-plain-utf8", KIT_HO, "text/plain;charset=UTF-8",
+             'its Content-Type is "text/plain;charset=UTF-8"'),
+            ("text-json", KIT_HO, "text/json", 'its Content-Type is "text/json"'),
+            ("vendor-json", KIT_HO, "application/vnd.api+json",
+             'its Content-Type is "application/vnd.api+json"'),
+            ("octet-stream", KIT_HO, "application/octet-stream",
+             'its Content-Type is "application/octet-stream"'),
+        ]
+    ],
+    Case("text-plain", "Who am I?", 415, 'Unsupported media type "text/plain" in request.',
+         content_type="text/plain"),
     Case("xml", "<q>Who?</q>", 415, "Unsupported media type", content_type="application/xml"),
+    Case("json-with-charset", KIT_HO, 200, content_type="application/json; charset=utf-8"),
+    Case("json-with-charset-unspaced", KIT_HO, 200, content_type="application/json;charset=UTF-8"),
+    Case("json-in-capitals", KIT_HO, 200, content_type="Application/JSON"),
+    Case("json-with-another-charset", {"question": "Who?", "context": "東京 café, Kit 東京 Mak é",
+                                       "top_k": 20}, 200,
+         content_type="application/json; charset=ISO-8859-1"),  # read as UTF-8, as sent
+    Case("json-with-unknown-charset", KIT_HO, 200, content_type="application/json; charset=bogus"),
+    Case("json-in-latin-1", '{"question": "Who?", "context": "café"}'.encode("latin-1"), 400,
+         "can't decode byte 0xe9", content_type="application/json; charset=latin-1"),
     Case("form-encoded", {**KIT_HO, "top_k": "2"}, 200, content_type=FORM),  # the browsable API
     Case("multipart", {**KIT_HO, "handle_impossible_answer": "true"}, 200, content_type=MULTIPART),
     Case("form-encoded-csrf-token-ignored", {**KIT_HO, "csrfmiddlewaretoken": "x"}, 200,
          content_type=FORM),
     Case("form-encoded-unknown-field", {**KIT_HO, "topk": "2"}, 400, "Unknown field.", "topk",
          content_type=FORM),
-    Case("multipart-without-boundary", KIT_HO, 400, "Invalid boundary",
+    Case("multipart-without-boundary", multipart(KIT_HO), 400, "Invalid boundary",
          content_type="multipart/form-data"),
     # Missing, null, blank and mistyped fields.
     Case("missing-question", {"context": "Kit"}, 400, "This field is required.", "question"),
@@ -373,7 +407,6 @@ def test_html_form_without_a_valid_csrf_token_is_a_403_page(
 
 # --- Lambda events ----------------------------------------------------------------------------
 
-KIT_HO_JSON = json.dumps(KIT_HO)
 LAMBDA_CASES = [
     Case("not-base64", "not base64!!!", 400, "not valid base64", base64=True),
     Case("base64-of-invalid-utf8", b'{"question": "\xff", "context": "Kit"}', 400,
@@ -384,7 +417,10 @@ LAMBDA_CASES = [
     Case("nul-byte", '{"question": "Who?", "context": "Kit\\u0000"}', 400,
          "Null characters are not allowed.", "context"),
     Case("unknown-field", {**KIT_HO, "topk": 2}, 400, "Unknown field.", "topk"),
-    Case("no-content-type", KIT_HO, 415, "Unsupported media type", content_type=""),
+    Case("json-without-content-type", KIT_HO, 415, "The body is JSON, but it has no Content-Type",
+         content_type=""),
+    Case("json-as-form-encoded", KIT_HO_JSON, 415, 'send it with "Content-Type: application/json"',
+         content_type=FORM),
     Case("batch-over-the-limit", [KIT_HO] * 33, 400, "no more than 32 elements.",
          "non_field_errors"),
     Case("body-over-the-upload-limit", {**KIT_HO, "context": OVER_THE_UPLOAD_LIMIT}, 413,

@@ -1,4 +1,5 @@
-"""Security headers on every kind of response, and nothing we serve needs the CSP relaxed."""
+"""Security headers on every kind of response, and nothing we serve needs the CSP relaxed; a path
+missing only its trailing slash; JSON errors under /api/ in every mode."""
 
 import json
 import re
@@ -28,8 +29,13 @@ def every_response(client, tiny_model_settings):
         "browsable API": client.get("/api/answer/", HTTP_ACCEPT="text/html"),
         "health": client.get("/api/health/"),
         "schema": client.get("/api/schema/"),
+        "API reference": client.get("/api/docs/"),
+        "favicon": client.get("/favicon.ico"),
         "static file": client.get("/static/qa/ask.js"),
         "DRF static file": client.get("/static/rest_framework/js/default.js"),
+        "Swagger UI static file": client.get(
+            "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
+        ),
         "404 page": client.get("/no/such/page/"),
         "404 JSON": client.get("/api/no/such/endpoint/"),
         "405 page": client.put("/"),
@@ -80,7 +86,167 @@ def test_no_html_we_serve_needs_inline_script_or_style(every_response, client, m
     monkeypatch.setattr(services, "answer_questions", fail)
     crashed = Client(raise_request_exception=False).post("/", {**KIT_HO, "top_k": 1})
     html["500 page"] = crashed.content.decode()
-    assert {"page", "browsable API", "404 page", "CSRF failure page", "500 page"} <= set(html)
+    expected = {"page", "browsable API", "API reference", "404 page", "CSRF failure page", "500 page"}
+    assert expected <= set(html)
     for name, text in html.items():
         for what, pattern in INLINE.items():
             assert not pattern.search(text), f"{what} in the {name}: {pattern.search(text)}"
+
+
+# --- a path missing only its trailing slash ---------------------------------------------------
+
+
+def api_paths() -> list[str]:
+    """Every path the URLconf routes under /api/ (none takes a parameter)."""
+    from django.urls import get_resolver
+
+    def routes(patterns, prefix=""):
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if hasattr(pattern, "url_patterns"):
+                yield from routes(pattern.url_patterns, route)
+            else:
+                yield "/" + route
+
+    return sorted(path for path in routes(get_resolver().url_patterns) if path.startswith("/api/"))
+
+
+UNSAFE_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
+METHODS = ["GET", "HEAD", "OPTIONS", *UNSAFE_METHODS]
+
+
+def test_the_api_paths_are_found():
+    assert {"/api/answer/", "/api/health/", "/api/schema/"} <= set(api_paths())
+    assert all(path.endswith("/") for path in api_paths())
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("path", api_paths())
+def test_an_api_path_without_its_slash_is_answered_as_with_it(
+    tiny_model_settings, settings, path, method, debug
+):
+    """Every API path, every method, DEBUG on and off: the answer the slashed path gives, never
+    a redirect (which loses a POST's body) nor DEBUG's RuntimeError page."""
+    settings.DEBUG = debug
+    client = Client(raise_request_exception=False)
+    body, content_type = json.dumps(KIT_HO), "application/json"
+    with_slash = client.generic(method, path, body, content_type=content_type)
+    without = client.generic(method, path.rstrip("/"), body, content_type=content_type)
+    assert without.status_code == with_slash.status_code, without.content[:300]
+    assert not 300 <= without.status_code < 400
+    assert without["Content-Type"] == with_slash["Content-Type"]
+    if path == "/api/answer/" and method == "POST":
+        assert without.status_code == 200 and without.json() == with_slash.json()
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+@pytest.mark.parametrize(
+    ("method", "path", "status", "location"),
+    [
+        ("GET", "/api/answer?x=1", 200, None),  # the API: answered
+        ("GET", "/no/such/page", 404, None),  # nothing with a slash either
+        ("GET", "/api/no/such/endpoint", 404, None),
+        ("POST", "/api/no/such/endpoint", 404, None),
+    ],
+)
+def test_other_paths_without_a_slash(client, settings, method, path, status, location, debug):
+    settings.DEBUG = debug
+    response = client.generic(method, path)
+    assert response.status_code == status
+    assert response.get("Location") == location
+
+
+def test_a_page_without_its_slash_is_still_redirected_for_a_browser(rf, settings):
+    """GET and HEAD of a page keep Django's APPEND_SLASH redirect; other methods are answered."""
+    from django.urls import path as route
+
+    from qasite.middleware import TrailingSlashMiddleware
+
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": [route("page/", lambda r: None)]})
+    seen = []
+    middleware = TrailingSlashMiddleware(lambda request: seen.append(request.path_info))
+    for method in METHODS:
+        middleware(rf.generic(method, "/page"))
+    assert seen == ["/page", "/page", *["/page/"] * 5]
+
+
+# --- JSON errors under /api/, in every mode ---------------------------------------------------
+
+
+def crash(*, requests):
+    raise RuntimeError("/secret/path/marker")
+
+
+# (name, request keyword arguments, status, detail or None for DRF's own message, setup)
+API_ERRORS = [
+    ("unknown path", {"path": "/api/no/such/endpoint/"}, 404, "Not found.", None),
+    ("unknown path under an endpoint", {"path": "/api/answer/more/"}, 404, "Not found.", None),
+    ("unknown path, browser", {"path": "/api/nope/", "HTTP_ACCEPT": "text/html"}, 404,
+     "Not found.", None),
+    ("method not allowed", {"path": "/api/health/", "method": "POST"}, 405, None, None),
+    ("bad host", {"path": "/api/health/", "HTTP_HOST": "attacker.example"}, 400,
+     "Bad request.", None),
+    ("forbidden user agent", {"path": "/api/health/", "HTTP_USER_AGENT": "BadBot/1.0"}, 403,
+     "Permission denied.", "bad_bot"),
+    ("malformed JSON", {"path": "/api/answer/", "method": "POST", "data": "{"}, 400, None, None),
+    ("JSON sent as form data", {"path": "/api/answer/", "method": "POST",
+                                "content_type": "application/x-www-form-urlencoded"}, 415,
+     'The body is JSON, but its Content-Type is "application/x-www-form-urlencoded": send it '
+     'with "Content-Type: application/json".', None),
+    ("body over the upload limit", {"path": "/api/answer/", "method": "POST",
+                                    "data": json.dumps({**KIT_HO, "context": "x" * 2000})},
+     413, None, "small_uploads"),
+    ("unexpected error", {"path": "/api/answer/", "method": "POST"}, 500,
+     "Internal server error.", "crash"),
+    ("unexpected error, browsable API", {"path": "/api/answer/", "method": "POST",
+                                         "HTTP_ACCEPT": "text/html"}, 500,
+     "Internal server error.", "crash"),
+]
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+@pytest.mark.parametrize(
+    ("name", "request_args", "status", "detail", "setup"),
+    API_ERRORS,
+    ids=[error[0] for error in API_ERRORS],
+)
+def test_errors_under_the_api_are_json_in_every_mode(
+    tiny_model_settings, settings, monkeypatch, name, request_args, status, detail, setup, debug
+):
+    settings.DEBUG = debug
+    if setup == "bad_bot":
+        settings.DISALLOWED_USER_AGENTS = [re.compile("BadBot")]
+    elif setup == "small_uploads":
+        settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    elif setup == "crash":
+        monkeypatch.setattr(services, "answer_questions", crash)
+    args = {"method": "GET", "data": json.dumps(KIT_HO), "content_type": "application/json",
+            **request_args}
+    response = Client(raise_request_exception=False).generic(
+        args.pop("method"), args.pop("path"), args.pop("data"), **args
+    )
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"detail"}
+    assert body["detail"] == detail if detail else body["detail"]
+    assert "marker" not in response.content.decode()
+    assert response["Content-Security-Policy"] == POLICY  # the page's headers are kept
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+def test_the_browsable_api_still_shows_its_own_errors_as_a_page(
+    client, tiny_model_settings, settings, debug
+):
+    settings.DEBUG = debug
+    response = client.post("/api/answer/", {"question": "Who?"}, HTTP_ACCEPT="text/html")
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/html")
+    assert "This field is required." in response.content.decode()
+
+
+def test_errors_outside_the_api_stay_pages(client):
+    response = client.get("/no/such/page/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")

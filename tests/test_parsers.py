@@ -1,13 +1,22 @@
 import io
+import json
+import string
 
 import pytest
-from rest_framework.exceptions import ParseError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from django.test import RequestFactory
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
 
-from qa.parsers import JSONParser
+from qa.parsers import ContentNegotiation, JSONParser, is_json_document
 
 
-def parse(raw: str):
-    return JSONParser().parse(io.BytesIO(raw.encode()), "application/json", {})
+def parse(raw: str | bytes, media_type="application/json"):
+    raw = raw.encode() if isinstance(raw, str) else raw
+    context = {"encoding": "latin-1"} if "latin-1" in media_type else {}
+    return JSONParser().parse(io.BytesIO(raw), media_type, context)
 
 
 def test_json_is_parsed_as_drf_parses_it():
@@ -17,3 +26,94 @@ def test_json_is_parsed_as_drf_parses_it():
 def test_json_nested_too_deeply_is_a_parse_error_not_a_crash():
     with pytest.raises(ParseError, match="nested too deeply"):
         parse("[" * 100_000 + "]" * 100_000)
+
+
+def test_json_is_read_as_utf8_whatever_charset_is_declared():
+    body = json.dumps({"context": "café 東京"}, ensure_ascii=False).encode()
+    assert parse(body, "application/json; charset=latin-1") == {"context": "café 東京"}
+    with pytest.raises(ParseError, match="can't decode byte 0xe9"):
+        parse('{"context": "café"}'.encode("latin-1"), "application/json; charset=latin-1")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"question": "Who?"}', True),
+        (b' [{"question": "Who?"}]\n', True),
+        ('{"q": "東京"}'.encode("utf-16"), True),
+        (b"{}", True),
+        (b'"a string"', False),
+        (b"3", False),
+        (b"question=Who%3F&context=Kit", False),
+        (b"{not json", False),
+        (b"[" * 100_000 + b"]" * 100_000, False),
+        (b'{"q": "\xff"}', False),
+        (b"", False),
+    ],
+)
+def test_what_counts_as_a_json_document(body, expected):
+    assert is_json_document(body) is expected
+
+
+PARSERS = [JSONParser(), FormParser(), MultiPartParser()]
+FORM = "application/x-www-form-urlencoded"
+JSON_BODY = json.dumps({"question": "Who?", "context": "Kit"})
+
+
+def select(body: str, content_type: str | None):
+    extra = {"content_type": content_type} if content_type is not None else {}
+    request = Request(RequestFactory().generic("POST", "/api/answer/", body, **extra))
+    return ContentNegotiation().select_parser(request, PARSERS)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "parser"),
+    [
+        ("application/json", JSONParser),
+        ("application/json; charset=utf-8", JSONParser),
+        ("application/x-www-form-urlencoded", None),
+        ("text/plain", None),
+        ("", None),
+    ],
+)
+def test_a_json_body_gets_the_json_parser_or_a_415_naming_the_header(content_type, parser):
+    if parser:
+        assert isinstance(select(JSON_BODY, content_type), parser)
+        return
+    with pytest.raises(UnsupportedMediaType) as raised:
+        select(JSON_BODY, content_type)
+    assert 'send it with "Content-Type: application/json"' in str(raised.value.detail)
+
+
+def test_other_bodies_are_negotiated_as_drf_does():
+    assert isinstance(select("question=Who%3F", "application/x-www-form-urlencoded"), FormParser)
+    assert select("Who?", "text/plain") is None  # DRF's own 415
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+MEDIA_TYPE_TOKENS = st.text(alphabet=string.ascii_lowercase + string.digits + "+-.", min_size=1,
+                            max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    document=st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=4)
+    | st.lists(JSON_VALUES, max_size=4),
+    content_type=st.sampled_from(["", FORM, "multipart/form-data; boundary=x", "text/plain"])
+    | st.builds("{}/{}".format, MEDIA_TYPE_TOKENS, MEDIA_TYPE_TOKENS),
+    ensure_ascii=st.booleans(),
+)
+def test_any_json_document_under_any_other_content_type_is_told_which_header_to_send(
+    document, content_type, ensure_ascii
+):
+    body = json.dumps(document, ensure_ascii=ensure_ascii)
+    if content_type.split(";")[0] == "application/json":
+        assert isinstance(select(body, content_type), JSONParser)
+        return
+    with pytest.raises(UnsupportedMediaType, match='send it with "Content-Type: application/json"'):
+        select(body, content_type)

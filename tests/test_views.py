@@ -1,6 +1,7 @@
 """The HTML form, the JSON API, health and schema, through Django's test client."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -334,15 +335,10 @@ def test_bad_host_is_a_friendly_400_and_json_under_the_api(client):
     assert response.json() == {"detail": "Bad request."}
 
 
-def test_permission_denied_is_a_friendly_403_and_json_under_the_api(rf):
-    from django.core.exceptions import PermissionDenied
-
-    from qa import views
-
-    page = views.permission_denied(rf.get("/somewhere/"), PermissionDenied("/secret/marker"))
-    assert "/secret/marker" not in assert_friendly_page(page, 403, "You are not allowed")
-    api = views.permission_denied(rf.get("/api/answer/"), PermissionDenied("/secret/marker"))
-    assert (api.status_code, json.loads(api.content)) == (403, {"detail": "Permission denied."})
+def test_permission_denied_is_a_friendly_403_page(client, settings):
+    settings.DISALLOWED_USER_AGENTS = [re.compile("BadBot")]  # CommonMiddleware's 403
+    response = client.get("/", HTTP_USER_AGENT="BadBot/1.0")
+    assert "Forbidden user agent" not in assert_friendly_page(response, 403, "You are not allowed")
 
 
 @pytest.fixture
@@ -424,3 +420,145 @@ def test_schema_documents_batches_and_error_bodies(client):
     assert post["responses"]["400"]["content"]["application/json"]["schema"]["type"] == "object"
     for text in ("question", "context"):
         assert components["AnswerRequest"]["properties"][text]["minLength"] == 1
+
+
+# --- the API reference, the browsable API's form, the icon ------------------------------------
+
+
+def test_the_api_reference_is_swagger_ui_served_by_us_and_the_raw_schema_stays(client):
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    scripts = re.findall(r'<script src="([^"]+)"', html)
+    assert scripts == [
+        "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js",
+        "/static/qa/api-reference.js",
+    ]
+    assert 'data-schema-url="/api/schema/?format=json"' in html
+    assert 'href="/api/schema/"' in html  # the raw schema, YAML
+    for url in [*scripts, "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui.css"]:
+        assert client.get(url).status_code == 200, url
+    assert client.get("/api/schema/?format=json").json()["paths"]
+    assert client.get("/api/schema/")["Content-Type"].startswith("application/vnd.oai.openapi")
+
+
+def test_pages_link_the_api_reference(client):
+    for path in ("/", "/no/such/page/"):
+        assert 'href="/api/docs/"' in client.get(path).content.decode(), path
+
+
+def test_the_icon_is_linked_from_every_page_and_answered_at_favicon_ico(client):
+    pages = {
+        "page": client.get("/"),
+        "error page": client.get("/no/such/page/"),
+        "browsable API": client.get("/api/answer/", HTTP_ACCEPT="text/html"),
+        "API reference": client.get("/api/docs/"),
+    }
+    for name, page in pages.items():
+        link = '<link rel="icon" href="/static/qa/favicon.svg" type="image/svg+xml">'
+        assert link in page.content.decode(), name
+    svg = client.get("/static/qa/favicon.svg")
+    assert svg["Content-Type"] == "image/svg+xml" and b"<svg" in b"".join(svg.streaming_content)
+    icon = client.get("/favicon.ico")  # what a browser asks for where no page links an icon
+    assert (icon.status_code, icon["Content-Type"]) == (200, "image/x-icon")
+    body = b"".join(icon.streaming_content)
+    assert body[:4] == b"\0\0\1\0" and body[4] >= 2  # an ICO of 2 sizes or more
+
+
+def test_browsable_api_form_context_is_a_textarea_and_the_brand_leads_home(client):
+    html = client.get("/api/answer/", HTTP_ACCEPT="text/html").content.decode()
+    assert re.search(r'<textarea name="context"[^>]*rows="8"', html)
+    assert '<a class="navbar-brand" href="/">qasite</a>' in html
+    assert 'href="/api/docs/"' in html
+
+
+BOOLEAN_OPTIONS = {"handle_impossible_answer": False, "align_to_words": True}
+
+
+def test_every_boolean_option_is_listed():
+    from rest_framework import serializers
+
+    from qa.serializers import AnswerRequestSerializer
+
+    fields = AnswerRequestSerializer().fields
+    booleans = {name: field.default for name, field in fields.items()
+                if isinstance(field, serializers.BooleanField)}
+    assert booleans == BOOLEAN_OPTIONS
+
+
+def test_browsable_api_checkboxes_start_at_the_default_and_send_false_when_unchecked(client):
+    """A browser sends nothing for an unchecked box: each checkbox has a hidden "false" before
+    it, and starts checked if and only if its option's default is true."""
+    html = client.get("/api/answer/", HTTP_ACCEPT="text/html").content.decode()
+    for name, default in BOOLEAN_OPTIONS.items():
+        hidden = html.index(f'<input type="hidden" name="{name}" value="false">')
+        checkbox = re.search(rf'<input type="checkbox" id="checkbox-{name}" name="{name}" '
+                             rf'value="true" ?(checked)?>', html)
+        assert hidden < checkbox.start()
+        assert bool(checkbox.group(1)) is default
+        assert f'<label for="checkbox-{name}"' in html
+
+
+@pytest.fixture
+def received(monkeypatch, tiny_model_settings):
+    """The requests the service is asked, as the view validated them."""
+    calls = []
+    real = services.answer_questions
+
+    def record(*, requests):
+        calls.extend(requests)
+        return real(requests=requests)
+
+    monkeypatch.setattr(services, "answer_questions", record)
+    return calls
+
+
+@pytest.mark.parametrize("name", BOOLEAN_OPTIONS)
+@pytest.mark.parametrize(
+    ("how", "sent", "expected"),
+    [
+        # What the browsable API's form posts (multipart): its hidden "false", "true" if checked.
+        ("form, unchecked", ["false"], False),
+        ("form, checked", ["false", "true"], True),
+        ("form without the field", None, "default"),
+        ("JSON without the field", None, "default"),
+        ("JSON false", False, False),
+        ("JSON true", True, True),
+    ],
+)
+def test_boolean_options_unchecked_checked_or_absent(client, received, name, how, sent, expected):
+    data = dict(KIT_HO) if sent is None else {**KIT_HO, name: sent}
+    if how.startswith("JSON"):
+        response = post_json(client, data)
+    else:
+        response = client.post("/api/answer/", data)  # multipart, as the browser's form
+    assert response.status_code == 200
+    assert received[-1][name] is (BOOLEAN_OPTIONS[name] if expected == "default" else expected)
+
+
+def stub_candidates(monkeypatch, scores: list[float]):
+    """The service returns the Kit-Ho candidates with these scores, best first."""
+    spans = [(4, 14), (4, 10), (11, 14)]
+
+    def answer_questions(*, requests):
+        answers = [
+            {"answer": KIT_HO["context"][start:end], "score": score, "start": start, "end": end,
+             "no_answer": False}
+            for (start, end), score in zip(spans, scores)
+        ]
+        return [{**answers[0], "answers": answers}]
+
+    monkeypatch.setattr(services, "answer_questions", answer_questions)
+
+
+@pytest.mark.parametrize(("scores", "note"), [([0.85, 0.33, 0.09], True), ([0.85], False)])
+def test_page_says_what_candidate_percentages_mean(client, monkeypatch, scores, note):
+    """Percentages of answers from different windows can add up to more than 100%: the page
+    says so under the candidates, and shows the API's scores as they are."""
+    stub_candidates(monkeypatch, scores)
+    html = client.post("/", {**KIT_HO, "top_k": 3}).content.decode()
+    for score in scores:
+        assert f"{round(score * 100)}%" in html
+    shown = re.search(r'<p id="score-note" class="score-note"( hidden)?>(.*?)</p>', html, re.S)
+    assert "not shares of one whole" in shown.group(2)
+    assert (shown.group(1) is None) is note

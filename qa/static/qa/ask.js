@@ -15,6 +15,7 @@
   const formErrors = document.getElementById("form-errors");
   const resultSection = document.getElementById("result");
   const resultBody = document.getElementById("result-body");
+  const scoreNote = document.getElementById("score-note");
   const FIELD_NAMES = ["question", "context", "handle_impossible_answer", "top_k"];
   const MAX_RETRIES = 10; // 503 while the model loads: retry after Retry-After, this many times
   let busy = false;
@@ -169,6 +170,7 @@
       );
     }
     resultBody.replaceChildren(...nodes);
+    scoreNote.hidden = others.length === 0;
     scrollToMark();
     // On a phone the result is below the form: bring it into view.
     if (resultSection.getBoundingClientRect().top > window.innerHeight * 0.8) {

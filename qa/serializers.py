@@ -39,11 +39,41 @@ def option_field(min_value: int, max_value: int, help_text: str, **kwargs):
     )
 
 
-class AnswerRequestSerializer(serializers.Serializer):
-    """One question about one context, with the options of transformers v4's QA pipeline."""
+class FlatSerializer(serializers.Serializer):
+    """A serializer of flat fields that refuses the fields it does not declare."""
+
+    # Names tolerated without being fields (none here).
+    IGNORED_FIELDS = frozenset()
+
+    def get_fields(self):
+        """Shallow copies of the declared fields, where DRF makes deep ones.
+
+        A deep copy re-runs every field's constructor: on a short input that cost a third as much
+        as the model. These flat fields keep no per-request state but what binding sets on the copy.
+        """
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
+
+    def to_internal_value(self, data):
+        """Reject unknown fields: a misspelt option ("topk") must not be silently ignored."""
+        if isinstance(data, Mapping):
+            unknown = set(data) - set(self.fields) - self.IGNORED_FIELDS
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: ["Unknown field."] for name in sorted(unknown)}
+                )
+        return super().to_internal_value(data)
+
+
+class QuestionSerializer(FlatSerializer):
+    """One question about one context."""
 
     question = text_field(settings.QA_MAX_QUESTION_CHARS, "The question to answer.")
     context = text_field(settings.QA_MAX_CONTEXT_CHARS, "The text that may hold the answer.")
+
+
+class AnswerOptionsSerializer(FlatSerializer):
+    """The options of transformers v4's QA pipeline, with its defaults."""
+
     top_k = option_field(1, MAX_TOP_K, "How many candidate answers to return.", default=1)
     doc_stride = option_field(
         1,
@@ -69,26 +99,12 @@ class AnswerRequestSerializer(serializers.Serializer):
         default=True, help_text="Widen answers to whole words."
     )
 
+
+class AnswerRequestSerializer(QuestionSerializer, AnswerOptionsSerializer):
+    """One question about one context, with the options of transformers v4's QA pipeline."""
+
     # Sent by the browsable API's HTML form; not an input of ours.
     IGNORED_FIELDS = frozenset({"csrfmiddlewaretoken"})
-
-    def get_fields(self):
-        """Shallow copies of the declared fields, where DRF makes deep ones.
-
-        A deep copy re-runs every field's constructor: on a short input that cost a third as much
-        as the model. These flat fields keep no per-request state but what binding sets on the copy.
-        """
-        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
-
-    def to_internal_value(self, data):
-        """Reject unknown fields: a misspelt option ("topk") must not be silently ignored."""
-        if isinstance(data, Mapping):
-            unknown = set(data) - set(self.fields) - self.IGNORED_FIELDS
-            if unknown:
-                raise serializers.ValidationError(
-                    {name: ["Unknown field."] for name in sorted(unknown)}
-                )
-        return super().to_internal_value(data)
 
 
 class AnswerSerializer(serializers.Serializer):

@@ -1,12 +1,12 @@
 """Hugging Face's question-answering task shape, served beside qasite's own API.
 
 The shape that huggingface_hub's ``InferenceClient.question_answering``, the JavaScript
-``@huggingface/inference`` client's ``questionAnswering``, and code written for Inference Endpoints
-or SageMaker's Hugging Face containers send and parse (HF's task specification, "question-answering"
-in @huggingface/tasks; transformers v4's pipeline for what the specification leaves open):
+``@huggingface/inference`` client's ``questionAnswering``, and code written for Inference
+Endpoints or SageMaker's Hugging Face containers send and parse (HF's task specification,
+"question-answering" in @huggingface/tasks; transformers v4's pipeline where it is silent):
 
-- request: ``{"inputs": {"question", "context"}, "parameters": {"top_k", ...}}``; ``inputs`` may be a
-  list of such objects (answered in order, as v4's pipeline answers a list).
+- request: ``{"inputs": {"question", "context"}, "parameters": {"top_k", ...}}``; ``inputs`` may
+  be a list of such objects (answered in order, as v4's pipeline answers a list).
 - response: ``{"answer", "score", "start", "end"}``, or a list of those, best first, when ``top_k``
   is over 1 (the Python client returns the list; the JavaScript one takes its first); for a list of
   inputs, a list of those results. No answer is ``answer ""`` with ``start == end == 0``, as v4's.
@@ -70,7 +70,7 @@ class QuestionAnsweringBatchInputSerializer(QuestionAnsweringInputSerializer):
         many=True,
         allow_empty=False,
         max_length=settings.QA_MAX_BATCH,
-        help_text="Questions with their contexts, answered in order.",
+        help_text=f"Questions and contexts, answered in order: 1 to {settings.QA_MAX_BATCH}.",
     )
 
 
@@ -124,8 +124,9 @@ def error_messages(detail, path: tuple[str, ...] = ()):
             inner = path if key == api_settings.NON_FIELD_ERRORS_KEY else (*path, str(key))
             yield from error_messages(value, inner)
     elif isinstance(detail, list):
-        for index, value in enumerate(detail):
-            yield from error_messages(value, path if isinstance(value, str) else (*path, str(index)))
+        for index, value in enumerate(detail):  # messages, or a batch's items
+            inner = path if isinstance(value, str) else (*path, str(index))
+            yield from error_messages(value, inner)
     else:
         yield f"{'.'.join(path)}: {detail}" if path else str(detail)
 
@@ -192,7 +193,10 @@ class QuestionAnsweringView(APIView):
         request={
             "application/json": PolymorphicProxySerializer(
                 component_name="QuestionAnsweringRequest",
-                serializers=[QuestionAnsweringInputSerializer, QuestionAnsweringBatchInputSerializer],
+                serializers=[
+                    QuestionAnsweringInputSerializer,
+                    QuestionAnsweringBatchInputSerializer,
+                ],
                 resource_type_field_name=None,
             )
         },
@@ -206,8 +210,10 @@ class QuestionAnsweringView(APIView):
                 resource_type_field_name=None,
                 many=False,
             ),
-            400: error_response("A field is missing, malformed or out of range, or the body is "
-                                "not JSON; error names the field (inputs.1.context: ...)."),
+            400: error_response(
+                "A field is missing, malformed or out of range, or the body is not JSON; error "
+                "names the field at fault (inputs.1.context: ...)."
+            ),
             413: error_response("The body is over the upload limit."),
             415: error_response("Not JSON."),
             429: error_response("Too many questions from this client; see Retry-After."),

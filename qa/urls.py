@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from qa import huggingface, views
 
@@ -6,8 +6,10 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("api/answer/", views.AnswerView.as_view(), name="api-answer"),
     path("api/health/", views.HealthView.as_view(), name="api-health"),
-    path(
-        "api/hf/question-answering/",
+    # With or without the final slash: HF's endpoint URLs have none, and Django's APPEND_SLASH
+    # cannot redirect a POST (the client would follow with a GET).
+    re_path(
+        r"^api/hf/question-answering/?$",
         huggingface.QuestionAnsweringView.as_view(),
         name="api-hf-question-answering",
     ),

@@ -24,8 +24,8 @@ PATH = "/api/hf/question-answering/"
 KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
 MOON = {
     "question": "Who was the first person on the Moon?",
-    "context": "Hong Kong is a special administrative region on the southern coast of China. It has "
-    "a population of about 7.5 million people.",
+    "context": "Hong Kong is a special administrative region on the southern coast of China. "
+    "It has a population of about 7.5 million people.",
 }
 ROOT = Path(__file__).resolve().parent.parent
 EVENT = ROOT / "events" / "http-api-v2.json"
@@ -150,13 +150,19 @@ def test_no_answer_among_candidates_has_the_same_shape(hf, client):
 
 
 @pytest.mark.parametrize("top_k", [1, 2])
-def test_a_list_of_inputs_gets_a_list_of_results_in_order(live_server, tiny_model_settings, client, top_k):
+def test_a_list_of_inputs_gets_a_list_of_results_in_order(
+    live_server, tiny_model_settings, client, top_k
+):
     """The clients send one question a call; code written for Inference Endpoints may send a list
     (v4's pipeline answers each, in order)."""
     other = {"question": "Where?", "context": "Paris is in France."}
-    status, body = post(live_server.url + PATH, {"inputs": [KIT_HO, other, KIT_HO], "parameters": {"top_k": top_k}})
+    status, body = post(
+        live_server.url + PATH, {"inputs": [KIT_HO, other, KIT_HO], "parameters": {"top_k": top_k}}
+    )
     assert status == 200
-    expected = [api_answer(client, {**question, "top_k": top_k}) for question in (KIT_HO, other, KIT_HO)]
+    expected = [
+        api_answer(client, {**question, "top_k": top_k}) for question in (KIT_HO, other, KIT_HO)
+    ]
     if top_k == 1:
         assert body == [hf_shape(result) for result in expected]
     else:
@@ -186,8 +192,16 @@ def test_options_of_the_former_inference_api_are_accepted(live_server, tiny_mode
             400,
             "inputs.question: Ensure this field has no more than 500 characters.",
         ),
-        ({**KIT_HO, "top_k": 21}, 400, "parameters.top_k: Ensure this value is less than or equal to 20."),
-        ({**KIT_HO, "max_seq_len": 8}, 400, "parameters.max_seq_len: Ensure this value is greater than or equal to 16."),
+        (
+            {**KIT_HO, "top_k": 21},
+            400,
+            "parameters.top_k: Ensure this value is less than or equal to 20.",
+        ),
+        (
+            {**KIT_HO, "max_seq_len": 8},
+            400,
+            "parameters.max_seq_len: Ensure this value is greater than or equal to 16.",
+        ),
         (
             {**KIT_HO, "doc_stride": 300, "max_seq_len": 256},
             400,
@@ -225,11 +239,14 @@ def test_rate_limit_raises_with_our_message_and_retry_after(hf, settings):
     response = raised.value.response
     assert response.status_code == 429
     assert 1 <= int(response.headers["Retry-After"]) <= 60
-    assert re.fullmatch(r"Request was throttled\. Expected available in \d+ seconds?\.", raised.value.server_message)
+    throttled = r"Request was throttled\. Expected available in \d+ seconds?\."
+    assert re.fullmatch(throttled, raised.value.server_message)
     assert raised.value.server_message in str(raised.value)
 
 
-def test_model_unavailable_raises_with_the_reason(live_server, client_session, broken_model_settings):
+def test_model_unavailable_raises_with_the_reason(
+    live_server, client_session, broken_model_settings
+):
     hf = InferenceClient(model=live_server.url + PATH)
     with pytest.raises(HfHubHTTPError) as raised:
         hf.question_answering(**KIT_HO)
@@ -240,34 +257,82 @@ def test_model_unavailable_raises_with_the_reason(live_server, client_session, b
     assert str(broken_model_settings.directory) not in str(raised.value)
 
 
-@pytest.mark.parametrize(
-    ("body", "content_type", "status", "error", "error_type"),
-    [
-        ("{not json", "application/json", 400, "JSON parse error - Expecting property name enclosed in double quotes: line 1 column 2 (char 1)", "parse_error"),
-        ('"text"', "application/json", 400, "Invalid data. Expected a dictionary, but got str.", "validation"),
-        ('{"inputs": []}', "application/json", 400, "inputs: This list may not be empty.", "validation"),
-        (json.dumps({"inputs": [KIT_HO] * 33}), "application/json", 400, "inputs: Ensure this field has no more than 32 elements.", "validation"),
-        (json.dumps({"inputs": [KIT_HO, {"question": "q"}]}), "application/json", 400, "inputs.1.context: This field is required.", "validation"),
-        (json.dumps({"inputs": [KIT_HO, {**KIT_HO, "context": "\u200b"}]}), "application/json", 400, "inputs.1.context: The context contains no text the model can read.", "validation"),
-        (json.dumps({"inputs": KIT_HO, "parameters": {"topk": 3}}), "application/json", 400, "parameters.topk: Unknown field.", "validation"),
-        (json.dumps({"inputs": KIT_HO, "extra": 1}), "application/json", 400, "extra: Unknown field.", "validation"),
-        (json.dumps({"inputs": {"question": " ", "context": ""}}), "application/json", 400, "inputs.question: This field may not be blank. inputs.context: This field may not be blank.", "validation"),
-        ("question=q&context=c", "application/x-www-form-urlencoded", 415, 'Unsupported media type "application/x-www-form-urlencoded" in request.', "unsupported_media_type"),
-    ],
-)
+JSON = "application/json"
+INVALID = [
+    # (what the body is: as a JSON value, or raw text; status, error, error_type)
+    (
+        "{not json",
+        400,
+        "JSON parse error - Expecting property name enclosed in double quotes: "
+        "line 1 column 2 (char 1)",
+        "parse_error",
+    ),
+    ("text", 400, "Invalid data. Expected a dictionary, but got str.", "validation"),
+    ({"inputs": []}, 400, "inputs: This list may not be empty.", "validation"),
+    (
+        {"inputs": [KIT_HO] * 33},
+        400,
+        "inputs: Ensure this field has no more than 32 elements.",
+        "validation",
+    ),
+    (
+        {"inputs": [KIT_HO, {"question": "q"}]},
+        400,
+        "inputs.1.context: This field is required.",
+        "validation",
+    ),
+    (
+        {"inputs": [KIT_HO, {**KIT_HO, "context": "\u200b"}]},
+        400,
+        "inputs.1.context: The context contains no text the model can read.",
+        "validation",
+    ),
+    (
+        {"inputs": KIT_HO, "parameters": {"topk": 3}},
+        400,
+        "parameters.topk: Unknown field.",
+        "validation",
+    ),
+    ({"inputs": KIT_HO, "extra": 1}, 400, "extra: Unknown field.", "validation"),
+    (
+        {"inputs": {"question": " ", "context": ""}},
+        400,
+        "inputs.question: This field may not be blank. "
+        "inputs.context: This field may not be blank.",
+        "validation",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "error", "error_type"), INVALID)
 def test_every_error_body_is_hf_shaped_naming_the_field(
-    client, tiny_model_settings, body, content_type, status, error, error_type
+    client, tiny_model_settings, body, status, error, error_type
 ):
-    response = client.post(PATH, body, content_type=content_type)
+    raw = body if body == "{not json" else json.dumps(body)
+    response = client.post(PATH, raw, content_type=JSON)
     assert response.status_code == status
     assert response.json() == {"error": error, "error_type": error_type}
+
+
+def test_a_form_is_a_415_in_the_same_shape(client):
+    response = client.post(
+        PATH, "question=q&context=c", content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 415
+    assert response.json() == {
+        "error": 'Unsupported media type "application/x-www-form-urlencoded" in request.',
+        "error_type": "unsupported_media_type",
+    }
 
 
 def test_other_methods_are_a_405_in_the_same_shape(client):
     response = client.get(PATH)
     assert response.status_code == 405
     assert response["Allow"] == "POST, OPTIONS"
-    assert response.json() == {"error": 'Method "GET" not allowed.', "error_type": "method_not_allowed"}
+    assert response.json() == {
+        "error": 'Method "GET" not allowed.',
+        "error_type": "method_not_allowed",
+    }
 
 
 # --- through the Lambda handler -------------------------------------------------------------------
@@ -283,7 +348,10 @@ class LambdaTransport(httpx2.BaseTransport):
         event = json.loads(EVENT.read_text())
         event["rawPath"] = event["requestContext"]["http"]["path"] = request.url.path
         event["requestContext"]["http"]["method"] = request.method
-        event["headers"] = {**event["headers"], **{k.lower(): v for k, v in request.headers.items()}}
+        event["headers"] = {
+            **event["headers"],
+            **{k.lower(): v for k, v in request.headers.items()},
+        }
         event["body"] = request.read().decode()
         response = lambda_handler.handler(event, None)
         return httpx2.Response(
@@ -321,7 +389,13 @@ def node_test(live_server):
 
     def run(name: str) -> None:
         result = subprocess.run(
-            [NODE, "--test", "--test-reporter=tap", f"--test-name-pattern=^{re.escape(name)}$", str(NODE_TEST)],
+            [
+                NODE,
+                "--test",
+                "--test-reporter=tap",
+                f"--test-name-pattern=^{re.escape(name)}$",
+                str(NODE_TEST),
+            ],
             env={**os.environ, "QASITE_URL": live_server.url},
             capture_output=True,
             text=True,
@@ -365,3 +439,59 @@ def test_javascript_client_model_unavailable(node_test, settings, tmp_path):
         node_test("an unavailable model throws with the reason, when told not to retry")
     finally:
         services._lazy_answerer.cache_clear()
+
+
+def test_the_url_works_without_its_final_slash_as_hf_urls_are_written(hf, live_server, client):
+    hf = InferenceClient(model=live_server.url + PATH.rstrip("/"))
+    assert vars(hf.question_answering(**KIT_HO)) == hf_shape(api_answer(client, KIT_HO))
+
+
+def test_schema_documents_the_hf_shapes(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    components = schema["components"]["schemas"]
+    post = schema["paths"][PATH]["post"]
+
+    def ref(name):
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    request = post["requestBody"]["content"]
+    assert list(request) == ["application/json"]
+    assert components["QuestionAnsweringRequest"]["oneOf"] == [
+        ref("QuestionAnsweringInput"),
+        ref("QuestionAnsweringBatchInput"),
+    ]
+    single = components["QuestionAnsweringInput"]
+    assert single["required"] == ["inputs"]
+    assert single["properties"]["inputs"]["allOf"] == [ref("Question")]
+    assert single["properties"]["parameters"]["allOf"] == [ref("AnswerOptions")]
+    batch = components["QuestionAnsweringBatchInput"]["properties"]["inputs"]
+    assert batch["items"] == ref("Question") and batch["description"].endswith("1 to 32.")
+    assert set(components["AnswerOptions"]["properties"]) == {
+        "top_k",
+        "doc_stride",
+        "max_answer_len",
+        "max_seq_len",
+        "max_question_len",
+        "handle_impossible_answer",
+        "align_to_words",
+    }
+    element = ref("QuestionAnsweringOutputElement")
+    assert components["QuestionAnsweringOutputElement"]["required"] == [
+        "answer",
+        "end",
+        "score",
+        "start",
+    ]
+    assert components["QuestionAnsweringResponse"]["oneOf"] == [
+        element,
+        {"type": "array", "items": ref("QuestionAnsweringOutput")},
+    ]
+    assert components["QuestionAnsweringOutput"]["oneOf"] == [
+        element,
+        {"type": "array", "items": element},
+    ]
+    for status in ("400", "413", "415", "429", "503"):
+        assert post["responses"][status]["content"]["application/json"]["schema"] == ref(
+            "InferenceError"
+        )
+    assert components["InferenceError"]["required"] == ["error", "error_type"]

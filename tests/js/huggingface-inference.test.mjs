@@ -7,6 +7,13 @@ import { test } from "node:test";
 import { InferenceClient, InferenceClientProviderApiError } from "@huggingface/inference";
 
 const origin = process.env.QASITE_URL;
+
+// Nothing but the live server may be reached: the hub (or anything else) is refused.
+const realFetch = globalThis.fetch;
+globalThis.fetch = (url, ...rest) => {
+  if (!String(url).startsWith(`${origin}/`)) throw new Error(`the client tried to reach ${url}`);
+  return realFetch(url, ...rest);
+};
 const skip = origin ? false : "QASITE_URL is not set (tests/test_huggingface.py sets it)";
 const endpointUrl = `${origin}/api/hf/question-answering/`;
 const hf = new InferenceClient().endpoint(endpointUrl);

@@ -94,6 +94,8 @@ class QuestionAnsweringOutputElementSerializer(serializers.Serializer):
 
 
 class InferenceErrorSerializer(serializers.Serializer):
+    """An error as HF's Inference API and TGI send it; both clients show ``error``."""
+
     error = serializers.CharField(help_text="What went wrong, naming the field at fault.")
     error_type = serializers.CharField(
         help_text="validation, parse_error, unsupported_media_type, request_too_large, throttled, "

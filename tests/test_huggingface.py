@@ -14,11 +14,13 @@ from pathlib import Path
 import httpx2
 import huggingface_hub
 import pytest
+from hypothesis import HealthCheck, event, given, settings
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import BadRequestError, HfHubHTTPError
 from huggingface_hub.utils import _http
 
 from qa import services
+from tests.properties import OPTIONS, texts
 
 PATH = "/api/hf/question-answering/"
 KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
@@ -172,6 +174,40 @@ def test_a_list_of_inputs_gets_a_list_of_results_in_order(
 def test_options_of_the_former_inference_api_are_accepted(live_server, tiny_model_settings, client):
     body = {"inputs": KIT_HO, "options": {"use_cache": False, "wait_for_model": True}}
     assert post(live_server.url + PATH, body) == (200, hf_shape(api_answer(client, KIT_HO)))
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(question=texts(500), context=texts(20_000), options=OPTIONS)
+def test_answers_and_refusals_are_those_of_qasite_api_in_hf_shape(
+    client, tiny_model_settings, question, context, options
+):
+    """Any Unicode question and context within the limits, any options in range: the HF endpoint
+    answers exactly what /api/answer/ answers, in HF's shape, or refuses as it does, naming the
+    same fields in its one-line message."""
+    ours = client.post(
+        "/api/answer/",
+        json.dumps({"question": question, "context": context, **options}),
+        content_type=JSON,
+    )
+    body = {"inputs": {"question": question, "context": context}, "parameters": options}
+    response = client.post(PATH, json.dumps(body), content_type=JSON)
+    assert response.status_code == ours.status_code
+    event(str(response.status_code))
+    if ours.status_code == 400:
+        messages = [
+            f"{'parameters' if name in options else 'inputs'}.{name}: {message}"
+            for name, field_messages in ours.json().items()
+            for message in field_messages
+        ]
+        assert response.json() == {"error": " ".join(messages), "error_type": "validation"}
+        return
+    expected = ours.json()
+    if options.get("top_k", 1) == 1:
+        assert response.json() == hf_shape(expected)
+    else:
+        assert response.json() == [hf_shape(answer) for answer in expected["answers"]]
 
 
 # --- errors, as the client raises them ------------------------------------------------------------

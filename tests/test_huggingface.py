@@ -20,6 +20,7 @@ from huggingface_hub.errors import BadRequestError, HfHubHTTPError
 from huggingface_hub.utils import _http
 
 from qa import services
+from qa.serializers import AnswerOptionsSerializer
 from tests.properties import OPTIONS, texts
 
 PATH = "/api/hf/question-answering/"
@@ -32,13 +33,15 @@ MOON = {
 ROOT = Path(__file__).resolve().parent.parent
 EVENT = ROOT / "events" / "http-api-v2.json"
 NODE_TEST = ROOT / "tests" / "js" / "huggingface-inference.test.mjs"
+PARAMETERS = set(AnswerOptionsSerializer().fields)  # the rest is inputs
 LAMBDA_URL = "https://abc123defg.execute-api.eu-west-1.amazonaws.com" + PATH
 
 
 def use_transport(transport: httpx2.BaseTransport | None = None):
-    """huggingface_hub's HTTP session as its default one, with one difference: instead of the
-    offline check (conftest's HF_HUB_OFFLINE makes the client refuse every URL, loopback
-    included), a request hook that refuses any host but loopback. Nothing reaches the network."""
+    """huggingface_hub's HTTP session as its default one, but for its request hook: instead of
+    the offline check (conftest's HF_HUB_OFFLINE makes the client refuse every URL, loopback
+    included), one that refuses any host but loopback. With a ``transport`` (which opens no
+    socket), requests go to it. Either way nothing reaches the network."""
 
     def loopback_only(request):
         if transport is None and request.url.host not in ("localhost", "127.0.0.1"):
@@ -56,6 +59,7 @@ def use_transport(transport: httpx2.BaseTransport | None = None):
 
 @pytest.fixture
 def client_session():
+    """The client's session for this test (see use_transport), and its default one after."""
     use_transport()
     yield
     huggingface_hub.set_client_factory(_http.default_client_factory)
@@ -197,7 +201,7 @@ def test_answers_and_refusals_are_those_of_qasite_api_in_hf_shape(
     event(str(response.status_code))
     if ours.status_code == 400:
         messages = [
-            f"{'parameters' if name in options else 'inputs'}.{name}: {message}"
+            f"{'parameters' if name in PARAMETERS else 'inputs'}.{name}: {message}"
             for name, field_messages in ours.json().items()
             for message in field_messages
         ]
@@ -395,19 +399,18 @@ class LambdaTransport(httpx2.BaseTransport):
         )
 
 
-def test_the_client_works_through_the_lambda_handler(client, tiny_model_settings, settings):
+def test_the_client_works_through_the_lambda_handler(
+    client, client_session, tiny_model_settings, settings
+):
     expected = api_answer(client, {**KIT_HO, "top_k": 2})["answers"]
     settings.ALLOWED_HOSTS = [".execute-api.eu-west-1.amazonaws.com"]
     use_transport(LambdaTransport())
-    try:
-        hf = InferenceClient(model=LAMBDA_URL)
-        answers = hf.question_answering(**KIT_HO, top_k=2)
-        assert [vars(answer) for answer in answers] == [hf_shape(a) for a in expected]
-        with pytest.raises(BadRequestError) as raised:
-            hf.question_answering(question="", context=KIT_HO["context"])
-        assert raised.value.server_message == "inputs.question: This field may not be blank."
-    finally:
-        huggingface_hub.set_client_factory(_http.default_client_factory)
+    hf = InferenceClient(model=LAMBDA_URL)
+    answers = hf.question_answering(**KIT_HO, top_k=2)
+    assert [vars(answer) for answer in answers] == [hf_shape(a) for a in expected]
+    with pytest.raises(BadRequestError) as raised:
+        hf.question_answering(question="", context=KIT_HO["context"])
+    assert raised.value.server_message == "inputs.question: This field may not be blank."
 
 
 # --- the JavaScript client ----------------------------------------------------------------------

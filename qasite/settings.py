@@ -152,6 +152,10 @@ QA_FAST = env_bool("QA_FAST")
 QA_MAX_QUESTION_CHARS = env_int("QA_MAX_QUESTION_CHARS", 500)
 QA_MAX_CONTEXT_CHARS = env_int("QA_MAX_CONTEXT_CHARS", 20_000)
 QA_MAX_BATCH = env_int("QA_MAX_BATCH", 32)
+# Most characters of questions and contexts in one batch (413 above it): the work of a call grows
+# with its text, and must end well within Lambda's 29 s. 32 contexts of 20,000 Hangul characters
+# took 5.8 s on bert-tiny and about 70 s on a 6-layer model; 100,000 characters, a sixth of that.
+QA_MAX_BATCH_CHARS = env_int("QA_MAX_BATCH_CHARS", 100_000)
 # How long a request waits for a model load already under way before answering 503.
 QA_LOAD_WAIT_SECONDS = env_int("QA_LOAD_WAIT_SECONDS", 25)
 

@@ -9,7 +9,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -201,8 +203,22 @@ class AnswerView(APIView):
         return Response(results if many else results[0])
 
 
+class AlwaysJSON(DefaultContentNegotiation):
+    """JSON whatever Accept asks for: a health checker must never get a 406."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return JSONRenderer(), JSONRenderer.media_type
+
+
 class HealthView(APIView):
-    """Whether the model is loaded, loading or failed, and which model."""
+    """Whether the model is loaded, loading or failed, and which model (503 when it failed).
+
+    JSON only, with nothing built from Host (no browsable page, no links), since it answers any
+    Host (qasite.middleware.HealthCheckMiddleware).
+    """
+
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = AlwaysJSON
 
     @extend_schema(responses={200: ModelStatusSerializer, 503: ModelStatusSerializer})
     def get(self, request):

@@ -37,6 +37,12 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or get_random_secret_key()
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
+# The path prefix the site's links carry. Unset: the one the server gives in SCRIPT_NAME (on
+# Lambda, a REST API or HTTP API stage in the URL: qasite/lambda_environ.py). Set it for a proxy
+# that mounts the site under a prefix and strips it from the path it forwards ("/qa"), or to "/"
+# for none where a proxy adds the stage itself (CloudFront with the origin path "/prod").
+FORCE_SCRIPT_NAME = os.environ.get("DJANGO_FORCE_SCRIPT_NAME")
+
 # DJANGO_HTTPS=1: served over HTTPS by a TLS-terminating proxy (API Gateway, CloudFront, a load
 # balancer) that sets X-Forwarded-Proto. Then cookies are HTTPS-only and browsers get HSTS.
 if env_bool("DJANGO_HTTPS"):
@@ -116,7 +122,13 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 
-STATIC_URL = "static/"
+# Absolute, and prefixed per request by the storage: links follow the path prefix the site is
+# served under (qasite/static_files.py).
+STATIC_URL = "/static/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "qasite.static_files.ScriptPrefixedStaticFilesStorage"},
+}
 # WhiteNoise serves static files straight from the apps' folders, so nothing needs collecting.
 WHITENOISE_USE_FINDERS = True
 

@@ -90,6 +90,14 @@ def test_https_mode_lets_a_plain_http_health_check_by_ip_address_through():
     }
 
 
+@pytest.mark.parametrize(("value", "expected"), [(None, None), ("/qa", "/qa"), ("/", "/")])
+def test_the_links_prefix_comes_from_the_environment(value, expected):
+    env = {} if value is None else {"DJANGO_FORCE_SCRIPT_NAME": value}
+    result = run("from qasite import settings; print(repr(settings.FORCE_SCRIPT_NAME))", **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == repr(expected)
+
+
 SETTINGS = "from qasite import settings; print(repr((settings.DEBUG, settings.QA_THROTTLE_RATE)))"
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from django.conf import settings
 from rest_framework import serializers
 
+from qa.exceptions import BatchTooLarge
 from qa.validators import validate_not_blank
 
 # The limits of the engine's tuning options (beyond these nothing useful happens).
@@ -39,6 +40,18 @@ def option_field(min_value: int, max_value: int, help_text: str, **kwargs):
     )
 
 
+class AnswerBatchSerializer(serializers.ListSerializer):
+    """A JSON list of questions (a batch of /api/answer/, or the HF endpoint's list of inputs),
+    whose questions and contexts hold at most settings.QA_MAX_BATCH_CHARS characters in all
+    (413 BatchTooLarge above it)."""
+
+    def validate(self, attrs):
+        characters = sum(len(item["question"]) + len(item["context"]) for item in attrs)
+        if characters > settings.QA_MAX_BATCH_CHARS:
+            raise BatchTooLarge(characters)
+        return attrs
+
+
 class StrictSerializer(serializers.Serializer):
     """A serializer that refuses the fields it does not declare."""
 
@@ -70,6 +83,9 @@ class FlatSerializer(StrictSerializer):
 
 class QuestionSerializer(FlatSerializer):
     """One question about one context."""
+
+    class Meta:
+        list_serializer_class = AnswerBatchSerializer
 
     question = text_field(settings.QA_MAX_QUESTION_CHARS, "The question to answer.")
     context = text_field(settings.QA_MAX_CONTEXT_CHARS, "The text that may hold the answer.")

@@ -84,3 +84,32 @@ def test_no_html_we_serve_needs_inline_script_or_style(every_response, client, m
     for name, text in html.items():
         for what, pattern in INLINE.items():
             assert not pattern.search(text), f"{what} in the {name}: {pattern.search(text)}"
+
+
+# --- the health check answers any Host ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "host", ["10.0.1.85", "10.0.1.85:8080", "[fd00::1]:80", "evil.example", ""]
+)
+def test_health_answers_any_host_in_json_with_the_security_headers(
+    client, tiny_model_settings, host
+):
+    """A load balancer checks its targets by IP address; health holds nothing built from Host."""
+    for accept in ["application/json", "text/html", "text/plain"]:
+        response = client.get("/api/health/", HTTP_HOST=host, HTTP_ACCEPT=accept)
+        assert response.status_code == 200, (host, accept)
+        assert response["Content-Type"] == "application/json"
+        assert response.json()["model"] == tiny_model_settings.QA_MODEL_NAME
+        assert response.headers.get("Content-Security-Policy") == POLICY
+    assert client.head("/api/health/", HTTP_HOST=host).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("get", "/"), ("get", "/api/answer/"), ("get", "/api/schema/"), ("post", "/api/health/"),
+     ("get", "/api/health"), ("get", "/api/health/x")],
+)
+def test_every_other_request_keeps_the_host_check(client, method, path):
+    response = getattr(client, method)(path, HTTP_HOST="10.0.1.85")
+    assert response.status_code == 400

@@ -36,7 +36,7 @@ from qa.serializers import (
     QuestionSerializer,
     StrictSerializer,
 )
-from qa.throttling import QuestionRateThrottle
+from qa.throttling import QuestionRateThrottle, charge_questions
 
 # --- request ------------------------------------------------------------------------------------
 
@@ -98,8 +98,8 @@ class InferenceErrorSerializer(serializers.Serializer):
 
     error = serializers.CharField(help_text="What went wrong, naming the field at fault.")
     error_type = serializers.CharField(
-        help_text="validation, parse_error, unsupported_media_type, request_too_large, throttled, "
-        "model_unavailable, method_not_allowed or not_acceptable."
+        help_text="validation, parse_error, unsupported_media_type, request_too_large, "
+        "batch_too_large, throttled, model_unavailable, method_not_allowed or not_acceptable."
     )
 
 
@@ -216,9 +216,15 @@ class QuestionAnsweringView(APIView):
                 "A field is missing, malformed or out of range, or the body is not JSON; error "
                 "names the field at fault (inputs.1.context: ...)."
             ),
-            413: error_response("The body is over the upload limit."),
+            413: error_response(
+                "The body is over the upload limit, or a list of inputs holds more characters "
+                "than one call may."
+            ),
             415: error_response("Not JSON."),
-            429: error_response("Too many questions from this client; see Retry-After."),
+            429: error_response(
+                "Too many questions from this client (a list of N inputs counts N); see "
+                "Retry-After."
+            ),
             503: error_response("The model is not available; see Retry-After."),
         },
     )
@@ -229,6 +235,7 @@ class QuestionAnsweringView(APIView):
         options = data.get("parameters", {})
         many = isinstance(data["inputs"], list)
         questions = data["inputs"] if many else [data["inputs"]]
+        charge_questions(request, len(questions))  # a list of N inputs costs N
         try:
             results = services.answer_questions(
                 requests=[{**question, **options} for question in questions]

@@ -214,6 +214,39 @@ def test_answers_and_refusals_are_those_of_qasite_api_in_hf_shape(
         assert response.json() == [hf_shape(answer) for answer in expected["answers"]]
 
 
+def test_a_list_of_n_inputs_costs_n_questions_of_the_shared_budget(hf, live_server, settings):
+    """The rate limit counts questions, not calls: a list costs as many as it holds, and the
+    client's single questions spend the same budget as /api/answer/'s."""
+    settings.QA_THROTTLE_RATE = "4/min"
+    url = live_server.url + PATH
+    assert post(url, {"inputs": [KIT_HO] * 3})[0] == 200  # 1 left
+    status, body = post(url, {"inputs": [KIT_HO] * 2})
+    assert status == 429 and body["error_type"] == "throttled"
+    assert re.fullmatch(
+        r"This request asks 2 questions, more than this client has left of the rate limit "
+        r"\(4/min\) now\. Expected available in \d+ seconds?\.",
+        body["error"],
+    )
+    hf.question_answering(**KIT_HO)  # the refused list took nothing: the last one
+    with pytest.raises(HfHubHTTPError) as raised:
+        hf.question_answering(**KIT_HO)
+    assert raised.value.response.status_code == 429
+
+
+def test_a_list_of_inputs_holds_at_most_qa_max_batch_chars(live_server, tiny_model_settings):
+    tiny_model_settings.QA_MAX_BATCH_CHARS = 100
+    question = {"question": "Who?", "context": "x" * 46}  # 50 characters
+    assert post(live_server.url + PATH, {"inputs": [question] * 2})[0] == 200
+    assert post(live_server.url + PATH, {"inputs": [question] * 3}) == (
+        413,
+        {
+            "error": "This batch holds 150 characters of questions and contexts; one call may "
+            "hold at most 100. Send it as smaller batches.",
+            "error_type": "batch_too_large",
+        },
+    )
+
+
 # --- errors, as the client raises them ------------------------------------------------------------
 
 

@@ -143,7 +143,7 @@ def error_body(response) -> dict:
 
 def engine_error(error: services.InvalidQuestion, *, many: bool) -> ValidationError:
     """The engine's refusal as a validation error at its place in the request."""
-    if error.field in AnswerOptionsSerializer._declared_fields:
+    if error.field in services.OPTION_NAMES:
         return ValidationError({"parameters": {error.field: [str(error)]}})
     detail = {error.field: [str(error)]}
     return ValidationError({"inputs": {str(error.index): detail} if many else detail})

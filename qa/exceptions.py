@@ -16,6 +16,21 @@ class RequestTooLarge(APIException):
         super().__init__(f"The request body is larger than the limit of {limit} bytes.")
 
 
+class BatchTooLarge(APIException):
+    """A batch whose questions and contexts hold more characters than one call may: the work of
+    a call grows with its text, and must end well within the function's timeout."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "batch_too_large"
+
+    def __init__(self, characters: int):
+        limit = settings.QA_MAX_BATCH_CHARS
+        super().__init__(
+            f"This batch holds {characters} characters of questions and contexts; one call may "
+            f"hold at most {limit}. Send it as smaller batches."
+        )
+
+
 class ModelUnavailable(APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "model_unavailable"

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from django.conf import settings
 from rest_framework import serializers
 
+from qa.exceptions import BatchTooLarge
 from qa.validators import validate_not_blank
 
 # The limits of the engine's tuning options (beyond these nothing useful happens).
@@ -49,8 +50,52 @@ def flag_field(default: bool, help_text: str) -> serializers.BooleanField:
     return serializers.BooleanField(default=default, initial=default, help_text=help_text)
 
 
-class AnswerRequestSerializer(serializers.Serializer):
-    """One question about one context, with the options of transformers v4's QA pipeline."""
+class AnswerBatchSerializer(serializers.ListSerializer):
+    """A JSON list of questions (a batch of /api/answer/, or the HF endpoint's list of inputs),
+    whose questions and contexts hold at most settings.QA_MAX_BATCH_CHARS characters in all
+    (413 BatchTooLarge above it)."""
+
+    def validate(self, attrs):
+        characters = sum(len(item["question"]) + len(item["context"]) for item in attrs)
+        if characters > settings.QA_MAX_BATCH_CHARS:
+            raise BatchTooLarge(characters)
+        return attrs
+
+
+class StrictSerializer(serializers.Serializer):
+    """A serializer that refuses the fields it does not declare."""
+
+    # Names tolerated without being fields (none here).
+    IGNORED_FIELDS = frozenset()
+
+    def to_internal_value(self, data):
+        """Reject unknown fields: a misspelt option ("topk") must not be silently ignored."""
+        if isinstance(data, Mapping):
+            unknown = set(data) - set(self.fields) - self.IGNORED_FIELDS
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: ["Unknown field."] for name in sorted(unknown)}
+                )
+        return super().to_internal_value(data)
+
+
+class FlatSerializer(StrictSerializer):
+    """A strict serializer of flat fields (no nested serializers), bound cheaply."""
+
+    def get_fields(self):
+        """Shallow copies of the declared fields, where DRF makes deep ones.
+
+        A deep copy re-runs every field's constructor: on a short input that cost a third as much
+        as the model. These flat fields keep no per-request state but what binding sets on the copy.
+        """
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
+
+
+class QuestionSerializer(FlatSerializer):
+    """One question about one context."""
+
+    class Meta:
+        list_serializer_class = AnswerBatchSerializer
 
     question = text_field(settings.QA_MAX_QUESTION_CHARS, "The question to answer.")
     context = text_field(
@@ -58,6 +103,11 @@ class AnswerRequestSerializer(serializers.Serializer):
         "The text that may hold the answer.",
         style={"base_template": "textarea.html", "rows": 8},  # in the browsable API's form
     )
+
+
+class AnswerOptionsSerializer(FlatSerializer):
+    """The options of transformers v4's QA pipeline, with its defaults."""
+
     top_k = option_field(1, MAX_TOP_K, "How many candidate answers to return.", default=1)
     doc_stride = option_field(
         1,
@@ -80,26 +130,12 @@ class AnswerRequestSerializer(serializers.Serializer):
     )
     align_to_words = flag_field(True, "Widen answers to whole words.")
 
+
+class AnswerRequestSerializer(QuestionSerializer, AnswerOptionsSerializer):
+    """One question about one context, with the options of transformers v4's QA pipeline."""
+
     # Sent by the browsable API's HTML form; not an input of ours.
     IGNORED_FIELDS = frozenset({"csrfmiddlewaretoken"})
-
-    def get_fields(self):
-        """Shallow copies of the declared fields, where DRF makes deep ones.
-
-        A deep copy re-runs every field's constructor: on a short input that cost a third as much
-        as the model. These flat fields keep no per-request state but what binding sets on the copy.
-        """
-        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
-
-    def to_internal_value(self, data):
-        """Reject unknown fields: a misspelt option ("topk") must not be silently ignored."""
-        if isinstance(data, Mapping):
-            unknown = set(data) - set(self.fields) - self.IGNORED_FIELDS
-            if unknown:
-                raise serializers.ValidationError(
-                    {name: ["Unknown field."] for name in sorted(unknown)}
-                )
-        return super().to_internal_value(data)
 
 
 class AnswerSerializer(serializers.Serializer):

@@ -7,7 +7,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -22,7 +24,7 @@ from qa.serializers import (
     ModelStatusSerializer,
     request_serializer,
 )
-from qa.throttling import QuestionRateThrottle, throttle_questions
+from qa.throttling import QuestionRateThrottle, charge_questions, throttle_questions
 
 EXAMPLE = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
 
@@ -140,6 +142,7 @@ class AnswerView(APIView):
                     "question_chars": settings.QA_MAX_QUESTION_CHARS,
                     "context_chars": settings.QA_MAX_CONTEXT_CHARS,
                     "batch": settings.QA_MAX_BATCH,
+                    "batch_chars": settings.QA_MAX_BATCH_CHARS,
                     "body_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE,
                 },
             }
@@ -164,14 +167,20 @@ class AnswerView(APIView):
                 "{index: {field: [messages]}} for a batch, or {detail} for a body that does not "
                 "parse.",
             ),
-            413: OpenApiResponse(ErrorSerializer, description="The body is over the upload limit."),
+            413: OpenApiResponse(
+                ErrorSerializer,
+                description="The body is over the upload limit, or a batch holds more characters "
+                "than one call may.",
+            ),
             415: OpenApiResponse(
                 ErrorSerializer,
                 description="Neither JSON nor form data, or a JSON body sent under another "
                 "Content-Type (the detail says to send Content-Type: application/json).",
             ),
             429: OpenApiResponse(
-                ErrorSerializer, description="Too many questions from this client; see Retry-After."
+                ErrorSerializer,
+                description="Too many questions from this client (a batch of N counts N); see "
+                "Retry-After.",
             ),
             503: OpenApiResponse(
                 ErrorSerializer, description="The model is not available; see Retry-After."
@@ -183,6 +192,7 @@ class AnswerView(APIView):
         serializer.is_valid(raise_exception=True)
         many = isinstance(serializer.validated_data, list)
         requests = serializer.validated_data if many else [serializer.validated_data]
+        charge_questions(request, len(requests))
         try:
             results = services.answer_questions(requests=requests)
         except services.InvalidQuestion as error:
@@ -195,8 +205,22 @@ class AnswerView(APIView):
         return Response(results if many else results[0])
 
 
+class AlwaysJSON(DefaultContentNegotiation):
+    """JSON whatever Accept asks for: a health checker must never get a 406."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return JSONRenderer(), JSONRenderer.media_type
+
+
 class HealthView(APIView):
-    """Whether the model is loaded, loading or failed, and which model."""
+    """Whether the model is loaded, loading or failed, and which model (503 when it failed).
+
+    JSON only, with nothing built from Host (no browsable page, no links), since it answers any
+    Host (qasite.middleware.HealthCheckMiddleware).
+    """
+
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = AlwaysJSON
 
     @extend_schema(responses={200: ModelStatusSerializer, 503: ModelStatusSerializer})
     def get(self, request):

@@ -23,6 +23,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qasite.settings")
 import binascii  # noqa: E402
 import contextlib  # noqa: E402
 import json  # noqa: E402
+import logging  # noqa: E402
 import time  # noqa: E402
 
 from apig_wsgi import make_lambda_handler  # noqa: E402
@@ -30,8 +31,34 @@ from django.core.wsgi import get_wsgi_application  # noqa: E402
 
 from qa.loading import ModelLoadError  # noqa: E402
 from qa.services import lazy_answerer  # noqa: E402
+from qasite.lambda_environ import with_corrected_environ  # noqa: E402
 
-wsgi_handler = make_lambda_handler(get_wsgi_application(), binary_support=True)
+logger = logging.getLogger(__name__)
+
+# Responses of these types go back as text, all others base64-encoded (binary_support): a REST
+# API without binaryMediaTypes hands base64 to the client as it is, so no text may be sent as
+# binary. apig-wsgi's own list misses the OpenAPI schema (YAML and JSON), SVG, XML, YAML and
+# JavaScript served as application/*. Matched as prefixes of Content-Type.
+TEXT_CONTENT_TYPES = (
+    "text/",
+    "application/json",
+    "application/problem+json",
+    "application/vnd.api+json",
+    "application/vnd.oai.openapi",  # drf-spectacular's YAML, and +json
+    "application/manifest+json",
+    "application/javascript",
+    "application/ecmascript",
+    "application/xml",
+    "application/yaml",
+    "application/x-yaml",
+    "image/svg+xml",
+)
+
+wsgi_handler = make_lambda_handler(
+    with_corrected_environ(get_wsgi_application()),
+    binary_support=True,
+    non_binary_content_type_prefixes=TEXT_CONTENT_TYPES,
+)
 
 try:
     lazy_answerer().get()
@@ -48,13 +75,25 @@ def is_keep_warm(event: dict) -> bool:
 
 def request_line(event: dict) -> tuple[str, str]:
     """Method and path of any of the event shapes apig-wsgi understands."""
-    http = event.get("requestContext", {}).get("http")
+    http = (event.get("requestContext") or {}).get("http")
     if http:  # HTTP API payload 2.0 and function URLs
         return http.get("method", "?"), event.get("rawPath", "?")
     return event.get("httpMethod", "?"), event.get("path", "?")
 
 
+def error_response(status: int, detail: str) -> dict:
+    """A JSON {"detail": ...} response, for what fails before or around Django."""
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({"detail": detail}),
+        "isBase64Encoded": False,
+    }
+
+
 def handler(event: dict, context) -> dict:
+    """Answer one event; never raises (a failure outside Django is logged and answers 500), and
+    prints one log line per request."""
     global _cold
     if is_keep_warm(event):
         return {"warm": True}
@@ -63,12 +102,10 @@ def handler(event: dict, context) -> dict:
     try:
         response = wsgi_handler(event, context)
     except binascii.Error:
-        response = {
-            "statusCode": 400,
-            "headers": {"Content-Type": "application/json"},
-            "body": json.dumps({"detail": "The request body is not valid base64."}),
-            "isBase64Encoded": False,
-        }
+        response = error_response(400, "The request body is not valid base64.")
+    except Exception:
+        logger.exception("The event could not be handled")  # the message is withheld (LOGGING)
+        response = error_response(500, "Internal server error.")
     method, path = request_line(event)
     # One line per request for CloudWatch; never the question, context or answer.
     print(

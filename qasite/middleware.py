@@ -1,10 +1,14 @@
 """The site's middleware: the Content-Security-Policy header (Django 5.2 does not send one by
-itself; Django 6 does), a path missing only its trailing slash, and JSON errors under /api/."""
+itself; Django 6 does), a path missing only its trailing slash, JSON errors under /api/, and the
+health check answered for any Host."""
 
 from django.conf import settings
 from django.http import JsonResponse
 from django.urls import is_valid_path
 from rest_framework.response import Response
+
+from qa.urls import HEALTH_PATH
+from qa.views import HealthView
 
 API_PREFIX = "/api/"
 
@@ -87,3 +91,24 @@ class ApiErrorsAsJsonMiddleware:
                 json_response[name] = value
         json_response.cookies = response.cookies
         return json_response
+
+
+class HealthCheckMiddleware:
+    """Answers GET and HEAD of the health check for any Host, or none.
+
+    Placed before the middleware that validates Host against ALLOWED_HOSTS (CommonMiddleware,
+    CSRF): a load balancer's health check names its target by IP address (``Host: 10.0.1.85``),
+    and an ALB checking a Lambda function sends no Host at all. The Host check guards the links
+    and redirects Django builds from Host; health's JSON has none. Every other path, and any
+    other method on this one, keeps the check. (With DJANGO_HTTPS, settings exempt this path
+    from the HTTPS redirect, which also reads Host.)
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.health = HealthView.as_view()
+
+    def __call__(self, request):
+        if request.path_info != HEALTH_PATH or request.method not in ("GET", "HEAD"):
+            return self.get_response(request)
+        return self.health(request).render()

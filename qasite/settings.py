@@ -37,11 +37,19 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or get_random_secret_key()
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
+# The path prefix the site's links carry. Unset: the one the server gives in SCRIPT_NAME (on
+# Lambda, a REST API or HTTP API stage in the URL: qasite/lambda_environ.py). Set it for a proxy
+# that mounts the site under a prefix and strips it from the path it forwards ("/qa"), or to "/"
+# for none where a proxy adds the stage itself (CloudFront with the origin path "/prod").
+FORCE_SCRIPT_NAME = os.environ.get("DJANGO_FORCE_SCRIPT_NAME")
+
 # DJANGO_HTTPS=1: served over HTTPS by a TLS-terminating proxy (API Gateway, CloudFront, a load
 # balancer) that sets X-Forwarded-Proto. Then cookies are HTTPS-only and browsers get HSTS.
 if env_bool("DJANGO_HTTPS"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = True
+    # Load balancers check health over plain HTTP, by IP address (qasite.middleware).
+    SECURE_REDIRECT_EXEMPT = [r"^api/health/$"]
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000)
     # The site's hosts (dxxxx.cloudfront.net, xxxx.execute-api.<region>.amazonaws.com, or a custom
@@ -88,6 +96,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "qasite.middleware.ContentSecurityPolicyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "qasite.middleware.HealthCheckMiddleware",  # before anything that checks Host
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "qasite.middleware.TrailingSlashMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -118,7 +127,13 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 
-STATIC_URL = "static/"
+# Absolute, and prefixed per request by the storage: links follow the path prefix the site is
+# served under (qasite/static_files.py).
+STATIC_URL = "/static/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "qasite.static_files.ScriptPrefixedStaticFilesStorage"},
+}
 # WhiteNoise serves static files straight from the apps' folders, so nothing needs collecting.
 WHITENOISE_USE_FINDERS = True
 # And these at the site's root: /favicon.ico (qa/static/qa/favicon.svg drawn at 16, 32 and 48
@@ -161,6 +176,10 @@ QA_FAST = env_bool("QA_FAST")
 QA_MAX_QUESTION_CHARS = env_int("QA_MAX_QUESTION_CHARS", 500)
 QA_MAX_CONTEXT_CHARS = env_int("QA_MAX_CONTEXT_CHARS", 20_000)
 QA_MAX_BATCH = env_int("QA_MAX_BATCH", 32)
+# Most characters of questions and contexts in one batch (413 above it): the work of a call grows
+# with its text, and must end well within Lambda's 29 s. 32 contexts of 20,000 Hangul characters
+# took 5.8 s on bert-tiny and about 70 s on a 6-layer model; 100,000 characters, a sixth of that.
+QA_MAX_BATCH_CHARS = env_int("QA_MAX_BATCH_CHARS", 100_000)
 # How long a request waits for a model load already under way before answering 503.
 QA_LOAD_WAIT_SECONDS = env_int("QA_LOAD_WAIT_SECONDS", 25)
 

@@ -79,6 +79,20 @@ def unthrottled(settings):
     cache.clear()
 
 
+@pytest.fixture
+def transactional_db():
+    """live_server asks for it, to flush the database after each test; qasite has no database."""
+
+
+@pytest.fixture(autouse=True)
+def no_script_prefix():
+    """Django's WSGI handler (the Lambda handler's too) sets the path prefix of each request and
+    leaves it set; the test client never sets one. Each test starts without."""
+    from django.urls import clear_script_prefix
+
+    clear_script_prefix()
+
+
 @pytest.fixture(scope="session")
 def legacy_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("legacy-model"), legacy=True)

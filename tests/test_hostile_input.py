@@ -238,6 +238,9 @@ API_CASES = [
     Case("batch-over-the-limit", [KIT_HO] * 33, 400, "no more than 32 elements.",
          "non_field_errors"),
     Case("batch-at-the-limit", [KIT_HO] * 31 + [{**KIT_HO, "top_k": 5}], 200),
+    Case("batch-over-the-character-bound", [{"question": "Who?", "context": "c" * 19_996}] * 5
+         + [{"question": "?", "context": "c"}], 413, "holds 100002 characters"),
+    Case("batch-at-the-character-bound", [{"question": "Who?", "context": "a " * 9998}] * 5, 200),
     Case("batch-with-a-bad-item", [KIT_HO, {"question": "Who?"}], 400,
          "This field is required.", "1.context"),
     Case("batch-with-unreadable-item", [KIT_HO, {**KIT_HO, "context": "\u200b"}], 400,
@@ -425,6 +428,8 @@ LAMBDA_CASES = [
          "non_field_errors"),
     Case("body-over-the-upload-limit", {**KIT_HO, "context": OVER_THE_UPLOAD_LIMIT}, 413,
          f"larger than the limit of {UPLOAD_LIMIT} bytes"),
+    Case("batch-over-the-character-bound", [{"question": "Who?", "context": "가" * 20_000}] * 32,
+         413, "one call may hold at most 100000"),
     Case("unicode", [{"question": "Who am I?", "context": context, "top_k": 5}
                      for context in UNICODE_CONTEXTS.values()], 200),
     Case("html-context", {"question": "Who?", "context": HTML, "top_k": 20}, 200),

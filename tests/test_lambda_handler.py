@@ -4,74 +4,32 @@ import base64
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
 import uuid
 import warnings
+from html import escape
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from qa import services
+from qa.views import EXAMPLES
 from qasite import lambda_handler
+from tests.lambda_events import (
+    EVENTS, KINDS, V2_KINDS, body_of, header, make_event, set_cookies,  # noqa: F401 (used elsewhere)
+)
 
-EVENTS = Path(__file__).resolve().parent.parent / "events"
-KINDS = ["http-api-v2", "rest-api-v1", "alb", "function-url"]
-V2_KINDS = {"http-api-v2", "function-url"}
 KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
 CSRF_SECRET = "k" * 32
 CLOUDFRONT = "https://d111111abcdef8.cloudfront.net"
-
-
-def make_event(kind, method="GET", path="/", *, body=None, headers=None, cookies=None, b64=False):
-    """One of the events/ fixtures, changed to carry another request."""
-    event = json.loads((EVENTS / f"{kind}.json").read_text())
-    headers = {name.lower(): value for name, value in (headers or {}).items()}
-    if body is not None:
-        raw = body.encode()
-        headers["content-length"] = str(len(raw))
-        event["body"] = base64.b64encode(raw).decode() if b64 else body
-        event["isBase64Encoded"] = b64
-    if kind in V2_KINDS:
-        event["rawPath"] = event["requestContext"]["http"]["path"] = path
-        event["requestContext"]["http"]["method"] = method
-        event["cookies"] = [f"{name}={value}" for name, value in (cookies or {}).items()]
-    else:
-        event["path"] = path
-        event["httpMethod"] = method
-        if cookies:
-            headers["cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
-    for key in ("headers", "multiValueHeaders"):
-        if key in event:
-            kept = {k: v for k, v in event[key].items() if k.lower() not in headers}
-            added = headers if key == "headers" else {k: [v] for k, v in headers.items()}
-            event[key] = {**kept, **added}
-    return event
-
-
-def header(response, name):
-    """A response header, whichever of headers / multiValueHeaders the event shape uses."""
-    for key, value in response.get("headers", {}).items():
-        if key.lower() == name.lower():
-            return value
-    for key, values in response.get("multiValueHeaders", {}).items():
-        if key.lower() == name.lower():
-            return values[0]
-    return None
-
-
-def set_cookies(response) -> list[str]:
-    if "cookies" in response:
-        return response["cookies"]
-    values = [v for k, vs in response.get("multiValueHeaders", {}).items() if k.lower() == "set-cookie" for v in vs]
-    return values or [v for k, v in response.get("headers", {}).items() if k.lower() == "set-cookie"]
-
-
-def body_of(response) -> str:
-    body = response.get("body", "")
-    return base64.b64decode(body).decode() if response.get("isBase64Encoded") else body
+JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
@@ -166,29 +124,317 @@ def test_static_files_are_served(lambda_settings, kind):
     assert "mark" in body_of(response)
 
 
-def test_rate_limit_counts_the_cloudfront_viewer_not_the_edge_nor_a_forged_header(lambda_settings):
-    """As deployed (serverless.yml): REMOTE_ADDR is API Gateway's sourceIp, the CloudFront edge;
+def from_client(event: dict, kind: str, address: str, forwarded_for: str = "") -> dict:
+    """The event of a request from ``address`` as AWS knows it, with what the client wrote in
+    X-Forwarded-For (an ALB appends the address it saw to that)."""
+    if kind in V2_KINDS:
+        event["requestContext"]["http"]["sourceIp"] = address
+    elif kind == "rest-api-v1":
+        event["requestContext"]["identity"]["sourceIp"] = address
+    else:
+        forwarded_for = f"{forwarded_for}, {address}" if forwarded_for else address
+    for key in ("headers", "multiValueHeaders"):
+        if key in event:
+            event[key] = {k: v for k, v in event[key].items() if k.lower() != "x-forwarded-for"}
+            if forwarded_for:
+                value = forwarded_for if key == "headers" else [forwarded_for]
+                event[key]["X-Forwarded-For"] = value
+    return event
+
+
+def post_answer(kind: str, **headers) -> dict:
+    body = json.dumps(KIT_HO)
+    return make_event(kind, "POST", "/api/answer/", body=body, headers={**JSON, **headers})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_rate_limit_counts_the_address_aws_vouches_for_never_x_forwarded_for(lambda_settings, kind):
+    """The issue's case: at 2/min, five POSTs each with a new X-Forwarded-For all got 200 on
+    REST API and ALB events (apig-wsgi took its first entry for the client)."""
+    lambda_settings.QA_THROTTLE_RATE = "2/min"
+    attacker, victim = "198.51.100.66", "203.0.113.7"
+
+    def ask(client, forwarded_for):
+        return invoke(from_client(post_answer(kind), kind, client, forwarded_for))["statusCode"]
+
+    assert [ask(attacker, f"10.9.9.{n}") for n in range(5)] == [200, 200, 429, 429, 429]
+    assert [ask(attacker, victim) for _ in range(2)] == [429, 429]  # naming the victim: no escape
+    assert ask(victim, "") == 200  # and the victim's budget is untouched
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_rate_limit_counts_the_cloudfront_viewer_not_the_edge_nor_a_forged_header(
+    lambda_settings, kind
+):
+    """As deployed (serverless.yml): the address AWS gives is CloudFront's edge;
     CloudFront-Viewer-Address names the viewer, believed only with CloudFront's secret."""
     lambda_settings.QA_THROTTLE_RATE = "2/min"
     lambda_settings.QA_CLIENT_IP_HEADER = "CloudFront-Viewer-Address"
     lambda_settings.QA_PROXY_SECRET = "origin-secret"
 
     def ask(viewer, port, *, secret="origin-secret", source_ip="198.51.100.20"):
-        headers = {
-            "Content-Type": "application/json",
-            "CloudFront-Viewer-Address": f"{viewer}:{port}",
-            "X-Origin-Verify": secret,
-            "X-Forwarded-For": f"{viewer}, {source_ip}",
-        }
-        event = make_event("http-api-v2", "POST", "/api/answer/", body=json.dumps(KIT_HO), headers=headers)
-        event["requestContext"]["http"]["sourceIp"] = source_ip
-        return invoke(event)["statusCode"]
+        event = post_answer(kind, **{"CloudFront-Viewer-Address": f"{viewer}:{port}",
+                                     "X-Origin-Verify": secret})
+        return invoke(from_client(event, kind, source_ip, viewer))["statusCode"]
 
     assert [ask("203.0.113.7", port) for port in (41001, 41002, 41003)] == [200, 200, 429]
     assert ask("203.0.113.8", 41004) == 200  # another viewer behind the same edge
     direct = [ask("203.0.113.8", 1, secret="a guess", source_ip="192.0.2.66") for _ in range(3)]
     assert direct == [200, 200, 429]  # counted as itself, not as the viewer it names
     assert ask("203.0.113.8", 41005) == 200
+
+
+# --- any Unicode in a URL or a header -----------------------------------------------------------
+
+# Paths as API Gateway, an ALB or a function URL may deliver them: decoded or percent-encoded.
+UNICODE_PATHS = [
+    "/€", "/東京", "/%E2%82%AC", "/%E6%9D%B1%E4%BA%AC", "/café", "/caf%C3%A9", "/%FF%FE",
+    "/😀/\u202e/\u0301", "/a\x00b", "/\ud800", "/api/answer/€", "/static/東京.css",
+]
+
+
+def log_lines(capsys) -> list[dict]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("path", UNICODE_PATHS)
+def test_a_unicode_path_is_a_404_and_a_log_line(lambda_settings, capsys, kind, path):
+    """The issue's case: rawPath "/€" or "/東京" raised UnicodeEncodeError out of the handler
+    (API Gateway answered 500, and nothing was logged)."""
+    response = invoke(make_event(kind, path=path))
+    assert response["statusCode"] == 404
+    if path.startswith("/api/"):
+        assert json.loads(body_of(response)) == {"detail": "Not found."}
+    else:
+        assert "There is no page at this address." in body_of(response)
+    [line] = log_lines(capsys)
+    assert (line["status"], line["path"]) == (404, path)
+
+
+# (query string as the client wrote it, the example the page must show)
+UNICODE_QUERIES = [
+    ("example=東京", "kit-ho"),  # no such example: the default one
+    ("example=%E6%9D%B1%E4%BA%AC", "kit-ho"),
+    ("example=eiffel&city=東京", "eiffel"),
+    ("city=%E2%82%AC&example=photosynthesis", "photosynthesis"),
+    ("%FF=%FE&example=eiffel", "eiffel"),
+    ("example=eiffel&😀", "eiffel"),
+]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("query", "example"), UNICODE_QUERIES)
+def test_a_unicode_query_string_is_read(lambda_settings, capsys, kind, query, example):
+    """The issue's case: rawQueryString "example=東京" on GET / was a 500."""
+    response = invoke(make_event(kind, query=query))
+    assert response["statusCode"] == 200
+    assert escape(EXAMPLES[example]["question"]) in body_of(response)
+    assert len(log_lines(capsys)) == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unicode_header_values_are_read(lambda_settings, kind):
+    headers = {"User-Agent": "東京 😀", "Accept-Language": "日本語", "Cookie": "name=東京",
+               "Referer": "https://example.com/€", "X-Anything": "\u202e\u0301"}
+    response = invoke(make_event(kind, headers=headers))
+    assert response["statusCode"] == 200
+    api = invoke(make_event(kind, "POST", "/api/answer/", body=json.dumps(KIT_HO),
+                            headers={**JSON, **headers}))
+    assert api["statusCode"] == 200
+
+
+ANY_TEXT = st.text(st.characters(codec="utf-8") | st.sampled_from("%/?&=+ #\x00"), max_size=40)
+HEADER_NAMES = st.sampled_from([
+    "X-Name", "User-Agent", "Accept", "Accept-Language", "Cookie", "Referer", "Origin",
+    "Content-Type", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Port",
+    "CloudFront-Viewer-Address", "X-Origin-Verify", "Host",
+]) | st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)
+
+
+@hypothesis_settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    kind=st.sampled_from(KINDS),
+    path=ANY_TEXT.map("/".__add__) | ANY_TEXT,
+    query=ANY_TEXT,
+    headers=st.dictionaries(HEADER_NAMES, ANY_TEXT, max_size=4),
+    encoded=st.booleans(),
+)
+def test_any_unicode_in_any_event_gets_a_response_and_a_log_line(
+    lambda_settings, capsys, kind, path, query, headers, encoded
+):
+    """Paths, query strings and header values of arbitrary Unicode, decoded or percent-encoded,
+    in every event shape: never an exception, never a 5xx, always one log line."""
+    if encoded:
+        path, query = quote(path, safe="/%"), quote(query, safe="=&%")
+    response = invoke(make_event(kind, path=path, query=query, headers=headers))
+    assert 200 <= response["statusCode"] < 500, (response["statusCode"], body_of(response)[:300])
+    [line] = log_lines(capsys)
+    assert line["status"] == response["statusCode"]
+
+
+def test_a_failure_outside_django_is_a_500_and_a_log_line(monkeypatch, capsys, caplog):
+    def broken(event, context):
+        raise RuntimeError("apig-wsgi broke on Qzv-marker")
+
+    monkeypatch.setattr(lambda_handler, "wsgi_handler", broken)
+    response = invoke(make_event("http-api-v2", path="/x"))
+    assert response["statusCode"] == 500
+    assert json.loads(response["body"]) == {"detail": "Internal server error."}
+    [line] = log_lines(capsys)
+    assert (line["status"], line["path"]) == (500, "/x")
+    assert "The event could not be handled" in caplog.text
+
+
+# --- a path prefix: REST API stages, HTTP API named stages, proxies -----------------------------
+
+LINK = re.compile(r'(?:href|src|action|data-api-url)="(/[^"]*)"')
+
+
+def links(html: str) -> set[str]:
+    """Every root-relative URL of a page: links, form actions, scripts, stylesheets."""
+    return set(LINK.findall(html))
+
+
+def prefixed(kind: str, prefix: str, path: str, **kwargs) -> dict:
+    """An event for ``path`` on the site served under ``prefix``, as that shape carries it."""
+    event = make_event(kind, path=path, **kwargs)
+    if kind == "rest-api-v1":
+        event["requestContext"]["path"] = prefix + path
+    elif kind in V2_KINDS:
+        event["requestContext"]["stage"] = prefix.strip("/")
+        event["rawPath"] = event["requestContext"]["http"]["path"] = prefix + path
+    return event
+
+
+@pytest.mark.parametrize("kind", ["rest-api-v1", "http-api-v2"])
+@pytest.mark.parametrize(
+    ("path", "accept"),
+    [("/", "text/html"), ("/api/answer/", "text/html"), ("/no/such/page/", "text/html")],
+    ids=["page", "browsable API", "404 page"],
+)
+def test_links_follow_the_stage_in_the_url(lambda_settings, kind, path, accept):
+    """The issue's case: on a REST API stage URL (https://…/prod/) the page's form, script,
+    stylesheet and API links pointed outside /prod/."""
+    response = invoke(prefixed(kind, "/prod", path, headers={"Accept": accept}))
+    found = links(body_of(response))
+    assert found and all(link.startswith("/prod/") for link in found), found
+    for link in {link for link in found if link.startswith("/prod/static/")}:
+        static = invoke(prefixed(kind, "/prod", link.removeprefix("/prod")))
+        assert static["statusCode"] == 200, link
+
+
+@pytest.mark.parametrize("kind", ["rest-api-v1", "http-api-v2"])
+def test_the_api_answers_on_a_stage_url(lambda_settings, kind):
+    headers = {**JSON, "Accept": "application/json"}
+    event = prefixed(kind, "/prod", "/api/answer/", body=json.dumps(KIT_HO), headers=headers)
+    event["httpMethod"] = "POST"
+    if kind in V2_KINDS:
+        event["requestContext"]["http"]["method"] = "POST"
+    response = invoke(event)
+    assert response["statusCode"] == 200, body_of(response)
+    assert json.loads(body_of(response))["answer"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "forced", "expected"),
+    [("alb", "/qa", "/qa/"), ("function-url", "/qa", "/qa/"), ("rest-api-v1", "/", "/")],
+    ids=["proxy-prefix-alb", "proxy-prefix-function-url", "rest-stage-behind-cloudfront"],
+)
+def test_djangos_force_script_name_sets_the_links_prefix(lambda_settings, kind, forced, expected):
+    """DJANGO_FORCE_SCRIPT_NAME: a proxy mounting the site under /qa and stripping it; or "/" for
+    a REST API stage behind CloudFront, whose origin path adds /prod where viewers see none."""
+    lambda_settings.FORCE_SCRIPT_NAME = forced
+    found = links(body_of(invoke(make_event(kind))))
+    assert found and all(link.startswith(expected) for link in found), found
+    assert not any(link.startswith("/prod/") for link in found)
+
+
+def is_text(content_type: str) -> bool:
+    """Whether a media type is text, by RFC 6838's rules of thumb: text/*, a charset parameter,
+    or JSON, XML, YAML or JavaScript by subtype or structured-syntax suffix."""
+    media_type, _, parameters = content_type.partition(";")
+    major, _, subtype = media_type.strip().lower().partition("/")
+    textual = ("json", "xml", "yaml", "x-yaml", "javascript", "ecmascript")
+    return (
+        major == "text" or "charset=" in parameters.lower() or subtype in textual
+        or subtype.rpartition("+")[2] in textual or subtype.startswith("vnd.oai.openapi")
+    )
+
+
+def every_static_file() -> list[str]:
+    from django.contrib.staticfiles import finders
+
+    return sorted(
+        path for finder in finders.get_finders() for path, _ in finder.list(ignore_patterns=[])
+    )
+
+
+RESPONSE_KINDS = [  # (what, path, Accept)
+    ("html page", "/", "text/html"),
+    ("json", "/api/health/", "application/json"),
+    ("json error", "/api/nope/", "application/json"),
+    ("html error", "/nope/", "text/html"),
+    ("browsable api", "/api/answer/", "text/html"),
+    ("openapi yaml", "/api/schema/", "application/vnd.oai.openapi"),
+    ("openapi json", "/api/schema/", "application/vnd.oai.openapi+json"),
+]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_text_is_never_sent_as_base64(lambda_settings, kind):
+    """The issue's case: on REST API events /api/schema/ came back base64 (a REST API without
+    binaryMediaTypes hands that to the client as it is). Every response kind and every static
+    file: text as text, anything else base64, and the bytes intact either way."""
+    import django.contrib.staticfiles.finders as finders
+
+    seen = set()
+    for what, path, accept in RESPONSE_KINDS:
+        response = invoke(make_event(kind, path=path, headers={"Accept": accept}))
+        content_type = header(response, "Content-Type")
+        assert is_text(content_type), (what, content_type)
+        assert response["isBase64Encoded"] is False, (what, content_type)
+        seen.add(content_type.split(";")[0])
+    for path in every_static_file():
+        response = invoke(make_event(kind, path=f"/static/{path}"))
+        assert response["statusCode"] == 200, path
+        content_type = header(response, "Content-Type")
+        on_disk = Path(finders.find(path)).read_bytes()
+        if is_text(content_type):
+            assert response["isBase64Encoded"] is False, (path, content_type)
+            assert response["body"].encode() == on_disk, path
+        else:
+            assert response["isBase64Encoded"] is True, (path, content_type)
+            assert base64.b64decode(response["body"]) == on_disk, path
+        seen.add(content_type.split(";")[0])
+    # What the site serves, text and not: the test covers the kinds the issue names.
+    assert {"text/html", "application/json", "application/vnd.oai.openapi",
+            "application/vnd.oai.openapi+json", "text/css", "text/javascript",
+            "image/svg+xml"} <= seen, seen
+
+
+# --- load balancers' health checks ----------------------------------------------------------------
+
+
+def test_an_alb_health_check_of_a_lambda_function_gets_200(lambda_settings):
+    """What an ALB sends a Lambda target: no Host, no X-Forwarded-For, no X-Forwarded-Proto."""
+    event = make_event("alb", path="/api/health/")
+    event["headers"] = {"user-agent": "ELB-HealthChecker/2.0"}
+    response = invoke(event)
+    assert response["statusCode"] == 200
+    assert json.loads(body_of(response))["model"] == lambda_settings.QA_MODEL_NAME
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("host", ["10.0.1.85", "10.0.1.85:8080", "[fd00::1]", "evil.example"])
+def test_health_answers_any_host_and_nothing_else_does(lambda_settings, kind, host):
+    health = invoke(make_event(kind, path="/api/health/", headers={"Host": host}))
+    assert health["statusCode"] == 200
+    assert header(health, "Content-Type") == "application/json"
+    for method, path in [("GET", "/"), ("GET", "/api/answer/"), ("POST", "/api/health/")]:
+        assert invoke(make_event(kind, method, path, headers={"Host": host}))["statusCode"] == 400
 
 
 def test_unknown_host_is_refused(lambda_settings):
@@ -269,7 +515,6 @@ def ask(index: int = 0, **options) -> dict:
     return {"question": f"Who is {marked}?", "context": f"{marked} is here.", **options}
 
 
-JSON = {"Content-Type": "application/json"}
 FORM = {"Content-Type": "application/x-www-form-urlencoded", "Origin": CLOUDFRONT}
 # (what, event kind, method, path, body, headers, expected status), run in this order.
 PRIVACY_REQUESTS = [
@@ -284,6 +529,13 @@ PRIVACY_REQUESTS = [
      json.dumps({"question": f"{MARKER} " * 30, "context": MARKER, "max_seq_len": 32}), JSON, 400),
     ("over the upload limit", "http-api-v2", "POST", "/api/answer/",
      json.dumps({"question": MARKER, "context": MARKER * 400_000}), JSON, 413),
+    ("HF shape", "function-url", "POST", "/api/hf/question-answering/",
+     json.dumps({"inputs": [ask(1), ask(2)], "parameters": {"top_k": 2}}), JSON, 200),
+    ("HF shape, errors", "alb", "POST", "/api/hf/question-answering/",
+     json.dumps({"inputs": {"question": MARKER * 501, "context": ""}, "parameters": {MARKER: 1}}),
+     JSON, 400),
+    ("HF shape, InvalidQuestion", "rest-api-v1", "POST", "/api/hf/question-answering/",
+     json.dumps({"inputs": ask(), "parameters": {"doc_stride": 300, "max_seq_len": 256}}), JSON, 400),
     ("form", "http-api-v2", "POST", "/",
      urlencode({**ask(top_k=1), "csrfmiddlewaretoken": CSRF_SECRET}), FORM, 200),
     ("form without CSRF", "rest-api-v1", "POST", "/", urlencode(ask(top_k=1)), FORM, 403),

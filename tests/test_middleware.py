@@ -185,9 +185,9 @@ API_ERRORS = [
     ("unknown path, browser", {"path": "/api/nope/", "HTTP_ACCEPT": "text/html"}, 404,
      "Not found.", None),
     ("method not allowed", {"path": "/api/health/", "method": "POST"}, 405, None, None),
-    ("bad host", {"path": "/api/health/", "HTTP_HOST": "attacker.example"}, 400,
+    ("bad host", {"path": "/api/answer/", "HTTP_HOST": "attacker.example"}, 400,
      "Bad request.", None),
-    ("forbidden user agent", {"path": "/api/health/", "HTTP_USER_AGENT": "BadBot/1.0"}, 403,
+    ("forbidden user agent", {"path": "/api/answer/", "HTTP_USER_AGENT": "BadBot/1.0"}, 403,
      "Permission denied.", "bad_bot"),
     ("malformed JSON", {"path": "/api/answer/", "method": "POST", "data": "{"}, 400, None, None),
     ("JSON sent as form data", {"path": "/api/answer/", "method": "POST",
@@ -250,3 +250,30 @@ def test_errors_outside_the_api_stay_pages(client):
     response = client.get("/no/such/page/")
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")
+# --- the health check answers any Host ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "host", ["10.0.1.85", "10.0.1.85:8080", "[fd00::1]:80", "evil.example", ""]
+)
+def test_health_answers_any_host_in_json_with_the_security_headers(
+    client, tiny_model_settings, host
+):
+    """A load balancer checks its targets by IP address; health holds nothing built from Host."""
+    for accept in ["application/json", "text/html", "text/plain"]:
+        response = client.get("/api/health/", HTTP_HOST=host, HTTP_ACCEPT=accept)
+        assert response.status_code == 200, (host, accept)
+        assert response["Content-Type"] == "application/json"
+        assert response.json()["model"] == tiny_model_settings.QA_MODEL_NAME
+        assert response.headers.get("Content-Security-Policy") == POLICY
+    assert client.head("/api/health/", HTTP_HOST=host).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("get", "/"), ("get", "/api/answer/"), ("get", "/api/schema/"), ("post", "/api/health/"),
+     ("get", "/api/health"), ("get", "/api/health/x")],
+)
+def test_every_other_request_keeps_the_host_check(client, method, path):
+    response = getattr(client, method)(path, HTTP_HOST="10.0.1.85")
+    assert response.status_code == 400

@@ -1,3 +1,6 @@
+import pytest
+
+from qa.exceptions import BatchTooLarge
 from qa.serializers import AnswerRequestSerializer, request_serializer
 
 
@@ -32,3 +35,21 @@ def test_text_must_be_a_json_string_whose_offsets_the_client_can_use():
     serializer = AnswerRequestSerializer(data={"question": 42, "context": 1e2})
     assert not serializer.is_valid()
     assert serializer.errors == {"question": ["Not a valid string."], "context": ["Not a valid string."]}
+
+
+@pytest.mark.parametrize(("sizes", "valid"), [([(2, 3), (1, 4)], True), ([(2, 3), (1, 5)], False)])
+def test_a_batch_holds_at_most_qa_max_batch_chars(settings, sizes, valid):
+    """Questions and contexts together, across the batch: 10 characters fit, 11 do not."""
+    settings.QA_MAX_BATCH_CHARS = 10
+    batch = [{"question": "q" * question, "context": "c" * context} for question, context in sizes]
+    serializer = request_serializer(batch)
+    if valid:
+        assert serializer.is_valid(), serializer.errors
+        return
+    with pytest.raises(BatchTooLarge) as refused:
+        serializer.is_valid()
+    assert refused.value.status_code == 413
+    assert str(refused.value.detail) == (
+        "This batch holds 11 characters of questions and contexts; one call may hold at most 10. "
+        "Send it as smaller batches."
+    )

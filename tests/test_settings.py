@@ -64,6 +64,40 @@ def test_https_mode_sends_hsts_redirects_and_secures_the_csrf_cookie():
     }
 
 
+def test_https_mode_lets_a_plain_http_health_check_by_ip_address_through():
+    """Load balancers check health over plain HTTP, with their target's IP address as Host (or
+    none): no redirect to HTTPS there, and the redirect (with its Host check) everywhere else."""
+    result = run(
+        """
+        import django, json
+        django.setup()
+        from django.test.utils import setup_test_environment
+        setup_test_environment()
+        from django.test import Client
+        client = Client()
+        print(json.dumps({
+            "health": client.get("/api/health/", HTTP_HOST="10.0.1.85").status_code,
+            "health, no Host": client.get("/api/health/", SERVER_NAME="").status_code,
+            "page": client.get("/", HTTP_HOST="10.0.1.85").status_code,
+            "page, allowed host": client.get("/").status_code,
+        }))
+        """,
+        **production_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "health": 200, "health, no Host": 200, "page": 400, "page, allowed host": 301,
+    }
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, None), ("/qa", "/qa"), ("/", "/")])
+def test_the_links_prefix_comes_from_the_environment(value, expected):
+    env = {} if value is None else {"DJANGO_FORCE_SCRIPT_NAME": value}
+    result = run("from qasite import settings; print(repr(settings.FORCE_SCRIPT_NAME))", **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == repr(expected)
+
+
 SETTINGS = "from qasite import settings; print(repr((settings.DEBUG, settings.QA_THROTTLE_RATE)))"
 
 

@@ -4,8 +4,9 @@ cannot choose the address it is counted as."""
 import json
 
 import pytest
+from rest_framework.exceptions import Throttled
 
-from qa.throttling import client_ip
+from qa.throttling import QuestionRateThrottle, charge_questions, client_ip
 
 KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
 SECRET = "s3cret-only-cloudfront-knows"
@@ -19,6 +20,12 @@ def ask_api(client, **headers):
 
 def ask_form(client, **headers):
     return client.post("/", {**KIT_HO, "top_k": 1}, **headers)
+
+
+def ask_batch(client, size: int, **headers):
+    return client.post(
+        "/api/answer/", json.dumps([KIT_HO] * size), content_type="application/json", **headers
+    )
 
 
 @pytest.fixture
@@ -70,6 +77,80 @@ def test_each_address_has_its_own_budget(client, three_a_minute):
 def test_off_means_unlimited(client, tiny_model_settings):
     tiny_model_settings.QA_THROTTLE_RATE = None
     assert {ask_api(client).status_code for _ in range(5)} == {200}
+
+
+# --- a batch of N questions costs N ----------------------------------------------------------
+
+
+@pytest.fixture
+def five_a_minute(tiny_model_settings, manual_clock, monkeypatch):
+    tiny_model_settings.QA_THROTTLE_RATE = "5/min"
+    monkeypatch.setattr(QuestionRateThrottle, "timer", manual_clock)
+    return manual_clock
+
+
+def test_a_batch_of_n_costs_n_and_a_refused_batch_costs_nothing(client, five_a_minute):
+    clock = five_a_minute
+    assert ask_batch(client, 3).status_code == 200  # 2 left
+    clock.advance(30)
+    refused = ask_batch(client, 3)
+    assert refused.status_code == 429
+    # Two of the three questions from 0 s must expire: at 60 s, 30 s from now.
+    assert refused["Retry-After"] == "30"
+    assert "asks 3 questions" in refused.json()["detail"]
+    assert ask_batch(client, 2).status_code == 200  # the refused batch took nothing: 0 left
+    assert ask_api(client).status_code == 429
+    clock.advance(30.5)  # the first batch has expired: 3 left
+    assert ask_batch(client, 3).status_code == 200
+    assert ask_form(client).status_code == 429  # the form shares the budget
+
+
+def test_a_batch_larger_than_the_whole_rate_never_fits_and_says_so(client, tiny_model_settings):
+    """The issue's case: at 2/min, three batches of 32 answered 64 questions."""
+    tiny_model_settings.QA_THROTTLE_RATE = "2/min"
+    for _ in range(3):
+        response = ask_batch(client, 32)
+        assert response.status_code == 429
+        assert "Retry-After" not in response  # waiting would not help
+        detail = response.json()["detail"]
+        assert "32 questions" in detail and "at most 2 at a time" in detail
+    assert [ask_api(client).status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_each_refused_or_invalid_request_costs_one(client, three_a_minute):
+    """Refused before the model (the body is not read before the limit is checked): one."""
+    bad = client.post("/api/answer/", "{", content_type="application/json")
+    assert bad.status_code == 400
+    invalid_batch = client.post(
+        "/api/answer/", json.dumps([KIT_HO, {"question": "?"}]), content_type="application/json"
+    )
+    assert invalid_batch.status_code == 400
+    assert ask_api(client).status_code == 200
+    assert ask_api(client).status_code == 429
+
+
+@pytest.mark.parametrize(
+    ("spent", "count", "outcome"),
+    [(0, 3, "charged"), (1, 2, "charged"), (2, 1, "charged"), (0, 0, "charged"),
+     (1, 3, "throttled"), (2, 2, "throttled"), (3, 1, "throttled"), (0, 4, "never")],
+)
+def test_charge_questions(rf, three_a_minute, spent, count, outcome):
+    """charge_questions(request, n), as any view taking batches calls it: n in all, the one
+    the throttle took at the door included."""
+    earlier = rf.post("/api/answer/")
+    assert QuestionRateThrottle().spend(earlier, spent)
+    request = rf.post("/api/answer/")
+    assert QuestionRateThrottle().allow_request(request, None) == (spent < 3)
+    if outcome == "charged":
+        charge_questions(request, count)
+        assert request.questions_charged == count
+        assert QuestionRateThrottle().spend(request, 3 - spent - count)
+        assert not QuestionRateThrottle().spend(request, 1)
+        return
+    with pytest.raises(Throttled) as refused:
+        charge_questions(request, count)
+    assert (refused.value.wait is None) == (outcome == "never")
+    assert QuestionRateThrottle().spend(request, 3 - spent)  # the refused request took nothing
 
 
 # --- spoofing ---------------------------------------------------------------------------------

@@ -330,7 +330,7 @@ def test_unknown_page_is_a_friendly_404_and_unknown_api_path_a_json_404(client):
 
 def test_bad_host_is_a_friendly_400_and_json_under_the_api(client):
     assert_friendly_page(client.get("/", HTTP_HOST="attacker.example"), 400, "Bad request")
-    response = client.get("/api/health/", HTTP_HOST="attacker.example")
+    response = client.get("/api/answer/", HTTP_HOST="attacker.example")
     assert response.status_code == 400
     assert response.json() == {"detail": "Bad request."}
 

@@ -11,9 +11,10 @@ ALB and function URL events into a WSGI environ. Three things in it are not what
   the UTF-8 bytes a client sent; percent-escapes are kept as they were.
 - **The client's address.** For REST API and ALB events apig-wsgi sets REMOTE_ADDR to the first
   X-Forwarded-For entry, which the client writes. Here it is the address AWS vouches for.
-- **The path prefix.** A REST API stage (``https://…/prod/``) or an HTTP API named stage is part
-  of the URL the client sees, not of the site's paths: it goes into SCRIPT_NAME, so that the
-  links Django builds (``{% url %}``, ``{% static %}``) keep it.
+- **The path prefix.** A REST API stage (``https://…/prod/``), a custom domain's base path
+  mapping or an HTTP API named stage is part of the URL the client sees, not of the site's
+  paths: it goes into SCRIPT_NAME, so that the links Django builds (``{% url %}``,
+  ``{% static %}``) keep it.
 """
 
 import re

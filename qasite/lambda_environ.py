@@ -11,15 +11,17 @@ ALB and function URL events into a WSGI environ. Three things in it are not what
   the UTF-8 bytes a client sent; percent-escapes are kept as they were.
 - **The client's address.** For REST API and ALB events apig-wsgi sets REMOTE_ADDR to the first
   X-Forwarded-For entry, which the client writes. Here it is the address AWS vouches for.
-- **The path prefix.** A REST API stage (``https://…/prod/``) or an HTTP API named stage is part
-  of the URL the client sees, not of the site's paths: it goes into SCRIPT_NAME, so that the
-  links Django builds (``{% url %}``, ``{% static %}``) keep it.
+- **The path prefix.** A REST API stage (``https://…/prod/``), a custom domain's base path
+  mapping or an HTTP API named stage is part of the URL the client sees, not of the site's
+  paths: it goes into SCRIPT_NAME, so that the links Django builds (``{% url %}``,
+  ``{% static %}``) keep it.
 """
 
 import re
 from urllib.parse import quote, unquote
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+_PATH_PARAMETER = re.compile(r"\{([^{}+]+)\+?\}")
 
 
 def wsgi_str(text: str) -> str:
@@ -83,14 +85,24 @@ def client_address(event: dict) -> str:
     return entries[-1].strip()
 
 
+def _resource_path(event: dict) -> str:
+    """The path the REST API resource matched names (decoded): its ``resource`` with the path
+    parameters filled in, ``/{proxy+}`` and ``{"proxy": "api/answer/"}`` giving ``/api/answer/``."""
+    parameters = event.get("pathParameters") or {}
+    return _PATH_PARAMETER.sub(
+        lambda match: parameters.get(match.group(1)) or "", event.get("resource") or ""
+    )
+
+
 def prefix_and_path(event: dict) -> tuple[str, str]:
     """The prefix the client's URL has before the site's paths (decoded, "" if none), and the
     site's path as the event gives it (decoded or percent-encoded).
 
-    REST API: ``requestContext.path`` is the client's path (``/prod/api/answer/`` on a stage URL),
-    ``path`` the site's (``/api/answer/``): the prefix is what the first has before the second.
-    HTTP API: a named stage (not ``$default``) comes first in ``rawPath``. ALB events and
-    function URLs have no prefix.
+    REST API: ``requestContext.path`` is the client's path, and the prefix is what it has before
+    the site's path. That is ``path`` on the API's own URL (``/prod/api/answer/`` and
+    ``/api/answer/``); on a custom domain with a base path mapping ``path`` holds the base path
+    too, and the site's path is the one the matched resource names. HTTP API: a named stage (not
+    ``$default``) comes first in ``rawPath``. ALB events and function URLs have no prefix.
     """
     context = event.get("requestContext") or {}
     if event_shape(event) == "v2":
@@ -101,13 +113,17 @@ def prefix_and_path(event: dict) -> tuple[str, str]:
             return prefix, path[len(prefix) :] or "/"
         return "", path
     path = event.get("path") or "/"
-    if event_shape(event) == "alb":
-        return "", path
-    seen, site = unquote(context.get("path") or ""), unquote(path)
-    if seen != site and seen.endswith(site):
-        return seen[: -len(site)].rstrip("/"), path
-    if site == "/" and seen.startswith("/"):  # the stage's root, asked without its slash
-        return seen.rstrip("/"), path
+    seen = unquote(context.get("path") or "") if event_shape(event) == "v1" else ""
+    for site in (unquote(path), _resource_path(event)):
+        if site.startswith("/") and seen != site and seen.endswith(site):
+            prefix = seen[: -len(site)].rstrip("/")
+        elif site == "/" and seen.startswith("/"):  # the prefix's root, asked without its slash
+            prefix = seen.rstrip("/")
+        else:
+            continue
+        if path == prefix or path.startswith(prefix + "/"):  # a base path mapping's
+            return prefix, path[len(prefix) :] or "/"
+        return prefix, path
     return "", path
 
 

@@ -33,8 +33,9 @@ def make_event(
     else:
         event["path"] = path
         event["httpMethod"] = method
-        if kind == "rest-api-v1":  # served on the stage's URL, https://…/prod/
+        if kind == "rest-api-v1":  # served on the stage's URL, https://…/prod/, by /{proxy+}
             event["requestContext"]["path"] = f"/prod{path}"
+            event["pathParameters"] = {"proxy": path.lstrip("/")}
             pairs = parse_qsl(query, keep_blank_values=True)
             event["queryStringParameters"] = dict(pairs) or None
             event["multiValueQueryStringParameters"] = {

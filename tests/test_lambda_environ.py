@@ -113,6 +113,17 @@ def test_client_address_is_the_one_aws_vouches_for(what, aws_event, address):
     assert client_address(aws_event) == address
 
 
+def base_path_mapped(base: str, site_path: str) -> dict:
+    """A REST API event through a custom domain whose base path mapping is ``base``: ``path``
+    holds the base path too, the matched resource (``/{proxy+}``, or ``/``) only the site's."""
+    mapped = with_context("rest-api-v1", base + site_path, path=base + site_path)
+    if site_path.strip("/"):
+        mapped["pathParameters"] = {"proxy": site_path.lstrip("/")}
+    else:
+        mapped["resource"], mapped["pathParameters"] = "/", None
+    return mapped
+
+
 # --- the path prefix --------------------------------------------------------------------------
 
 PREFIXES = [
@@ -126,6 +137,14 @@ PREFIXES = [
      with_context("rest-api-v1", "/api/", path="/api/"), ("", "/api/")),
     ("REST API, a base path and a stage",
      with_context("rest-api-v1", "/api/", path="/v1/prod/api/"), ("/v1/prod", "/api/")),
+    ("REST API, custom domain with a base path mapping", base_path_mapped("/qa", "/api/"),
+     ("/qa", "/api/")),
+    ("REST API, custom domain with a base path mapping, its root", base_path_mapped("/qa", "/"),
+     ("/qa", "/")),
+    ("REST API, custom domain with a base path mapping, its root without the slash",
+     base_path_mapped("/qa", ""), ("/qa", "/")),
+    ("REST API, custom domain with a base path mapping and no stage",
+     base_path_mapped("/qa/prod", "/api/東京"), ("/qa/prod", "/api/東京")),
     ("REST API, non-ASCII", with_context("rest-api-v1", "/東京", path="/prod/%E6%9D%B1%E4%BA%AC"),
      ("/prod", "/東京")),
     ("REST API, no requestContext.path", with_context("rest-api-v1", "/", path=None), ("", "/")),

@@ -23,7 +23,7 @@ from qa import services
 from qa.views import EXAMPLES
 from qasite import lambda_handler
 from tests.lambda_events import (
-    EVENTS, KINDS, V2_KINDS, body_of, header, make_event, set_cookies,  # noqa: F401 (used elsewhere)
+    EVENTS, KINDS, V2_KINDS, body_of, header, make_event, set_cookies,
 )
 
 KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
@@ -298,41 +298,50 @@ def links(html: str) -> set[str]:
     return set(LINK.findall(html))
 
 
-def prefixed(kind: str, prefix: str, path: str, **kwargs) -> dict:
-    """An event for ``path`` on the site served under ``prefix``, as that shape carries it."""
-    event = make_event(kind, path=path, **kwargs)
-    if kind == "rest-api-v1":
+# How each shape carries a prefix: (event kind, prefix, where it comes from)
+PREFIXES = {
+    "REST API stage": ("rest-api-v1", "/prod"),  # requestContext.path /prod/..., path /...
+    "REST API base path mapping": ("rest-api-v1", "/qa"),  # both /qa/...; /{proxy+} has the rest
+    "HTTP API named stage": ("http-api-v2", "/prod"),  # rawPath /prod/...
+}
+
+
+def prefixed(how: str, method: str, path: str, **kwargs) -> dict:
+    """An event for ``path`` on the site served under a prefix, as ``how`` carries it."""
+    kind, prefix = PREFIXES[how]
+    event = make_event(kind, method, path, **kwargs)
+    if how == "REST API stage":
         event["requestContext"]["path"] = prefix + path
-    elif kind in V2_KINDS:
+    elif how == "REST API base path mapping":
+        event["path"] = event["requestContext"]["path"] = prefix + path
+    else:
         event["requestContext"]["stage"] = prefix.strip("/")
         event["rawPath"] = event["requestContext"]["http"]["path"] = prefix + path
     return event
 
 
-@pytest.mark.parametrize("kind", ["rest-api-v1", "http-api-v2"])
+@pytest.mark.parametrize("how", PREFIXES)
 @pytest.mark.parametrize(
     ("path", "accept"),
     [("/", "text/html"), ("/api/answer/", "text/html"), ("/no/such/page/", "text/html")],
     ids=["page", "browsable API", "404 page"],
 )
-def test_links_follow_the_stage_in_the_url(lambda_settings, kind, path, accept):
+def test_links_follow_the_prefix_in_the_url(lambda_settings, how, path, accept):
     """The issue's case: on a REST API stage URL (https://…/prod/) the page's form, script,
     stylesheet and API links pointed outside /prod/."""
-    response = invoke(prefixed(kind, "/prod", path, headers={"Accept": accept}))
+    prefix = PREFIXES[how][1]
+    response = invoke(prefixed(how, "GET", path, headers={"Accept": accept}))
     found = links(body_of(response))
-    assert found and all(link.startswith("/prod/") for link in found), found
-    for link in {link for link in found if link.startswith("/prod/static/")}:
-        static = invoke(prefixed(kind, "/prod", link.removeprefix("/prod")))
+    assert found and all(link.startswith(f"{prefix}/") for link in found), found
+    for link in {link for link in found if link.startswith(f"{prefix}/static/")}:
+        static = invoke(prefixed(how, "GET", link.removeprefix(prefix)))
         assert static["statusCode"] == 200, link
 
 
-@pytest.mark.parametrize("kind", ["rest-api-v1", "http-api-v2"])
-def test_the_api_answers_on_a_stage_url(lambda_settings, kind):
+@pytest.mark.parametrize("how", PREFIXES)
+def test_the_api_answers_under_a_prefix(lambda_settings, how):
     headers = {**JSON, "Accept": "application/json"}
-    event = prefixed(kind, "/prod", "/api/answer/", body=json.dumps(KIT_HO), headers=headers)
-    event["httpMethod"] = "POST"
-    if kind in V2_KINDS:
-        event["requestContext"]["http"]["method"] = "POST"
+    event = prefixed(how, "POST", "/api/answer/", body=json.dumps(KIT_HO), headers=headers)
     response = invoke(event)
     assert response["statusCode"] == 200, body_of(response)
     assert json.loads(body_of(response))["answer"]

@@ -142,7 +142,9 @@ def test_spans_are_v4s_spans_less_those_that_score_zero(seed):
     start_logits = rng.normal(0, 3, length).astype(np.float32)
     end_logits = rng.normal(0, 3, length).astype(np.float32)
     top_k, max_answer_len = int(rng.integers(1, 50)), int(rng.integers(1, 40))
-    spans = best_spans(start_logits, end_logits, allowed, top_k=top_k, max_answer_len=max_answer_len)
+    spans = best_spans(
+        start_logits, end_logits, allowed, top_k=top_k, max_answer_len=max_answer_len
+    )
     expected = [span for span in v4_spans(start_logits, end_logits, allowed, top_k, max_answer_len)
                 if span[2] > 0]
     got = [(int(s), int(e), float(score))

@@ -46,9 +46,8 @@ class Command(BaseCommand):
             }
         )
         if not serializer.is_valid():
-            raise CommandError(
-                " ".join(f"{field}: {' '.join(errors)}" for field, errors in serializer.errors.items())
-            )
+            errors = serializer.errors.items()
+            raise CommandError(" ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors))
         try:
             with loading_logs(shown=options["verbosity"] > 1):
                 [result] = services.answer_questions(requests=[serializer.validated_data])
@@ -96,6 +95,7 @@ def as_text(answers: list[dict]) -> str:
             line = f"No answer in this context (score {answer['score']:.3f})"
         else:
             text = " ".join(answer["answer"].split())
-            line = f"{text} (score {answer['score']:.3f}, characters {answer['start']}-{answer['end']})"
+            where = f"characters {answer['start']}-{answer['end']}"
+            line = f"{text} (score {answer['score']:.3f}, {where})"
         lines.append(f"{rank}. {line}" if len(answers) > 1 else line)
     return "\n".join(lines)

@@ -194,6 +194,10 @@ API_CASES = [
     Case("too-many-windows", {"question": "who", "context": "a " * 9999, "max_seq_len": 512,
                               "doc_stride": 507}, 400, "windows of 512 tokens", "doc_stride"),
     Case("top-k-as-many-as-token-pairs", {"question": "who is", "context": "a", "top_k": 13}, 200),
+    # Issue 10: answers past the end of the context, and empty candidates scoring 0.
+    Case("typed-special-tokens", {"question": "Is it sunny today? [CLS]", "context": "Rain. [SEP]",
+                                  "top_k": 5}, 200),
+    Case("top-k-beyond-the-spans", {"question": "a?", "context": "abc", "top_k": 3}, 200),
     # Sizes.
     Case("question-over-limit", {**KIT_HO, "question": "q" * 501}, 400,
          "no more than 500 characters.", "question"),

@@ -1,4 +1,4 @@
-# The two commands a newcomer needs: `make run` and `make test`. Each sets itself up.
+# The two commands a newcomer needs: `make run` and `make test`. Each sets itself up (so does `make ask`).
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 SHARED_MODEL := ../shared/models/qa-minilm-squad
@@ -10,7 +10,7 @@ SAM_CLI := aws-sam-cli==1.170.0
 RIC := awslambdaric==4.2.2
 APP_FILES := manage.py $(shell find qasite qa templates -type f -not -path '*/__pycache__/*')
 
-.PHONY: run test runtime
+.PHONY: run test runtime ask
 
 $(VENV)/installed: requirements/runtime.txt requirements/dev.txt
 	python3 -m venv $(VENV)
@@ -41,6 +41,15 @@ runtime: build/runtime/installed
 
 run: $(VENV)/installed
 	DJANGO_DEBUG=1 QA_MODEL=$(QA_MODEL) $(PYTHON) manage.py runserver 127.0.0.1:8000
+
+# One question from the shell with the model `make run` serves:
+#   make ask QUESTION="What is my name?" CONTEXT="I'm Kit-Ho Mak." [ASK="--top-k 3 --allow-no-answer"]
+# Without CONTEXT the context is read from standard input. The texts reach the command verbatim:
+# quoted for the shell, never expanded by make (a "$" stays a "$").
+quote = '$(subst ','\'',$(value $(1)))'
+unexport QUESTION CONTEXT
+ask: $(VENV)/installed
+	@QA_MODEL=$(QA_MODEL) $(PYTHON) manage.py ask $(call quote,QUESTION) $(if $(value CONTEXT),--context $(call quote,CONTEXT)) $(ASK)
 
 test: $(VENV)/installed node_modules/installed build/tools/installed build/runtime/installed
 	$(PYTHON) -m pytest

@@ -1,8 +1,11 @@
 """Turn one window's start/end logits into scored answer spans.
 
 This follows the span search of transformers v4's question-answering pipeline step by step (same
-masking constant, float32 softmax, outer product, top-k selection), so that qasite returns the
-answers that pipeline returned on the same logits.
+masking constant, float32 softmax, P(start)·P(end) products, top-k selection), so that qasite
+returns the answers that pipeline returned on the same logits. One difference, in degenerate
+windows only: v4 fills its top-k with spans that score 0 (spans of the [CLS] token, spans that end
+before they start) when fewer than top-k spans score above 0; those are not answers, and are not
+returned here.
 """
 
 from typing import NamedTuple
@@ -28,6 +31,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum()
 
 
+def finite(logits: np.ndarray) -> np.ndarray:
+    """The logits within half the float range: +inf as its top, -inf and NaN as its bottom (a
+    token whose logit is not a number is never an answer). Logits a model gives are unchanged;
+    without this one infinite logit makes every probability NaN (inf - inf), and the softmax's
+    subtraction could overflow."""
+    bound = np.finfo(logits.dtype).max / 2
+    return np.clip(np.nan_to_num(logits, nan=-bound, posinf=bound, neginf=-bound), -bound, bound)
+
+
 def best_spans(
     start_logits: np.ndarray,
     end_logits: np.ndarray,
@@ -36,52 +48,41 @@ def best_spans(
     top_k: int,
     max_answer_len: int,
 ) -> Spans:
-    """Score every span of one window and return up to ``top_k`` of them.
+    """Score every span of one window and return up to ``top_k`` of those that score above 0.
 
-    ``allowed`` is True for the tokens an answer may use (the context tokens and the [CLS] token
-    at index 0, whose probability carries the no-answer score). A span's score is
-    P(start) * P(end); spans that end before they start or are longer than ``max_answer_len``
-    tokens score 0, and spans touching a token that is not allowed are dropped.
+    ``start_logits``, ``end_logits`` and ``allowed`` have one entry per token of the window.
+    ``allowed`` is True for the tokens an answer may use (the context tokens) and for the [CLS]
+    token at index 0, whose probability carries the no-answer score and which is never part of
+    an answer. A span's score is P(start) * P(end), soft-maxed over the allowed tokens as v4 does;
+    spans that end before they start, are longer than ``max_answer_len`` tokens, or touch a token
+    that is not allowed are not answers. Fewer than ``top_k`` spans (none, in a degenerate window)
+    come back when fewer score above 0.
     """
-    start = softmax(np.where(allowed, start_logits, MASKED_LOGIT))
-    end = softmax(np.where(allowed, end_logits, MASKED_LOGIT))
+    start = softmax(np.where(allowed, finite(start_logits), MASKED_LOGIT))
+    end = softmax(np.where(allowed, finite(end_logits), MASKED_LOGIT))
     null_score = float(start[0] * end[0])
-    start[0] = end[0] = 0.0
+    answer_tokens = allowed.copy()
+    answer_tokens[0] = False
+    start = np.where(answer_tokens, start, 0.0).astype(start.dtype)
+    end = np.where(answer_tokens, end, 0.0).astype(end.dtype)
     starts, ends = _band_top_k(start, end, top_k, max_answer_len)
-    if starts is None:
-        starts, ends = _matrix_top_k(start, end, top_k, max_answer_len)
-    keep = allowed[starts] & allowed[ends]
-    starts, ends = starts[keep], ends[keep]
     return Spans(starts, ends, start[starts] * end[ends], null_score)
 
 
 def _band_top_k(start, end, top_k, max_answer_len):
-    """The best spans from the band of possible spans only (length x max_answer_len scores
-    instead of length x length): the same spans in the same order as the full matrix whenever
-    at least ``top_k`` spans score above 0, which is all but degenerate windows."""
+    """The best spans that score above 0, from the band of possible spans only (length x
+    max_answer_len scores instead of v4's length x length matrix): the same spans in the same
+    order as v4's full-matrix search, which differs only by the spans scoring 0 that it returns
+    when fewer than ``top_k`` score above 0."""
     length = len(start)
     width = min(max_answer_len, length)
     padded_end = np.concatenate([end, np.zeros(width - 1, dtype=end.dtype)])
     band = start[:, None] * np.lib.stride_tricks.sliding_window_view(padded_end, width)
     flat = band.ravel()
-    if np.count_nonzero(flat) < top_k:
-        return None, None
-    best = np.argpartition(-flat, top_k - 1)[:top_k] if top_k < flat.size else np.arange(flat.size)
+    best = np.flatnonzero(flat > 0)
+    if best.size > top_k:
+        best = best[np.argpartition(-flat[best], top_k - 1)[:top_k]]
     # Best first; among equal scores, in the order of the full matrix (by start, then end).
     starts, offsets = np.divmod(best, width)
     order = np.lexsort((offsets, starts, -flat[best]))
     return starts[order], (starts + offsets)[order]
-
-
-def _matrix_top_k(start, end, top_k, max_answer_len):
-    """transformers v4's search over the full length x length matrix, zero scores included."""
-    candidates = np.tril(np.triu(np.outer(start, end)), max_answer_len - 1)
-    flat = candidates.ravel()
-    if top_k == 1:
-        order = np.array([np.argmax(flat)])
-    elif flat.size <= top_k:
-        order = np.argsort(-flat)
-    else:
-        best = np.argpartition(-flat, top_k)[:top_k]
-        order = best[np.argsort(-flat[best])]
-    return np.unravel_index(order, candidates.shape)

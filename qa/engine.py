@@ -62,31 +62,29 @@ class QuestionAnswerer:
         self._lock = threading.Lock()
         tokenizer.no_padding()
         tokenizer.no_truncation()
+        # Text a user types is text: "[CLS]" in a question is the characters [, c, l, s, ], never
+        # the [CLS] token (tokenizers otherwise matches special tokens in the raw text, and
+        # transformers v4 did). Text without special tokens is tokenized as before.
+        tokenizer.encode_special_tokens = True
 
     def answer(self, question: str, context: str, options: Options = Options()) -> list[Answer]:
-        """The ``top_k`` best answers, best first."""
-        max_seq_len, doc_stride = self._window_shape(options)
-        windows = self._encode(question, context, options, max_seq_len, doc_stride)
-        start_logits, end_logits = self._forward(*self._batch(windows))
-        return self._collect_answers(context, windows, start_logits, end_logits, options)
+        """The ``top_k`` best answers, best first: at least one, at most ``top_k``.
 
-    def _window_shape(self, options: Options) -> tuple[int, int]:
+        Raises InvalidQuestion (with the field at fault) when the options cannot work for this
+        question and context.
+        """
         max_seq_len = options.max_seq_len or min(self.model_max_length, DEFAULT_MAX_SEQ_LEN)
         if max_seq_len > self.model_max_length:
             raise InvalidQuestion(
                 f"max_seq_len may be at most {self.model_max_length} for this model.",
                 field="max_seq_len",
             )
-        doc_stride = options.doc_stride or min(max_seq_len // 2, DEFAULT_DOC_STRIDE)
-        if doc_stride > max_seq_len:
-            raise InvalidQuestion(
-                f"doc_stride ({doc_stride}) may not be larger than max_seq_len ({max_seq_len}).",
-                field="doc_stride",
-            )
-        return max_seq_len, doc_stride
+        windows = self._encode(question, context, options, max_seq_len)
+        start_logits, end_logits = self._forward(*self._batch(windows))
+        return self._collect_answers(context, windows, start_logits, end_logits, options)
 
     def _encode(
-        self, question: str, context: str, options: Options, max_seq_len: int, doc_stride: int
+        self, question: str, context: str, options: Options, max_seq_len: int
     ) -> list[Encoding]:
         """Tokenize into overlapping windows of question + part of the context."""
         with self._lock:
@@ -98,18 +96,16 @@ class QuestionAnswerer:
             else:
                 question_length = len(question_tokens)
             context_room = max_seq_len - question_length - self._pair_specials
-            if doc_stride >= context_room:
-                raise InvalidQuestion(
-                    f"The question takes {question_length} tokens, which leaves {context_room} "
-                    f"tokens of each {max_seq_len}-token window for the context: doc_stride "
-                    f"({doc_stride}) must be smaller than that. Shorten the question, lower "
-                    "doc_stride or raise max_seq_len.",
-                    field="doc_stride",
-                )
-            self._refuse_too_many_windows(context, context_room, doc_stride, max_seq_len)
-            self._tokenizer.enable_truncation(
-                max_seq_len, stride=doc_stride, strategy="only_second"
+            doc_stride = self._doc_stride(
+                context, options, max_seq_len, question_length, context_room
             )
+            if doc_stride is not None:
+                self._refuse_too_many_windows(
+                    context, options, max_seq_len, context_room, doc_stride
+                )
+                self._tokenizer.enable_truncation(
+                    max_seq_len, stride=doc_stride, strategy="only_second"
+                )
             first = self._tokenizer.encode(question, context)
         windows = [first, *first.overflowing]
         if not any(sequence_id == 1 for sequence_id in first.sequence_ids):
@@ -118,8 +114,44 @@ class QuestionAnswerer:
             )
         return windows
 
+    def _doc_stride(
+        self,
+        context: str,
+        options: Options,
+        max_seq_len: int,
+        question_length: int,
+        context_room: int,
+    ) -> int | None:
+        """The overlap between windows, in tokens, or None when the context fits in one window.
+
+        v4's default, min(max_seq_len / 2, 128), unless the question leaves too little room for
+        it: then half the room when the caller left doc_stride to us. A window shape is refused
+        only when the context needs more than one window and it cannot cut them.
+        """
+        doc_stride = options.doc_stride or min(max_seq_len // 2, DEFAULT_DOC_STRIDE)
+        if doc_stride < context_room:
+            return doc_stride  # v4's windows; a context that fits makes one window of them too
+        if len(self._tokenizer.encode(context, add_special_tokens=False)) <= context_room:
+            return None
+        if context_room < 1:
+            raise InvalidQuestion(
+                f"The question takes {question_length} tokens, which leaves no room for the "
+                f"context in a {max_seq_len}-token window. Shorten the question, lower "
+                "max_question_len or raise max_seq_len.",
+                field="question",
+            )
+        if options.doc_stride:
+            raise InvalidQuestion(
+                f"The question takes {question_length} tokens, which leaves {context_room} "
+                f"tokens of each {max_seq_len}-token window for the context: doc_stride "
+                f"({doc_stride}) must be smaller than that. Shorten the question, lower "
+                "doc_stride or raise max_seq_len.",
+                field="doc_stride",
+            )
+        return context_room // 2
+
     def _refuse_too_many_windows(
-        self, context: str, context_room: int, doc_stride: int, max_seq_len: int
+        self, context: str, options: Options, max_seq_len: int, context_room: int, doc_stride: int
     ) -> None:
         """Refuse options that would cut the context into more than MAX_BATCH_TOKENS of windows,
         before the tokenizer makes them. A token holds at least one byte of UTF-8, so the byte
@@ -137,7 +169,8 @@ class QuestionAnswerer:
                 f"These options cut the context into {count} windows of {max_seq_len} tokens; "
                 f"at most {MAX_BATCH_TOKENS} tokens can be read in one request. Lower doc_stride, "
                 "raise max_seq_len or shorten the context.",
-                field="doc_stride",
+                # The caller's doc_stride, or else the window it derives from.
+                field="doc_stride" if options.doc_stride else "max_seq_len",
             )
 
     def _batch(self, windows: list[Encoding]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -154,6 +187,17 @@ class QuestionAnswerer:
             token_type_ids[row, :length] = window.type_ids
         return input_ids, attention_mask, token_type_ids
 
+    def _answer_tokens(self, window: Encoding) -> np.ndarray:
+        """True for the tokens of one window an answer may use: the context's (sequence 1), and
+        the [CLS] token the tokenizer put at index 0, whose probability is the no-answer score.
+
+        v4 allows every token with the [CLS] id, so a "[CLS]" typed in the question could be an
+        answer; here only index 0 is, whatever the text holds.
+        """
+        allowed = np.asarray(window.sequence_ids, dtype=object) == 1
+        allowed[0] = window.ids[0] == self._special.cls_id and window.sequence_ids[0] is None
+        return allowed
+
     def _collect_answers(
         self,
         context: str,
@@ -169,15 +213,10 @@ class QuestionAnswerer:
         null_score = None
         for row, window in enumerate(windows):
             length = len(window.ids)
-            ids = np.asarray(window.ids)
-            allowed = (np.asarray(window.sequence_ids, dtype=object) == 1) | (
-                ids == self._special.cls_id
-            )
-            allowed &= np.asarray(window.attention_mask, dtype=bool)
             spans = best_spans(
                 start_logits[row, :length],
                 end_logits[row, :length],
-                allowed,
+                self._answer_tokens(window),
                 top_k=decode_k,
                 max_answer_len=options.max_answer_len,
             )
@@ -193,7 +232,9 @@ class QuestionAnswerer:
                 else:
                     answers[text.lower()] = Answer(text, float(score), char_start, char_end)
         candidates = list(answers.values())
-        if options.handle_impossible_answer:
+        # When no span scores above 0 (a degenerate window: the model is sure the answer starts
+        # after it ends), the no-answer is the only honest candidate, asked for or not.
+        if options.handle_impossible_answer or not candidates:
             candidates.append(Answer("", null_score, 0, 0, no_answer=True))
         candidates.sort(key=lambda answer: answer.score, reverse=True)
         best = candidates[: options.top_k]
@@ -205,14 +246,11 @@ class QuestionAnswerer:
 
 
 def _char_span(window: Encoding, start: int, end: int, align_to_words: bool) -> tuple[int, int]:
-    """Character offsets in the context of a token span, widened to whole words if asked."""
+    """Character offsets in the context of a span of context tokens, widened to whole words if
+    asked (every context token belongs to a word of the context)."""
     if align_to_words:
-        try:
-            return (
-                window.word_to_chars(window.token_to_word(start), sequence_index=1)[0],
-                window.word_to_chars(window.token_to_word(end), sequence_index=1)[1],
-            )
-        except TypeError:
-            # A token outside any word (the [CLS] token): keep to token offsets, as v4 does.
-            pass
+        return (
+            window.word_to_chars(window.token_to_word(start), sequence_index=1)[0],
+            window.word_to_chars(window.token_to_word(end), sequence_index=1)[1],
+        )
     return window.offsets[start][0], window.offsets[end][1]

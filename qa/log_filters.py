@@ -1,4 +1,4 @@
-"""Logging filters that keep what users send out of the logs."""
+"""Logging filters that keep what users send out of the logs, and one notice that is not news."""
 
 import logging
 import traceback
@@ -21,3 +21,16 @@ class WithholdExceptionMessages(logging.Filter):
                 + f"{kind.__module__}.{kind.__qualname__}: (message withheld)"
             )
         return True
+
+
+class DropNoLossNotice(logging.Filter):
+    """Drops transformers' notice that a model has no loss function ("`loss_type=None` was set
+    in the config but it is unrecognized").
+
+    torch.jit.trace probes every attribute of every module it traces, so tracing a QA model reads
+    the ``loss_function`` of the encoder inside it, which has none, and the notice is printed on
+    every load. A loss is only computed in training, which qasite never does.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("`loss_type=")

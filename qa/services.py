@@ -8,7 +8,7 @@ from dataclasses import fields
 
 from django.conf import settings
 
-from qa.questions import Answer, InvalidQuestion, Options
+from qa.questions import InvalidQuestion, Options
 
 OPTION_NAMES = frozenset(field.name for field in fields(Options))
 
@@ -63,7 +63,7 @@ def answer_questions(*, requests: list[dict]) -> list[dict]:
         except InvalidQuestion as error:
             error.index = index
             raise
-        best = answers[0] if answers else Answer("", 0.0, 0, 0, no_answer=True)
+        best = answers[0]  # the engine always gives one (the no-answer when no span can be)
         # vars, not dataclasses.asdict: these are flat, and asdict's deep copy costs more.
         results.append({**vars(best), "answers": [dict(vars(answer)) for answer in answers]})
     return results

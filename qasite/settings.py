@@ -205,10 +205,17 @@ QA_PROXY_SECRET = os.environ.get("QA_PROXY_SECRET", "")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"withhold_messages": {"()": "qa.log_filters.WithholdExceptionMessages"}},
+    "filters": {
+        "withhold_messages": {"()": "qa.log_filters.WithholdExceptionMessages"},
+        "drop_no_loss_notice": {"()": "qa.log_filters.DropNoLossNotice"},
+    },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "filters": ["withhold_messages"]},
     },
-    "loggers": {"django": {"handlers": [], "propagate": True}},
+    "loggers": {
+        "django": {"handlers": [], "propagate": True},
+        # transformers logs through its own handler; this filter sits on the logger itself.
+        "transformers.modeling_utils": {"filters": ["drop_no_loss_notice"]},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
 }

@@ -48,12 +48,18 @@ OPTIONS = st.fixed_dictionaries(
 
 
 def assert_consistent_answers(context: str, answers: list[dict], top_k: int) -> None:
-    """The contract of every list of candidates, whatever the model thinks of the text."""
+    """The contract of every list of candidates, whatever the model thinks of the text: one to
+    top_k of them, best first, each a real span of the context (or the no-answer), none twice."""
     assert 1 <= len(answers) <= top_k
     scores = [answer["score"] for answer in answers]
     assert scores == sorted(scores, reverse=True)
     for answer in answers:
+        assert 0 <= answer["start"] <= answer["end"] <= len(context)
         assert context[answer["start"] : answer["end"]] == answer["answer"]
         assert 0 <= answer["score"] <= 1
         if answer["no_answer"]:
             assert (answer["answer"], answer["start"], answer["end"]) == ("", 0, 0)
+        else:
+            assert answer["answer"]  # the only empty answer is the no-answer
+    texts = [(answer["answer"].lower(), answer["no_answer"]) for answer in answers]
+    assert len(set(texts)) == len(texts)

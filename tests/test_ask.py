@@ -1,7 +1,9 @@
-"""`python manage.py ask`: the API's JSON on standard output."""
+"""`python manage.py ask` and `make ask`: answers as text on a terminal or as the API's JSON,
+and an error printed once."""
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 
@@ -11,10 +13,36 @@ from django.core.management import CommandError, call_command
 KIT_HO_CONTEXT = "I'm Kit-Ho Mak. I come from Hong Kong."
 
 
-def ask(*args) -> dict:
-    out = io.StringIO()
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def ask_output(*args, stdout=None) -> str:
+    out = stdout or io.StringIO()
     call_command("ask", *args, stdout=out)
-    return json.loads(out.getvalue())
+    return out.getvalue()
+
+
+def ask(*args) -> dict:
+    return json.loads(ask_output(*args))
+
+
+MANAGE_ASK = [sys.executable, "manage.py", "ask"]
+# The README's command; -o: the virtualenv running these tests is the one to use.
+MAKE_ASK = ["make", "--no-print-directory", "-o", ".venv/installed", "ask"]
+
+
+def run(settings, model, command: list[str], stdin: str | None = None):
+    """A command as a shell runs it, in a process of its own (its own logging, its own stderr)."""
+    return subprocess.run(
+        command,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=settings.BASE_DIR,
+        env={"QA_MODEL": str(model), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+    )
 
 
 def test_ask_prints_the_api_shape(tiny_model_settings):
@@ -22,6 +50,51 @@ def test_ask_prints_the_api_shape(tiny_model_settings):
     assert set(result) == {"answer", "score", "start", "end", "no_answer", "answers"}
     assert KIT_HO_CONTEXT[result["start"] : result["end"]] == result["answer"]
     assert len(result["answers"]) <= 2
+
+
+@pytest.mark.parametrize(
+    ("stdout", "options", "expected"),
+    [
+        ("piped", [], "json"),
+        ("terminal", [], "text"),
+        ("piped", ["--format", "text"], "text"),
+        ("terminal", ["--format", "json"], "json"),
+    ],
+)
+def test_ask_prints_text_on_a_terminal_and_json_otherwise(
+    tiny_model_settings, stdout, options, expected
+):
+    out = Terminal() if stdout == "terminal" else io.StringIO()
+    printed = ask_output("What is my name?", "--context", KIT_HO_CONTEXT, *options, stdout=out)
+    if expected == "json":
+        assert json.loads(printed)["answers"]
+    else:
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(printed)
+        assert " (score 0." in printed
+
+
+def test_ask_text_is_one_line_per_answer(tiny_model_settings):
+    """Each candidate: its text on one line, score and offsets; numbered when there are several;
+    the no-answer said in words."""
+    context = "Kit-Ho\nMak " * 3 + KIT_HO_CONTEXT
+    answers = ask("Who?", "--context", context, "--top-k", "5", "--allow-no-answer")["answers"]
+    printed = ask_output(
+        "Who?", "--context", context, "--top-k", "5", "--allow-no-answer", "--format", "text"
+    )
+    lines = printed.splitlines()
+    assert len(lines) == len(answers) > 1
+    for rank, (line, answer) in enumerate(zip(lines, answers), start=1):
+        if answer["no_answer"]:
+            assert line == f"{rank}. No answer in this context (score {answer['score']:.3f})"
+        else:
+            text = " ".join(answer["answer"].split())
+            assert line == (
+                f"{rank}. {text} (score {answer['score']:.3f}, "
+                f"characters {answer['start']}-{answer['end']})"
+            )
+    [single] = ask_output("Who?", "--context", KIT_HO_CONTEXT, "--format", "text").splitlines()
+    assert not single.startswith("1. ")
 
 
 def test_ask_reads_the_context_from_a_file(tiny_model_settings, tmp_path):
@@ -37,11 +110,19 @@ def test_ask_reads_the_context_from_stdin(tiny_model_settings, monkeypatch):
     assert KIT_HO_CONTEXT[result["start"] : result["end"]] == result["answer"]
 
 
-def test_ask_rejects_bad_input_clearly(tiny_model_settings):
-    with pytest.raises(CommandError, match="This field may not be blank"):
-        ask("   ", "--context", KIT_HO_CONTEXT)
-    with pytest.raises(CommandError, match="Cannot read"):
-        ask("Who?", "--context-file", "/nonexistent/file.txt")
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["   ", "--context", KIT_HO_CONTEXT], "question: This field may not be blank."),
+        (["Who?", "--context-file", "/nonexistent/file.txt"], "Cannot read /nonexistent/file.txt"),
+        (["Who?", "--context", KIT_HO_CONTEXT, "--top-k", "21"],
+         "top_k: Ensure this value is less than or equal to 20."),
+        (["Who?", "--context", "\u200b"], "context: The context contains no text"),
+    ],
+)
+def test_ask_rejects_bad_input_clearly(tiny_model_settings, args, message):
+    with pytest.raises(CommandError, match=message.replace("?", r"\?").replace(".", r"\.")):
+        ask(*args)
 
 
 def test_ask_reports_an_unavailable_model(settings, tmp_path):
@@ -50,13 +131,48 @@ def test_ask_reports_an_unavailable_model(settings, tmp_path):
         ask("Who?", "--context", KIT_HO_CONTEXT)
 
 
-def test_ask_from_the_command_line_with_the_real_model(real_model_dir, settings):
-    result = subprocess.run(
-        [sys.executable, "manage.py", "ask", "What is my name?", "--context", KIT_HO_CONTEXT],
-        capture_output=True,
-        text=True,
-        cwd=settings.BASE_DIR,
-        env={"QA_MODEL": str(real_model_dir), "PATH": "/usr/bin:/bin"},
+def test_ask_prints_an_unavailable_model_once(settings, tmp_path):
+    """The loader's log line said it before the command's error did: one message, on stderr."""
+    finished = run(settings, tmp_path / "missing", [*MANAGE_ASK, "Who?", "--context", "Kit"])
+    assert finished.returncode == 1
+    assert finished.stdout == ""
+    assert finished.stderr == (
+        "CommandError: The model is not available: The model directory does not exist.\n"
     )
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["answer"] == "Kit-Ho Mak"
+
+
+def test_ask_prints_only_the_answer(settings, modern_model_dir):
+    """No notice from transformers (loss_type) and no log of the load on stderr, unless -v 2."""
+    finished = run(settings, modern_model_dir, [*MANAGE_ASK, "Who?", "--context", KIT_HO_CONTEXT])
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stderr == ""
+    assert json.loads(finished.stdout)["answers"]
+    verbose = run(
+        settings, modern_model_dir, [*MANAGE_ASK, "Who?", "--context", KIT_HO_CONTEXT, "-v", "2"]
+    )
+    assert "QA model loaded in" in verbose.stderr and "loss_type" not in verbose.stderr
+
+
+def test_ask_from_the_command_line_with_the_real_model(real_model_dir, settings):
+    finished = run(
+        settings, real_model_dir, [*MANAGE_ASK, "What is my name?", "--context", KIT_HO_CONTEXT]
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert json.loads(finished.stdout)["answer"] == "Kit-Ho Mak"
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="make is not installed")
+def test_make_ask_passes_the_texts_verbatim(settings, modern_model_dir):
+    """`make ask` (the README's command) with quotes, a "$" and backquotes in the texts: the
+    offsets index the context exactly as typed. The context comes from standard input too."""
+    context = "It's \"$5\" for `Kit-Ho` $(Mak) $HOME"
+    typed = [*MAKE_ASK, "QUESTION=What's $5?", f"CONTEXT={context}", "ASK=--top-k 3"]
+    from_stdin = [*MAKE_ASK, "QUESTION=Who?"]
+    for finished in [
+        run(settings, modern_model_dir, typed),
+        run(settings, modern_model_dir, from_stdin, stdin=context),
+    ]:
+        assert finished.returncode == 0, finished.stderr
+        for answer in json.loads(finished.stdout)["answers"]:
+            assert 0 <= answer["start"] <= answer["end"] <= len(context)
+            assert context[answer["start"] : answer["end"]] == answer["answer"]

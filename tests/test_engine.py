@@ -8,9 +8,12 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 from hypothesis import event, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from qa.engine import MAX_BATCH_TOKENS, InvalidQuestion, Options, QuestionAnswerer
 from qa.loading import load_tokenizer
+from tests.conftest import REAL_MODEL, SPECIAL_TOKENS
 from tests.properties import OPTIONS, assert_consistent_answers, texts
 
 CONTEXT = "I'm Kit-Ho Mak. I come from Hong Kong."
@@ -40,8 +43,11 @@ class PointingForward:
 
 @pytest.fixture(scope="module")
 def tokenizer_parts(request):
-    directory = request.getfixturevalue("modern_model_dir")
-    return load_tokenizer(directory)
+    """The tiny model's tokenizer, [CLS]/[PAD] ids and length, the tokenizer set up as the engine
+    sets it up (typed special tokens are text), so that tests can count tokens as it does."""
+    tokenizer, special, max_length = load_tokenizer(request.getfixturevalue("modern_model_dir"))
+    tokenizer.encode_special_tokens = True
+    return tokenizer, special, max_length
 
 
 def make_answerer(tokenizer_parts, start, end, **kwargs):
@@ -162,21 +168,67 @@ def test_long_question_is_cut_to_max_question_len_tokens(tokenizer_parts):
     assert (token_type_ids == 0).sum() == 10 + 2  # [CLS] + 10 question tokens + [SEP]
 
 
-@pytest.mark.parametrize(
-    ("options", "field"),
-    [
-        (Options(max_seq_len=1000), "max_seq_len"),
-        (Options(max_seq_len=64, doc_stride=65), "doc_stride"),
-        (Options(max_seq_len=32, doc_stride=30), "doc_stride"),
-    ],
-)
-def test_impossible_window_shapes_are_refused_with_the_field_at_fault(
-    tokenizer_parts, options, field
+# Window shapes: (question tokens, context tokens, options, windows made or the field refused).
+# "who" and "a" are one token each; a pair takes 3 more ([CLS], [SEP], [SEP]).
+WINDOW_SHAPES = {
+    "fits exactly, v4's doc_stride": (10, 19, Options(max_seq_len=32), 1),
+    "fits, v4's doc_stride larger than the room": (20, 9, Options(max_seq_len=32), 1),
+    "fits, doc_stride larger than the room": (10, 19, Options(max_seq_len=32, doc_stride=25), 1),
+    "fits, doc_stride larger than the window": (10, 19, Options(max_seq_len=32, doc_stride=40), 1),
+    "fits once the question is cut": (40, 19, Options(max_seq_len=32, max_question_len=10), 1),
+    # Room 19, stride 16: a window every 3 tokens.
+    "needs several, v4's doc_stride": (10, 40, Options(max_seq_len=32), 8),
+    # Room 9: v4's 16 cannot work, half the room (4) does: a window every 5 tokens.
+    "needs several, v4's doc_stride larger than the room": (20, 30, Options(max_seq_len=32), 6),
+    "needs several, doc_stride larger than the room": (
+        10, 40, Options(max_seq_len=32, doc_stride=19), "doc_stride"
+    ),
+    "needs several, doc_stride larger than the window": (
+        10, 40, Options(max_seq_len=32, doc_stride=40), "doc_stride"
+    ),
+    "question fills the window": (29, 1, Options(max_seq_len=32), "question"),
+    "question longer than the window": (40, 1, Options(max_seq_len=32), "question"),
+    # Room 1: a window per token, 5,000 of 32 tokens, more than MAX_BATCH_TOKENS.
+    "too many windows of a derived doc_stride": (28, 5000, Options(max_seq_len=32), "max_seq_len"),
+    "max_seq_len over the model's": (1, 1, Options(max_seq_len=1000), "max_seq_len"),
+}
+
+
+@pytest.mark.parametrize("shape", WINDOW_SHAPES)
+def test_window_shapes_are_refused_only_when_the_context_needs_windows_they_cannot_cut(
+    tokenizer_parts, shape
 ):
-    answerer, _ = make_answerer(tokenizer_parts, "hong", "kong")
-    with pytest.raises(InvalidQuestion) as raised:
-        answerer.answer("What is the name of the city where I come from?", CONTEXT, options)
-    assert raised.value.field == field
+    """A context that fits in one window is answered whatever doc_stride is (it makes no second
+    window); a defaulted doc_stride that leaves no step between windows is derived anew; only a
+    caller's doc_stride, or a question that leaves no room, is refused, naming that field."""
+    question_tokens, context_tokens, options, expected = WINDOW_SHAPES[shape]
+    answerer, forward = make_answerer(tokenizer_parts, "a", "a")
+    question, context = "who " * question_tokens, "a " * context_tokens
+    if isinstance(expected, int):
+        answers = answerer.answer(question, context, options)
+        assert_consistent_answers(context, [asdict(a) for a in answers], options.top_k)
+        assert forward.batches[0][0].shape[0] == expected
+    else:
+        with pytest.raises(InvalidQuestion) as raised:
+            answerer.answer(question, context, options)
+        assert raised.value.field == expected
+        assert forward.batches == []
+
+
+def test_a_short_context_is_answered_in_a_window_too_small_for_v4s_doc_stride(tokenizer_parts):
+    """Issue 10's input: v4's doc_stride for 18-token windows is 9, more than the 3 tokens this
+    question (12 tokens here) leaves for the context; "Kit" (k ##i ##t) fits in those 3, so
+    nothing needs cutting: the answer, not a 400."""
+    answerer, forward = make_answerer(tokenizer_parts, "k", "##t")
+    [best] = answerer.answer("What is my name, please?", "Kit", Options(max_seq_len=18))
+    assert (best.answer, best.start, best.end) == ("Kit", 0, 3)
+    assert forward.batches[0][0].shape == (1, 18)
+
+
+def test_a_short_context_in_a_small_window_gets_v4s_answer_from_the_real_model(real_answerer):
+    """Issue 10's input as it was reported (7 question tokens, 6 left of 16, doc_stride 8)."""
+    [best] = real_answerer.answer("What is my name, please?", "Kit", Options(max_seq_len=16))
+    assert (best.answer, best.start, best.end, best.no_answer) == ("Kit", 0, 3, False)
 
 
 @pytest.mark.parametrize("context", ["\u200b\u200b", "\x00\x01", " \u200d "])
@@ -200,6 +252,207 @@ def test_context_without_readable_text_is_refused(tokenizer_parts, context):
 def test_offsets_index_the_original_text_for_any_unicode(tiny_answerer, context):
     for answer in tiny_answerer.answer("What is my name?", context, Options(top_k=5)):
         assert context[answer.start : answer.end] == answer.answer
+
+
+class SpecialTokenLover:
+    """A model that puts every answer on special tokens ([CLS], [SEP], ...) wherever they are:
+    one that would answer with a typed "[CLS]" if the window held one."""
+
+    def __init__(self, tokenizer):
+        added = tokenizer.get_added_tokens_decoder()
+        self.special_ids = [id for id, token in added.items() if token.special]
+        self.batches = []
+
+    def __call__(self, input_ids, attention_mask, token_type_ids):
+        self.batches.append(input_ids.copy())
+        logits = np.where(np.isin(input_ids, self.special_ids), 50.0, 0.0).astype(np.float32)
+        return logits, logits.copy()
+
+
+def special_token_answerer(tokenizer_parts):
+    tokenizer, special, max_length = tokenizer_parts
+    lover = SpecialTokenLover(tokenizer)
+    answerer = QuestionAnswerer(
+        tokenizer=tokenizer, forward=lover, special_tokens=special, model_max_length=max_length
+    )
+    return tokenizer, answerer, lover
+
+
+def test_the_table_below_covers_every_special_token_of_the_tokenizers(tokenizer_parts, request):
+    legacy = load_tokenizer(request.getfixturevalue("legacy_model_dir"))[0]
+    tokenizers = [tokenizer_parts[0], legacy]
+    if REAL_MODEL.is_dir():
+        tokenizers.append(load_tokenizer(REAL_MODEL)[0])
+    for tokenizer in tokenizers:
+        added = tokenizer.get_added_tokens_decoder().values()
+        assert {token.content for token in added if token.special} == set(SPECIAL_TOKENS)
+
+
+# Where a user may type a special token: (question, context), "{}" standing for it.
+TYPED_TOKEN_PLACES = {
+    "question start": ("{} what is my name?", CONTEXT),
+    "question end": ("Is it sunny today? {}", "Rain."),
+    "question only": ("{}", CONTEXT),
+    "question glued to words": ("what{}is my name?", CONTEXT),
+    "context start": ("What is my name?", "{} " + CONTEXT),
+    "context middle": ("What is my name?", "I'm Kit-Ho {} Mak."),
+    "context end": ("What is my name?", CONTEXT + " {}"),
+    "context only": ("What is my name?", "{}"),
+    "both, twice": ("{} what is {} my name?", "{}{} I'm Kit-Ho Mak. {}"),
+}
+
+
+@pytest.mark.parametrize("place", TYPED_TOKEN_PLACES)
+@pytest.mark.parametrize("token", SPECIAL_TOKENS)
+def test_a_special_token_typed_by_a_user_is_text(tokenizer_parts, token, place):
+    """Issue 10: "Is it sunny today? [CLS]" about "Rain." gave the answer "" at 19-24, past the
+    end of the context: the typed [CLS] was the [CLS] token, and v4's mask let any [CLS] answer.
+    Typed, "[CLS]" is the text "[cls]" is (the tokenizer lowercases): the same ids, never a
+    special token's, and the answer is a span of the context."""
+    tokenizer, answerer, lover = special_token_answerer(tokenizer_parts)
+    question, context = (part.replace("{}", token) for part in TYPED_TOKEN_PLACES[place])
+    answers = answerer.answer(question, context, Options(top_k=5))
+    assert_consistent_answers(context, [asdict(a) for a in answers], 5)
+    lowercase = [part.replace("{}", token.lower()) for part in TYPED_TOKEN_PLACES[place]]
+    answerer.answer(*lowercase, Options(top_k=5))
+    typed, as_text = lover.batches
+    assert typed.tolist() == as_text.tolist()
+    # The only special tokens are the pair's own; [UNK] stands for "[" and "]" (not in the vocab).
+    ids = {token: tokenizer.token_to_id(token) for token in SPECIAL_TOKENS}
+    assert [id for id in typed[0] if id in ids.values() and id != ids["[UNK]"]] == [
+        ids["[CLS]"], ids["[SEP]"], ids["[SEP]"]
+    ]
+
+
+def test_only_the_context_and_the_real_cls_can_answer_whatever_the_window_holds(tokenizer_parts):
+    """The decoding's own guard: a window whose question holds the [CLS] id (as a tokenizer that
+    matched typed special tokens made) still answers from the context only, and the no-answer
+    comes from the [CLS] at index 0 only."""
+    tokenizer, answerer, lover = special_token_answerer(tokenizer_parts)
+    tokenizer.encode_special_tokens = False
+    try:
+        answers = answerer.answer("[CLS] what [CLS] is my name? [MASK]", "Rain.", Options(top_k=5))
+        impossible = answerer.answer(
+            "[CLS] what [CLS] is my name?", "Rain.", Options(handle_impossible_answer=True)
+        )
+    finally:
+        tokenizer.encode_special_tokens = True
+    assert (lover.batches[0][0] == tokenizer.token_to_id("[CLS]")).sum() == 3
+    assert_consistent_answers("Rain.", [asdict(a) for a in answers], 5)
+    assert [(a.answer, a.no_answer) for a in impossible] == [("", True)]
+
+
+def test_a_typed_special_token_gets_an_answer_from_the_context_with_the_real_model(real_answerer):
+    for question, context in [("Is it sunny today? [CLS]", "Rain."),
+                              ("What is my name? [SEP] [CLS]", "[CLS] I'm Kit-Ho Mak. [SEP]")]:
+        answers = real_answerer.answer(question, context, Options(top_k=3))
+        assert_consistent_answers(context, [asdict(a) for a in answers], 3)
+    assert answers[0].answer == "Kit-Ho Mak"
+
+
+class ScriptedForward:
+    """A model whose logits are given per window position: (start, end) arrays of the window's
+    length, or a callable of the batch's shape."""
+
+    def __init__(self, logits):
+        self.logits = logits
+
+    def __call__(self, input_ids, attention_mask, token_type_ids):
+        start, end = self.logits(input_ids.shape) if callable(self.logits) else self.logits
+        return np.asarray(start, dtype=np.float32), np.asarray(end, dtype=np.float32)
+
+
+def scripted_answerer(tokenizer_parts, logits):
+    tokenizer, special, max_length = tokenizer_parts
+    return QuestionAnswerer(
+        tokenizer=tokenizer, forward=ScriptedForward(logits), special_tokens=special,
+        model_max_length=max_length,
+    )
+
+
+# "a " * 25 + "a": 51 characters, 26 one-token words; in a window of "who" they are tokens 3-28.
+FIFTY_ONE = "a " * 25 + "a"
+
+
+def peaks(shape, at: dict[int, float], base: float = 0.0):
+    logits = np.full(shape, base, dtype=np.float32)
+    for position, value in at.items():
+        logits[:, position] = value
+    return logits
+
+
+INF, NAN = float("inf"), float("nan")
+# Logits by window position for question "who", context FIFTY_ONE (30 tokens: [CLS] who [SEP]
+# a*26 [SEP]): (start, end, the (answer, start, end, no_answer) expected first, or None).
+DEGENERATE_LOGITS = {
+    "confident start late, end early (issue 10)": (
+        {28: 1e6}, {3: 1e6}, ("", 0, 0, True)),
+    "confident on the question and [SEP]s only": ({1: 1e6, 2: 1e6}, {1: 1e6, 29: 1e6}, None),
+    "confident of no answer": ({0: 1e6}, {0: 1e6}, ("", 0, 0, True)),
+    "+inf start late, end early": ({28: INF}, {3: INF}, ("", 0, 0, True)),
+    "+inf and consistent": ({3: INF}, {4: INF}, ("a a", 0, 3, False)),
+    "nan everywhere": ({i: NAN for i in range(30)}, {i: NAN for i in range(30)}, ("", 0, 0, True)),
+    "-inf everywhere": ({i: -INF for i in range(30)}, {i: -INF for i in range(30)},
+                        ("", 0, 0, True)),
+    "below the mask everywhere": ({i: -1e5 for i in range(30)}, {i: -1e5 for i in range(30)},
+                                  ("", 0, 0, True)),
+    "all equal": ({}, {}, None),
+    "ties between two spans": ({3: 1e6, 10: 1e6}, {3: 1e6, 10: 1e6}, None),
+}
+
+
+@pytest.mark.parametrize("handle_impossible_answer", [False, True])
+@pytest.mark.parametrize("case", DEGENERATE_LOGITS)
+def test_degenerate_logits_give_real_spans_or_the_no_answer(
+    tokenizer_parts, case, handle_impossible_answer
+):
+    """v4 fills its top-k with spans scoring 0, so confident but inconsistent logits gave the
+    answer "" at 50-10 of a 51-character context. Here every candidate is a span of the context
+    scoring above 0, or the no-answer; when no span scores above 0 the no-answer is the answer,
+    asked for or not, and top_k may give fewer candidates, never a phantom."""
+    start, end, expected = DEGENERATE_LOGITS[case]
+    answerer = scripted_answerer(
+        tokenizer_parts, lambda shape: (peaks(shape, start), peaks(shape, end))
+    )
+    options = Options(top_k=5, handle_impossible_answer=handle_impossible_answer)
+    answers = answerer.answer("who", FIFTY_ONE, options)
+    assert_consistent_answers(FIFTY_ONE, [asdict(a) for a in answers], 5)
+    best = answers[0]
+    if expected is not None:
+        assert (best.answer, best.start, best.end, best.no_answer) == expected
+
+
+def test_a_context_shorter_than_top_k_gets_fewer_candidates_not_empty_ones(tiny_answerer):
+    """Issue 10: top_k 3 about "abc" (one word) gave a second candidate "" scoring 0 at 0-0."""
+    answers = tiny_answerer.answer("a?", "abc", Options(top_k=3))
+    assert [(a.answer, a.start, a.end, a.no_answer) for a in answers] == [("abc", 0, 3, False)]
+    options = Options(top_k=3, handle_impossible_answer=True)
+    with_no_answer = tiny_answerer.answer("a?", "abc", options)
+    assert sorted((a.answer, a.no_answer) for a in with_no_answer) == [("", True), ("abc", False)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.data(),
+    context=st.sampled_from([CONTEXT, FIFTY_ONE, "abc", "a", "the city " * 40]),
+    options=OPTIONS,
+)
+def test_any_logits_of_any_magnitude_give_consistent_answers(
+    tokenizer_parts, data, context, options
+):
+    """Whatever a model gives (huge, tiny, infinite, NaN, tied): answers that are spans of the
+    context, non-empty but for the no-answer, scored in [0, 1], best first, each once."""
+    floats = st.floats(width=32) | st.sampled_from([0.0, 1e6, -1e6, INF, -INF, NAN])
+
+    def logits(shape):
+        return tuple(data.draw(arrays(np.float32, shape, elements=floats)) for _ in "se")
+
+    try:
+        answerer = scripted_answerer(tokenizer_parts, logits)
+        answers = answerer.answer("who?", context, Options(**options))
+    except InvalidQuestion:
+        return  # a window shape these options cannot cut (tested above)
+    assert_consistent_answers(context, [asdict(a) for a in answers], options.get("top_k", 1))
 
 
 RIVER = "the river was long and the city was built in the year 1200 " * 12
@@ -287,18 +540,32 @@ def test_options_that_would_make_too_many_windows_are_refused_before_any_is_made
         assert forward.batches == []
 
 
+def fits_in_one_window(tokenizer, question: str, context: str, options: Options) -> bool:
+    """Whether the context (with some text to read) and the question, cut to max_question_len,
+    fit in one window: the inputs no window shape may be refused for."""
+    def count(text):
+        return len(tokenizer.encode(text, add_special_tokens=False))
+
+    question_tokens = min(count(question), options.max_question_len)
+    context_tokens = count(context)
+    return 0 < context_tokens <= (options.max_seq_len or 384) - question_tokens - 3
+
+
 @settings(max_examples=1000, deadline=None)
 @given(question=texts(500), context=texts(20_000), options=OPTIONS)
 def test_any_text_with_any_options_gets_consistent_answers_or_a_refusal(
-    tiny_answerer, question, context, options
+    tiny_answerer, tokenizer_parts, question, context, options
 ):
-    """Any Unicode question and context within the limits, any options within their ranges
+    """Any Unicode question and context within the limits, any options within their ranges:
+    answers, or a refusal naming the field at fault, never for a context that fits in one window
     (--hypothesis-show-statistics shows how many were answered and refused)."""
+    options = Options(**options)
     try:
-        answers = tiny_answerer.answer(question, context, Options(**options))
+        answers = tiny_answerer.answer(question, context, options)
     except InvalidQuestion as refusal:
         event(f"refused: {refusal.field}")
-        assert refusal.field in {"context", "doc_stride"}
+        assert refusal.field in {"context", "doc_stride", "max_seq_len", "question"}
+        assert not fits_in_one_window(tokenizer_parts[0], question, context, options)
         return
     event("answered")
-    assert_consistent_answers(context, [asdict(a) for a in answers], options.get("top_k", 1))
+    assert_consistent_answers(context, [asdict(a) for a in answers], options.top_k)

@@ -1,4 +1,5 @@
-"""Logged tracebacks keep their frames and lose the exception's message."""
+"""Logged tracebacks keep their frames and lose the exception's message; one notice of
+transformers is dropped."""
 
 import io
 import logging
@@ -6,7 +7,7 @@ import sys
 
 from django.conf import settings
 
-from qa.log_filters import WithholdExceptionMessages
+from qa.log_filters import DropNoLossNotice, WithholdExceptionMessages
 
 
 def fail_with(message: str) -> None:
@@ -57,3 +58,17 @@ def test_every_log_record_goes_through_the_filter(client, settings, monkeypatch)
 def test_the_console_handler_is_the_only_handler_and_filters():
     assert settings.LOGGING["root"]["handlers"] == ["console"]
     assert settings.LOGGING["handlers"]["console"]["filters"] == ["withhold_messages"]
+
+
+def test_transformers_notice_of_no_loss_function_is_dropped_and_its_other_warnings_kept():
+    """Tracing a QA model printed "`loss_type=None` was set in the config but it is
+    unrecognized" on every load; transformers' other warnings (a head left untrained) stay."""
+    logger = logging.getLogger("transformers.modeling_utils")
+    assert any(isinstance(f, DropNoLossNotice) for f in logger.filters)
+
+    def record(message: str) -> logging.LogRecord:
+        return logger.makeRecord(logger.name, logging.WARNING, __file__, 1, message, (), None)
+
+    notice = "`loss_type=None` was set in the config but it is unrecognized. Using the default loss"
+    assert not logger.filter(record(notice))
+    assert logger.filter(record("Some weights of BertForQuestionAnswering were not initialized"))

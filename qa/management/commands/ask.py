@@ -1,5 +1,7 @@
 import json
+import logging
 import sys
+from contextlib import contextmanager
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -9,8 +11,9 @@ from qa.serializers import AnswerRequestSerializer
 
 class Command(BaseCommand):
     help = (
-        "Answer a question from a context and print the answer as JSON (the API's shape). "
-        "The context comes from --context, --context-file, or standard input."
+        "Answer a question about a context with the configured model (QA_MODEL). The context "
+        "comes from --context, --context-file, or standard input. Prints one line per answer on "
+        "a terminal, the API's JSON otherwise (or as --format says)."
     )
 
     def add_arguments(self, parser):
@@ -23,6 +26,12 @@ class Command(BaseCommand):
             "--allow-no-answer",
             action="store_true",
             help="The context may not contain the answer (handle_impossible_answer).",
+        )
+        parser.add_argument(
+            "--format",
+            choices=["text", "json"],
+            help="text: one line per answer (the default on a terminal); json: the API's response "
+            "body on one line (the default when the output is piped or redirected).",
         )
 
     def handle(self, *args, question, context, context_file, top_k, allow_no_answer, **options):
@@ -37,14 +46,20 @@ class Command(BaseCommand):
             }
         )
         if not serializer.is_valid():
-            raise CommandError(json.dumps(serializer.errors))
+            errors = serializer.errors.items()
+            raise CommandError(" ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors))
         try:
-            [result] = services.answer_questions(requests=[serializer.validated_data])
+            with loading_logs(shown=options["verbosity"] > 1):
+                [result] = services.answer_questions(requests=[serializer.validated_data])
         except services.InvalidQuestion as error:
             raise CommandError(f"{error.field}: {error}") from error
         except services.ModelUnavailable as error:
             raise CommandError(f"The model is not available: {error}") from error
-        self.stdout.write(json.dumps(result, ensure_ascii=False))
+        output_format = options["format"] or ("text" if self.stdout.isatty() else "json")
+        if output_format == "json":
+            self.stdout.write(json.dumps(result, ensure_ascii=False))
+        else:
+            self.stdout.write(as_text(result["answers"]))
 
     def _read_context(self, context_file: str | None) -> str:
         if context_file in (None, "-"):
@@ -56,3 +71,31 @@ class Command(BaseCommand):
                 return file.read()
         except (OSError, UnicodeDecodeError) as error:
             raise CommandError(f"Cannot read {context_file}: {error}") from error
+
+
+@contextmanager
+def loading_logs(*, shown: bool):
+    """The model loader logs its progress and failures for the operators of a server; on the
+    command line the answer, or the one error message, says it all, unless -v 2 asks for more."""
+    logger = logging.getLogger("qa")
+    level = logger.level
+    if not shown:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def as_text(answers: list[dict]) -> str:
+    """One line per answer, best first: its text (on one line), score and character offsets."""
+    lines = []
+    for rank, answer in enumerate(answers, start=1):
+        if answer["no_answer"]:
+            line = f"No answer in this context (score {answer['score']:.3f})"
+        else:
+            text = " ".join(answer["answer"].split())
+            where = f"characters {answer['start']}-{answer['end']}"
+            line = f"{text} (score {answer['score']:.3f}, {where})"
+        lines.append(f"{rank}. {line}" if len(answers) > 1 else line)
+    return "\n".join(lines)

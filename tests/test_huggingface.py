@@ -276,9 +276,11 @@ def test_a_list_of_inputs_holds_at_most_qa_max_batch_chars(live_server, tiny_mod
             "parameters.max_seq_len: Ensure this value is greater than or equal to 16.",
         ),
         (
-            {**KIT_HO, "doc_stride": 300, "max_seq_len": 256},
+            {**KIT_HO, "context": KIT_HO["context"] * 20, "doc_stride": 60, "max_seq_len": 64},
             400,
-            "parameters.doc_stride: doc_stride (300) may not be larger than max_seq_len (256).",
+            "parameters.doc_stride: The question takes 5 tokens, which leaves 56 tokens of each "
+            "64-token window for the context: doc_stride (60) must be smaller than that. Shorten "
+            "the question, lower doc_stride or raise max_seq_len.",
         ),
         (
             {**KIT_HO, "context": "\u200b\u200b"},

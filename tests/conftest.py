@@ -79,6 +79,12 @@ def unthrottled(settings):
     cache.clear()
 
 
+@pytest.fixture
+def transactional_db():
+    """pytest-django's live_server asks for it, to flush the database after each test; qasite
+    has no database."""
+
+
 @pytest.fixture(scope="session")
 def legacy_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("legacy-model"), legacy=True)

@@ -35,11 +35,6 @@ KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come fro
 expect.set_options(timeout=20_000)  # the first answer loads the model
 
 
-@pytest.fixture
-def transactional_db():
-    """live_server asks for it, to flush the database after each test; qasite has no database."""
-
-
 @pytest.fixture(scope="session")
 def browser():
     if not CHROMIUM.exists():

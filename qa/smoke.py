@@ -314,7 +314,8 @@ def run(
             checks.append(Check(name, FAIL, unreachable))
         elif name == "compression" and not compression:
             how = page.encoding or "uncompressed"
-            checks.append(Check(name, SKIP, f"{how}; not required (http://, or --compression skip)"))
+            why = "not required (http://, or --compression skip)"
+            checks.append(Check(name, SKIP, f"{how}; {why}"))
         else:
             checks.append(_timed(name, function, client, page)[0])
     checks.append(_timed("health", check_health, client, wait=wait, sleep=sleep, clock=clock)[0])

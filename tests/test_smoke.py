@@ -108,9 +108,8 @@ def stub_site():
     servers = []
 
     def serve(replaced=None, *, compress=False) -> str:
-        handler = type(
-            "Handler", (StubHandler,), {"routes": {**HEALTHY, **(replaced or {})}, "compress": compress}
-        )
+        routes = {**HEALTHY, **(replaced or {})}
+        handler = type("Handler", (StubHandler,), {"routes": routes, "compress": compress})
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         servers.append(server)
@@ -172,9 +171,9 @@ FAULTS = {
         "502, not JSON: <h1>502 Bad Gateway</h1>",
     ),
     "model failed to load": (
-        {("GET", "/api/health/"): lambda r: health(r, state="failed", status=503, error="No weights.")},
+        {("GET", "/api/health/"): lambda r: health(r, state="failed", status=503, error="Gone.")},
         {"health"},
-        "the model failed to load: No weights.",
+        "the model failed to load: Gone.",
     ),
     "model still loading": (
         {("GET", "/api/health/"): lambda r: health(r, state="loading")},

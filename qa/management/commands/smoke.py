@@ -21,8 +21,9 @@ class Command(BaseCommand):
             "--compression",
             choices=["auto", "require", "skip"],
             default="auto",
-            help="Whether the page must come back compressed: required for https:// URLs (CloudFront "
-            "compresses), skipped for http:// ones (runserver and gunicorn do not); default auto.",
+            help="Whether the page must come back compressed: required for https:// URLs "
+            "(CloudFront compresses), skipped for http:// ones (runserver and gunicorn do not); "
+            "default auto.",
         )
         parser.add_argument(
             "--wait",
@@ -54,6 +55,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"{check.status}  {check.name:{width}}  {check.detail}")
         if failed:
             names = ", ".join(check.name for check in failed)
-            raise CommandError(f"{len(failed)} of {len(checks)} checks failed: {names}", returncode=1)
+            summary = f"{len(failed)} of {len(checks)} checks failed: {names}"
+            raise CommandError(summary, returncode=1)
         if not as_json:
             self.stdout.write(self.style.SUCCESS(f"{url}: all checks passed"))

@@ -2,8 +2,9 @@
 
 Six checks, in order: the page (200, HTML, a strict Content-Security-Policy), its compression,
 health (``ready``, waiting while the model is ``idle`` or ``loading``), one answer, one 4xx, and
-the form's CSRF round trip (the page's cookie and token, posted back as a browser would). Each
-gives a Check: PASS, FAIL or SKIP, and one line saying why.
+the form's CSRF round trip (the page's cookie and token, posted back as a browser would); for an
+https:// site a seventh, that the page over plain HTTP redirects to HTTPS. Each gives a Check:
+PASS, FAIL or SKIP, and one line saying why.
 
 Standard library only (urllib), so it runs from the torch-free runtime tree as well as from a
 checkout: ``python manage.py smoke https://dxxxx.cloudfront.net`` (qa/management/commands/smoke.py).
@@ -280,6 +281,18 @@ def check_form(client: Client, api_answer: str | None) -> str:
     return f"csrftoken cookie and form token accepted; answer {answer!r}"
 
 
+def check_https_redirect(plain: Client) -> str:
+    """The page over plain HTTP redirects to the same host over HTTPS (``plain`` is a Client
+    for the site's http:// URL)."""
+    response = plain.get("", accept="text/html")
+    location = response.headers.get("Location", "")
+    secure = "https://" + urllib.parse.urlsplit(plain.base_url).netloc + "/"
+    if response.status not in (301, 302, 307, 308) or not location.startswith(secure):
+        where = f" to {location}" if location else ""
+        raise SmokeError(f"http:// answered {response.status}{where}, not a redirect to {secure}")
+    return f"http:// answers {response.status} to {location}"
+
+
 def _timed(name: str, function, *args, **kwargs) -> tuple[Check, object]:
     """Runs one check. A check returns its detail, or (detail, value) when a later check needs
     the value; the value (None when the check failed) comes back beside the Check."""
@@ -328,4 +341,7 @@ def run(
     checks.append(answer_check)
     checks.append(_timed("4xx", check_refusal, client)[0])
     checks.append(_timed("form", check_form, client, answer)[0])
+    if urllib.parse.urlsplit(client.base_url).scheme == "https":
+        plain = Client("http" + client.base_url.removeprefix("https"), timeout=timeout)
+        checks.append(_timed("https", check_https_redirect, plain)[0])
     return checks

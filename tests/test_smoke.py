@@ -295,6 +295,37 @@ def test_the_report_is_one_line_per_check_and_the_exit_status_is_1(stub_site):
     assert "CommandError: 1 of 6 checks failed: health" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "status, location, passes",
+    [
+        (301, "https://{host}/", True),
+        (308, "https://{host}/", True),
+        (200, "", False),
+        (301, "http://{host}/", False),
+        (302, "https://elsewhere.example/", False),
+    ],
+)
+def test_plain_http_must_redirect_to_the_same_host_over_https(stub_site, status, location, passes):
+    def front_page(request):
+        where = location.format(host=request.headers["Host"])
+        return status, {"Content-Type": "text/html", **({"Location": where} if where else {})}, b""
+
+    plain = smoke.Client(stub_site({("GET", "/"): front_page}), timeout=5)
+    if passes:
+        assert smoke.check_https_redirect(plain).startswith(f"http:// answers {status} to https://")
+    else:
+        with pytest.raises(smoke.SmokeError, match="not a redirect to https://127.0.0.1:"):
+            smoke.check_https_redirect(plain)
+
+
+def test_an_https_site_gets_the_redirect_check_too():
+    with socket.socket() as probe:  # nothing listens: every check fails, the redirect's included
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    report, error = smoke_report(f"https://127.0.0.1:{port}/")
+    assert list(statuses(report)) == CHECKS + ["https"] and error.returncode == 1
+
+
 @pytest.mark.parametrize("url", ["example.com", "ftp://example.com/", "https://"])
 def test_a_url_that_is_not_http_is_refused(url):
     with pytest.raises(CommandError, match="is not an http:// or https:// URL"):

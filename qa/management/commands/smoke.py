@@ -9,8 +9,9 @@ from qa import smoke
 class Command(BaseCommand):
     help = (
         "Smoke-test a running qasite at URL (e.g. the stack's CloudFrontUrl after a deploy): the "
-        "page (200, Content-Security-Policy, compression), health ready, one answer, one 4xx and "
-        "the form's CSRF round trip. One line per check; exits 1 if any check fails."
+        "page (200, Content-Security-Policy, compression), health ready, one answer, one 4xx, "
+        "the form's CSRF round trip and, for https://, the redirect from plain HTTP. One line per "
+        "check; exits 1 if any check fails."
     )
 
     def add_arguments(self, parser):

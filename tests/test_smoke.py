@@ -326,6 +326,16 @@ def test_an_https_site_gets_the_redirect_check_too():
     assert list(statuses(report)) == CHECKS + ["https"] and error.returncode == 1
 
 
+def test_the_checks_need_nothing_but_the_standard_library():
+    """So they run from any tree that has the app, the torch-free runtime tree included."""
+    code = "import sys; old = set(sys.modules); import qa.smoke; print(*set(sys.modules) - old)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    imported = {name.partition(".")[0] for name in result.stdout.split()}
+    assert imported - set(sys.stdlib_module_names) == {"qa"}, imported
+
+
 @pytest.mark.parametrize("url", ["example.com", "ftp://example.com/", "https://"])
 def test_a_url_that_is_not_http_is_refused(url):
     with pytest.raises(CommandError, match="is not an http:// or https:// URL"):

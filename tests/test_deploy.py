@@ -1,46 +1,11 @@
 """serverless.yml packages offline to valid CloudFormation, and the Dockerfile lints clean."""
 
 import json
-import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SERVERLESS = REPO / "node_modules" / ".bin" / "serverless"
-IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/qasite@sha256:" + "0" * 64
-BIN = Path(sys.executable).parent
-
-
-def package(tmp_path: Path, *params: str) -> dict:
-    """`serverless package` with no AWS credentials at all; the generated template."""
-    if not SERVERLESS.is_file():
-        pytest.skip("osls is not installed: `make test` runs npm ci")
-    shutil.copy(REPO / "serverless.yml", tmp_path)
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-        "AWS_CONFIG_FILE": str(tmp_path / "none"),
-        "SLS_TELEMETRY_DISABLED": "1",
-    }
-    args = [str(SERVERLESS), "package", f"--param=imageUri={IMAGE}"]
-    args += [f"--param={param}" for param in params]
-    result = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return tmp_path / ".serverless" / "cloudformation-template-update-stack.json"
-
-
-def cfn_lint(template: Path) -> None:
-    # W3005: the framework adds a DependsOn that a Ref already implies; harmless, not ours.
-    result = subprocess.run(
-        [str(BIN / "cfn-lint"), "--ignore-checks", "W3005", "--", str(template)],
-        capture_output=True, text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+from tests.deploying import BIN, IMAGE, REPO, cfn_lint, package
 
 
 @pytest.fixture(scope="module")

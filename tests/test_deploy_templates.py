@@ -1,0 +1,382 @@
+"""deploy/: the ECR repository and WAF templates lint clean and hold what they promise, and the
+deployer's IAM policy is a valid identity policy that allows what a deploy needs and little more.
+
+What a deploy needs is taken from CloudFormation itself: each resource type's schema (bundled
+with cfn-lint) lists the IAM permissions its create, read, update and delete handlers call with
+the deployer's credentials, and the resource types are those of the templates we really deploy.
+"""
+
+import fnmatch
+import functools
+import json
+import re
+from pathlib import Path
+
+import cfnlint
+import pytest
+from cfnlint.decode import cfn_yaml
+
+from tests.deploying import REPO, cfn_lint, package
+
+DEPLOY = REPO / "deploy"
+POLICY = DEPLOY / "deployer-policy.json"
+CFNLINT_DATA = Path(cfnlint.__file__).parent / "data"
+ACCOUNT = "123456789012"
+
+# Handler permissions the policy leaves out, and why: features the stack does not use, mostly.
+NOT_GRANTED = {
+    "apigateway:*Resource": "not IAM actions: API Gateway tags are PUT and DELETE on /tags/*",
+    "ec2:*": "the function runs outside any VPC",
+    "elasticfilesystem:*": "no file system is mounted",
+    "s3files:*": "no file system is mounted",
+    "kms:*": "only AWS-owned and AWS-managed keys: no customer managed key to use",
+    "logs:AssociateKmsKey": "log groups use CloudWatch's own encryption",
+    "logs:DisassociateKmsKey": "log groups use CloudWatch's own encryption",
+    "logs:CreateLogDelivery": "no vended log delivery",
+    "logs:PutBearerTokenAuthentication": "no log ingestion by bearer token",
+    "logs:PutResourcePolicy": "account-wide log resource policies are not a deployer's business",
+    "logs:DeleteResourcePolicy": "account-wide log resource policies are not a deployer's business",
+    "firehose:*": "no log delivery to Firehose",
+    "s3:REST.PUT.OBJECT": "not an IAM action (a log group's S3 export)",
+    "s3tables:*": "no S3 tables",
+    "s3:*MetadataTableConfiguration": "no S3 metadata tables",
+    "s3:UpdateBucketMetadata*": "no S3 metadata tables",
+    "payments:*": "no paid Marketplace rule groups",
+    "cloudfront:CreateDistributionWithTags": "not an IAM action: CreateDistribution, TagResource",
+    "cloudfront:*ConnectionGroup": "not a multi-tenant distribution",
+    "cloudfront:GetVpcOrigin": "the origin is public (API Gateway)",
+    "cloudfront:UpdateDistributionWithStagingConfig": "no continuous-deployment staging",
+    "lambda:GetLayerVersion": "no layers",
+    "lambda:*CodeSigningConfig": "no code signing",
+    "lambda:PassCapacityProvider": "no Lambda managed instances",
+    "lambda:AssociateRuntimeAlias": "no runtime alias",
+    "iam:AttachRolePolicy": "the function's role has inline policies only",
+    "iam:DetachRolePolicy": "the function's role has inline policies only",
+    "iam:*RolePermissionsBoundary": "no permissions boundary on the function's role",
+    # The deployment bucket is configured with encryption and a bucket policy, nothing else:
+    # its other features are neither set nor cleared by the framework.
+    "s3:*Analytics*": "deployment bucket: no analytics",
+    "s3:*Accelerate*": "deployment bucket: no transfer acceleration",
+    "s3:*Cors": "deployment bucket: no CORS",
+    "s3:*CORS": "deployment bucket: no CORS",
+    "s3:*Website": "deployment bucket: no website",
+    "s3:*Replication*": "deployment bucket: no replication",
+    "s3:*Inventory*": "deployment bucket: no inventory",
+    "s3:*IntelligentTiering*": "deployment bucket: no intelligent tiering",
+    "s3:*Metrics*": "deployment bucket: no request metrics",
+    "s3:*Logging": "deployment bucket: no access logging",
+    "s3:*Notification": "deployment bucket: no event notifications",
+    "s3:*ObjectLock*": "deployment bucket: no object lock",
+    "s3:*Abac": "deployment bucket: no attribute-based access control",
+    "s3:PutBucketAcl": "deployment bucket: ACLs stay disabled",
+    "s3:PutObjectAcl": "deployment bucket: ACLs stay disabled",
+    "s3:DeleteBucketEncryption": "deployment bucket: encryption is never removed",
+    "s3:DeleteBucketLifecycle": "deployment bucket: no lifecycle rules to remove",
+    "s3:TagResource": "deployment bucket: tagged with PutBucketTagging",
+    "s3:UntagResource": "deployment bucket: tagged with PutBucketTagging",
+    "s3:ListTagsForResource": "deployment bucket: tags read with GetBucketTagging",
+}
+
+# What the deployer does besides what CloudFormation's handlers do on its behalf.
+DEPLOY_STEPS = {
+    "cloudformation:*": "serverless and `aws cloudformation deploy` drive qasite's stacks",
+    "s3:GetBucketLocation": "serverless finds its deployment bucket's region",
+    "s3:PutObject": "serverless uploads the template to its deployment bucket",
+    "lambda:GetAccountSettings": "the concurrency quota check before a first deploy",
+    "ecr:GetAuthorizationToken": "docker login to the registry",
+    "ecr:BatchCheckLayerAvailability": "docker push",
+    "ecr:InitiateLayerUpload": "docker push",
+    "ecr:UploadLayerPart": "docker push",
+    "ecr:CompleteLayerUpload": "docker push",
+    "ecr:PutImage": "docker push",
+    "ecr:BatchGetImage": "docker buildx reads back what it pushed",
+    "ecr:GetDownloadUrlForLayer": "docker buildx reads back what it pushed",
+    "ecr:DescribeImages": "the pushed image's digest, to deploy by",
+    "ecr:DescribeImageScanFindings": "the scan on push's findings, read before deploying",
+    "ssm:GetParameters": "CloudFormation resolves {{resolve:ssm:...}} as the deployer",
+    "ssm:PutParameter": "the secrets are stored once, before the first deploy",
+    "logs:FilterLogEvents": "`serverless logs` after a deploy",
+}
+
+
+def load_template(path: Path) -> dict:
+    return cfn_yaml.load(str(path))
+
+
+@functools.cache
+def handler_permissions() -> dict[str, set[str]]:
+    """Resource type -> the permissions its CloudFormation handlers call, from the registry's
+    schemas that cfn-lint bundles."""
+    permissions = {}
+    for path in (CFNLINT_DATA / "schemas" / "resources").glob("*.json"):
+        schema = json.loads(path.read_text())
+        if "typeName" in schema:
+            permissions[schema["typeName"]] = {
+                permission
+                for handler in ("create", "read", "update", "delete")
+                for permission in schema.get("handlers", {}).get(handler, {}).get("permissions", [])
+            }
+    return permissions
+
+
+@functools.cache
+def iam_actions() -> dict[str, dict]:
+    """service -> {lowercase action: its entry} from the IAM reference data cfn-lint bundles."""
+    services = json.loads((CFNLINT_DATA / "AdditionalSpecs" / "Policies.json").read_text())
+    return {service: data["Actions"] for service, data in services.items()}
+
+
+def policy() -> dict:
+    return json.loads(POLICY.read_text())
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def statements() -> list[dict]:
+    return policy()["Statement"]
+
+
+def iam_pattern(pattern: str):
+    """An IAM wildcard (* any run of characters, ? one) as a regular expression."""
+    return re.compile(
+        "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern),
+        re.IGNORECASE,
+    )
+
+
+def allowed(action: str, resource: str | None = None) -> bool:
+    """Whether an Allow statement of the policy grants ``action`` (on ``resource``, an ARN, when
+    given), with ${aws:PrincipalAccount} standing for our test account."""
+    for statement in statements():
+        if not any(iam_pattern(a).fullmatch(action) for a in as_list(statement["Action"])):
+            continue
+        resources = [
+            r.replace("${aws:PrincipalAccount}", ACCOUNT) for r in as_list(statement["Resource"])
+        ]
+        if resource is None or any(iam_pattern(r).fullmatch(resource) for r in resources):
+            return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def deployed_templates(tmp_path_factory) -> dict[str, dict]:
+    """Every template a deploy creates stacks from: the site's (as serverless packages it), the
+    ECR repository's and the web ACL's."""
+    site = package(tmp_path_factory.mktemp("sls"))
+    return {
+        "serverless.yml": json.loads(site.read_text()),
+        "deploy/ecr.yml": load_template(DEPLOY / "ecr.yml"),
+        "deploy/waf.yml": load_template(DEPLOY / "waf.yml"),
+    }
+
+
+# --- The templates ---
+
+
+@pytest.mark.parametrize(
+    "template, regions",
+    [("ecr.yml", ["eu-west-1", "us-east-1", "ap-southeast-2"]), ("waf.yml", ["us-east-1"])],
+)
+def test_templates_pass_cfn_lint(template, regions):
+    cfn_lint(DEPLOY / template, "--regions", *regions)
+
+
+def test_ecr_repository_has_immutable_tags_scan_on_push_and_keeps_the_last_images():
+    template = load_template(DEPLOY / "ecr.yml")
+    repository = template["Resources"]["Repository"]
+    assert repository["DeletionPolicy"] == "Retain"
+    properties = repository["Properties"]
+    assert properties["ImageTagMutability"] == "IMMUTABLE"
+    assert properties["ImageScanningConfiguration"] == {"ScanOnPush": True}
+    defaults = {name: p["Default"] for name, p in template["Parameters"].items()}
+    text = properties["LifecyclePolicy"]["LifecyclePolicyText"]["Fn::Sub"]
+    rules = json.loads(re.sub(r"\$\{(\w+)\}", lambda m: str(defaults[m[1]]), text))["rules"]
+    untagged, keep = sorted(rules, key=lambda rule: rule["rulePriority"])
+    assert untagged["selection"] == {
+        "tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days",
+        "countNumber": defaults["UntaggedDays"],
+    }
+    # ECR requires the rule for "any" tag status to come last.
+    assert keep["selection"] == {
+        "tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": defaults["KeepImages"]
+    }
+    assert all(rule["action"] == {"type": "expire"} for rule in rules)
+    [statement] = properties["RepositoryPolicyText"]["Statement"]
+    assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}
+    assert sorted(statement["Action"]) == ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+    assert "function:qasite-*" in statement["Condition"]["StringLike"]["aws:sourceArn"]["Fn::Sub"]
+
+
+def test_web_acl_for_cloudfront_limits_each_address_over_five_minutes():
+    template = load_template(DEPLOY / "waf.yml")
+    [assertion] = template["Rules"]["InUsEast1"]["Assertions"]
+    assert assertion["Assert"] == {"Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]}
+    acl = template["Resources"]["WebAcl"]["Properties"]
+    assert acl["Scope"] == "CLOUDFRONT" and acl["DefaultAction"] == {"Allow": {}}
+    questions, requests, common = acl["Rules"]
+    for rule, limit in [(questions, "QuestionLimit"), (requests, "RequestLimit")]:
+        statement = rule["Statement"]["RateBasedStatement"]
+        assert statement["Limit"] == {"Ref": limit}
+        assert statement["EvaluationWindowSec"] == 300 and statement["AggregateKeyType"] == "IP"
+        response = rule["Action"]["Block"]["CustomResponse"]
+        assert response["ResponseCode"] == 429
+        body = acl["CustomResponseBodies"][response["CustomResponseBodyKey"]]
+        assert body["ContentType"] == "APPLICATION_JSON" and "detail" in json.loads(body["Content"])
+    scope_down = questions["Statement"]["RateBasedStatement"]["ScopeDownStatement"]
+    method = scope_down["ByteMatchStatement"]
+    assert method["FieldToMatch"] == {"Method": {}} and method["SearchString"] == "POST"
+    assert "ScopeDownStatement" not in requests["Statement"]["RateBasedStatement"]
+    # The in-app default (60 questions a minute) over WAF's 5-minute window.
+    assert template["Parameters"]["QuestionLimit"]["Default"] == 60 * 5
+    condition, managed, absent = common["Fn::If"]
+    assert condition == "WithCommonRules" and absent == {"Ref": "AWS::NoValue"}
+    assert template["Parameters"]["CommonRules"]["Default"] == "false"
+    group = managed["Statement"]["ManagedRuleGroupStatement"]
+    assert group["Name"] == "AWSManagedRulesCommonRuleSet"
+    counted = {o["Name"] for o in group["RuleActionOverrides"] if o["ActionToUse"] == {"Count": {}}}
+    # Questions and contexts are free text up to 20,000 characters: no body rule may block them.
+    assert {"SizeRestrictions_BODY", "CrossSiteScripting_BODY", "GenericLFI_BODY"} <= counted
+    assert template["Outputs"]["WebAclArn"]["Value"] == {"Fn::GetAtt": ["WebAcl", "Arn"]}
+
+
+# --- The deployer's policy ---
+
+
+def test_deployer_policy_is_an_iam_identity_policy():
+    document = policy()
+    assert set(document) == {"Version", "Statement"} and document["Version"] == "2012-10-17"
+    sids = [statement["Sid"] for statement in document["Statement"]]
+    assert len(sids) == len(set(sids)) and all(re.fullmatch(r"[A-Za-z0-9]+", s) for s in sids)
+    for statement in document["Statement"]:
+        assert set(statement) <= {"Sid", "Effect", "Action", "Resource", "Condition"}
+        assert statement["Effect"] == "Allow" and statement["Action"] and statement["Resource"]
+        # Policy variables must be ones IAM knows; only the account is used.
+        text = json.dumps(statement["Resource"])
+        assert set(re.findall(r"\$\{[^}]*\}", text)) <= {"${aws:PrincipalAccount}"}
+
+
+def test_deployer_policy_names_only_real_actions_and_no_service_wildcards():
+    known = iam_actions()
+    for statement in statements():
+        for action in as_list(statement["Action"]):
+            service, _, name = action.partition(":")
+            assert "*" not in action, action
+            assert name.lower() in known[service], f"{action} is not an IAM action"
+
+
+def test_deployer_policy_grants_all_resources_only_where_an_action_has_no_resource_type():
+    """An action that supports resource-level permissions is scoped; one that does not appears
+    only with Resource "*" (scoped, it would never apply)."""
+    known = iam_actions()
+    for statement in statements():
+        for action in as_list(statement["Action"]):
+            service, _, name = action.partition(":")
+            scoped = bool(known[service][name.lower()].get("Resources"))
+            assert scoped == (statement["Resource"] != "*"), action
+
+
+def not_granted(permission: str) -> bool:
+    return any(fnmatch.fnmatchcase(permission, pattern) for pattern in NOT_GRANTED)
+
+
+def test_deployer_policy_allows_every_handler_permission_of_every_deployed_resource(
+    deployed_templates,
+):
+    missing = {}
+    for name, template in deployed_templates.items():
+        for logical_id, resource in template["Resources"].items():
+            needed = handler_permissions()[resource["Type"]]
+            gaps = sorted(p for p in needed if not not_granted(p) and not allowed(p))
+            if gaps:
+                missing[f"{name}: {logical_id} ({resource['Type']})"] = gaps
+    assert not missing, json.dumps(missing, indent=2)
+
+
+def test_every_permission_left_out_is_one_some_deployed_resource_could_call(
+    deployed_templates,
+):
+    """The list of permissions left out stays honest: each entry matches something needed,
+    and none is granted after all."""
+    needed = {
+        permission
+        for template in deployed_templates.values()
+        for resource in template["Resources"].values()
+        for permission in handler_permissions()[resource["Type"]]
+    }
+    for pattern in NOT_GRANTED:
+        assert any(fnmatch.fnmatchcase(p, pattern) for p in needed), pattern
+        assert not allowed(pattern.replace("*", "X")), f"{pattern} is left out, yet granted"
+
+
+def test_deployer_policy_grants_nothing_a_deploy_does_not_use(deployed_templates):
+    needed = {
+        permission.lower()
+        for template in deployed_templates.values()
+        for resource in template["Resources"].values()
+        for permission in handler_permissions()[resource["Type"]]
+    }
+    for statement in statements():
+        for action in as_list(statement["Action"]):
+            step = any(fnmatch.fnmatchcase(action, pattern) for pattern in DEPLOY_STEPS)
+            assert action.lower() in needed or step, f"{action}: what needs it?"
+    for pattern in DEPLOY_STEPS:
+        assert allowed(pattern.replace("*", "CreateStack")), pattern
+
+
+@pytest.mark.parametrize(
+    "action, resource",
+    [
+        ("cloudformation:UpdateStack", "arn:aws:cloudformation:eu-west-1:{a}:stack/qasite-prod/1"),
+        (
+            "cloudformation:CreateStack",
+            "arn:aws:cloudformation:us-east-1:{a}:stack/qasite-prod-waf/5e6f",
+        ),
+        ("cloudformation:CreateStack", "arn:aws:cloudformation:eu-west-1:{a}:stack/qasite-ecr/1"),
+        ("s3:PutObject", "arn:aws:s3:::qasite-prod-serverlessdeploymentbucket-1x2y3z/serverless/x"),
+        ("lambda:UpdateFunctionCode", "arn:aws:lambda:eu-west-1:{a}:function:qasite-prod-web"),
+        ("lambda:PublishVersion", "arn:aws:lambda:eu-west-1:{a}:function:qasite-prod-web"),
+        ("lambda:DeleteFunction", "arn:aws:lambda:eu-west-1:{a}:function:qasite-prod-web:7"),
+        ("iam:PassRole", "arn:aws:iam::{a}:role/qasite-prod-eu-west-1-lambdaRole"),
+        (
+            "logs:PutRetentionPolicy",
+            "arn:aws:logs:eu-west-1:{a}:log-group:/aws/lambda/qasite-prod-web",
+        ),
+        ("events:PutRule", "arn:aws:events:eu-west-1:{a}:rule/qasite-prod-WebEventsRule-AB"),
+        ("ssm:GetParameters", "arn:aws:ssm:eu-west-1:{a}:parameter/qasite/prod/origin-secret"),
+        ("ecr:PutImage", "arn:aws:ecr:eu-west-1:{a}:repository/qasite"),
+        ("wafv2:CreateWebACL", "arn:aws:wafv2:us-east-1:{a}:global/webacl/qasite-prod/1234"),
+        ("cloudfront:UpdateDistribution", "arn:aws:cloudfront::{a}:distribution/E2QWRUHEXAMPLE"),
+    ],
+)
+def test_deployer_policy_covers_the_names_qasite_uses(action, resource):
+    assert allowed(action, resource.format(a=ACCOUNT))
+
+
+@pytest.mark.parametrize(
+    "action, resource",
+    [
+        ("lambda:UpdateFunctionCode", "arn:aws:lambda:eu-west-1:{a}:function:payments-prod-api"),
+        ("lambda:UpdateFunctionCode", "arn:aws:lambda:eu-west-1:999999999999:function:qasite-x"),
+        ("iam:CreateRole", "arn:aws:iam::{a}:role/admin"),
+        ("iam:PutRolePolicy", "arn:aws:iam::{a}:role/OrganizationAccountAccessRole"),
+        ("cloudformation:DeleteStack", "arn:aws:cloudformation:eu-west-1:{a}:stack/billing/1"),
+        ("s3:GetObject", "arn:aws:s3:::company-backups/db.sql"),
+        ("ssm:GetParameter", "arn:aws:ssm:eu-west-1:{a}:parameter/payments/db-password"),
+        ("ecr:PutImage", "arn:aws:ecr:eu-west-1:{a}:repository/other"),
+        ("logs:DeleteLogGroup", "arn:aws:logs:eu-west-1:{a}:log-group:/aws/lambda/other"),
+        ("iam:CreateUser", "arn:aws:iam::{a}:user/qasite-deployer"),
+        ("iam:CreatePolicyVersion", "arn:aws:iam::{a}:policy/qasite-deployer"),
+        ("sts:AssumeRole", "arn:aws:iam::{a}:role/qasite-prod-eu-west-1-lambdaRole"),
+    ],
+)
+def test_deployer_policy_reaches_nothing_else(action, resource):
+    assert not allowed(action, resource.format(a=ACCOUNT))
+
+
+def test_the_deployer_may_pass_the_function_role_to_lambda_only():
+    [statement] = [s for s in statements() if "iam:PassRole" in as_list(s["Action"])]
+    assert statement["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}
+    }

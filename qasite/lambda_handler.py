@@ -2,7 +2,8 @@
 
 Importing this module is Lambda's init phase, so it loads the model here: init (and a SnapStart
 snapshot) pays for the load, not the first user. Only /tmp is writable on Lambda, so every cache
-is pointed there before anything that might write one is imported.
+is pointed there before anything that might write one is imported. With SnapStart, every instance
+is restored from one snapshot of that init; ``after_restore`` makes each its own.
 
 Run it locally on an event file: ``python -m qasite.lambda_handler events/http-api-v2-get-index.json``.
 """
@@ -23,9 +24,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qasite.settings")
 import binascii  # noqa: E402
 import contextlib  # noqa: E402
 import json  # noqa: E402
+import random  # noqa: E402
 import time  # noqa: E402
 
 from apig_wsgi import make_lambda_handler  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core.cache import caches  # noqa: E402
+from django.core.management.utils import get_random_secret_key  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
 from qa.loading import ModelLoadError  # noqa: E402
@@ -39,6 +44,33 @@ except ModelLoadError:
     pass  # remembered: health reports it, requests answer 503 and retry the load later
 
 _cold = True
+
+
+def after_restore() -> None:
+    """Reset what init left in the process that must not be shared by instances restored from
+    one SnapStart snapshot: the cold-start flag (an instance's first request is its cold start),
+    the rate-limit counters (Django's local-memory cache: each instance counts its own clients),
+    Python's random generator, and Django's secret key when init generated it (no
+    DJANGO_SECRET_KEY). Randomness from the operating system (``secrets``, ``uuid4``) is fresh
+    in each instance anyway. Source: AWS Lambda's guide, "Handling uniqueness with Lambda
+    SnapStart"; the runtime calls this after each restore.
+    """
+    global _cold
+    _cold = True
+    for cache in caches.all():
+        cache.clear()
+    random.seed()
+    if not os.environ.get("DJANGO_SECRET_KEY"):
+        settings.SECRET_KEY = get_random_secret_key()
+
+
+try:
+    # Lambda's Python runtime provides it (SnapStart's hooks); elsewhere nothing is restored.
+    from snapshot_restore_py import register_after_restore
+except ImportError:
+    pass
+else:
+    register_after_restore(after_restore)
 
 
 def is_keep_warm(event: dict) -> bool:

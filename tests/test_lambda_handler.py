@@ -1,9 +1,9 @@
 """Real-shaped API Gateway, ALB and function URL events through the real Lambda handler."""
 
-import base64
 import json
 import logging
 import os
+import random
 import subprocess
 import sys
 import textwrap
@@ -16,62 +16,12 @@ import pytest
 
 from qa import services
 from qasite import lambda_handler
+from tests.events import EVENTS, V2_KINDS, body_of, header, make_event, set_cookies
 
-EVENTS = Path(__file__).resolve().parent.parent / "events"
 KINDS = ["http-api-v2", "rest-api-v1", "alb", "function-url"]
-V2_KINDS = {"http-api-v2", "function-url"}
 KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
 CSRF_SECRET = "k" * 32
 CLOUDFRONT = "https://d111111abcdef8.cloudfront.net"
-
-
-def make_event(kind, method="GET", path="/", *, body=None, headers=None, cookies=None, b64=False):
-    """One of the events/ fixtures, changed to carry another request."""
-    event = json.loads((EVENTS / f"{kind}.json").read_text())
-    headers = {name.lower(): value for name, value in (headers or {}).items()}
-    if body is not None:
-        raw = body.encode()
-        headers["content-length"] = str(len(raw))
-        event["body"] = base64.b64encode(raw).decode() if b64 else body
-        event["isBase64Encoded"] = b64
-    if kind in V2_KINDS:
-        event["rawPath"] = event["requestContext"]["http"]["path"] = path
-        event["requestContext"]["http"]["method"] = method
-        event["cookies"] = [f"{name}={value}" for name, value in (cookies or {}).items()]
-    else:
-        event["path"] = path
-        event["httpMethod"] = method
-        if cookies:
-            headers["cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
-    for key in ("headers", "multiValueHeaders"):
-        if key in event:
-            kept = {k: v for k, v in event[key].items() if k.lower() not in headers}
-            added = headers if key == "headers" else {k: [v] for k, v in headers.items()}
-            event[key] = {**kept, **added}
-    return event
-
-
-def header(response, name):
-    """A response header, whichever of headers / multiValueHeaders the event shape uses."""
-    for key, value in response.get("headers", {}).items():
-        if key.lower() == name.lower():
-            return value
-    for key, values in response.get("multiValueHeaders", {}).items():
-        if key.lower() == name.lower():
-            return values[0]
-    return None
-
-
-def set_cookies(response) -> list[str]:
-    if "cookies" in response:
-        return response["cookies"]
-    values = [v for k, vs in response.get("multiValueHeaders", {}).items() if k.lower() == "set-cookie" for v in vs]
-    return values or [v for k, v in response.get("headers", {}).items() if k.lower() == "set-cookie"]
-
-
-def body_of(response) -> str:
-    body = response.get("body", "")
-    return base64.b64decode(body).decode() if response.get("isBase64Encoded") else body
 
 
 @pytest.fixture
@@ -227,6 +177,63 @@ def test_one_json_log_line_per_request(lambda_settings, capsys, monkeypatch):
         "request_id": Context.aws_request_id,
     }
     assert second["cold_start"] is False
+
+
+# --- SnapStart: an instance restored from a snapshot is its own --------------------------------
+
+
+@pytest.mark.parametrize("configured_key", [False, True])
+def test_after_restore_resets_what_init_left_behind(lambda_settings, monkeypatch, capsys, configured_key):
+    """Every instance restored from one snapshot starts with the state init left: after restore
+    (the runtime calls the hooks registered with snapshot_restore_py, as awslambdaric does), its
+    first request is a cold start, no client is throttled by counts made before the snapshot,
+    Python's random generator differs, and so does Django's key unless one is configured."""
+    from django.conf import settings
+    from snapshot_restore_py import get_after_restore
+
+    assert (lambda_handler.after_restore, (), {}) in get_after_restore()
+    lambda_settings.QA_THROTTLE_RATE = "1/min"
+    lambda_settings.SECRET_KEY = "configured-" * 5
+    if configured_key:
+        monkeypatch.setenv("DJANGO_SECRET_KEY", lambda_settings.SECRET_KEY)
+    else:
+        monkeypatch.delenv("DJANGO_SECRET_KEY", raising=False)
+    monkeypatch.setattr(lambda_handler, "_cold", True)
+    event = make_event(
+        "http-api-v2", "POST", "/api/answer/", body=json.dumps(KIT_HO),
+        headers={"Content-Type": "application/json"},
+    )
+    assert [invoke(event)["statusCode"] for _ in range(2)] == [200, 429]  # before the snapshot
+    random_state = random.getstate()
+    capsys.readouterr()
+
+    for hook, args, kwargs in get_after_restore():
+        hook(*args, **kwargs)
+
+    assert invoke(event)["statusCode"] == 200
+    assert json.loads(capsys.readouterr().out)["cold_start"] is True
+    assert random.getstate() != random_state
+    assert (settings.SECRET_KEY == "configured-" * 5) is configured_key
+    assert len(settings.SECRET_KEY) >= 50
+
+
+def test_handler_loads_without_snapshot_hooks(modern_model_dir, tmp_path):
+    """Outside Lambda's managed runtime snapshot_restore_py may be missing: nothing is restored
+    there, and the handler imports and answers all the same."""
+    script = (
+        "import sys, json; sys.modules['snapshot_restore_py'] = None; "
+        "from qasite.lambda_handler import handler; "
+        f"event = json.load(open({str(EVENTS / 'http-api-v2-post-answer.json')!r})); "
+        "print(handler(event, None)['statusCode'])"
+    )
+    env = {
+        "PATH": os.environ["PATH"], "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
+        "QA_MODEL": str(modern_model_dir), "DJANGO_ALLOWED_HOSTS": ".amazonaws.com",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "200"
 
 
 # --- what users send is never logged ------------------------------------------------------------

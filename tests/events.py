@@ -1,0 +1,59 @@
+"""Lambda events for tests: the real-shaped payloads in events/, changed to carry any request,
+and what a handler's response holds. Standard library only: a runtime tree's own Python (3.12,
+no pytest) runs events made here."""
+
+import base64
+import json
+from pathlib import Path
+
+EVENTS = Path(__file__).resolve().parent.parent / "events"
+V2_KINDS = {"http-api-v2", "function-url"}
+
+
+def make_event(kind, method="GET", path="/", *, body=None, headers=None, cookies=None, b64=False):
+    """One of the events/ fixtures, changed to carry another request."""
+    event = json.loads((EVENTS / f"{kind}.json").read_text())
+    headers = {name.lower(): value for name, value in (headers or {}).items()}
+    if body is not None:
+        raw = body.encode()
+        headers["content-length"] = str(len(raw))
+        event["body"] = base64.b64encode(raw).decode() if b64 else body
+        event["isBase64Encoded"] = b64
+    if kind in V2_KINDS:
+        event["rawPath"] = event["requestContext"]["http"]["path"] = path
+        event["requestContext"]["http"]["method"] = method
+        event["cookies"] = [f"{name}={value}" for name, value in (cookies or {}).items()]
+    else:
+        event["path"] = path
+        event["httpMethod"] = method
+        if cookies:
+            headers["cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
+    for key in ("headers", "multiValueHeaders"):
+        if key in event:
+            kept = {k: v for k, v in event[key].items() if k.lower() not in headers}
+            added = headers if key == "headers" else {k: [v] for k, v in headers.items()}
+            event[key] = {**kept, **added}
+    return event
+
+
+def header(response, name):
+    """A response header, whichever of headers / multiValueHeaders the event shape uses."""
+    for key, value in response.get("headers", {}).items():
+        if key.lower() == name.lower():
+            return value
+    for key, values in response.get("multiValueHeaders", {}).items():
+        if key.lower() == name.lower():
+            return values[0]
+    return None
+
+
+def set_cookies(response) -> list[str]:
+    if "cookies" in response:
+        return response["cookies"]
+    values = [v for k, vs in response.get("multiValueHeaders", {}).items() if k.lower() == "set-cookie" for v in vs]
+    return values or [v for k, v in response.get("headers", {}).items() if k.lower() == "set-cookie"]
+
+
+def body_of(response) -> str:
+    body = response.get("body", "")
+    return base64.b64decode(body).decode() if response.get("isBase64Encoded") else body

@@ -37,8 +37,8 @@ if [[ -f "$target/model/model.torchscript.pt" && -f "$target/model/model.bf16.to
         rpds rpds_py-*.dist-info attr attrs attrs-*.dist-info)
     PYTHONPATH="$target" "$python" -S -c "
 from qa.loading import load_answerer
-for fast in (False, True):
-    [answer] = load_answerer('$target/model', threads=1, fast=fast).answer('Who?', 'Kit-Ho Mak is here.')
+for engine in ({'engine': 'onnx'}, {'engine': 'torch'}, {'engine': 'torch', 'fast': True}):
+    [answer] = load_answerer('$target/model', threads=1, **engine).answer('Who?', 'Kit-Ho Mak is here.')
     assert 'Kit-Ho Mak is here.'[answer.start:answer.end] == answer.answer
 "
 fi

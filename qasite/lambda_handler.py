@@ -33,7 +33,7 @@ from django.core.cache import caches  # noqa: E402
 from django.core.management.utils import get_random_secret_key  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
-from qa.loading import ModelLoadError  # noqa: E402
+from qa.model_files import ModelLoadError  # noqa: E402
 from qa.services import lazy_answerer  # noqa: E402
 
 wsgi_handler = make_lambda_handler(get_wsgi_application(), binary_support=True)

@@ -4,6 +4,7 @@ real trained model and SQuAD sample from ../shared when they are there."""
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,9 @@ import pytest
 
 # No test may reach the network: a hub id fails at once instead of trying to download.
 os.environ["HF_HUB_OFFLINE"] = "1"
+# Graphs the onnx engine exports from the test models are cached here, not in the user's cache
+# (servers the tests start inherit it; in-process tests get it from the unthrottled fixture).
+os.environ["QA_CACHE_DIR"] = tempfile.mkdtemp(prefix="qasite-tests-")
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 REAL_MODEL = SHARED / "models" / "qa-minilm-squad"
@@ -72,10 +76,12 @@ def build_tiny_model(directory: Path, *, legacy: bool, seed: int = 0) -> Path:
 @pytest.fixture(autouse=True)
 def unthrottled(settings):
     """An empty cache (the rate limiter's memory) and a rate no test reaches, for every test:
-    tests/test_throttling.py sets low rates to test the limit itself."""
+    tests/test_throttling.py sets low rates to test the limit itself. ONNX graphs are cached
+    in the tests' own directory."""
     from django.core.cache import cache
 
     settings.QA_THROTTLE_RATE = "100000/min"
+    settings.QA_CACHE_DIR = Path(os.environ["QA_CACHE_DIR"])
     cache.clear()
 
 
@@ -92,6 +98,16 @@ def modern_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session", params=["legacy", "modern"])
 def tiny_model_dir(request) -> Path:
     return request.getfixturevalue(f"{request.param}_model_dir")
+
+
+@pytest.fixture(scope="session")
+def baked_model_dir(tmp_path_factory, legacy_model_dir) -> Path:
+    """The tiny model as fetch_model bakes it: ONNX graph, TorchScript traces, safetensors."""
+    from qa.baking import save_for_serving
+
+    directory = tmp_path_factory.mktemp("baked-model")
+    save_for_serving(legacy_model_dir, directory)
+    return directory
 
 
 @pytest.fixture(scope="session")

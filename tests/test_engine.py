@@ -10,7 +10,7 @@ import pytest
 from hypothesis import event, given, settings
 
 from qa.engine import MAX_BATCH_TOKENS, InvalidQuestion, Options, QuestionAnswerer
-from qa.loading import load_tokenizer
+from qa.tokenization import load_tokenizer
 from tests.properties import OPTIONS, assert_consistent_answers, texts
 
 CONTEXT = "I'm Kit-Ho Mak. I come from Hong Kong."

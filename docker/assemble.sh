@@ -27,7 +27,7 @@ cp "$model"/{model.onnx,config.json,tokenizer.json,tokenizer_config.json} "$targ
 if [[ $arch == "$(uname -m)" || ($arch == arm64 && $(uname -m) == aarch64) ]]; then
     # -S: no site-packages, so nothing outside the tree can stand in for what it lacks.
     PYTHONPATH="$target" QA_MODEL="$target/model" DJANGO_ALLOWED_HOSTS=.amazonaws.com \
-        HF_HUB_OFFLINE=1 "$python" -S -B - "$here/events/http-api-v2-post-answer.json" <<'CHECK'
+        HF_HUB_OFFLINE=1 "$python" -S -B - "$here/events/http-api-v2-post-answer.json" >/dev/null <<'CHECK'
 import json, sys
 from qasite.lambda_handler import handler
 event = json.load(open(sys.argv[1]))

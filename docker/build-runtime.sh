@@ -33,9 +33,11 @@ before=$(size "$target")
 # - ONNX Runtime: the C API library (the Python module links the runtime in; it loads only the
 #   tiny providers_shared library), and the optimisation, quantisation, conversion and test tools.
 rm -rf "$target"/onnxruntime/capi/libonnxruntime.so.* "$target"/onnxruntime/{backend,datasets,quantization,tools,transformers}
-# - numpy: its tests, the Fortran wrapper generator, C headers, type stubs.
+# - numpy: its tests and SIMD test module, the Fortran wrapper generator, C headers and
+#   libraries, type stubs.
 find "$target/numpy" -type d -name tests -prune -exec rm -rf {} +
-rm -rf "$target"/numpy/{f2py,_pyinstaller,typing,_typing,_core/include,_core/lib,doc}
+rm -f "$target"/numpy/_core/_simd.*
+rm -rf "$target"/numpy/{f2py,_pyinstaller,_core/include,_core/lib,doc}
 find "$target/numpy" -name '*.pyi' -delete
 # - Django: apps and translations the project does not use (USE_I18N is off).
 rm -rf "$target"/django/contrib/{admin/static,flatpages,gis,humanize,postgres,redirects,sitemaps,sites,syndication}

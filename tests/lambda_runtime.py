@@ -51,7 +51,7 @@ def lambda_environment(task_root: Path, home: Path, **variables: str) -> dict:
         "QA_MODEL_NAME": "baked",
         "HF_HUB_OFFLINE": "1",
         "DJANGO_HTTPS": "1",
-        "DJANGO_ALLOWED_HOSTS": ".execute-api.eu-west-1.amazonaws.com,.elb.amazonaws.com",
+        "DJANGO_ALLOWED_HOSTS": ".execute-api.eu-west-1.amazonaws.com,.elb.amazonaws.com,.on.aws",
         "DJANGO_CSRF_TRUSTED_ORIGINS": CLOUDFRONT,
         **variables,
     }

@@ -23,7 +23,7 @@ if unzipped >= LIMIT:
              "unzipped; deploy this model as the container image (package=image)")
 # The same tree gives the same bytes (so the same CodeSha256): entries in order, timestamps
 # fixed. World-readable, as Lambda runs the code as another user than the one who unpacks it.
-with zipfile.ZipFile(out + ".part", "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+with zipfile.ZipFile(out + ".part", "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
     for name in files:
         path = os.path.join(tree, name)
         info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
@@ -31,7 +31,7 @@ with zipfile.ZipFile(out + ".part", "w", zipfile.ZIP_DEFLATED, compresslevel=9) 
         info.external_attr = (0o100000 | mode) << 16
         info.compress_type = zipfile.ZIP_DEFLATED
         with open(path, "rb") as source:
-            archive.writestr(info, source.read(), compresslevel=9)
+            archive.writestr(info, source.read(), compresslevel=6)
 os.replace(out + ".part", out)
 print(f"{out}: {os.path.getsize(out) / 1e6:.0f} MB, {unzipped / 1e6:.0f} MB unzipped "
       f"(Lambda's limit: {LIMIT / 1e6:.0f} MB)")

@@ -35,8 +35,18 @@ def tiny_vocab() -> list[str]:
     return SPECIAL_TOKENS + PUNCTUATION + pieces + [w for w in WORDS if w not in pieces]
 
 
-def build_tiny_model(directory: Path, *, legacy: bool, seed: int = 0) -> Path:
-    """A randomly initialised BertForQuestionAnswering with a small WordPiece vocab.
+TINY_SHAPE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+# The production model's shape (mrm8488/bert-tiny-5-finetuned-squadv2's config.json), with BERT's
+# 30,522-token vocabulary.
+BERT_TINY_SHAPE = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 512}
+BERT_VOCAB_SIZE = 30_522
+
+
+def build_tiny_model(
+    directory: Path, *, legacy: bool, seed: int = 0, shape: dict = TINY_SHAPE, vocab_size: int = 0
+) -> Path:
+    """A randomly initialised BertForQuestionAnswering with a small WordPiece vocab (padded with
+    unused tokens to vocab_size, if given).
 
     legacy=True writes the layout of mrm8488/bert-tiny-5-finetuned-squadv2 on the hub (config.json,
     pytorch_model.bin, vocab.txt); otherwise the modern one (model.safetensors, tokenizer.json).
@@ -47,16 +57,10 @@ def build_tiny_model(directory: Path, *, legacy: bool, seed: int = 0) -> Path:
 
     directory.mkdir(parents=True, exist_ok=True)
     vocab = tiny_vocab()
+    vocab += [f"[unused{index}]" for index in range(vocab_size - len(vocab))]
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-    )
+    config = BertConfig(vocab_size=len(vocab), max_position_embeddings=512, **shape)
     model = BertForQuestionAnswering(config).eval()
     if legacy:
         config.save_pretrained(directory)
@@ -93,6 +97,15 @@ def legacy_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def modern_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("modern-model"), legacy=False)
+
+
+@pytest.fixture(scope="session")
+def production_shape_model_dir(tmp_path_factory) -> Path:
+    """Random weights of the production model's shape and size: for sizes, not answers."""
+    return build_tiny_model(
+        tmp_path_factory.mktemp("production-shape-model"), legacy=False, shape=BERT_TINY_SHAPE,
+        vocab_size=BERT_VOCAB_SIZE,
+    )
 
 
 @pytest.fixture(scope="session", params=["legacy", "modern"])

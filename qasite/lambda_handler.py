@@ -45,6 +45,45 @@ except ModelLoadError:
 
 _cold = True
 
+# Requests that warm what a snapshot should hold ready (prime): the page, an answer, health.
+PRIMING_REQUESTS = [
+    ("GET", "/", None),
+    ("POST", "/api/answer/", '{"question": "What is my name?", "context": "I am Kit-Ho Mak."}'),
+    ("GET", "/api/health/", None),
+]
+
+
+def prime() -> list[int]:
+    """Warm the app before a SnapStart snapshot: the first request of a process pays for the URL
+    conf, DRF, the templates and the engine's first run (about 0.3 s on a page, measured in the
+    runtime tree), and an instance restored from a primed snapshot does not. Sends
+    PRIMING_REQUESTS through the WSGI app as an HTTP API would, to the first allowed host;
+    returns their statuses. Runs only when the runtime takes a snapshot; what it leaves behind
+    (rate-limit counts) after_restore clears. Source: AWS Lambda's guide, "Maximize Lambda
+    SnapStart performance" (priming).
+    """
+    host = next(iter(settings.ALLOWED_HOSTS), "localhost").lstrip(".").replace("*", "localhost")
+    statuses = []
+    for method, path, body in PRIMING_REQUESTS:
+        event = {
+            "version": "2.0",
+            "rawPath": path,
+            "rawQueryString": "",
+            "headers": {
+                "host": host,
+                "x-forwarded-proto": "https",
+                "accept": "application/json" if body else "text/html",
+                "content-type": "application/json",
+            },
+            "requestContext": {
+                "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1"},
+            },
+            "body": body,
+            "isBase64Encoded": False,
+        }
+        statuses.append(wsgi_handler(event, None)["statusCode"])
+    return statuses
+
 
 def after_restore() -> None:
     """Reset what init left in the process that must not be shared by instances restored from
@@ -66,10 +105,11 @@ def after_restore() -> None:
 
 try:
     # Lambda's Python runtime provides it (SnapStart's hooks); elsewhere nothing is restored.
-    from snapshot_restore_py import register_after_restore
+    from snapshot_restore_py import register_after_restore, register_before_snapshot
 except ImportError:
     pass
 else:
+    register_before_snapshot(prime)
     register_after_restore(after_restore)
 
 

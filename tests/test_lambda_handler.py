@@ -217,6 +217,13 @@ def test_after_restore_resets_what_init_left_behind(lambda_settings, monkeypatch
     assert len(settings.SECRET_KEY) >= 50
 
 
+def test_prime_warms_the_page_an_answer_and_health_before_a_snapshot(lambda_settings):
+    from snapshot_restore_py import get_before_snapshot
+
+    assert (lambda_handler.prime, (), {}) in get_before_snapshot()
+    assert lambda_handler.prime() == [200, 200, 200]
+
+
 def test_handler_loads_without_snapshot_hooks(modern_model_dir, tmp_path):
     """Outside Lambda's managed runtime snapshot_restore_py may be missing: nothing is restored
     there, and the handler imports and answers all the same."""

@@ -117,19 +117,21 @@ def test_emulator_serves_the_unpacked_zip(task_root, tmp_path, capsys):
 RESTORE = """
 import json, sys
 from awslambdaric import lambda_runtime_hooks_runner
-from qasite.lambda_handler import handler
+from qasite.lambda_handler import handler, prime
 event = json.load(open(sys.argv[1]))
+primed = prime()
 statuses = [handler(event, None)["statusCode"] for _ in range(2)]
 lambda_runtime_hooks_runner.run_after_restore()
 statuses.append(handler(event, None)["statusCode"])
-print(json.dumps(statuses))
+print(json.dumps({"primed": primed, "statuses": statuses}))
 """
 
 
-def test_restore_hook_resets_the_rate_limit_and_the_cold_start_in_the_zip(task_root, tmp_path):
-    """In the zip, on Lambda's Python, the runtime interface client's own hook runner (what it
-    calls after restoring a SnapStart snapshot) gives the restored instance counts and a cold
-    start of its own. (The emulator cannot snapshot: it has no restore API.)"""
+def test_snapshot_hooks_prime_and_reset_in_the_zip(task_root, tmp_path):
+    """In the zip, on Lambda's Python, with the function's environment: priming (before a
+    snapshot) gets its page, answer and health; then the runtime interface client's own hook
+    runner, as after restoring a SnapStart snapshot, gives the restored instance counts and a
+    cold start of its own. (The emulator cannot snapshot: it has no restore API.)"""
     assert (RIC / "snapshot_restore_py.py").is_file()  # what Lambda's Python runtime provides
     result = subprocess.run(
         [lambda_python(), "-S", "-c", RESTORE, str(EVENTS / "http-api-v2-post-answer.json")],
@@ -137,6 +139,6 @@ def test_restore_hook_resets_the_rate_limit_and_the_cold_start_in_the_zip(task_r
         env=lambda_environment(task_root, tmp_path, QA_THROTTLE_RATE="1/min"),
     )
     assert result.returncode == 0, result.stderr
-    *log_lines, statuses = result.stdout.strip().splitlines()
-    assert json.loads(statuses) == [200, 429, 200]
+    *log_lines, report = result.stdout.strip().splitlines()
+    assert json.loads(report) == {"primed": [200, 200, 200], "statuses": [200, 429, 200]}
     assert [json.loads(line)["cold_start"] for line in log_lines] == [True, False, True]

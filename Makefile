@@ -17,7 +17,7 @@ LAMBDA_PYTHON := $(shell docker/lambda-python.sh 2>/dev/null)
 RUNTIME := build/runtime$(if $(filter-out x86_64,$(ARCH)),-$(ARCH))
 ZIP := build/lambda-$(ARCH).zip
 
-.PHONY: run test runtime zip
+.PHONY: run test runtime zip FORCE
 
 $(VENV)/installed: requirements/runtime.txt requirements/build.txt requirements/dev.txt
 	python3 -m venv $(VENV)
@@ -43,9 +43,14 @@ build/lambda-ric/installed:
 	$(LAMBDA_PYTHON) -m pip install --quiet --disable-pip-version-check --target build/lambda-ric $(RIC)
 	touch $@
 
+# The model the tree bakes: rewritten (so the tree rebuilt) only when QA_MODEL changes.
+build/qa-model: FORCE
+	@mkdir -p build
+	@echo '$(QA_MODEL)' | cmp -s - $@ || echo '$(QA_MODEL)' > $@
+
 # The torch-free tree that is the image's /var/task and the zip's contents, built outside Docker
 # by the Dockerfile's own scripts: the model baked with the venv's torch, the rest for Lambda.
-$(RUNTIME)/installed: requirements/runtime.txt requirements/build.txt docker/build-runtime.sh docker/assemble.sh $(APP_FILES) | $(VENV)/installed
+$(RUNTIME)/installed: build/qa-model requirements/runtime.txt requirements/build.txt docker/build-runtime.sh docker/assemble.sh $(APP_FILES) | $(VENV)/installed
 	rm -rf $(RUNTIME) build/model
 	$(PYTHON) manage.py fetch_model --model $(QA_MODEL) --output build/model
 	ARCH=$(ARCH) docker/build-runtime.sh $(RUNTIME)

@@ -199,3 +199,19 @@ def test_dockerfile_passes_hadolint():
         [str(BIN / "hadolint"), str(REPO / "Dockerfile")], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_image_serves_the_torch_free_tree():
+    """torch and transformers bake the model in a stage of their own; the image is the Lambda base
+    image with the runtime tree that build-runtime.sh and assemble.sh make, as the zip is."""
+    stages = (REPO / "Dockerfile").read_text().split("\nFROM ")[1:]
+    bake, build, final = stages
+    assert bake.startswith("public.ecr.aws/lambda/python:3.12 AS bake")
+    assert "requirements/build.txt" in bake and "fetch_model" in bake
+    assert "requirements/build.txt" not in build + final
+    assert "docker/build-runtime.sh" in build and "docker/assemble.sh" in build
+    assert "COPY --from=bake /model " in build
+    assert final.startswith("public.ecr.aws/lambda/python:3.12\n")
+    assert [line for line in final.splitlines() if line.startswith("COPY")] == [
+        "COPY --from=build /var/task /var/task"
+    ]

@@ -40,7 +40,7 @@ def test_a_baked_graph_is_served_by_onnx_runtime(baked_model_dir, monkeypatch):
     def no_export(*args, **kwargs):
         raise AssertionError("a baked graph is not exported again")
 
-    monkeypatch.setattr("qa.export.exported_graph", no_export)
+    monkeypatch.setattr("qa.graph_cache.exported_graph", no_export)
     forward = load_forward(baked_model_dir, read_config(baked_model_dir), engine="onnx", threads=1)
     ids = np.array([[2, 20, 3, 30, 3]])
     start, end = forward(ids, np.ones_like(ids), np.zeros_like(ids))
@@ -85,7 +85,7 @@ def test_weights_that_do_not_load_are_refused_not_handed_to_torch(modern_model_d
 def test_without_torch_a_directory_without_a_graph_is_a_clear_error(
     modern_model_dir, monkeypatch
 ):
-    monkeypatch.setitem(sys.modules, "qa.export", None)  # as if torch were absent
+    monkeypatch.setitem(sys.modules, "qa.export", None)  # as if torch were not installed
     with pytest.raises(ModelLoadError) as raised:
         load_forward(modern_model_dir, read_config(modern_model_dir), engine="onnx", threads=1)
     assert raised.value.reason == (

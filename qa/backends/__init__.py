@@ -3,7 +3,7 @@
 Two engines, chosen by the QA_ENGINE setting, give the same logits (within float32 rounding):
 
 - ``onnx``: ONNX Runtime on the graph ``fetch_model`` baked (``model.onnx``); imports neither torch
-  nor transformers. A directory without one gets a graph exported once, cached (qa/export.py),
+  nor transformers. A directory without one gets a graph exported once, cached (qa/graph_cache.py),
   and runs on torch, with a warning, if the export fails.
 - ``torch``: the TorchScript trace ``fetch_model`` baked, or the transformers model traced at load
   (run as it is if it cannot be traced). Only this engine has fast mode (bfloat16).
@@ -59,7 +59,7 @@ def load_forward(
     on ``engine`` ("onnx" or "torch"), computing on ``threads`` CPU threads.
 
     onnx: a directory without a baked graph is exported, into ``cache_dir`` (see
-    qa.export.exported_graph); if that fails, the torch engine serves, with a warning.
+    qa.graph_cache.exported_graph); if that fails, the torch engine serves, with a warning.
     ``fast`` (bfloat16) and ``trace`` (False: the transformers model as it is) are torch-engine
     options. Raises ModelLoadError if the model cannot be loaded on either engine.
     """
@@ -72,14 +72,8 @@ def load_forward(
 
         if (directory / ONNX_FILE).is_file():
             return onnx.load(directory / ONNX_FILE, config, threads=threads)
-        try:
-            from qa.export import exported_graph
-        except ImportError as error:  # a runtime without torch, and no graph baked
-            raise ModelLoadError(
-                f"The model has no ONNX graph ({ONNX_FILE}) and torch is not installed to "
-                "export one.",
-                str(error),
-            ) from error
+        from qa.graph_cache import exported_graph
+
         try:
             with exported_graph(directory, cache_dir) as graph:
                 return onnx.load(graph, config, threads=threads)

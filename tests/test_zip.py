@@ -18,6 +18,7 @@ from tests.lambda_runtime import KIT_HO, REPO, RIC, emulator, lambda_environment
 TREE = REPO / "build" / "runtime"
 ZIP_SCRIPT = REPO / "docker" / "zip.sh"
 LAMBDA_LIMIT_BYTES = 262_144_000  # "250 MB" unzipped, Lambda's limit on a function's code
+TARGET_INSTALLED_BYTES = 230_000_000  # issue 11's target for the tree with the production model
 
 
 def make_zip(tree: Path, out: Path) -> subprocess.CompletedProcess:
@@ -55,7 +56,7 @@ def test_zip_is_under_lambdas_limit_with_the_production_model(production_zip, ca
     with capsys.disabled():
         print(f"\nLambda zip, production model's shape: {production_zip.stat().st_size / 1e6:.0f} MB, "
               f"{unzipped / 1e6:.0f} MB unzipped ({model / 1e6:.0f} MB of it the model)")
-    assert unzipped < LAMBDA_LIMIT_BYTES
+    assert unzipped < TARGET_INSTALLED_BYTES < LAMBDA_LIMIT_BYTES
     names = {entry.filename for entry in entries}
     assert {"qasite/lambda_handler.py", "model/model.onnx", "onnxruntime/__init__.py"} <= names
     assert "installed" not in names and not any(name.startswith("torch/") for name in names)

@@ -3,12 +3,11 @@
 # and friends; no torch, no transformers) into TARGET, for AWS Lambda's Python and CPU, and drop
 # what serving never imports or loads. The Dockerfile runs this; so do `make runtime` and CI, so
 # the image's and the zip's contents are tested.
-#   usage: docker/build-runtime.sh TARGET [extra pip arguments]
+#   usage: docker/build-runtime.sh TARGET
 #   PYTHON: the Python Lambda runs (default: docker/lambda-python.sh finds a 3.12)
 #   ARCH:   x86_64 (default) or arm64, as Lambda names them
 set -euo pipefail
 target=$1
-shift
 here=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-$("$here/docker/lambda-python.sh")}
 arch=${ARCH:-x86_64}
@@ -23,7 +22,7 @@ for minor in $(seq 17 34); do platforms+=(--platform "manylinux_2_${minor}_$arch
 "$python" -m pip install --quiet --disable-pip-version-check --no-cache-dir --no-compile \
     --no-deps --only-binary=:all: --implementation cp "${platforms[@]}" \
     --python-version "$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
-    --target "$target" -r "$here/requirements/runtime.txt" "$@"
+    --target "$target" -r "$here/requirements/runtime.txt"
 
 size() { du -sm "$1" | cut -f1; }
 before=$(size "$target")

@@ -1,7 +1,7 @@
 """Which ONNX graph to bake: torch's two exporters x two attention implementations x ONNX Runtime's
 graph optimisation levels, against the TorchScript trace, on the benchmark's four input sizes.
 
-    .venv/bin/python bench/onnx_graphs.py [--rounds 5]
+    .venv/bin/python bench/onnx_graphs.py [--rounds 5] [--only REGEX]
 
 For bert-tiny's shape (random weights) and the real MiniLM: each graph's largest difference from
 the torch model's logits (float32, padded batches as the engine builds them), and each graph's
@@ -11,6 +11,7 @@ on both sides. Prints a JSON report (the README's "ONNX graph" paragraph quotes 
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import time
@@ -56,6 +57,8 @@ def export(directory: Path, exporter: str, attention: str, path: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--only", default="", help="a regular expression: graphs to measure, "
+                        "e.g. 'legacy-eager|dynamo-eager-basic' (default: all)")
     args = parser.parse_args()
     import numpy as np
     import onnxruntime
@@ -91,13 +94,15 @@ def main() -> None:
         for exporter in ("legacy", "dynamo"):
             for attention in ("eager", "sdpa"):
                 path = GRAPHS / name.replace(" ", "-") / f"{exporter}-{attention}.onnx"
-                path.parent.mkdir(parents=True, exist_ok=True)
+                if not any(re.search(args.only, f"{exporter}-{attention}-{level}") for level in LEVELS):
+                    continue
                 seconds = export(directory, exporter, attention, path)
                 report[f"{name} | {exporter}-{attention} | export s"] = round(seconds, 2)
                 for level in LEVELS:
-                    options = {"graph_optimization_level": level}
-                    run = session(path, threads=1, **options)
                     label = f"{exporter}-{attention}-{level}"
+                    if not re.search(args.only, label):
+                        continue
+                    run = session(path, threads=1, graph_optimization_level=level)
                     candidates[label] = in_passes(run, hidden_size=hidden)
                     if (exporter, attention, level) == ("legacy", "eager", "basic"):
                         candidates[label + "-one-pass"] = in_passes(run, hidden_size=0)

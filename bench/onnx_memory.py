@@ -1,12 +1,14 @@
-"""Memory of the onnx engine around a 20,000-character request: ONNX Runtime's memory arena on or
-off, windows in cache-sized passes or in one pass; each configuration in a fresh process.
+"""Memory and latency of the onnx engine around a 20,000-character request: ONNX Runtime's memory
+arena given back after each request of several windows (what qasite does), shrunk after every
+run, kept, or off; glibc as it is, or with the torch engine's heap thresholds; each configuration
+in a fresh process, the configurations interleaved run by run.
 
     .venv/bin/python bench/onnx_memory.py [--runs 3]
 
 Needs the graphs bench/onnx_graphs.py exports (bench/.onnx-graphs/<model>/legacy-eager.onnx).
 Prints, per model and configuration, the medians over runs of: RSS once warm (short requests
 answered), peak RSS after the 20,000-character request, RSS right after it, and RSS after three
-more short requests; in MB.
+more short requests, in MB; and the median latency of each input size, in ms.
 """
 
 import argparse
@@ -23,20 +25,19 @@ from bench.run import BENCH, REAL_MODEL, latency_inputs, squad_questions  # noqa
 
 MODELS = {"bert-tiny shape": BENCH / ".bert-tiny-shape", "MiniLM": REAL_MODEL}
 CONFIGS = {
-    "arena, cache-sized passes": {"memory_arena": True, "passes": True},
-    "no arena, cache-sized passes": {"memory_arena": False, "passes": True},
-    "arena, one pass": {"memory_arena": True, "passes": False},
-    "no arena, one pass": {"memory_arena": False, "passes": False},
+    f"arena {arena}{', glibc thresholds' if glibc else ''}": {"arena": arena, "glibc": glibc}
+    for arena in ("released after long requests", "shrunk every run", "kept", "off")
+    for glibc in (False, True)
+    if not glibc or arena == "released after long requests"
 }
+REPEAT = {"Kit-Ho Mak": 40, "SQuAD paragraph": 20, "5,000 chars": 4, "20,000 chars": 2}
 
 CHILD = """
-import json, sys
+import json, statistics, sys, time
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from qa.backends import in_passes
-from qa.backends.onnx import session
+from qa.backends import in_passes, onnx
 from qa.engine import QuestionAnswerer
-from qa.loading import keep_scratch_memory
 from qa.model_files import read_config
 from qa.tokenization import load_tokenizer
 
@@ -45,13 +46,22 @@ def rss(field):
         if line.startswith(field):
             return int(line.split()[1]) / 1024
 
-keep_scratch_memory()
-directory = Path({directory!r})
+if {glibc!r}:  # (imports torch: compare this configuration's RSS by differences only)
+    from qa.backends.torch import keep_scratch_memory
+    keep_scratch_memory()
+directory, graph, arena = Path({directory!r}), Path({graph!r}), {arena!r}
+config = read_config(directory)
 tokenizer, special, _ = load_tokenizer(directory)
-run = session(Path({graph!r}), threads=1, memory_arena={memory_arena!r})
-hidden = read_config(directory)["hidden_size"] if {passes!r} else 0
-answerer = QuestionAnswerer(tokenizer=tokenizer, forward=in_passes(run, hidden_size=hidden),
-                            special_tokens=special, model_max_length=512)
+if arena == "released after long requests":
+    forward = onnx.load(graph, config, threads=1)
+else:
+    run = onnx.session(graph, threads=1, arena=arena != "off")
+    forward = in_passes(
+        lambda *batch: run(*batch, release_memory=arena == "shrunk every run"),
+        hidden_size=config["hidden_size"],
+    )
+answerer = QuestionAnswerer(tokenizer=tokenizer, forward=forward, special_tokens=special,
+                            model_max_length=512)
 inputs = json.loads({inputs!r})
 short = [inputs["Kit-Ho Mak"], inputs["SQuAD paragraph"]]
 for _ in range(3):
@@ -63,7 +73,16 @@ peak, after = rss("VmHWM"), rss("VmRSS")
 for _ in range(3):
     for question, context in short:
         answerer.answer(question, context)
-print(json.dumps({{"warm": warm, "peak": peak, "after": after, "after short": rss("VmRSS")}}))
+report = {{"warm": warm, "peak": peak, "after": after, "after short": rss("VmRSS")}}
+for size, count in {repeat!r}.items():
+    durations = []
+    for _ in range(count):
+        started = time.perf_counter()
+        answerer.answer(*inputs[size])
+        durations.append(time.perf_counter() - started)
+    report[size + " ms"] = 1000 * statistics.median(durations)
+report["after all"] = rss("VmRSS")
+print(json.dumps(report))
 """
 
 
@@ -78,12 +97,12 @@ def main() -> None:
             graph = BENCH / ".onnx-graphs" / name.replace(" ", "-") / "legacy-eager.onnx"
             for label, config in CONFIGS.items():
                 script = CHILD.format(root=str(ROOT), directory=str(directory), graph=str(graph),
-                                      inputs=inputs, **config)
+                                      inputs=inputs, repeat=REPEAT, **config)
                 result = subprocess.run([sys.executable, "-c", script], capture_output=True,
                                         text=True, check=True)
                 samples.setdefault(f"{name} | {label}", []).append(json.loads(result.stdout))
     report = {
-        key: {field: round(statistics.median(run[field] for run in runs), 1) for field in runs[0]}
+        key: {field: round(statistics.median(run[field] for run in runs), 2) for field in runs[0]}
         for key, runs in samples.items()
     }
     print(json.dumps(report, indent=1))

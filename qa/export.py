@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from qa.backends.onnx import session
-from qa.backends.torch import Logits, example_batch, load_model
+from qa.backends.torch import Logits, example_batch
 from qa.model_files import ONNX_FILE
 
 logger = logging.getLogger(__name__)
@@ -27,8 +27,8 @@ OPSET = 17
 # at most e^(4d): 2.5e-5 bounds every score's change by 1e-4, the parity bound against transformers
 # v4. Measured on the probes: 8.1e-6 for the real MiniLM, 2.4e-7 for bert-tiny's shape.
 TOLERANCE = 2.5e-5
-# Padded probe batches (windows, tokens) the graph must agree with the model on: one unpadded
-# row, rows with padding, a full window.
+# Probe batches (windows, tokens) the graph must agree with the model on, the last row of each
+# half padding (qa.backends.torch.example_batch): a short input, several rows, a full window.
 PROBES = [(1, 23), (3, 57), (2, 384)]
 INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
 OUTPUT_NAMES = ["start_logits", "end_logits"]

@@ -5,38 +5,12 @@ torch and transformers are imported only by the torch engine, and by an export o
 that has no baked ONNX graph; serving a baked graph imports neither.
 """
 
-import ctypes
 from pathlib import Path
 
 from qa.backends import load_forward
 from qa.engine import QuestionAnswerer
 from qa.model_files import ModelLoadError, read_config, resolve_model_dir
 from qa.tokenization import load_tokenizer, longest_input
-
-# glibc's mallopt parameters, and the values qasite sets (see keep_scratch_memory).
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024  # glibc's maximum
-TRIM_THRESHOLD_BYTES = 64 * 1024 * 1024
-
-
-def keep_scratch_memory() -> bool:
-    """Let glibc keep the forward pass's scratch memory in the heap between requests.
-
-    By default a block over 128 KiB (a batch's activations are megabytes) is a fresh mmap,
-    unmapped when freed, so every request page-faults all its activations in again; glibc raises
-    that threshold only after the process happens to free a large block. Measured on bert-tiny's
-    5,000-character request in bfloat16: 19 ms with this, 20 to 25 ms without, depending on what
-    the process did before. Returns False where the C library is not glibc (nothing is changed).
-    """
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(
-        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-        and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
-    )
-
 
 def load_answerer(
     model: str,
@@ -56,7 +30,6 @@ def load_answerer(
     caches the graph of a directory without one (qa.export.exported_graph). ``fast`` (bfloat16,
     README "Fast mode") and ``trace`` are torch-engine options (see qa.backends.load_forward).
     """
-    keep_scratch_memory()
     directory = resolve_model_dir(model)
     tokenizer, special_tokens, declared_max_length = load_tokenizer(directory)
     config = read_config(directory)

@@ -65,7 +65,34 @@ def test_session_options_threads_sequential_and_the_optimisation_level(
     [options] = created
     assert options.intra_op_num_threads == 3 and options.inter_op_num_threads == 1
     assert options.execution_mode == onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-    assert options.graph_optimization_level == onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    assert options.graph_optimization_level == onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert options.enable_cpu_mem_arena
+
+
+def test_a_request_of_several_windows_gives_the_arena_back_afterwards(
+    baked_model_dir, monkeypatch
+):
+    runs = []
+    real_session = onnx.session
+
+    def recording_session(*args, **kwargs):
+        run = real_session(*args, **kwargs)
+
+        def recorded(input_ids, *rest, release_memory=False):
+            runs.append((input_ids.shape, release_memory))
+            return run(input_ids, *rest, release_memory=release_memory)
+
+        return recorded
+
+    monkeypatch.setattr(onnx, "session", recording_session)
+    forward = onnx.load(baked_model_dir / "model.onnx", {"hidden_size": 32}, threads=1)
+    ids = np.arange(3 * 40).reshape(3, 40) % 50
+    mask = np.ones_like(ids)
+    mask[-1, 20:] = 0
+    several = forward(ids, mask, mask * 0)
+    one = forward(ids[:1], mask[:1], mask[:1] * 0)
+    assert runs == [((3, 40), False), ((1, 1), True), ((1, 40), False)]
+    np.testing.assert_allclose(several[0][:1], one[0], atol=1e-6)  # the release changes nothing
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,8 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from qa.engine import Forward
 from qa.model_files import ONNX_FILE, ModelLoadError
 
@@ -32,7 +34,6 @@ def in_passes(run: Callable, *, hidden_size: int) -> Forward:
     """The engine's Forward over ``run`` (one batch of int64 [windows, tokens] arrays in,
     float32 (start, end) logits [windows, tokens] out), running a long context's windows in
     cache-sized passes (PASS_HIDDEN_FLOATS; ``hidden_size`` 0 means one pass)."""
-    import numpy as np
 
     def forward(input_ids, attention_mask, token_type_ids):
         windows, tokens = input_ids.shape

@@ -7,6 +7,7 @@ transformers, which is what makes a small runtime and a short cold start possibl
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import onnxruntime
 
 from qa.backends import in_passes
@@ -23,13 +24,16 @@ OPTIMIZATION_LEVELS = {
 
 
 def session(
-    graph: Path, *, threads: int, graph_optimization_level: str = "basic", memory_arena: bool = True
+    graph: Path, *, threads: int, graph_optimization_level: str = "all", arena: bool = True
 ) -> Callable:
     """``graph`` in an ONNX Runtime CPU session: a function from int64 [windows, tokens] arrays
-    (input_ids, attention_mask, token_type_ids) to float32 (start, end) logits of that shape.
+    (input_ids, attention_mask, token_type_ids) to float32 (start, end) logits of that shape;
+    with ``release_memory=True`` the run ends by giving back to the C library what the memory
+    arena took beyond its first chunk (otherwise the arena keeps its largest size for good).
 
     ``threads``: intra-op threads (operators run one at a time: sequential execution, one
-    inter-op thread). See README, "ONNX graph", for the optimisation level and memory arena.
+    inter-op thread). ``graph_optimization_level``: a key of OPTIMIZATION_LEVELS; ``arena``:
+    False allocates with malloc directly (README, "ONNX graph", has the measurements).
     Raises ModelLoadError if the file is not an ONNX graph of a question-answering model.
     """
     options = onnxruntime.SessionOptions()
@@ -37,8 +41,10 @@ def session(
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = OPTIMIZATION_LEVELS[graph_optimization_level]
-    options.enable_cpu_mem_arena = memory_arena
+    options.enable_cpu_mem_arena = arena
     options.log_severity_level = 3  # errors only
+    releasing = onnxruntime.RunOptions()
+    releasing.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
     try:
         ort = onnxruntime.InferenceSession(
             str(graph), options, providers=["CPUExecutionProvider"]
@@ -51,14 +57,30 @@ def session(
             "The ONNX graph is not a question-answering model.", f"inputs {names}"
         )
 
-    def run(input_ids, attention_mask, token_type_ids):
+    def run(input_ids, attention_mask, token_type_ids, *, release_memory=False):
         feed = dict(zip(names, (input_ids, attention_mask, token_type_ids)))
-        start, end = ort.run(None, feed)
+        start, end = ort.run(None, feed, releasing if release_memory else None)
         return start, end
 
     return run
 
 
 def load(graph: Path, config: dict, *, threads: int) -> Forward:
-    """The engine's Forward for ``graph``, in cache-sized passes (see qa.backends.in_passes)."""
-    return in_passes(session(graph, threads=threads), hidden_size=config.get("hidden_size", 768))
+    """The engine's Forward for ``graph``, in cache-sized passes (see qa.backends.in_passes).
+
+    A request of several windows grows the memory arena to its largest pass (44 MB for bert-tiny,
+    62 MB for MiniLM); a one-token run with arena shrinkage then gives that back, so that a long
+    request leaves the process as large as it found it. Requests of one window skip it: the
+    extra run would cost them 30-50% (README, "Memory after a large request").
+    """
+    run = session(graph, threads=threads)
+    passes = in_passes(run, hidden_size=config.get("hidden_size", 768))
+    one_token = np.ones((1, 1), dtype=np.int64)
+
+    def forward(input_ids, attention_mask, token_type_ids):
+        logits = passes(input_ids, attention_mask, token_type_ids)
+        if len(input_ids) > 1:
+            run(one_token, one_token, one_token * 0, release_memory=True)
+        return logits
+
+    return forward

@@ -1,8 +1,8 @@
 """WSGI entry point for runserver and gunicorn.
 
 The model loads in a background thread once the first response has gone out, or after
-IDLE_SECONDS without any request: loading imports torch, which holds the interpreter for about a
-second, and the first visitor's page should not wait behind it. A request that needs the model
+IDLE_SECONDS without any request: loading holds the interpreter (importing torch takes about a
+second, exporting a graph several), and the first visitor's page should not wait behind it. A request that needs the model
 sooner loads it itself, or waits for the load under way.
 """
 

@@ -8,12 +8,13 @@ Two engines, chosen by the QA_ENGINE setting, give the same logits (within float
 - ``torch``: the TorchScript trace ``fetch_model`` baked, or the transformers model traced at load
   (run as it is if it cannot be traced). Only this engine has fast mode (bfloat16).
 
-Each backend module has ``load(...) -> Forward``; this module picks one.
+Each backend module makes a Run (one pass of the model) and has ``load(...) -> Forward``, the Run in
+cache-sized passes (in_passes); load_forward picks the backend.
 """
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -23,6 +24,17 @@ from qa.model_files import ONNX_FILE, ModelLoadError
 logger = logging.getLogger(__name__)
 
 ENGINES = ("onnx", "torch")
+
+
+class Run(Protocol):
+    """One pass of a model: int64 [windows, tokens] arrays in, float32 (start, end) logits of the
+    same shape out."""
+
+    def __call__(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 # Windows per forward pass are capped so that a pass's hidden states (windows x tokens x hidden
 # floats) stay about this size, near a core's L2 cache: one pass over 17 windows of bert-tiny ran
 # 25% slower per token than passes of 4 (and MiniLM's best is 2), for the same results. Small
@@ -30,10 +42,9 @@ ENGINES = ("onnx", "torch")
 PASS_HIDDEN_FLOATS = 2**18
 
 
-def in_passes(run: Callable, *, hidden_size: int) -> Forward:
-    """The engine's Forward over ``run`` (one batch of int64 [windows, tokens] arrays in,
-    float32 (start, end) logits [windows, tokens] out), running a long context's windows in
-    cache-sized passes (PASS_HIDDEN_FLOATS; ``hidden_size`` 0 means one pass)."""
+def in_passes(run: Run, *, hidden_size: int) -> Forward:
+    """The engine's Forward over ``run``, running a long context's windows in cache-sized passes
+    (PASS_HIDDEN_FLOATS; ``hidden_size`` 0 means one pass)."""
 
     def forward(input_ids, attention_mask, token_type_ids):
         windows, tokens = input_ids.shape

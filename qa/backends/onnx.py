@@ -4,13 +4,12 @@ Imports only onnxruntime and numpy: serving from a baked graph needs neither tor
 transformers, which is what makes a small runtime and a short cold start possible.
 """
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnxruntime
 
-from qa.backends import in_passes
+from qa.backends import Run, in_passes
 from qa.engine import Forward
 from qa.model_files import ModelLoadError
 
@@ -25,15 +24,15 @@ OPTIMIZATION_LEVELS = {
 
 def session(
     graph: Path, *, threads: int, graph_optimization_level: str = "all", arena: bool = True
-) -> Callable:
-    """``graph`` in an ONNX Runtime CPU session: a function from int64 [windows, tokens] arrays
-    (input_ids, attention_mask, token_type_ids) to float32 (start, end) logits of that shape;
-    with ``release_memory=True`` the run ends by giving back to the C library what the memory
-    arena took beyond its first chunk (otherwise the arena keeps its largest size for good).
+) -> Run:
+    """``graph`` in an ONNX Runtime CPU session, as a Run (qa.backends.Run). Called with
+    ``release_memory=True``, the run ends by giving back to the C library what the memory arena
+    took beyond its first chunk (otherwise the arena keeps its largest size for good).
 
     ``threads``: intra-op threads (operators run one at a time: sequential execution, one
     inter-op thread). ``graph_optimization_level``: a key of OPTIMIZATION_LEVELS; ``arena``:
-    False allocates with malloc directly (README, "ONNX graph", has the measurements).
+    False allocates with malloc directly (README, "ONNX graph" and "Memory after a large
+    request", has the measurements behind the defaults).
     Raises ModelLoadError if the file is not an ONNX graph of a question-answering model.
     """
     options = onnxruntime.SessionOptions()

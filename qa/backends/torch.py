@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from qa.backends import in_passes
+from qa.backends import Run, in_passes
 from qa.engine import Forward
 from qa.model_files import FAST_TORCHSCRIPT_FILE, TORCHSCRIPT_FILE, ModelLoadError
 
@@ -116,8 +116,8 @@ def _load_torchscript(path: Path) -> tuple[Callable, bool]:
     return logits, len(logits.forward.schema.arguments) == 4
 
 
-def numpy_logits(logits: Callable, *, takes_token_types: bool) -> Callable:
-    """``logits`` on numpy int64 batches, giving float32 numpy logits, without autograd."""
+def numpy_logits(logits: Callable, *, takes_token_types: bool) -> Run:
+    """``logits`` (tensors in, tensors out) as a Run on numpy arrays, without autograd."""
 
     def run(input_ids, attention_mask, token_type_ids):
         batch = [input_ids, attention_mask] + ([token_type_ids] if takes_token_types else [])

@@ -23,17 +23,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qasite.settings")
 import binascii  # noqa: E402
 import contextlib  # noqa: E402
 import json  # noqa: E402
-import logging  # noqa: E402
 import time  # noqa: E402
 
 from apig_wsgi import make_lambda_handler  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
+from qa import metrics  # noqa: E402
 from qa.loading import ModelLoadError  # noqa: E402
+from qa.origin import proxy_secrets  # noqa: E402
 from qa.services import lazy_answerer  # noqa: E402
 from qasite.lambda_environ import with_corrected_environ  # noqa: E402
-
-logger = logging.getLogger(__name__)
+from qasite.lambda_observability import invocation_keys, logger, traced  # noqa: E402
 
 # Responses of these types go back as text, all others base64-encoded (binary_support): a REST
 # API without binaryMediaTypes hands base64 to the client as it is, so no text may be sent as
@@ -64,6 +64,7 @@ try:
     lazy_answerer().get()
 except ModelLoadError:
     pass  # remembered: health reports it, requests answer 503 and retry the load later
+proxy_secrets()  # read from SSM now, if that is where they are: init pays for boto3, not a user
 
 _cold = True
 
@@ -82,45 +83,59 @@ def request_line(event: dict) -> tuple[str, str]:
 
 
 def error_response(status: int, detail: str) -> dict:
-    """A JSON {"detail": ...} response, for what fails before or around Django."""
+    """A JSON {"detail": ...} response, for what fails before or around Django (never cached,
+    as no dynamic response is: qasite.middleware.NoStoreMiddleware)."""
     return {
         "statusCode": status,
-        "headers": {"Content-Type": "application/json"},
+        "headers": {"Content-Type": "application/json", "Cache-Control": "no-store"},
         "body": json.dumps({"detail": detail}),
         "isBase64Encoded": False,
     }
 
 
 def handler(event: dict, context) -> dict:
-    """Answer one event; never raises (a failure outside Django is logged and answers 500), and
-    prints one log line per request."""
+    """Answer one event; never raises (a failure outside Django is logged and answers 500). Logs
+    one JSON line per request and publishes its metrics (qasite.lambda_observability); a
+    keep-warm ping does neither."""
     global _cold
     if is_keep_warm(event):
         return {"warm": True}
     cold, _cold = _cold, False
+    return serve(event, context, cold_start=cold)
+
+
+@traced
+def serve(event: dict, context, *, cold_start: bool) -> dict:
+    """One request: the response, its log line, its metrics."""
     started = time.perf_counter()
+    logger.thread_safe_append_keys(**invocation_keys(context, cold_start))
+    if cold_start:
+        metrics.add("ColdStart", "Count", 1)
+    answered_by_django = False
     try:
         response = wsgi_handler(event, context)
+        answered_by_django = True  # whose middleware recorded the request's metrics
     except binascii.Error:
         response = error_response(400, "The request body is not valid base64.")
     except Exception:
-        logger.exception("The event could not be handled")  # the message is withheld (LOGGING)
+        logger.exception("The event could not be handled")  # the message is withheld
         response = error_response(500, "Internal server error.")
+    seconds = time.perf_counter() - started
+    if not answered_by_django:
+        metrics.request_served(response["statusCode"], seconds)
     method, path = request_line(event)
-    # One line per request for CloudWatch; never the question, context or answer.
-    print(
-        json.dumps(
-            {
-                "method": method,
-                "path": path,
-                "status": response.get("statusCode"),
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                "cold_start": cold,
-                "request_id": getattr(context, "aws_request_id", None),
-            }
-        ),
-        flush=True,
+    # One line per request; never the question, context or answer.
+    logger.info(
+        "request",
+        extra={
+            "method": method,
+            "path": path,
+            "status": response.get("statusCode"),
+            "duration_ms": round(seconds * 1000, 2),
+        },
     )
+    logger.thread_safe_clear_keys()
+    metrics.publish()
     return response
 
 

@@ -1,6 +1,7 @@
 """Real-shaped API Gateway, ALB and function URL events through the real Lambda handler."""
 
 import base64
+import io
 import json
 import logging
 import os
@@ -15,11 +16,13 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from qa import services
+from qa.log_filters import ascii_json
 from qa.views import EXAMPLES
 from qasite import lambda_handler
 from tests.lambda_events import (
@@ -180,8 +183,8 @@ def test_rate_limit_counts_the_cloudfront_viewer_not_the_edge_nor_a_forged_heade
     assert [ask("203.0.113.7", port) for port in (41001, 41002, 41003)] == [200, 200, 429]
     assert ask("203.0.113.8", 41004) == 200  # another viewer behind the same edge
     direct = [ask("203.0.113.8", 1, secret="a guess", source_ip="192.0.2.66") for _ in range(3)]
-    assert direct == [200, 200, 429]  # counted as itself, not as the viewer it names
-    assert ask("203.0.113.8", 41005) == 200
+    assert direct == [403, 403, 403]  # refused: it did not come through CloudFront
+    assert ask("203.0.113.8", 41005) == 200  # and it spent nothing of the viewer it named
 
 
 # --- any Unicode in a URL or a header -----------------------------------------------------------
@@ -194,6 +197,7 @@ UNICODE_PATHS = [
 
 
 def log_lines(capsys) -> list[dict]:
+    """The handler's JSON log lines on stdout (qasite.lambda_observability)."""
     return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
 
@@ -275,17 +279,23 @@ def test_any_unicode_in_any_event_gets_a_response_and_a_log_line(
     assert line["status"] == response["statusCode"]
 
 
-def test_a_failure_outside_django_is_a_500_and_a_log_line(monkeypatch, capsys, caplog):
+def test_a_failure_outside_django_is_a_500_and_a_log_line(monkeypatch, capsys):
+    marker = "-".join(["Qzv", "marker"])  # not in any source line the traceback shows
+
     def broken(event, context):
-        raise RuntimeError("apig-wsgi broke on Qzv-marker")
+        raise RuntimeError(f"apig-wsgi broke on {marker}")
 
     monkeypatch.setattr(lambda_handler, "wsgi_handler", broken)
     response = invoke(make_event("http-api-v2", path="/x"))
     assert response["statusCode"] == 500
     assert json.loads(response["body"]) == {"detail": "Internal server error."}
-    [line] = log_lines(capsys)
+    assert header(response, "Cache-Control") == "no-store"
+    error, line = log_lines(capsys)
     assert (line["status"], line["path"]) == (500, "/x")
-    assert "The event could not be handled" in caplog.text
+    assert error["message"] == "The event could not be handled"
+    assert error["exception_name"] == "RuntimeError" and "in broken" in error["exception"]
+    assert "builtins.RuntimeError: (message withheld)" in error["exception"]
+    assert marker not in json.dumps(error)
 
 
 # --- a path prefix: REST API stages, HTTP API named stages, proxies -----------------------------
@@ -466,6 +476,7 @@ def test_keep_warm_never_reaches_django(monkeypatch):
 
 
 def test_one_json_log_line_per_request(lambda_settings, capsys, monkeypatch):
+    """Powertools' structured log: the request's line with the invocation's keys."""
     monkeypatch.setattr(lambda_handler, "_cold", True)
     event = make_event(
         "http-api-v2", "POST", "/api/answer/", body=json.dumps(KIT_HO),
@@ -473,13 +484,13 @@ def test_one_json_log_line_per_request(lambda_settings, capsys, monkeypatch):
     )
     invoke(event)
     invoke(event)
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 2
-    first, second = map(json.loads, lines)
+    first, second = log_lines(capsys)
     assert first == {
+        "level": "INFO", "location": first["location"], "message": "request",
+        "timestamp": first["timestamp"], "service": "qasite",
         "method": "POST", "path": "/api/answer/", "status": 200,
         "duration_ms": first["duration_ms"], "cold_start": True,
-        "request_id": Context.aws_request_id,
+        "function_request_id": Context.aws_request_id,
     }
     assert second["cold_start"] is False
 
@@ -563,8 +574,15 @@ def test_nothing_users_send_is_logged_or_printed_and_only_csrftoken_is_set(
     lambda_settings, every_log_record, capfd, monkeypatch
 ):
     """Markers in questions, contexts and field names, through every answer and error path
-    (a 500 too), never reach a log record, stdout or stderr; no response sets another cookie."""
+    (a 500 too), never reach a log record, stdout or stderr, as on Lambda: JSON logs (the
+    handler's and Django's) and metrics (EMF) included; no response sets another cookie."""
     assert lambda_settings.DEBUG is False
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "qasite-test")  # metrics on, as on Lambda
+    monkeypatch.setattr(lambda_handler, "_cold", True)
+    [console] = [h for h in logging.getLogger().handlers if h.get_name() == "console"]
+    django_json = io.StringIO()  # the root logger's handler, formatting as settings do on Lambda
+    monkeypatch.setattr(console, "stream", django_json)
+    monkeypatch.setattr(console, "formatter", LambdaPowertoolsFormatter(json_serializer=ascii_json))
     services._lazy_answerer.cache_clear()  # the model loads inside the capture too
     responses = []
     for what, kind, method, path, body, headers, expected in PRIVACY_REQUESTS:
@@ -592,11 +610,24 @@ def test_nothing_users_send_is_logged_or_printed_and_only_csrftoken_is_set(
 
     printed = capfd.readouterr()
     logged = "\n".join(every_log_record)
-    # The capture works: the errors were logged, with their traceback, and the requests printed.
+    lines = [json.loads(line) for line in (printed.out + django_json.getvalue()).splitlines()]
+    # The capture works: the errors were logged, with their traceback, the requests logged, and
+    # the metrics published.
     assert "Internal Server Error: /api/answer/" in logged and "the model crashed" in logged
     assert "Bad Request: /api/answer/" in logged and "Forbidden (CSRF" in logged
-    assert printed.out.count('"path": "/api/answer/"') == 9
-    assert MARKER not in logged + printed.out + printed.err
+    requests = [line for line in lines if line.get("message") == "request"]
+    assert [line["path"] for line in requests].count("/api/answer/") == 9
+    [crash_line, _] = [line for line in lines if line.get("exception_name") == "RuntimeError"]
+    assert crash_line["message"] == "Internal Server Error: /api/answer/"
+    assert crash_line["exception"].endswith("builtins.RuntimeError: (message withheld)")
+    published = {
+        metric["Name"]
+        for line in lines if "_aws" in line
+        for directive in line["_aws"]["CloudWatchMetrics"] for metric in directive["Metrics"]
+    }
+    assert published == {"ColdStart", "ModelLoadTime", "Requests", "Latency", "Answers",
+                         "NoAnswer", "ClientErrors", "ServerErrors"}
+    assert MARKER not in logged + printed.out + printed.err + django_json.getvalue()
     cookie_names = [[c.split("=")[0].strip() for c in set_cookies(r)] for r in responses]
     assert ["csrftoken"] in cookie_names  # the page sets it, and no response sets anything else
     assert all(names in ([], ["csrftoken"]) for names in cookie_names), cookie_names

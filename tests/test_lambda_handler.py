@@ -469,10 +469,49 @@ def test_body_that_is_not_base64_is_a_400(lambda_settings):
     assert "base64" in response["body"]
 
 
-def test_keep_warm_never_reaches_django(monkeypatch):
+def test_keep_warm_never_reaches_django_nor_logs_nor_metrics(monkeypatch, capsys):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "qasite-test")  # metrics on
     monkeypatch.setattr(lambda_handler, "wsgi_handler", lambda *args: pytest.fail("Django ran"))
     event = json.loads((EVENTS / "keep-warm.json").read_text())
     assert lambda_handler.handler(event, Context()) == {"warm": True}
+    assert capsys.readouterr() == ("", "")
+
+
+def emf_metrics(line: dict) -> dict:
+    """{name: values} of an EMF document."""
+    [directive] = line["_aws"]["CloudWatchMetrics"]
+    return {metric["Name"]: line[metric["Name"]] for metric in directive["Metrics"]}
+
+
+def test_each_invocation_publishes_its_metrics_after_its_log_line(
+    lambda_settings, capsys, monkeypatch
+):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "qasite-test")
+    monkeypatch.setattr(lambda_handler, "_cold", True)
+    invoke(post_answer("http-api-v2"))
+    invoke(make_event("http-api-v2", path="/no/such/page/"))
+    request, first, client_error, request_404, second = log_lines(capsys)  # a 4xx's at once
+    assert (request["status"], request_404["status"]) == (200, 404)
+    loaded = {"ModelLoadTime"} & emf_metrics(first).keys()  # if the model loaded just then
+    assert emf_metrics(first).keys() - loaded == {
+        "ColdStart", "Requests", "Latency", "Answers", "NoAnswer"
+    }
+    assert (emf_metrics(client_error), client_error["status"]) == ({"ClientErrors": [1.0]}, "404")
+    assert emf_metrics(second).keys() == {"Requests", "Latency"}  # warm now
+
+
+def test_every_log_line_of_an_invocation_carries_its_request_id(lambda_settings, monkeypatch):
+    """Django's own lines too (the 404's warning here), as settings format them on Lambda."""
+    [console] = [h for h in logging.getLogger().handlers if h.get_name() == "console"]
+    django_json = io.StringIO()
+    monkeypatch.setattr(console, "stream", django_json)
+    monkeypatch.setattr(console, "formatter", LambdaPowertoolsFormatter(json_serializer=ascii_json))
+    invoke(make_event("http-api-v2", path="/no/such/page/"))
+    line = json.loads(django_json.getvalue())
+    assert line["message"] == "Not Found: /no/such/page/"
+    assert line["function_request_id"] == Context.aws_request_id and "cold_start" in line
+    invoke(make_event("http-api-v2", path="/also/missing/", headers={}))  # keys are per invocation
+    assert json.loads(django_json.getvalue().splitlines()[1])["function_request_id"]
 
 
 def test_one_json_log_line_per_request(lambda_settings, capsys, monkeypatch):

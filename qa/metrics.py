@@ -65,3 +65,10 @@ def publish() -> None:
     """Print what was recorded since the last call as one EMF document (nothing if nothing was)."""
     if enabled() and _metrics().metric_set:
         _metrics().flush_metrics()
+
+
+def discard() -> None:
+    """Forget what was recorded and not yet published. For a SnapStart restore: what init and
+    the snapshot's priming recorded would otherwise be published by every restored instance."""
+    if _metrics.cache_info().currsize:
+        _metrics().clear_metrics()

@@ -72,3 +72,29 @@ def test_transformers_notice_of_no_loss_function_is_dropped_and_its_other_warnin
     notice = "`loss_type=None` was set in the config but it is unrecognized. Using the default loss"
     assert not logger.filter(record(notice))
     assert logger.filter(record("Some weights of BertForQuestionAnswering were not initialized"))
+
+
+def test_the_json_formatter_gets_the_withheld_traceback_too():
+    """AWS Lambda Powertools' formatter formats exc_info itself, whatever exc_text holds: the
+    filter hands it the withheld traceback as ``exception`` instead."""
+    import json
+
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+    from qa.log_filters import ascii_json
+
+    marker = "-".join(["secret", "context"])
+    try:
+        fail_with(marker)
+    except ValueError:
+        record = logging.LogRecord(
+            "django.request", logging.ERROR, __file__, 1, "Internal Server Error: %s",
+            ("/api/\udc80",), sys.exc_info(),
+        )
+    assert WithholdExceptionMessages().filter(record)
+    text = LambdaPowertoolsFormatter(json_serializer=ascii_json).format(record)
+    assert text.isascii() and marker not in text  # a lone surrogate in a path, escaped
+    line = json.loads(text)
+    assert line["message"] == "Internal Server Error: /api/\udc80"
+    assert line["exception_name"] == "ValueError" and "in fail_with" in line["exception"]
+    assert line["exception"].endswith("builtins.ValueError: (message withheld)")

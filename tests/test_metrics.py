@@ -73,6 +73,15 @@ def test_a_4xx_is_counted_by_its_status(on_lambda, capsys, status):
     assert set(values(documents(capsys)[0])) == {"Requests", "Latency"}
 
 
+def test_discard_forgets_what_was_not_published(on_lambda, capsys):
+    """After a SnapStart restore: the snapshot's init and priming requests are not this instance's."""
+    metrics.add("ModelLoadTime", "Milliseconds", 1500)
+    metrics.request_served(200, 0.01)
+    metrics.discard()
+    metrics.publish()
+    assert capsys.readouterr().out == ""
+
+
 def test_off_lambda_nothing_is_recorded_printed_or_warned(monkeypatch, capsys):
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
     with warnings.catch_warnings():

@@ -10,24 +10,32 @@ from django.conf import settings
 from qa.log_filters import DropNoLossNotice, WithholdExceptionMessages
 
 
+MARKER = "-".join(["secret", "question"])  # not in any source line a traceback shows
+
+
 def fail_with(message: str) -> None:
     raise ValueError(message)
 
 
-def test_a_logged_traceback_has_its_frames_but_not_the_message():
-    marker = "-".join(["secret", "question"])  # not in any source line the traceback shows
+def filtered_record(path: str) -> logging.LogRecord:
+    """django.request's record of a 500 at ``path`` whose exception's message is MARKER, after
+    the filter."""
     try:
-        fail_with(marker)
+        fail_with(MARKER)
     except ValueError:
         record = logging.LogRecord(
             "django.request", logging.ERROR, __file__, 1, "Internal Server Error: %s",
-            ("/api/answer/",), sys.exc_info(),
+            (path,), sys.exc_info(),
         )
     assert WithholdExceptionMessages().filter(record)
-    text = logging.Formatter().format(record)
+    return record
+
+
+def test_a_logged_traceback_has_its_frames_but_not_the_message():
+    text = logging.Formatter().format(filtered_record("/api/answer/"))
     assert "Internal Server Error: /api/answer/" in text
     assert "in fail_with" in text and "builtins.ValueError: (message withheld)" in text
-    assert marker not in text
+    assert MARKER not in text
 
 
 def test_every_log_record_goes_through_the_filter(client, settings, monkeypatch):
@@ -83,17 +91,9 @@ def test_the_json_formatter_gets_the_withheld_traceback_too():
 
     from qa.log_filters import ascii_json
 
-    marker = "-".join(["secret", "context"])
-    try:
-        fail_with(marker)
-    except ValueError:
-        record = logging.LogRecord(
-            "django.request", logging.ERROR, __file__, 1, "Internal Server Error: %s",
-            ("/api/\udc80",), sys.exc_info(),
-        )
-    assert WithholdExceptionMessages().filter(record)
+    record = filtered_record("/api/\udc80")
     text = LambdaPowertoolsFormatter(json_serializer=ascii_json).format(record)
-    assert text.isascii() and marker not in text  # a lone surrogate in a path, escaped
+    assert text.isascii() and MARKER not in text  # a lone surrogate in a path, escaped
     line = json.loads(text)
     assert line["message"] == "Internal Server Error: /api/\udc80"
     assert line["exception_name"] == "ValueError" and "in fail_with" in line["exception"]

@@ -31,8 +31,9 @@ def client_ip(request) -> str:
 
     The address is REMOTE_ADDR, unless settings.QA_CLIENT_IP_HEADER names a header in which the
     proxy in front gives the client's "address:port" (CloudFront-Viewer-Address) and the request
-    came through that proxy (qa.origin: its secret; qasite.middleware refuses the others first). Never X-Forwarded-For: clients write its first
-    entries, and how many entries each hop appends is not something to bet a rate limit on.
+    came through that proxy (qa.origin: its secret; qasite.middleware refuses the others first).
+    Never X-Forwarded-For: clients write its first entries, and how many entries each hop
+    appends is not something to bet a rate limit on.
     """
     address = None
     header = settings.QA_CLIENT_IP_HEADER

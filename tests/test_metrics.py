@@ -74,7 +74,7 @@ def test_a_4xx_is_counted_by_its_status(on_lambda, capsys, status):
 
 
 def test_discard_forgets_what_was_not_published(on_lambda, capsys):
-    """After a SnapStart restore: the snapshot's init and priming requests are not this instance's."""
+    """After a SnapStart restore: the snapshot's init and priming were not this instance's."""
     metrics.add("ModelLoadTime", "Milliseconds", 1500)
     metrics.request_served(200, 0.01)
     metrics.discard()
@@ -98,8 +98,11 @@ def test_off_lambda_powertools_is_not_imported():
     """The first page from cold pays for no metrics library under runserver or gunicorn."""
     code = (
         "import os, sys; os.environ.pop('AWS_LAMBDA_FUNCTION_NAME', None);"
-        "from qa import metrics; metrics.request_served(200, 0.1); metrics.add('Answers', 'Count', 1);"
-        "metrics.publish(); print('aws_lambda_powertools' in sys.modules)"
+        "from qa import metrics; metrics.request_served(200, 0.1);"
+        "metrics.add('Answers', 'Count', 1); metrics.publish();"
+        "print('aws_lambda_powertools' in sys.modules)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "False"

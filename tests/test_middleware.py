@@ -328,7 +328,9 @@ BYPASSES = [
 ]
 
 
-@pytest.mark.parametrize(("what", "method", "path", "accept"), BYPASSES, ids=[b[0] for b in BYPASSES])
+@pytest.mark.parametrize(
+    ("what", "method", "path", "accept"), BYPASSES, ids=[bypass[0] for bypass in BYPASSES]
+)
 @pytest.mark.parametrize("sent", [None, "", "a guess", "new-secret,old-secret", "NEW-SECRET"])
 def test_without_the_proxys_secret_every_request_is_refused(
     client, behind_a_proxy, what, method, path, accept, sent

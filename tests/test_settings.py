@@ -162,9 +162,11 @@ def every_kind_of_request(client) -> dict:
         ("/api/docs/", "text/html"), ("/api/answer/", "text/html"), ("/no/such/page/", "text/html"),
         ("/static/qa/ask.js", "*/*"),
     ]}
-    return {"page": page.status_code, "form": (form.status_code, "<mark>" in form.content.decode()),
-            "api": (api.status_code, api.json()["answer"]), "hf": (hf.status_code, hf.json()["answer"]),
-            **others}
+    return {
+        "page": page.status_code, "form": (form.status_code, "<mark>" in form.content.decode()),
+        "api": (api.status_code, api.json()["answer"]), "hf": (hf.status_code, hf.json()["answer"]),
+        **others,
+    }
 
 
 def test_nothing_signs_with_the_secret_key(tiny_model_settings):

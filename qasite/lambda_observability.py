@@ -15,6 +15,7 @@ import sys
 
 from aws_lambda_powertools import Logger
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from qa.log_filters import WithholdExceptionMessages, ascii_json
 
@@ -54,6 +55,12 @@ def traced(handler):
     The handler's ColdStart annotation is Powertools' own flag: reset_cold_start() resets it."""
     if not settings.QA_TRACING:
         return handler
+    try:
+        import aws_xray_sdk  # noqa: F401  (Powertools imports it lazily; fail at init, clearly)
+    except ImportError as error:
+        raise ImproperlyConfigured(
+            "QA_TRACING=1 needs the X-Ray SDK in the function: requirements/tracing.txt"
+        ) from error
     from aws_lambda_powertools import Tracer
 
     tracer = Tracer(service="qasite")

@@ -4,6 +4,9 @@ import importlib
 import logging
 import sys
 
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
 from qasite import lambda_observability
 
 
@@ -41,6 +44,13 @@ def test_tracing_is_off_by_default_and_wraps_the_handler_when_on(settings, monke
     traced = lambda_observability.traced(serve)
     assert traced is not serve
     assert traced({}, FullContext(), cold_start=True) == {"cold_start": True}
+
+
+def test_tracing_without_the_xray_sdk_stops_the_start_clearly(settings, monkeypatch):
+    settings.QA_TRACING = True
+    monkeypatch.setitem(sys.modules, "aws_xray_sdk", None)  # as if not installed
+    with pytest.raises(ImproperlyConfigured, match="requirements/tracing.txt"):
+        lambda_observability.traced(lambda event, context: None)
 
 
 def test_reset_cold_start_makes_powertools_report_a_cold_start_again():

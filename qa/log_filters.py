@@ -38,6 +38,21 @@ class WithholdExceptionMessages(logging.Filter):
         return True
 
 
+class SummarizeRequest(logging.Filter):
+    """Replaces the request Django attaches to its records of 4xx and 5xx responses
+    (``extra={"request": ...}``) with its method and path.
+
+    A JSON formatter writes every attribute of a record, and the request's repr carries its query
+    string, which may hold anything a client typed. The path is in the message already.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        if request is not None and not isinstance(request, str):
+            record.request = f"{getattr(request, 'method', '?')} {getattr(request, 'path', '?')}"
+        return True
+
+
 class DropNoLossNotice(logging.Filter):
     """Drops transformers' notice that a model has no loss function ("`loss_type=None` was set
     in the config but it is unrecognized").

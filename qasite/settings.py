@@ -230,6 +230,7 @@ LOGGING = {
     "filters": {
         "withhold_messages": {"()": "qa.log_filters.WithholdExceptionMessages"},
         "drop_no_loss_notice": {"()": "qa.log_filters.DropNoLossNotice"},
+        "summarize_request": {"()": "qa.log_filters.SummarizeRequest"},
     },
     "formatters": {  # only the one in use: the JSON one imports Powertools
         "console": {"format": "%(message)s"}
@@ -243,12 +244,15 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "filters": ["withhold_messages"],
+            "filters": ["withhold_messages", "summarize_request"],
             "formatter": "console",
         },
     },
     "loggers": {
         "django": {"handlers": [], "propagate": True},
+        # Their records carry the request: summarized before any handler, not only the console.
+        "django.request": {"filters": ["summarize_request"]},
+        "django.security.csrf": {"filters": ["summarize_request"]},
         # transformers logs through its own handler; this filter sits on the logger itself.
         "transformers.modeling_utils": {"filters": ["drop_no_loss_notice"]},
     },

@@ -632,6 +632,13 @@ def test_nothing_users_send_is_logged_or_printed_and_only_csrftoken_is_set(
         assert response["statusCode"] == expected, (what, body_of(response)[:300])
         responses.append(response)
 
+    # Query strings, which nothing reads but Django's records of 4xx and 5xx carry (the request).
+    for kind, method, path, expected in [("http-api-v2", "GET", "/no/such/page/", 404),
+                                         ("alb", "POST", "/", 403)]:
+        response = invoke(make_event(kind, method, path, query=f"question={MARKER}"))
+        assert response["statusCode"] == expected
+        responses.append(response)
+
     def crash(*inputs):
         raise RuntimeError("the model crashed")
 
@@ -642,6 +649,7 @@ def test_nothing_users_send_is_logged_or_printed_and_only_csrftoken_is_set(
     ]:
         response = invoke(make_event(
             kind, "POST", path, body=body, headers=headers, cookies={"csrftoken": CSRF_SECRET},
+            query=f"context={MARKER}",
         ))
         assert response["statusCode"] == 500
         responses.append(response)

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
 import textwrap
@@ -25,6 +26,7 @@ from qa import services
 from qa.log_filters import ascii_json
 from qa.views import EXAMPLES
 from qasite import lambda_handler
+from tests.deploying import REPO
 from tests.lambda_events import (
     EVENTS, KINDS, V2_KINDS, body_of, header, make_event, set_cookies,
 )
@@ -678,6 +680,49 @@ def test_nothing_users_send_is_logged_or_printed_and_only_csrftoken_is_set(
     cookie_names = [[c.split("=")[0].strip() for c in set_cookies(r)] for r in responses]
     assert ["csrftoken"] in cookie_names  # the page sets it, and no response sets anything else
     assert all(names in ([], ["csrftoken"]) for names in cookie_names), cookie_names
+
+
+def test_with_tracing_on_x_ray_gets_neither_answers_nor_what_users_send(modern_model_dir):
+    """QA_TRACING=1 as on Lambda (a trace id from the runtime, LAMBDA_TASK_ROOT set), with a
+    fake X-Ray daemon on loopback: each invocation sends its subsegment, annotated with the cold
+    start, and nothing of the question, the context or the answer."""
+    script = textwrap.dedent(
+        f"""
+        import json, socket, sys
+        daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        daemon.bind(("127.0.0.1", int(sys.argv[1])))
+        daemon.settimeout(5)
+        from qasite import lambda_handler
+        for _ in range(2):
+            event = json.load(open({str(EVENTS / "http-api-v2-post-answer.json")!r}))
+            event["body"] = json.dumps({{"question": "Who is {MARKER}?",
+                                         "context": "{MARKER} is Kit-Ho Mak."}})
+            assert lambda_handler.handler(event, None)["statusCode"] == 200
+        print(json.dumps([daemon.recv(65535).decode() for _ in range(2)]))
+        """
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ, "QA_TRACING": "1", "LAMBDA_TASK_ROOT": str(REPO),
+        "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;"
+        "Sampled=1",
+        "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{port}", "AWS_LAMBDA_FUNCTION_NAME": "qasite-test",
+        "QA_MODEL": str(modern_model_dir), "DJANGO_SETTINGS_MODULE": "qasite.settings",
+        "DJANGO_ALLOWED_HOSTS": ".execute-api.eu-west-1.amazonaws.com", "PYTHONPATH": str(REPO),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(port)], capture_output=True, text=True, env=env,
+        cwd=REPO, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    datagrams = json.loads(result.stdout.splitlines()[-1])
+    segments = [json.loads(datagram.split("\n", 1)[1]) for datagram in datagrams]
+    assert [segment["annotations"]["ColdStart"] for segment in segments] == [True, False]
+    assert all(segment["name"] == "## serve" and "metadata" not in segment for segment in segments)
+    assert MARKER not in result.stdout + result.stderr
+    assert "Kit-Ho" not in "".join(datagrams)
 
 
 def test_run_on_an_event_file_from_the_command_line(real_model_dir, tmp_path):

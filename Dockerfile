@@ -1,24 +1,38 @@
-# qasite for AWS Lambda. Build with network access (it downloads the model once, at build time):
+# qasite for AWS Lambda as a container image. Build with network access (it downloads the model
+# once, at build time):
 #   docker build --platform linux/amd64 -t qasite .
-# Every RUN step is a script that CI also runs outside Docker (see .ci/run and tests/test_image.py).
+# The image serves from the same torch-free tree as the zip (`make zip`): ONNX Runtime, numpy,
+# tokenizers, Django and the app, with the model baked as an ONNX graph. torch and transformers
+# only bake it, in a stage of their own. Every RUN step that builds the tree is a script that CI
+# also runs outside Docker (see .ci/run and tests/test_image.py).
 
-FROM public.ecr.aws/lambda/python:3.12 AS build
-# strip, to drop the debug symbols torch ships with.
-# hadolint ignore=DL3041
-RUN dnf install -y binutils && dnf clean all
+# 1. Bake the model (hub download, ONNX export checked against torch): needs torch.
+FROM public.ecr.aws/lambda/python:3.12 AS bake
 WORKDIR /build
-COPY requirements/runtime.txt requirements/runtime.txt
-COPY docker/build-runtime.sh docker/build-runtime.sh
+COPY requirements requirements
 # The CPU-only torch build (no CUDA libraries) comes from PyTorch's own index.
-RUN PYTHON=python3.12 docker/build-runtime.sh "${LAMBDA_TASK_ROOT}" \
+RUN python3.12 -m pip install --no-cache-dir -r requirements/build.txt \
         --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
 COPY manage.py ./
 COPY qasite qasite
 COPY qa qa
-COPY templates templates
-COPY docker/assemble.sh docker/assemble.sh
 ARG QA_MODEL=mrm8488/bert-tiny-5-finetuned-squadv2
-RUN PYTHON=python3.12 docker/assemble.sh "${LAMBDA_TASK_ROOT}" "${QA_MODEL}"
+RUN python3.12 manage.py fetch_model --model "${QA_MODEL}" --output /model
+
+# 2. The runtime tree, without torch: what serving imports, the app, the baked model, bytecode.
+FROM public.ecr.aws/lambda/python:3.12 AS build
+WORKDIR /build
+COPY requirements/runtime.txt requirements/runtime.txt
+COPY docker/build-runtime.sh docker/build-runtime.sh
+RUN PYTHON=python3.12 docker/build-runtime.sh "${LAMBDA_TASK_ROOT}"
+COPY manage.py ./
+COPY qasite qasite
+COPY qa qa
+COPY templates templates
+COPY events/http-api-v2-post-answer.json events/http-api-v2-post-answer.json
+COPY docker/assemble.sh docker/assemble.sh
+COPY --from=bake /model /model
+RUN PYTHON=python3.12 docker/assemble.sh "${LAMBDA_TASK_ROOT}" /model
 
 FROM public.ecr.aws/lambda/python:3.12
 ARG QA_MODEL=mrm8488/bert-tiny-5-finetuned-squadv2

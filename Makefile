@@ -9,10 +9,17 @@ QA_MODEL ?= $(if $(wildcard $(SHARED_MODEL)/config.json),$(abspath $(SHARED_MODE
 SAM_CLI := aws-sam-cli==1.170.0
 RIC := awslambdaric==4.2.2
 APP_FILES := manage.py $(shell find qasite qa templates -type f -not -path '*/__pycache__/*')
+# Lambda's CPU, as Lambda names it (x86_64 or arm64): the runtime tree and the zip are built for
+# it, and for Lambda's Python (3.12), wherever they are built. Without that Python, `make test`
+# builds no tree, and the tests that need one skip, saying why.
+ARCH ?= x86_64
+LAMBDA_PYTHON := $(shell docker/lambda-python.sh 2>/dev/null)
+RUNTIME := build/runtime$(if $(filter-out x86_64,$(ARCH)),-$(ARCH))
+ZIP := build/lambda-$(ARCH).zip
 
-.PHONY: run test runtime ask
+.PHONY: run test runtime zip ask FORCE
 
-$(VENV)/installed: requirements/runtime.txt requirements/dev.txt
+$(VENV)/installed: requirements/runtime.txt requirements/build.txt requirements/dev.txt
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
 	touch $@
@@ -21,23 +28,42 @@ node_modules/installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# The emulator, and the runtime interface client the AWS base image keeps apart from /var/task.
+# The emulator.
 build/tools/installed: | $(VENV)/installed
 	mkdir -p build/tools
 	$(PYTHON) -m pip download --quiet --no-deps --dest build/tools $(SAM_CLI)
 	$(PYTHON) -c "import glob, zipfile; zipfile.ZipFile(glob.glob('build/tools/aws_sam_cli-*.whl')[0]).extract('samcli/local/rapid/aws-lambda-rie-x86_64', 'build/tools')"
 	chmod +x build/tools/samcli/local/rapid/aws-lambda-rie-x86_64
-	$(PYTHON) -m pip install --quiet --no-warn-conflicts --target build/tools/ric $(RIC)
 	touch $@
 
-# The Lambda image's /var/task, built outside Docker by the Dockerfile's own scripts.
-build/runtime/installed: requirements/runtime.txt docker/build-runtime.sh docker/assemble.sh $(APP_FILES) | $(VENV)/installed
-	rm -rf build/runtime
-	PYTHON=$(PYTHON) docker/build-runtime.sh build/runtime
-	PYTHON=$(PYTHON) docker/assemble.sh build/runtime $(QA_MODEL)
+# The runtime interface client (with SnapStart's hooks module) for Lambda's Python: the tests
+# serve the runtime tree with it, kept apart from the tree as Lambda's runtime keeps it.
+build/lambda-ric/installed:
+	rm -rf build/lambda-ric
+	$(LAMBDA_PYTHON) -m pip install --quiet --disable-pip-version-check --target build/lambda-ric $(RIC)
 	touch $@
 
-runtime: build/runtime/installed
+# The model the tree bakes: rewritten (so the tree rebuilt) only when QA_MODEL changes.
+build/qa-model: FORCE
+	@mkdir -p build
+	@echo '$(QA_MODEL)' | cmp -s - $@ || echo '$(QA_MODEL)' > $@
+
+# The torch-free tree that is the image's /var/task and the zip's contents, built outside Docker
+# by the Dockerfile's own scripts: the model baked with the venv's torch, the rest for Lambda.
+$(RUNTIME)/installed: build/qa-model requirements/runtime.txt requirements/build.txt docker/build-runtime.sh docker/assemble.sh $(APP_FILES) | $(VENV)/installed
+	rm -rf $(RUNTIME) build/model
+	$(PYTHON) manage.py fetch_model --model $(QA_MODEL) --output build/model
+	ARCH=$(ARCH) docker/build-runtime.sh $(RUNTIME)
+	ARCH=$(ARCH) docker/assemble.sh $(RUNTIME) build/model
+	touch $@
+
+runtime: $(RUNTIME)/installed
+
+# The Lambda zip (serverless.yml, package=zip) of that tree.
+$(ZIP): $(RUNTIME)/installed docker/zip.sh
+	docker/zip.sh $(RUNTIME) $@
+
+zip: $(ZIP)
 
 run: $(VENV)/installed
 	DJANGO_DEBUG=1 QA_MODEL=$(QA_MODEL) $(PYTHON) manage.py runserver 127.0.0.1:8000
@@ -51,5 +77,5 @@ unexport QUESTION CONTEXT
 ask: $(VENV)/installed
 	@QA_MODEL=$(QA_MODEL) $(PYTHON) manage.py ask $(call quote,QUESTION) $(if $(value CONTEXT),--context $(call quote,CONTEXT)) $(ASK)
 
-test: $(VENV)/installed node_modules/installed build/tools/installed build/runtime/installed
+test: $(VENV)/installed node_modules/installed build/tools/installed $(if $(LAMBDA_PYTHON),build/lambda-ric/installed $(RUNTIME)/installed)
 	$(PYTHON) -m pytest

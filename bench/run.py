@@ -80,10 +80,11 @@ def make_bert_tiny_shape(directory: Path) -> Path:
 
 
 def bake(source: Path, output: Path) -> Path:
-    """What production serves: the model as `manage.py fetch_model` writes it (TorchScript)."""
-    from qa.loading import FAST_TORCHSCRIPT_FILE, TORCHSCRIPT_FILE, save_for_serving
+    """What production serves: the model as `manage.py fetch_model` writes it (ONNX, TorchScript)."""
+    from qa.baking import save_for_serving
+    from qa.model_files import FAST_TORCHSCRIPT_FILE, ONNX_FILE, TORCHSCRIPT_FILE
 
-    if not all((output / name).is_file() for name in (TORCHSCRIPT_FILE, FAST_TORCHSCRIPT_FILE)):
+    if not all((output / name).is_file() for name in (ONNX_FILE, TORCHSCRIPT_FILE, FAST_TORCHSCRIPT_FILE)):
         save_for_serving(source, output)
     return output
 

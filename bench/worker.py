@@ -20,7 +20,7 @@ def qasite_engine(model_dir, fast=False):
     from qa.engine import Options
     from qa.loading import load_answerer
 
-    answerer = load_answerer(model_dir, threads=1, fast=fast)
+    answerer = load_answerer(model_dir, threads=1, engine="torch" if fast else "onnx", fast=fast)
 
     def answer(question, context, **options):
         return [vars(a) for a in answerer.answer(question, context, Options(**options))]
@@ -33,8 +33,8 @@ def qasite_handler(model_dir, fast=False):
     sys.path.insert(0, ROOT)
     # One client asking thousands of questions: the rate limit would stop it after 60.
     os.environ.update(
-        QA_MODEL=model_dir, DJANGO_ALLOWED_HOSTS="*", QA_TORCH_THREADS="1", QA_THROTTLE_RATE="off",
-        QA_FAST="1" if fast else "0",
+        QA_MODEL=model_dir, DJANGO_ALLOWED_HOSTS="*", QA_THREADS="1", QA_THROTTLE_RATE="off",
+        QA_FAST="1" if fast else "0", QA_ENGINE="torch" if fast else "onnx",
     )
     with open(os.path.join(ROOT, "events", "http-api-v2-post-answer.json")) as file:
         template = json.load(file)

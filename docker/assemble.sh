@@ -1,49 +1,42 @@
 #!/usr/bin/env bash
-# Put the app and a baked model into a runtime tree made by build-runtime.sh, as the image does,
-# and compile all bytecode (Lambda's file system is read-only, so none is written at run time).
-#   usage: docker/assemble.sh TARGET MODEL   (MODEL: hub id, or a local model directory)
+# Put the app and a baked model (the output of `manage.py fetch_model`, which needs torch and so
+# runs elsewhere) into a runtime tree made by build-runtime.sh, compile all bytecode, and check
+# that the tree answers with nothing but what it holds.
+#   usage: docker/assemble.sh TARGET MODEL_DIR
+#   PYTHON: the Python Lambda runs (default: docker/lambda-python.sh finds a 3.12)
+#   ARCH:   x86_64 (default) or arm64; the check runs only when it is this machine's
 set -euo pipefail
 target=$1
 model=$2
 here=$(cd "$(dirname "$0")/.." && pwd)
-python=${PYTHON:-python3}
+python=${PYTHON:-$("$here/docker/lambda-python.sh")}
+arch=${ARCH:-x86_64}
 
 cp -r "$here"/manage.py "$here"/qasite "$here"/qa "$here"/templates "$target"/
 find "$target"/qasite "$target"/qa -type d -name __pycache__ -prune -exec rm -rf {} +
-PYTHONPATH="$target" DJANGO_SETTINGS_MODULE=qasite.settings \
-    "$python" -S "$target"/manage.py fetch_model --model "$model" --output "$target"/model
-if [[ -f "$target/model/model.torchscript.pt" && -f "$target/model/model.bf16.torchscript.pt" ]]; then
-    # The model is baked as TorchScript (exact and fast mode), weights included: serving it needs
-    # neither the safetensors copy nor transformers and what only transformers imports (sympy alone
-    # is 80 MB). Then prove the trimmed tree still answers, in both modes.
-    # Nor does anything import, when serving a baked model (listed from sys.modules after every
-    # kind of request, in both modes): the hub client and its HTTP and CLI stack (the model is
-    # baked in, HF_HUB_OFFLINE is set), safetensors and regex (transformers' own), torch's compiler
-    # and exporters (TorchScript runs without them), build tools, and the JSON-schema validator
-    # (drf-spectacular's, for `spectacular --validate` only).
-    (cd "$target" && rm -rf model/model.safetensors transformers transformers-*.dist-info \
-        sympy sympy-*.dist-info isympy.py mpmath mpmath-*.dist-info networkx networkx-*.dist-info \
-        huggingface_hub huggingface_hub-*.dist-info httpx2 httpx2-*.dist-info \
-        httpcore2 httpcore2-*.dist-info h11 h11-*.dist-info anyio anyio-*.dist-info \
-        idna idna-*.dist-info truststore truststore-*.dist-info filelock filelock-*.dist-info \
-        fsspec fsspec-*.dist-info typer typer-*.dist-info click click-*.dist-info \
-        rich rich-*.dist-info markdown_it markdown_it_py-*.dist-info mdurl mdurl-*.dist-info \
-        shellingham shellingham-*.dist-info annotated_doc annotated_doc-*.dist-info \
-        safetensors safetensors-*.dist-info regex regex-*.dist-info \
-        torch/_inductor torch/_dynamo torch/onnx torch/_lazy functorch \
-        setuptools setuptools-*.dist-info _distutils_hack distutils-precedence.pth \
-        jsonschema jsonschema-*.dist-info jsonschema_specifications \
-        jsonschema_specifications-*.dist-info referencing referencing-*.dist-info \
-        rpds rpds_py-*.dist-info attr attrs attrs-*.dist-info)
-    PYTHONPATH="$target" "$python" -S -c "
-from qa.loading import load_answerer
-for fast in (False, True):
-    [answer] = load_answerer('$target/model', threads=1, fast=fast).answer('Who?', 'Kit-Ho Mak is here.')
-    assert 'Kit-Ho Mak is here.'[answer.start:answer.end] == answer.answer
-"
+# Of the baked model, what the onnx engine reads: the graph, the tokenizer and the config (not the
+# safetensors weights nor the TorchScript traces, which only the torch engine reads).
+rm -rf "$target/model"
+mkdir "$target/model"
+cp "$model"/{model.onnx,config.json,tokenizer.json,tokenizer_config.json} "$target/model"/
+# Lambda's file system is read-only, so bytecode is compiled here or at every cold start. Checked
+# by nothing, not even the source's timestamp: a zip keeps timestamps to 2 seconds only, which
+# would make every timestamp-checked file stale, compiled again at each cold start.
+"$python" -m compileall -q -j 0 --invalidation-mode unchecked-hash "$target" >/dev/null
+
+if [[ $arch == "$(uname -m)" || ($arch == arm64 && $(uname -m) == aarch64) ]]; then
+    # -S: no site-packages, so nothing outside the tree can stand in for what it lacks.
+    PYTHONPATH="$target" QA_MODEL="$target/model" DJANGO_ALLOWED_HOSTS=.amazonaws.com \
+        HF_HUB_OFFLINE=1 "$python" -S -B - "$here/events/http-api-v2-post-answer.json" >/dev/null <<'CHECK'
+import json, sys
+from qasite.lambda_handler import handler
+event = json.load(open(sys.argv[1]))
+response = handler(event, None)
+assert response["statusCode"] == 200, response
+answer, context = json.loads(response["body"]), json.loads(event["body"])["context"]
+assert context[answer["start"] : answer["end"]] == answer["answer"], answer
+CHECK
 fi
-# (torch's py312_intrinsics test helper is Python 3.12 syntax: skipped when building on 3.11.)
-"$python" -m compileall -q -j 0 -x py312_intrinsics "$target" >/dev/null
 
 echo "runtime tree: $(du -sm "$target" | cut -f1) MB with app, model and bytecode;" \
     "$(tar -C "$target" -cf - . | gzip -6 | wc -c | awk '{printf "%.0f", $1 / 1048576}') MB gzipped"

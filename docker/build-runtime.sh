@@ -1,41 +1,51 @@
 #!/usr/bin/env bash
-# Install qasite's runtime dependencies into TARGET and drop what inference never uses.
-# The Dockerfile runs this; CI runs it outside Docker too, so the image's contents are tested.
-#   usage: docker/build-runtime.sh TARGET [extra pip arguments, e.g. --index-url ...]
+# Install what serving imports (requirements/runtime.txt: ONNX Runtime, numpy, tokenizers, Django
+# and friends; no torch, no transformers) into TARGET, for AWS Lambda's Python and CPU, and drop
+# what serving never imports or loads. The Dockerfile runs this; so do `make runtime` and CI, so
+# the image's and the zip's contents are tested.
+#   usage: docker/build-runtime.sh TARGET
+#   PYTHON: the Python Lambda runs (default: docker/lambda-python.sh finds a 3.12)
+#   ARCH:   x86_64 (default) or arm64, as Lambda names them
 set -euo pipefail
 target=$1
-shift
 here=$(cd "$(dirname "$0")/.." && pwd)
-python=${PYTHON:-python3}
+python=${PYTHON:-$("$here/docker/lambda-python.sh")}
+arch=${ARCH:-x86_64}
+[[ $arch == arm64 ]] && arch=aarch64
 
-"$python" -m pip install --quiet --no-cache-dir --no-compile --target "$target" \
-    --no-warn-conflicts -r "$here/requirements/runtime.txt" "$@"
+# Binary wheels for Lambda's OS and CPU, whatever machine builds the tree: Amazon Linux 2023 has
+# glibc 2.34, so any manylinux wheel up to 2.34 runs there (a newer one, which pip would pick for
+# a newer build machine, would not).
+platforms=(--platform "manylinux2014_$arch")
+for minor in $(seq 17 34); do platforms+=(--platform "manylinux_2_${minor}_$arch"); done
+# --no-deps: runtime.txt lists every distribution serving imports, pinned.
+"$python" -m pip install --quiet --disable-pip-version-check --no-cache-dir --no-compile \
+    --no-deps --only-binary=:all: --implementation cp "${platforms[@]}" \
+    --python-version "$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
+    --target "$target" -r "$here/requirements/runtime.txt"
 
 size() { du -sm "$1" | cut -f1; }
 before=$(size "$target")
 
-# torch: C++ tests and test libraries, headers, build tools (only the shared-memory manager,
-# which torch checks for at import, stays in bin/).
-rm -rf "$target"/torch/test "$target"/torch/include "$target"/torch/share
-find "$target/torch/bin" -type f ! -name torch_shm_manager -delete
-rm -f "$target"/torch/lib/lib{jitbackend_test,torchbind_test,backend_with_compiler,aoti_custom_ops}.so
-# torch's own libraries ship with debug symbols; the wheels' vendored (patched) libraries don't,
-# and must not be stripped.
-strip --strip-unneeded "$target"/torch/lib/libtorch_cpu.so "$target"/torch/lib/libtorch_python.so \
-    "$target"/torch/lib/libc10.so
-# transformers: model code other than the extractive-QA encoders a QA_MODEL is likely to be.
-keep='^(__init__\.py|auto|bert|distilbert|roberta|xlm_roberta|albert|electra|deberta_v2|mobilebert)$'
-find "$target/transformers/models" -mindepth 1 -maxdepth 1 | while read -r path; do
-    [[ $(basename "$path") =~ $keep ]] || rm -rf "$path"
-done
-# Django: apps and translations the project does not use (USE_I18N is off).
+# Parts of the installed packages that serving never imports or loads (the tree's test lists the
+# modules and shared libraries a process holds after every kind of request):
+# - ONNX Runtime: the C API library (the Python module links the runtime in; it loads only the
+#   tiny providers_shared library), and the optimisation, quantisation, conversion and test tools.
+rm -rf "$target"/onnxruntime/capi/libonnxruntime.so.* "$target"/onnxruntime/{backend,datasets,quantization,tools,transformers}
+# - numpy: its tests and SIMD test module, the Fortran wrapper generator, C headers and
+#   libraries, type stubs.
+find "$target/numpy" -type d -name tests -prune -exec rm -rf {} +
+rm -f "$target"/numpy/_core/_simd.*
+rm -rf "$target"/numpy/{f2py,_pyinstaller,_core/include,_core/lib,doc}
+find "$target/numpy" -name '*.pyi' -delete
+# - Django: apps and translations the project does not use (USE_I18N is off).
 rm -rf "$target"/django/contrib/{admin/static,flatpages,gis,humanize,postgres,redirects,sitemaps,sites,syndication}
-find "$target/django" "$target/rest_framework" -type d -path '*/locale/*' -prune -exec rm -rf {} +
-# drf-spectacular-sidecar: Redoc and the source maps (the API reference is Swagger UI).
+find "$target/django" "$target/rest_framework" "$target/drf_spectacular" -type d -path '*/locale/*' -prune -exec rm -rf {} +
+# - Scripts (django-admin...), and any bytecode of the build machine's (assemble.sh compiles).
+rm -rf "$target"/bin
+# - drf-spectacular-sidecar: Redoc and the source maps (the API reference is Swagger UI).
 rm -rf "$target"/drf_spectacular_sidecar/static/drf_spectacular_sidecar/redoc
 find "$target/drf_spectacular_sidecar" -name '*.map' -delete
-# Download accelerator and packaging tools: never used at run time.
-rm -rf "$target"/hf_xet "$target"/hf_xet-*.dist-info "$target"/bin
 find "$target" -type d -name __pycache__ -prune -exec rm -rf {} +
 
 after=$(size "$target")

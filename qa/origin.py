@@ -57,9 +57,9 @@ def proxy_secrets() -> list[str]:
 
 
 def forget_secrets() -> None:
-    """Drop the fetched secrets and Powertools' cache of them, so the next request reads SSM
-    again: for a SnapStart restore (values fetched at init are in the snapshot)."""
-    _last_fetched.clear()
+    """Drop Powertools' cache of the secrets (and its SSM client), so the next read goes to SSM:
+    for a SnapStart restore, whose snapshot holds what init read. What was read last stays in
+    use should SSM fail then."""
     if settings.QA_PROXY_SECRET_PARAMETER:
         from aws_lambda_powertools.utilities import parameters
 

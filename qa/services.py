@@ -26,13 +26,19 @@ class ModelUnavailable(Exception):
 
 
 @functools.cache
-def _lazy_answerer(model: str, threads: int, fast: bool):
+def _lazy_answerer(model: str, engine: str, threads: int, cache_dir, fast: bool):
     # Imported here, not above: the loader brings numpy and the tokenizer, which a first page
     # from cold should not wait for (they cost it a quarter).
-    from qa.loading import LazyAnswerer, load_answerer
+    from qa.lazy import LazyAnswerer
+    from qa.loading import load_answerer
 
     return LazyAnswerer(
-        _timed_load(functools.partial(load_answerer, model, threads=threads, fast=fast))
+        _timed_load(
+            functools.partial(
+                load_answerer, model, engine=engine, threads=threads, cache_dir=cache_dir,
+                fast=fast,
+            )
+        )
     )
 
 
@@ -55,7 +61,10 @@ def _timed_load(load):
 
 def lazy_answerer():
     """The process-wide model holder for the configured model."""
-    return _lazy_answerer(settings.QA_MODEL, settings.QA_TORCH_THREADS, settings.QA_FAST)
+    return _lazy_answerer(
+        settings.QA_MODEL, settings.QA_ENGINE, settings.QA_THREADS, settings.QA_CACHE_DIR,
+        settings.QA_FAST,
+    )
 
 
 def _public_reason(error) -> str:
@@ -69,7 +78,7 @@ def answer_questions(*, requests: list[dict]) -> list[dict]:
     Each result holds the best answer at top level and the ``top_k`` candidates in ``answers``.
     Raises InvalidQuestion (with ``index`` set to the request at fault) or ModelUnavailable.
     """
-    from qa.loading import ModelLoadError  # loaded by lazy_answerer() already
+    from qa.model_files import ModelLoadError  # loaded by lazy_answerer() already
 
     holder = lazy_answerer()
     try:

@@ -6,6 +6,7 @@ public deployment; see README.md ("Configuration") for the full list.
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -173,12 +174,33 @@ SPECTACULAR_SETTINGS = {
 QA_MODEL = os.environ.get("QA_MODEL", "mrm8488/bert-tiny-5-finetuned-squadv2")
 # The name health reports (QA_MODEL may be a directory whose path is nobody's business).
 QA_MODEL_NAME = os.environ.get("QA_MODEL_NAME", QA_MODEL)
-# One thread is the fastest for a small model on a small, shared CPU; raise it for big contexts.
-QA_TORCH_THREADS = env_int("QA_TORCH_THREADS", 1)
-# Fast mode: the model computes in bfloat16. About 1.7x faster on long contexts on a CPU with
-# bfloat16 units (slower on one without); 299 answers in 300 as exact mode's (README, "Fast mode").
-# Off: answers are transformers v4's.
+# The engine that runs the model (qa/backends): "onnx" (ONNX Runtime; no torch needed to serve a
+# baked graph) or "torch" (TorchScript). The same default in development and on Lambda.
+QA_ENGINE = os.environ.get("QA_ENGINE", "onnx").strip().lower()
+if QA_ENGINE not in {"onnx", "torch"}:
+    raise ImproperlyConfigured(f"QA_ENGINE={QA_ENGINE!r}: expected onnx or torch")
+# CPU threads the engine computes on. One is the fastest for a small model on a small, shared CPU;
+# raise it for big contexts. QA_TORCH_THREADS is its former name, still read.
+if "QA_THREADS" not in os.environ and "QA_TORCH_THREADS" in os.environ:
+    warnings.warn("QA_TORCH_THREADS is deprecated: set QA_THREADS", DeprecationWarning, stacklevel=1)
+    QA_THREADS = env_int("QA_TORCH_THREADS", 1)
+else:
+    QA_THREADS = env_int("QA_THREADS", 1)
+# Where the onnx engine caches the graph it exports from a model directory that has none (one
+# graph per content of the weights). Lambda's handler points XDG_CACHE_HOME at /tmp.
+QA_CACHE_DIR = Path(
+    os.environ.get("QA_CACHE_DIR")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qasite"
+)
+# Fast mode (torch engine only): the model computes in bfloat16. About 1.7x faster on long
+# contexts on a CPU with bfloat16 units (slower on one without); 299 answers in 300 as exact
+# mode's (README, "Fast mode"). Off: answers are transformers v4's.
 QA_FAST = env_bool("QA_FAST")
+if QA_FAST and QA_ENGINE != "torch":
+    raise ImproperlyConfigured(
+        "QA_FAST=1 is an option of the torch engine (ONNX Runtime has no bfloat16 kernels for "
+        "these models on x86 CPUs): set QA_ENGINE=torch with it, or unset QA_FAST"
+    )
 QA_MAX_QUESTION_CHARS = env_int("QA_MAX_QUESTION_CHARS", 500)
 QA_MAX_CONTEXT_CHARS = env_int("QA_MAX_CONTEXT_CHARS", 20_000)
 QA_MAX_BATCH = env_int("QA_MAX_BATCH", 32)

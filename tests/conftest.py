@@ -4,6 +4,7 @@ real trained model and SQuAD sample from ../shared when they are there."""
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,9 @@ import pytest
 
 # No test may reach the network: a hub id fails at once instead of trying to download.
 os.environ["HF_HUB_OFFLINE"] = "1"
+# Graphs the onnx engine exports from the test models are cached here, not in the user's cache
+# (servers the tests start inherit it; in-process tests get it from the unthrottled fixture).
+os.environ["QA_CACHE_DIR"] = tempfile.mkdtemp(prefix="qasite-tests-")
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 REAL_MODEL = SHARED / "models" / "qa-minilm-squad"
@@ -31,8 +35,18 @@ def tiny_vocab() -> list[str]:
     return SPECIAL_TOKENS + PUNCTUATION + pieces + [w for w in WORDS if w not in pieces]
 
 
-def build_tiny_model(directory: Path, *, legacy: bool, seed: int = 0) -> Path:
-    """A randomly initialised BertForQuestionAnswering with a small WordPiece vocab.
+TINY_SHAPE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+# The production model's shape (mrm8488/bert-tiny-5-finetuned-squadv2's config.json), with BERT's
+# 30,522-token vocabulary.
+BERT_TINY_SHAPE = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 512}
+BERT_VOCAB_SIZE = 30_522
+
+
+def build_tiny_model(
+    directory: Path, *, legacy: bool, seed: int = 0, shape: dict = TINY_SHAPE, vocab_size: int = 0
+) -> Path:
+    """A randomly initialised BertForQuestionAnswering with a small WordPiece vocab (padded with
+    unused tokens to vocab_size, if given).
 
     legacy=True writes the layout of mrm8488/bert-tiny-5-finetuned-squadv2 on the hub (config.json,
     pytorch_model.bin, vocab.txt); otherwise the modern one (model.safetensors, tokenizer.json).
@@ -43,16 +57,10 @@ def build_tiny_model(directory: Path, *, legacy: bool, seed: int = 0) -> Path:
 
     directory.mkdir(parents=True, exist_ok=True)
     vocab = tiny_vocab()
+    vocab += [f"[unused{index}]" for index in range(vocab_size - len(vocab))]
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-    )
+    config = BertConfig(vocab_size=len(vocab), max_position_embeddings=512, **shape)
     model = BertForQuestionAnswering(config).eval()
     if legacy:
         config.save_pretrained(directory)
@@ -72,10 +80,12 @@ def build_tiny_model(directory: Path, *, legacy: bool, seed: int = 0) -> Path:
 @pytest.fixture(autouse=True)
 def unthrottled(settings):
     """An empty cache (the rate limiter's memory) and a rate no test reaches, for every test:
-    tests/test_throttling.py sets low rates to test the limit itself."""
+    tests/test_throttling.py sets low rates to test the limit itself. ONNX graphs are cached
+    in the tests' own directory."""
     from django.core.cache import cache
 
     settings.QA_THROTTLE_RATE = "100000/min"
+    settings.QA_CACHE_DIR = Path(os.environ["QA_CACHE_DIR"])
     cache.clear()
 
 
@@ -103,9 +113,28 @@ def modern_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("modern-model"), legacy=False)
 
 
+@pytest.fixture(scope="session")
+def production_shape_model_dir(tmp_path_factory) -> Path:
+    """Random weights of the production model's shape and size: for sizes, not answers."""
+    return build_tiny_model(
+        tmp_path_factory.mktemp("production-shape-model"), legacy=False, shape=BERT_TINY_SHAPE,
+        vocab_size=BERT_VOCAB_SIZE,
+    )
+
+
 @pytest.fixture(scope="session", params=["legacy", "modern"])
 def tiny_model_dir(request) -> Path:
     return request.getfixturevalue(f"{request.param}_model_dir")
+
+
+@pytest.fixture(scope="session")
+def baked_model_dir(tmp_path_factory, legacy_model_dir) -> Path:
+    """The tiny model as fetch_model bakes it: ONNX graph, TorchScript traces, safetensors."""
+    from qa.baking import save_for_serving
+
+    directory = tmp_path_factory.mktemp("baked-model")
+    save_for_serving(legacy_model_dir, directory)
+    return directory
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Real-shaped Lambda events (events/) changed to carry a request, and what the handler answers."""
+"""Real-shaped Lambda events (events/) changed to carry a request, and what the handler answers.
+Standard library only: a runtime tree's own Python (3.12, no pytest) runs events made here."""
 
 import base64
 import json

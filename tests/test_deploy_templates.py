@@ -50,6 +50,7 @@ NOT_GRANTED = {
     "lambda:*CodeSigningConfig": "no code signing",
     "lambda:PassCapacityProvider": "no Lambda managed instances",
     "lambda:AssociateRuntimeAlias": "no runtime alias",
+    "codedeploy:*": "no CodeDeploy traffic shifting: the alias moves to each new version at once",
     "iam:AttachRolePolicy": "the function's role has inline policies only",
     "iam:DetachRolePolicy": "the function's role has inline policies only",
     "iam:*RolePermissionsBoundary": "no permissions boundary on the function's role",

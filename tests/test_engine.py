@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from qa.engine import MAX_BATCH_TOKENS, InvalidQuestion, Options, QuestionAnswerer
-from qa.loading import load_tokenizer
+from qa.tokenization import load_tokenizer
 from tests.conftest import REAL_MODEL, SPECIAL_TOKENS
 from tests.properties import OPTIONS, assert_consistent_answers, texts
 

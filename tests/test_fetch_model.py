@@ -19,15 +19,31 @@ def test_legacy_layout_becomes_safetensors_and_a_fast_tokenizer(legacy_model_dir
     output = tmp_path / "baked"
     report = fetch("--model", str(legacy_model_dir), "--output", str(output))
     assert sorted(path.name for path in output.iterdir()) == [
-        "config.json", "model.bf16.torchscript.pt", "model.safetensors", "model.torchscript.pt",
-        "tokenizer.json", "tokenizer_config.json",
+        "config.json", "model.bf16.torchscript.pt", "model.onnx", "model.safetensors",
+        "model.torchscript.pt", "tokenizer.json", "tokenizer_config.json",
     ]
-    assert "What is my name?" in report and "fast mode:" in report
+    assert "What is my name?" in report
+    assert all(f"{engine}: '" in report for engine in ("onnx", "torch", "torch, fast mode"))
     assert json.loads((output / "tokenizer_config.json").read_text())["model_max_length"] == 512
     context = "I'm Kit-Ho Mak. I come from Hong Kong and the city is long."
     original = load_answerer(str(legacy_model_dir), threads=1).answer("Who?", context)
     baked = load_answerer(str(output), threads=1).answer("Who?", context)
     assert baked == original
+
+
+def test_a_graph_that_disagrees_with_the_model_fails_the_command(
+    legacy_model_dir, tmp_path, monkeypatch
+):
+    from qa import baking
+    from qa.export import GraphMismatch
+
+    def mismatch(*args, **kwargs):
+        raise GraphMismatch("the ONNX graph's logits differ from the model's by up to 1.0e-03")
+
+    monkeypatch.setattr(baking, "export_onnx", mismatch)
+    with pytest.raises(CommandError, match="differ from the model's"):
+        fetch("--model", str(legacy_model_dir), "--output", str(tmp_path / "baked"))
+    assert not (tmp_path / "baked" / "model.onnx").exists()
 
 
 def test_the_default_source_is_the_qa_model_setting(settings, modern_model_dir, tmp_path):

@@ -1,26 +1,27 @@
-"""The Lambda image's contents, built outside Docker by the Dockerfile's own scripts (`make
-runtime` -> build/runtime), served by the real Lambda runtime: the Runtime Interface Emulator
-running awslambdaric, as the AWS base image does."""
+"""The runtime tree (`make runtime` -> build/runtime): the image's /var/task and the zip's contents,
+built outside Docker by the Dockerfile's own scripts for Lambda's Python (3.12), without torch;
+served by the real Lambda runtime: the Runtime Interface Emulator running awslambdaric."""
 
-import base64
 import json
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from bench.run import free_port, tree_size
-from tests.test_lambda_handler import EVENTS, make_event
+from bench.run import tree_size
+from tests.lambda_events import EVENTS, body_of, make_event
+from tests.lambda_runtime import (
+    REPO, distributions, emulator, every_kind_of_request, probe, unused_libraries,
+)
 
-REPO = Path(__file__).resolve().parent.parent
 TREE = REPO / "build" / "runtime"
-TOOLS = REPO / "build" / "tools"
-RIE = TOOLS / "samcli" / "local" / "rapid" / "aws-lambda-rie-x86_64"
 OLD_DEMO_IMAGE_MB = 490
+# What serving never imports: build-time tools, their dependencies, and test tools.
+NEVER = {
+    "torch", "transformers", "sympy", "mpmath", "networkx", "safetensors", "huggingface_hub",
+    "hf_xet", "regex", "jsonschema", "setuptools", "onnx", "onnxscript", "pytest", "_pytest",
+    "hypothesis", "cfnlint", "google", "flatbuffers", "packaging", "nvidia",
+}
+SERVING_FILES = ["config.json", "model.onnx", "tokenizer.json", "tokenizer_config.json"]
 
 
 @pytest.fixture(scope="module")
@@ -30,128 +31,84 @@ def tree() -> Path:
     return TREE
 
 
-def test_tree_holds_runtime_dependencies_only(tree):
+def test_tree_holds_no_torch_and_the_model_as_an_onnx_graph(tree):
     names = {path.name for path in tree.iterdir()}
-    assert {"django", "rest_framework", "torch", "tokenizers", "apig_wsgi", "qa", "qasite"} <= names
-    assert not names & {"pytest", "pytest_django", "hypothesis", "cfnlint", "_pytest"}
-    # The baked TorchScript model needs neither transformers nor what only it or the hub imports.
-    assert not names & {"transformers", "sympy", "huggingface_hub", "safetensors", "setuptools"}
-    assert not (tree / "torch" / "_inductor").exists() and not (tree / "torch" / "_dynamo").exists()
-    assert not any(name.startswith("nvidia") for name in names)  # CPU-only torch
-    assert not (tree / "torch" / "test").exists() and not (tree / "torch" / "include").exists()
-    assert sorted(path.name for path in (tree / "model").iterdir()) == [
-        "config.json", "model.bf16.torchscript.pt", "model.torchscript.pt", "tokenizer.json",
-        "tokenizer_config.json",
-    ]
-
-
-def test_tree_is_far_below_the_old_demo_image(tree, capsys):
-    size = tree_size(tree)
-    model_mb = sum(file.stat().st_size for file in (tree / "model").iterdir()) / 1e6
-    with capsys.disabled():
-        print(f"\nruntime tree: {size['installed_mb']:.0f} MB installed ({model_mb:.0f} MB of it "
-              f"the model), {size['gzipped_mb']:.0f} MB gzipped")
-    assert size["gzipped_mb"] < OLD_DEMO_IMAGE_MB * 0.75
+    assert {"django", "rest_framework", "onnxruntime", "numpy", "tokenizers", "apig_wsgi"} <= names
+    assert {"qa", "qasite", "templates", "manage.py"} <= names
+    assert not names & NEVER
+    assert sorted(path.name for path in (tree / "model").iterdir()) == SERVING_FILES
+    # Bytecode for Lambda's Python, compiled at build time.
+    assert list((tree / "qa").glob("__pycache__/*.cpython-312.pyc"))
 
 
 @pytest.fixture(scope="module")
-def emulator(tree, tmp_path_factory):
-    """The tree served by the emulator on a loopback port, with a read-only-like environment."""
-    if not RIE.is_file():
-        pytest.skip("no emulator: `make test` fetches it into build/tools")
-    home = tmp_path_factory.mktemp("lambda-tmp")
-    port = free_port()
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(home),
-        "TMPDIR": str(home),
-        "PYTHONPATH": f"{tree}:{TOOLS / 'ric'}",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "HF_HUB_OFFLINE": "1",
-        "QA_MODEL": str(tree / "model"),
-        "QA_MODEL_NAME": "qa-minilm-squad",
-        "DJANGO_ALLOWED_HOSTS": ".execute-api.eu-west-1.amazonaws.com,.elb.amazonaws.com",
-        "DJANGO_HTTPS": "1",
-    }
-    process = subprocess.Popen(
-        [str(RIE), "--runtime-interface-emulator-address", f"127.0.0.1:{port}",
-         sys.executable, "-S", "-m", "awslambdaric", "qasite.lambda_handler.handler"],
-        cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    url = f"http://127.0.0.1:{port}/2015-03-31/functions/function/invocations"
-
-    def invoke(event: dict) -> dict:
-        request = urllib.request.Request(url, data=json.dumps(event).encode(), method="POST")
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return json.loads(response.read())
-
-    yield invoke
-    process.terminate()
-    output = process.communicate(timeout=10)[0].decode()
-    assert "Traceback" not in output, output
+def report(tree, tmp_path_factory) -> dict:
+    return probe(tree, tmp_path_factory.mktemp("lambda-tmp"))
 
 
-def test_emulator_answers_the_json_api(emulator):
-    response = emulator(json.loads((EVENTS / "http-api-v2-post-answer.json").read_text()))
+def test_every_distribution_in_the_tree_is_imported_by_serving(tree, report):
+    """After every kind of request, the process has imported a module of each distribution the
+    tree holds: nothing is installed that serving never uses."""
+    unused = {dist for dist, tops in distributions(tree).items() if not tops & set(report["modules"])}
+    assert not unused
+    assert not set(report["modules"]) & NEVER
+
+
+def test_no_large_shared_library_in_the_tree_goes_unloaded(tree, report):
+    """ONNX Runtime's C API library (35 MB), for one, is never loaded by its Python module."""
+    assert unused_libraries(tree, report, min_bytes=1_000_000) == []
+
+
+def test_no_module_is_compiled_at_run_time(tree, report):
+    """Lambda's /var/task is read-only: every module of the tree imports from its bytecode
+    (hash-based, unchecked: a zip's 2-second timestamps cannot make it stale)."""
+    assert [path for path in report["compiled"] if path.startswith(str(tree))] == []
+
+
+def test_tree_is_small(tree, capsys):
+    size = tree_size(tree)
+    without_model = tree_size(tree, exclude="model")
+    with capsys.disabled():
+        print(f"\nruntime tree: {size['installed_mb']:.0f} MB installed, "
+              f"{size['gzipped_mb']:.0f} MB gzipped; without the model "
+              f"{without_model['installed_mb']:.0f} MB, {without_model['gzipped_mb']:.0f} MB gzipped")
+    assert without_model["installed_mb"] < 150
+    assert without_model["gzipped_mb"] < OLD_DEMO_IMAGE_MB / 8
+
+
+@pytest.fixture(scope="module")
+def served(tree, tmp_path_factory):
+    with emulator(tree, tmp_path_factory.mktemp("lambda-tmp"), QA_MODEL_NAME="qa-minilm-squad") as invoke:
+        yield invoke
+
+
+def test_emulator_answers_the_json_api(served):
+    response = served(json.loads((EVENTS / "http-api-v2-post-answer.json").read_text()))
     assert response["statusCode"] == 200
     assert json.loads(response["body"])["answer"] == "Kit-Ho Mak"
 
 
-def test_emulator_answers_base64_bodies_from_a_rest_api(emulator):
+def test_emulator_answers_base64_bodies_from_a_rest_api(served):
     body = json.dumps({"question": "Where do I come from?",
                        "context": "I'm Kit-Ho Mak. I come from Hong Kong."})
     event = make_event("rest-api-v1", "POST", "/api/answer/", body=body, b64=True,
                        headers={"Content-Type": "application/json", "Accept": "application/json"})
-    response = emulator(event)
+    response = served(event)
     assert response["statusCode"] == 200
     assert json.loads(response["body"])["answer"] == "Hong Kong"
 
 
-def test_emulator_serves_the_page_health_and_keep_warm(emulator):
-    page = emulator(make_event("http-api-v2"))
-    assert page["statusCode"] == 200
-    assert b"Kit-Ho Mak" in body_of(page)
-    assert page["cookies"] and "Secure" in page["cookies"][0]
-    health = emulator(make_event("alb", path="/api/health/", headers={"Accept": "application/json"}))
-    assert json.loads(health["body"]) == {"model": "qa-minilm-squad", "state": "ready", "error": None}
-    assert emulator(json.loads((EVENTS / "keep-warm.json").read_text())) == {"warm": True}
-
-
-def test_emulator_serves_the_schema_the_browsable_api_static_files_and_errors(emulator):
-    html = {"Accept": "text/html"}
-    schema = emulator(make_event("http-api-v2", path="/api/schema/"))
-    assert schema["statusCode"] == 200 and b"openapi" in body_of(schema)
-    browsable = emulator(make_event("http-api-v2", path="/api/answer/", headers=html))
-    assert browsable["statusCode"] == 200 and b"Answer" in body_of(browsable)
-    static = emulator(make_event("http-api-v2", path="/static/qa/site.css"))
-    assert static["statusCode"] == 200
-    missing = emulator(make_event("http-api-v2", path="/nowhere/", headers=html))
-    assert missing["statusCode"] == 404
-
-
-def test_the_tree_answers_in_fast_mode(tree, tmp_path):
-    """Fast mode (QA_FAST=1) needs only what the tree holds: the bfloat16 TorchScript model."""
-    script = (
-        "import json; from qasite.lambda_handler import handler; "
-        f"event = json.load(open({str(EVENTS / 'http-api-v2-post-answer.json')!r})); "
-        "print(json.loads(handler(event, None)['body'])['answer'])"
-    )
-    result = subprocess.run(
-        [sys.executable, "-S", "-c", script], cwd=tree, capture_output=True, text=True,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(tree),
-             "PYTHONDONTWRITEBYTECODE": "1", "HF_HUB_OFFLINE": "1", "QA_FAST": "1",
-             "QA_MODEL": str(tree / "model"), "DJANGO_ALLOWED_HOSTS": "*"},
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "Kit-Ho Mak"
-
-
-def body_of(response: dict) -> bytes:
-    return base64.b64decode(response["body"]) if response["isBase64Encoded"] else response["body"].encode()
+def test_emulator_serves_every_kind_of_request(served):
+    for what, event, status in every_kind_of_request():
+        if what == "over the upload limit":
+            continue  # beyond the 6 MB an invocation may carry; the handler test covers it
+        response = served(event)
+        assert response["statusCode"] == status, (what, response)
+        if what == "page":
+            assert b"Kit-Ho Mak" in body_of(response).encode()
+            assert response["cookies"] and "Secure" in response["cookies"][0]
+        if what == "health":
+            assert json.loads(body_of(response)) == {
+                "model": "qa-minilm-squad", "state": "ready", "error": None,
+            }
+    assert served(json.loads((EVENTS / "keep-warm.json").read_text())) == {"warm": True}

@@ -5,6 +5,7 @@ import io
 import json
 import logging
 import os
+import random
 import re
 import socket
 import subprocess
@@ -534,6 +535,70 @@ def test_one_json_log_line_per_request(lambda_settings, capsys, monkeypatch):
         "function_request_id": Context.aws_request_id,
     }
     assert second["cold_start"] is False
+
+
+# --- SnapStart: an instance restored from a snapshot is its own --------------------------------
+
+
+@pytest.mark.parametrize("configured_key", [False, True])
+def test_after_restore_resets_what_init_left_behind(lambda_settings, monkeypatch, capsys, configured_key):
+    """Every instance restored from one snapshot starts with the state init left: after restore
+    (the runtime calls the hooks registered with snapshot_restore_py, as awslambdaric does), its
+    first request is a cold start, no client is throttled by counts made before the snapshot,
+    Python's random generator differs, and so does Django's key unless one is configured."""
+    from django.conf import settings
+    from snapshot_restore_py import get_after_restore
+
+    assert (lambda_handler.after_restore, (), {}) in get_after_restore()
+    lambda_settings.QA_THROTTLE_RATE = "1/min"
+    lambda_settings.SECRET_KEY = "configured-" * 5
+    if configured_key:
+        monkeypatch.setenv("DJANGO_SECRET_KEY", lambda_settings.SECRET_KEY)
+    else:
+        monkeypatch.delenv("DJANGO_SECRET_KEY", raising=False)
+    monkeypatch.setattr(lambda_handler, "_cold", True)
+    event = make_event(
+        "http-api-v2", "POST", "/api/answer/", body=json.dumps(KIT_HO),
+        headers={"Content-Type": "application/json"},
+    )
+    assert [invoke(event)["statusCode"] for _ in range(2)] == [200, 429]  # before the snapshot
+    random_state = random.getstate()
+    capsys.readouterr()
+
+    for hook, args, kwargs in get_after_restore():
+        hook(*args, **kwargs)
+
+    assert invoke(event)["statusCode"] == 200
+    assert json.loads(capsys.readouterr().out)["cold_start"] is True
+    assert random.getstate() != random_state
+    assert (settings.SECRET_KEY == "configured-" * 5) is configured_key
+    assert len(settings.SECRET_KEY) >= 50
+
+
+def test_prime_warms_the_page_an_answer_and_health_before_a_snapshot(lambda_settings):
+    from snapshot_restore_py import get_before_snapshot
+
+    assert (lambda_handler.prime, (), {}) in get_before_snapshot()
+    assert lambda_handler.prime() == [200, 200, 200]
+
+
+def test_handler_loads_without_snapshot_hooks(modern_model_dir, tmp_path):
+    """Outside Lambda's managed runtime snapshot_restore_py may be missing: nothing is restored
+    there, and the handler imports and answers all the same."""
+    script = (
+        "import sys, json; sys.modules['snapshot_restore_py'] = None; "
+        "from qasite.lambda_handler import handler; "
+        f"event = json.load(open({str(EVENTS / 'http-api-v2-post-answer.json')!r})); "
+        "print(handler(event, None)['statusCode'])"
+    )
+    env = {
+        "PATH": os.environ["PATH"], "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
+        "QA_MODEL": str(modern_model_dir), "DJANGO_ALLOWED_HOSTS": ".amazonaws.com",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "200"
 
 
 # --- what users send is never logged ------------------------------------------------------------

@@ -85,14 +85,19 @@ def test_without_any_secret_read_a_failing_ssm_is_a_configuration_error(ssm):
         origin.proxy_secrets()
 
 
-def test_forget_secrets_makes_the_next_request_read_ssm_again(ssm):
-    """After a SnapStart restore: what init read is in the snapshot, and is read again."""
+def test_forget_secrets_makes_the_next_read_go_to_ssm_and_keeps_the_last_as_fallback(ssm):
+    """After a SnapStart restore: what init read is in the snapshot, and is read again; if SSM
+    fails then, the snapshot's secrets stay in use rather than failing the restore."""
     answer(ssm, "at-init")
     assert origin.proxy_secrets() == ["at-init"]
     origin.forget_secrets()
-    assert origin._last_fetched == [] and "ssm" not in parameters.base.DEFAULT_PROVIDERS
+    assert "ssm" not in parameters.base.DEFAULT_PROVIDERS
     ssm.install()
     answer(ssm, "after-restore")
+    assert origin.proxy_secrets() == ["after-restore"]
+    origin.forget_secrets()
+    ssm.install()
+    ssm.add_client_error("get_parameter", "ThrottlingException")
     assert origin.proxy_secrets() == ["after-restore"]
 
 

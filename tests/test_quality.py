@@ -54,3 +54,24 @@ def test_no_answer_only_when_the_context_is_about_something_else(real_answerer, 
     foreign = [(item["question"], squad_sample[-1 - i]["context"]) for i, item in enumerate(questions)]
     assert refused(foreign) >= 36
     assert refused(own) <= 4
+
+
+def test_the_onnx_engine_answers_as_the_torchscript_trace(real_answerer, real_model_dir, squad_sample):
+    """real_answerer runs on ONNX Runtime (the default engine); the torch engine on TorchScript.
+    Same spans, scores within 1e-4 (the issue's bound against transformers v4), padded batches
+    included: long contexts and top_k=3 make several windows of unequal length."""
+    from qa.loading import load_answerer
+
+    on_torch = load_answerer(str(real_model_dir), threads=1, engine="torch")
+    long_context = " ".join(dict.fromkeys(item["context"] for item in squad_sample))[:5000]
+    cases = [(item["question"], item["context"], Options()) for item in squad_sample[:300]] + [
+        (item["question"], long_context, Options(top_k=3, handle_impossible_answer=True))
+        for item in squad_sample[:20]
+    ]
+    for question, context, options in cases:
+        got = real_answerer.answer(question, context, options)
+        expected = on_torch.answer(question, context, options)
+        assert [(a.answer, a.start, a.end) for a in got] == [
+            (a.answer, a.start, a.end) for a in expected
+        ], question
+        assert [a.score for a in got] == pytest.approx([a.score for a in expected], abs=1e-4)

@@ -6,8 +6,8 @@ import json
 import pytest
 from django.utils.html import escape
 
-from qa import loading, services
-from qa.loading import LazyAnswerer
+from qa import lazy, loading, services
+from qa.lazy import LazyAnswerer
 
 
 def test_answer_questions_returns_best_and_candidates(tiny_model_settings):
@@ -32,9 +32,13 @@ def test_model_status_follows_the_configured_model(settings, tiny_model_settings
     assert services.model_status()["state"] == "idle"
 
 
-@pytest.mark.parametrize("fast", [False, True])
-def test_qa_fast_chooses_the_bfloat16_model(settings, tiny_model_settings, monkeypatch, fast):
-    settings.QA_FAST = fast
+@pytest.mark.parametrize(
+    "engine, fast", [("onnx", False), ("torch", False), ("torch", True)]
+)
+def test_the_engine_threads_and_fast_mode_come_from_settings(
+    settings, tiny_model_settings, monkeypatch, engine, fast
+):
+    settings.QA_ENGINE, settings.QA_FAST, settings.QA_THREADS = engine, fast, 2
     asked = []
     real_load = loading.load_answerer
 
@@ -45,7 +49,9 @@ def test_qa_fast_chooses_the_bfloat16_model(settings, tiny_model_settings, monke
     monkeypatch.setattr(loading, "load_answerer", recording_load)
     services._lazy_answerer.cache_clear()
     [result] = services.answer_questions(requests=[{"question": "Who?", "context": "Kit-Ho Mak"}])
-    assert asked == [{"threads": settings.QA_TORCH_THREADS, "fast": fast}]
+    assert asked == [
+        {"engine": engine, "threads": 2, "cache_dir": settings.QA_CACHE_DIR, "fast": fast}
+    ]
     assert "Kit-Ho Mak"[result["start"] : result["end"]] == result["answer"]
     services._lazy_answerer.cache_clear()
 
@@ -98,7 +104,7 @@ KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come fro
 def service_clock(manual_clock, monkeypatch):
     """The service's model holder runs on a clock the test moves, so back-offs pass at once."""
     holder = functools.partial(LazyAnswerer, clock=manual_clock)
-    monkeypatch.setattr(loading, "LazyAnswerer", holder)
+    monkeypatch.setattr(lazy, "LazyAnswerer", holder)
     services._lazy_answerer.cache_clear()
     yield manual_clock
     services._lazy_answerer.cache_clear()

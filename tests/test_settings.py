@@ -122,6 +122,44 @@ def test_a_malformed_rate_stops_the_start(rate):
     assert "ImproperlyConfigured: QA_THROTTLE_RATE=" in result.stderr
 
 
+ENGINE = (
+    "import warnings; warnings.simplefilter('always')\n"
+    "from qasite import settings\n"
+    "print(repr((settings.QA_ENGINE, settings.QA_THREADS, settings.QA_FAST)))"
+)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, ("onnx", 1, False)),
+        ({"QA_ENGINE": "Torch", "QA_THREADS": "2", "QA_FAST": "1"}, ("torch", 2, True)),
+        ({"QA_TORCH_THREADS": "3"}, ("onnx", 3, False)),
+        ({"QA_TORCH_THREADS": "3", "QA_THREADS": "2"}, ("onnx", 2, False)),
+    ],
+)
+def test_the_engine_is_onnx_unless_asked_and_threads_keep_their_former_name(env, expected):
+    result = run(ENGINE, **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == repr(expected)
+    deprecated = "QA_TORCH_THREADS" in env and "QA_THREADS" not in env
+    assert ("QA_TORCH_THREADS is deprecated: set QA_THREADS" in result.stderr) == deprecated
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"QA_ENGINE": "tensorflow"}, "QA_ENGINE='tensorflow': expected onnx or torch"),
+        ({"QA_FAST": "1"}, "QA_FAST=1 is an option of the torch engine"),
+        ({"QA_FAST": "1", "QA_ENGINE": "onnx"}, "set QA_ENGINE=torch with it"),
+    ],
+)
+def test_an_engine_that_cannot_be_had_stops_the_start(env, message):
+    result = run(ENGINE, **env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and message in result.stderr
+
+
 # --- Django's secret key signs nothing ------------------------------------------------------------
 
 KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}

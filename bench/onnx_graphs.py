@@ -1,0 +1,134 @@
+"""Which ONNX graph to bake: torch's two exporters x two attention implementations x ONNX Runtime's
+graph optimisation levels, against the TorchScript trace, on the benchmark's four input sizes.
+
+    .venv/bin/python bench/onnx_graphs.py [--rounds 5]
+
+For bert-tiny's shape (random weights) and the real MiniLM: each graph's largest difference from
+the torch model's logits (float32, padded batches as the engine builds them), and each graph's
+median forward time as a ratio to the TorchScript trace's, interleaved round by round, one thread
+on both sides. Prints a JSON report (the README's "ONNX graph" paragraph quotes it).
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.run import BENCH, REAL_MODEL, latency_inputs, log, make_bert_tiny_shape, squad_questions  # noqa: E402
+
+GRAPHS = BENCH / ".onnx-graphs"
+LEVELS = ("basic", "extended", "all")
+REPEAT = {"Kit-Ho Mak": 40, "SQuAD paragraph": 20, "5,000 chars": 4, "20,000 chars": 1}
+
+
+def batches(directory: Path) -> dict:
+    """The engine's own padded batches of windows for the four sizes."""
+    from qa.engine import Options, QuestionAnswerer
+    from qa.tokenization import load_tokenizer
+
+    tokenizer, special, _ = load_tokenizer(directory)
+    answerer = QuestionAnswerer(
+        tokenizer=tokenizer, forward=None, special_tokens=special, model_max_length=512
+    )
+    out = {}
+    for size, (question, context) in latency_inputs(squad_questions()).items():
+        seq, stride = answerer._window_shape(Options())
+        out[size] = answerer._batch(answerer._encode(question, context, Options(), seq, stride))
+    return out
+
+
+def export(directory: Path, exporter: str, attention: str, path: Path) -> float:
+    """Seconds to export the model with ``attention`` by ``exporter`` (unchecked: measured)."""
+    from qa.backends.torch import load_model
+    from qa.export import export_onnx
+
+    model = load_model(directory, attention=attention)
+    started = time.perf_counter()
+    export_onnx(model, path, dynamo=exporter == "dynamo", check=False)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    import numpy as np
+    import onnxruntime
+    import torch
+
+    from qa.backends import in_passes
+    from qa.backends.onnx import session
+    from qa.backends.torch import load_model, model_logits
+
+    torch.set_num_threads(1)
+    report = {}
+    models = {
+        "bert-tiny shape": make_bert_tiny_shape(BENCH / ".bert-tiny-shape"),
+        "MiniLM": REAL_MODEL,
+    }
+    for name, directory in models.items():
+        inputs = batches(directory)
+        model = load_model(directory)
+        hidden = model.config.hidden_size
+        eager, _ = model_logits(model, trace=False)
+        traced, _ = model_logits(model, trace=True)
+
+        def torch_forward(logits):
+            def run(*batch):
+                with torch.inference_mode():
+                    start, end = logits(*map(torch.from_numpy, batch))
+                return start.numpy(), end.numpy()
+
+            return in_passes(run, hidden_size=hidden)
+
+        expected = {size: torch_forward(eager)(*batch) for size, batch in inputs.items()}
+        candidates = {"torchscript": torch_forward(traced)}
+        for exporter in ("legacy", "dynamo"):
+            for attention in ("eager", "sdpa"):
+                path = GRAPHS / name.replace(" ", "-") / f"{exporter}-{attention}.onnx"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                seconds = export(directory, exporter, attention, path)
+                report[f"{name} | {exporter}-{attention} | export s"] = round(seconds, 2)
+                for level in LEVELS:
+                    options = {"graph_optimization_level": level}
+                    run = session(path, threads=1, **options)
+                    label = f"{exporter}-{attention}-{level}"
+                    candidates[label] = in_passes(run, hidden_size=hidden)
+                    if (exporter, attention, level) == ("legacy", "eager", "basic"):
+                        candidates[label + "-one-pass"] = in_passes(run, hidden_size=0)
+        for label, forward in candidates.items():
+            report[f"{name} | {label} | max |logit diff|"] = max(
+                float(np.abs(got - want).max())
+                for size, batch in inputs.items()
+                for got, want in zip(forward(*batch), expected[size])
+            )
+        timings = {(label, size): [] for label in candidates for size in inputs}
+        for round_ in range(args.rounds):
+            for size, batch in inputs.items():
+                for label, forward in candidates.items():
+                    forward(*batch)  # warm
+                    for _ in range(REPEAT[size]):
+                        started = time.perf_counter()
+                        forward(*batch)
+                        timings[label, size].append(time.perf_counter() - started)
+            log(f"{name}: round {round_ + 1} of {args.rounds}")
+        for size, batch in inputs.items():
+            reference = statistics.median(timings["torchscript", size])
+            shape = "x".join(map(str, batch[0].shape))
+            report[f"{name} | torchscript | {size} ({shape}) ms"] = round(1000 * reference, 3)
+            for label in candidates:
+                if label != "torchscript":
+                    ratio = statistics.median(timings[label, size]) / reference
+                    report[f"{name} | {label} | {size} ratio"] = round(ratio, 3)
+    report["onnxruntime"] = onnxruntime.__version__
+    report["torch"] = torch.__version__
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

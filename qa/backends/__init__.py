@@ -1,0 +1,89 @@
+"""Model backends: what turns a model directory into the engine's Forward function.
+
+Two engines, chosen by the QA_ENGINE setting, give the same logits (within float32 rounding):
+
+- ``onnx``: ONNX Runtime on the graph ``fetch_model`` baked (``model.onnx``); imports neither torch
+  nor transformers. A directory without one gets a graph exported once, cached (qa/graph_cache.py),
+  and runs on torch, with a warning, if the export fails.
+- ``torch``: the TorchScript trace ``fetch_model`` baked, or the transformers model traced at load
+  (run as it is if it cannot be traced). Only this engine has fast mode (bfloat16).
+
+Each backend module has ``load(...) -> Forward``; this module picks one.
+"""
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from qa.engine import Forward
+from qa.model_files import ONNX_FILE, ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+ENGINES = ("onnx", "torch")
+# Windows per forward pass are capped so that a pass's hidden states (windows x tokens x hidden
+# floats) stay about this size, near a core's L2 cache: one pass over 17 windows of bert-tiny ran
+# 25% slower per token than passes of 4 (and MiniLM's best is 2), for the same results. Small
+# passes also bound the scratch memory a long context needs, in either engine.
+PASS_HIDDEN_FLOATS = 2**18
+
+
+def in_passes(run: Callable, *, hidden_size: int) -> Forward:
+    """The engine's Forward over ``run`` (one batch of int64 [windows, tokens] arrays in,
+    float32 (start, end) logits [windows, tokens] out), running a long context's windows in
+    cache-sized passes (PASS_HIDDEN_FLOATS; ``hidden_size`` 0 means one pass)."""
+    import numpy as np
+
+    def forward(input_ids, attention_mask, token_type_ids):
+        windows, tokens = input_ids.shape
+        rows = max(1, round(PASS_HIDDEN_FLOATS / (tokens * hidden_size))) if hidden_size else windows
+        if rows >= windows:
+            return run(input_ids, attention_mask, token_type_ids)
+        starts, ends = zip(
+            *(
+                run(input_ids[first : first + rows], attention_mask[first : first + rows],
+                    token_type_ids[first : first + rows])
+                for first in range(0, windows, rows)
+            )
+        )
+        return np.concatenate(starts), np.concatenate(ends)
+
+    return forward
+
+
+def load_forward(
+    directory: Path, config: dict, *, engine: str, threads: int, cache_dir: Path | None = None,
+    fast: bool = False, trace: bool = True,
+) -> Forward:
+    """The Forward of the model in ``directory`` (whose parsed ``config.json`` is ``config``)
+    on ``engine`` ("onnx" or "torch"), computing on ``threads`` CPU threads.
+
+    onnx: a directory without a baked graph is exported, into ``cache_dir`` (see
+    qa.graph_cache.exported_graph); if that fails, the torch engine serves, with a warning.
+    ``fast`` (bfloat16) and ``trace`` (False: the transformers model as it is) are torch-engine
+    options. Raises ModelLoadError if the model cannot be loaded on either engine.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+    if engine == "onnx" and fast:
+        raise ValueError("fast mode (bfloat16) is a torch-engine option")
+    if engine == "onnx":
+        from qa.backends import onnx
+
+        if (directory / ONNX_FILE).is_file():
+            return onnx.load(directory / ONNX_FILE, config, threads=threads)
+        from qa.graph_cache import exported_graph
+
+        try:
+            with exported_graph(directory, cache_dir) as graph:
+                return onnx.load(graph, config, threads=threads)
+        except ModelLoadError:
+            raise  # the weights themselves cannot be loaded: torch could not serve them either
+        except Exception as error:
+            logger.warning(
+                "QA_ENGINE=onnx: the model could not be exported to ONNX (%s: %s); "
+                "the torch engine serves it", type(error).__name__, error,
+            )
+    from qa.backends import torch
+
+    return torch.load(directory, config, threads=threads, fast=fast, trace=trace)

@@ -1,0 +1,144 @@
+"""The torch engine: the model traced with TorchScript (baked by fetch_model, or traced at load),
+or the transformers model as it is. Also what qa/export.py and qa/baking.py build from.
+"""
+
+import inspect
+import logging
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from qa.backends import in_passes
+from qa.engine import Forward
+from qa.model_files import FAST_TORCHSCRIPT_FILE, TORCHSCRIPT_FILE, ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+
+def load_model(directory: Path, *, fast: bool = False, attention: str | None = None):
+    """The transformers model in inference mode; transformers picks safetensors over
+    pytorch_model.bin. Raises ModelLoadError if there is no config or the weights do not load.
+
+    ``fast``: in bfloat16, with plain matrix-product attention. On a CPU with bfloat16 units
+    (AVX512-BF16, AMX, Graviton3) that halves the cost of bert-tiny's matrix products, where
+    PyTorch's fused attention kernel gains nothing; on SQuAD 299 answers in 300 stay the same.
+    ``attention``: the attention implementation ("eager", "sdpa"; default transformers').
+    """
+    from transformers import AutoModelForQuestionAnswering
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    if not (directory / "config.json").is_file():
+        raise ModelLoadError("The model has no config.json.")
+    variant = {"dtype": torch.bfloat16, "attn_implementation": "eager"} if fast else {}
+    if attention:
+        variant["attn_implementation"] = attention
+    try:
+        model = AutoModelForQuestionAnswering.from_pretrained(
+            directory, local_files_only=True, **variant
+        )
+    except Exception as error:
+        raise ModelLoadError("The model weights could not be loaded.", str(error)) from error
+    return model.eval()
+
+
+class Logits(torch.nn.Module):
+    """A transformers QA model as a module from (input_ids, attention_mask[, token_type_ids])
+    tensors to (start, end) logits: the form TorchScript traces and ONNX exports."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model  # registered, so that its weights are parameters, not constants
+        self.takes_token_types = "token_type_ids" in inspect.signature(model.forward).parameters
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        types = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        output = self.model(input_ids=input_ids, attention_mask=attention_mask, **types)
+        return output.start_logits, output.end_logits
+
+
+def example_batch(batch: int, length: int, *, vocab_size: int, with_token_types: bool) -> list:
+    """Token ids of a right-padded batch (the last row half padding), as the engine builds,
+    as int64 tensors [batch, length]."""
+    generator = torch.Generator().manual_seed(batch * 1000 + length)
+    input_ids = torch.randint(0, vocab_size, (batch, length), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[-1, length // 2 :] = 0
+    inputs = [input_ids * attention_mask, attention_mask]
+    if with_token_types:
+        token_type_ids = torch.zeros_like(input_ids)
+        token_type_ids[:, length // 4 :] = 1
+        inputs.append(token_type_ids * attention_mask)
+    return inputs
+
+
+def model_logits(model, *, trace: bool) -> tuple[Callable, bool]:
+    """(inputs -> (start, end) logits, whether it takes token type ids) for a transformers model.
+
+    With ``trace``, the model is traced once with TorchScript and frozen: the same arithmetic
+    without transformers' Python dispatch per layer, which is most of the cost of a short input.
+    If tracing fails or disagrees with the model, the model runs as it is.
+    """
+    eager = Logits(model).eval()
+    return (_traced(eager) if trace else eager), eager.takes_token_types
+
+
+def _traced(eager: Logits) -> Callable:
+    try:
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TracerWarnings about Python values in the model
+            shape = {
+                "vocab_size": eager.model.config.vocab_size,
+                "with_token_types": eager.takes_token_types,
+            }
+            example = example_batch(2, 24, **shape)
+            traced = torch.jit.freeze(torch.jit.trace(eager, example, strict=False))
+            probe = example_batch(3, 57, **shape)
+            for got, expected in zip(traced(*probe), eager(*probe)):
+                if not torch.allclose(got, expected, atol=1e-5, rtol=0):
+                    raise ValueError("the traced model disagrees with the model")
+    except Exception as error:  # any model TorchScript cannot trace: run it as it is
+        logger.warning("QA model runs untraced: %s", error)
+        return eager
+    return traced
+
+
+def _load_torchscript(path: Path) -> tuple[Callable, bool]:
+    """A model traced by save_for_serving: loads without importing transformers at all."""
+    try:
+        logits = torch.jit.load(str(path), map_location="cpu")
+    except Exception as error:
+        raise ModelLoadError("The model weights could not be loaded.", str(error)) from error
+    # Arguments: self, input_ids, attention_mask[, token_type_ids].
+    return logits, len(logits.forward.schema.arguments) == 4
+
+
+def numpy_logits(logits: Callable, *, takes_token_types: bool) -> Callable:
+    """``logits`` on numpy int64 batches, giving float32 numpy logits, without autograd."""
+
+    def run(input_ids, attention_mask, token_type_ids):
+        batch = [input_ids, attention_mask] + ([token_type_ids] if takes_token_types else [])
+        with torch.inference_mode():
+            start, end = logits(*map(torch.from_numpy, batch))
+        return start.float().numpy(), end.float().numpy()
+
+    return run
+
+
+def load(directory: Path, config: dict, *, threads: int, fast: bool, trace: bool) -> Forward:
+    """The engine's Forward on torch: the baked trace if there is one (no transformers import,
+    no model construction), else the transformers model, traced unless ``trace`` is False."""
+    torch.set_num_threads(threads)
+    if fast and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        logger.warning("QA_FAST: this CPU has no bfloat16 units; fast mode runs slower here")
+    script = directory / (FAST_TORCHSCRIPT_FILE if fast else TORCHSCRIPT_FILE)
+    if trace and script.is_file():
+        logits, takes_token_types = _load_torchscript(script)
+    else:
+        logits, takes_token_types = model_logits(load_model(directory, fast=fast), trace=trace)
+    return in_passes(
+        numpy_logits(logits, takes_token_types=takes_token_types),
+        hidden_size=config.get("hidden_size", 768),
+    )

@@ -1,0 +1,38 @@
+"""A model directory made ready to serve: what ``manage.py fetch_model`` writes."""
+
+import json
+from pathlib import Path
+
+import torch
+
+from qa.backends.torch import load_model, model_logits
+from qa.export import export_onnx
+from qa.model_files import FAST_TORCHSCRIPT_FILE, ONNX_FILE, TORCHSCRIPT_FILE
+from qa.tokenization import load_tokenizer, longest_input, tokenizer_config
+
+
+def save_for_serving(source: Path, output: Path) -> None:
+    """Write the model in ``source`` to ``output`` ready to serve, so that loading converts
+    nothing and imports neither torch nor transformers on the onnx engine:
+
+    - ``model.onnx``: the ONNX graph (qa/export.py), written only if it agrees with the model;
+    - safetensors weights, ``config.json``, a fast ``tokenizer.json`` and its config;
+    - TorchScript traces for the torch engine, exact (float32) and fast (bfloat16), when the
+      model traces.
+
+    Raises ModelLoadError if the model cannot be loaded, GraphMismatch if its graph disagrees.
+    """
+    tokenizer, _, declared_max_length = load_tokenizer(source)
+    model = load_model(source)
+    output.mkdir(parents=True, exist_ok=True)
+    export_onnx(load_model(source, attention="eager"), output / ONNX_FILE)
+    model.save_pretrained(output)
+    tokenizer.save(str(output / "tokenizer.json"))
+    config = tokenizer_config(source)
+    config["model_max_length"] = longest_input(declared_max_length, model.config.to_dict())
+    (output / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    fast_model = load_model(source, fast=True)
+    for filename, variant in [(TORCHSCRIPT_FILE, model), (FAST_TORCHSCRIPT_FILE, fast_model)]:
+        logits, _ = model_logits(variant, trace=True)
+        if isinstance(logits, torch.jit.ScriptModule):
+            torch.jit.save(logits, str(output / filename))

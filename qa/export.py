@@ -1,0 +1,89 @@
+"""The ONNX graph of a torch model, checked against the model before it is written.
+
+Build-time tooling (torch and transformers): ``fetch_model`` bakes the graph beside the weights
+(qa/baking.py), and the onnx engine exports a model directory that has none (qa/graph_cache.py).
+"""
+
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+from qa.backends.onnx import session
+from qa.backends.torch import Logits, example_batch, load_model
+from qa.model_files import ONNX_FILE
+
+logger = logging.getLogger(__name__)
+
+# torch's TorchScript-based exporter, opset 17, eager attention: the fastest graph of those
+# measured that keeps parity (README, "ONNX graph"; bench/onnx_graphs.py). Changing how the graph
+# is made means changing qa.graph_cache.EXPORT_VARIANT too.
+OPSET = 17
+# Largest difference allowed between the graph's logits and the torch model's. A logit error of
+# at most d moves each log-softmax by at most 2d, so a span's score P(start)P(end) by a factor of
+# at most e^(4d): 2.5e-5 bounds every score's change by 1e-4, the parity bound against transformers
+# v4. Measured on the probes: 8.1e-6 for the real MiniLM, 2.4e-7 for bert-tiny's shape.
+TOLERANCE = 2.5e-5
+# Padded probe batches (windows, tokens) the graph must agree with the model on: one unpadded
+# row, rows with padding, a full window.
+PROBES = [(1, 23), (3, 57), (2, 384)]
+INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
+OUTPUT_NAMES = ["start_logits", "end_logits"]
+
+
+class GraphMismatch(ValueError):
+    """The exported graph's logits differ from the torch model's by more than TOLERANCE."""
+
+
+def export_onnx(model, path: Path, *, dynamo: bool = False, check: bool = True) -> None:
+    """Export the transformers QA ``model`` (float32) to ``path`` as an ONNX graph with dynamic
+    batch and sequence axes: int64 [windows, tokens] inputs, float32 [windows, tokens] logits.
+
+    With ``check``, the graph runs in ONNX Runtime on PROBES and is written only if its logits
+    agree with the model's within TOLERANCE; GraphMismatch otherwise. ``dynamo``: torch's
+    torch.export-based exporter instead of the TorchScript-based one (measured, not served).
+    """
+    logits = Logits(model).eval()
+    shape = {"vocab_size": model.config.vocab_size, "with_token_types": logits.takes_token_types}
+    names = INPUT_NAMES[: 3 if logits.takes_token_types else 2]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
+        exported = Path(scratch) / ONNX_FILE
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TracerWarnings about Python values in the model
+            axes = {0: "windows", 1: "tokens"}
+            torch.onnx.export(
+                logits, tuple(example_batch(2, 24, **shape)), str(exported),
+                input_names=names, output_names=OUTPUT_NAMES, opset_version=18 if dynamo else OPSET,
+                dynamo=dynamo,
+                **({"dynamic_shapes": dict.fromkeys(names, axes), "external_data": False} if dynamo
+                   else {"dynamic_axes": dict.fromkeys(names + OUTPUT_NAMES, axes)}),
+            )
+        if check:
+            worst = check_graph(logits, exported, shape)
+            logger.info("QA model's ONNX graph agrees with it within %.1e", worst)
+        os.replace(exported, path)
+
+
+def check_graph(logits: Logits, graph: Path, shape: dict) -> float:
+    """The largest difference between ``graph``'s logits in ONNX Runtime and the model's on the
+    padded PROBES; raises GraphMismatch above TOLERANCE."""
+    run = session(graph, threads=torch.get_num_threads())
+    worst = 0.0
+    for windows, tokens in PROBES:
+        probe = example_batch(windows, tokens, **shape)
+        with torch.inference_mode():
+            expected = logits(*probe)
+        arrays = [tensor.numpy() for tensor in probe]
+        token_types = arrays[2] if len(arrays) == 3 else arrays[0] * 0  # unused by such a graph
+        for got, want in zip(run(arrays[0], arrays[1], token_types), expected):
+            worst = max(worst, float(abs(torch.from_numpy(got) - want).max()))
+    if worst > TOLERANCE:
+        raise GraphMismatch(
+            f"the ONNX graph's logits differ from the model's by up to {worst:.1e} "
+            f"(tolerance {TOLERANCE:.0e})"
+        )
+    return worst

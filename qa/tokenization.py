@@ -1,0 +1,104 @@
+"""The model's fast tokenizer, from ``tokenizer.json`` or built from a legacy ``vocab.txt``."""
+
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
+from tokenizers.models import WordPiece
+
+from qa.engine import DEFAULT_MAX_SEQ_LEN, SpecialTokens
+from qa.model_files import ModelLoadError, read_json
+
+# A sentence any English WordPiece vocabulary covers: a tokenizer that maps it mostly to the
+# unknown token was built wrongly (e.g. a vocab file silently ignored).
+TOKENIZER_PROBE = "What is my name? I come from Hong Kong and I like reading books."
+
+
+def _token_text(value) -> str | None:
+    """Special tokens are stored as plain strings or as {"content": ...} objects."""
+    return value.get("content") if isinstance(value, dict) else value
+
+
+def _wordpiece_tokenizer(vocab: Path, *, lowercase: bool, special: dict[str, str]) -> Tokenizer:
+    """The fast BERT tokenizer for a directory that has only ``vocab.txt``.
+
+    Built from the tokenizers primitives directly, exactly as transformers converts a slow BERT
+    tokenizer, rather than through a tokenizer class that might ignore the vocab file.
+    """
+    tokenizer = Tokenizer(WordPiece.from_file(str(vocab), unk_token=special["unk"]))
+    tokenizer.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    cls, sep = special["cls"], special["sep"]
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{cls}:0 $A:0 {sep}:0",
+        pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1",
+        special_tokens=[(cls, tokenizer.token_to_id(cls)), (sep, tokenizer.token_to_id(sep))],
+    )
+    tokenizer.decoder = decoders.WordPiece(prefix="##")
+    tokenizer.add_special_tokens(list(special.values()))
+    return tokenizer
+
+
+def tokenizer_config(directory: Path) -> dict:
+    """The tokenizer's settings and special tokens, from whichever of the two files exist."""
+    config = read_json(directory / "tokenizer_config.json")
+    config.update(read_json(directory / "special_tokens_map.json"))
+    return config
+
+
+def load_tokenizer(directory: Path) -> tuple[Tokenizer, SpecialTokens, int | None]:
+    """The fast tokenizer, its [CLS]/[PAD] ids and the longest input it declares (if any).
+
+    Raises ModelLoadError if there is no tokenizer, it cannot be read, or it does not tokenize.
+    """
+    config = tokenizer_config(directory)
+    if config.get("padding_side", "right") != "right":
+        raise ModelLoadError("Only tokenizers that put the question first are supported.")
+    special = {
+        name: _token_text(config.get(f"{name}_token")) or default
+        for name, default in [
+            ("unk", "[UNK]"),
+            ("sep", "[SEP]"),
+            ("pad", "[PAD]"),
+            ("cls", "[CLS]"),
+            ("mask", "[MASK]"),
+        ]
+    }
+    try:
+        if (directory / "tokenizer.json").is_file():
+            tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        elif (directory / "vocab.txt").is_file():
+            tokenizer = _wordpiece_tokenizer(
+                directory / "vocab.txt",
+                lowercase=config.get("do_lower_case", True),
+                special=special,
+            )
+        else:
+            raise ModelLoadError("The model has no tokenizer (tokenizer.json or vocab.txt).")
+    except ModelLoadError:
+        raise
+    except Exception as error:
+        raise ModelLoadError("The tokenizer files could not be read.", str(error)) from error
+    ids = {name: tokenizer.token_to_id(token) for name, token in special.items()}
+    if ids["cls"] is None or ids["pad"] is None:
+        raise ModelLoadError("The tokenizer has no classifier or padding token.")
+    _check_tokenizer(tokenizer, unk_id=ids["unk"])
+    return tokenizer, SpecialTokens(cls_id=ids["cls"], pad_id=ids["pad"]), config.get(
+        "model_max_length"
+    )
+
+
+def _check_tokenizer(tokenizer: Tokenizer, *, unk_id: int | None) -> None:
+    tokens = tokenizer.encode(TOKENIZER_PROBE, add_special_tokens=False).ids
+    if not tokens or tokens.count(unk_id) > len(tokens) // 4:
+        raise ModelLoadError(
+            "The tokenizer does not tokenize text (nearly everything is unknown).",
+            f"{tokens.count(unk_id)} of {len(tokens)} probe tokens are unknown",
+        )
+
+
+def longest_input(declared: int | None, config: dict) -> int:
+    """The longest input both the tokenizer (if it says) and the model's positions allow."""
+    lengths = (declared, config.get("max_position_embeddings"))
+    return min((length for length in lengths if length), default=DEFAULT_MAX_SEQ_LEN)

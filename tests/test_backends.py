@@ -1,0 +1,103 @@
+"""Choosing the engine: a baked graph, a graph exported at load, the torch fallback."""
+
+import logging
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from qa.backends import in_passes, load_forward
+from qa.model_files import ModelLoadError, read_config
+
+
+def fake_run(passes):
+    """A model whose logits are a function of each row alone, recording the passes it runs."""
+
+    def run(input_ids, attention_mask, token_type_ids):
+        passes.append(len(input_ids))
+        start = (input_ids * 2 + attention_mask).astype(np.float32)
+        return start, start - token_type_ids
+
+    return run
+
+
+def test_many_windows_run_in_cache_sized_passes_with_the_logits_of_one_pass():
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, 100, (9, 384))
+    mask, types = np.ones_like(ids), rng.integers(0, 2, (9, 384))
+    passes = []
+    # A hidden size this large allows 2 windows of 384 tokens per pass.
+    split = in_passes(fake_run(passes), hidden_size=341)(ids, mask, types)
+    whole = in_passes(fake_run(passes), hidden_size=0)(ids, mask, types)
+    assert passes == [2, 2, 2, 2, 1, 9]
+    for split_logits, whole_logits in zip(split, whole):
+        assert split_logits.shape == (9, 384)
+        np.testing.assert_array_equal(split_logits, whole_logits)
+
+
+def test_a_baked_graph_is_served_by_onnx_runtime(baked_model_dir, monkeypatch):
+    def no_export(*args, **kwargs):
+        raise AssertionError("a baked graph is not exported again")
+
+    monkeypatch.setattr("qa.graph_cache.exported_graph", no_export)
+    forward = load_forward(baked_model_dir, read_config(baked_model_dir), engine="onnx", threads=1)
+    ids = np.array([[2, 20, 3, 30, 3]])
+    start, end = forward(ids, np.ones_like(ids), np.zeros_like(ids))
+    assert start.shape == end.shape == (1, 5) and start.dtype == np.float32
+
+
+def test_a_model_that_cannot_be_exported_is_served_by_torch_with_a_warning(
+    modern_model_dir, monkeypatch, caplog
+):
+    import torch
+
+    import qa.backends.torch as torch_backend
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("unsupported operator")
+
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    served = []
+    real_torch_load = torch_backend.load
+    monkeypatch.setattr(
+        torch_backend, "load", lambda *a, **k: served.append("torch") or real_torch_load(*a, **k)
+    )
+    with caplog.at_level(logging.WARNING, logger="qa.backends"):
+        forward = load_forward(
+            modern_model_dir, read_config(modern_model_dir), engine="onnx", threads=1
+        )
+    assert served == ["torch"]
+    assert "could not be exported to ONNX (RuntimeError: unsupported operator)" in caplog.text
+    assert "the torch engine serves it" in caplog.text
+    ids = np.array([[2, 20, 3, 30, 3]])
+    assert forward(ids, np.ones_like(ids), np.zeros_like(ids))[0].shape == (1, 5)
+
+
+def test_weights_that_do_not_load_are_refused_not_handed_to_torch(modern_model_dir, tmp_path):
+    directory = shutil.copytree(modern_model_dir, tmp_path / "model")
+    (directory / "model.safetensors").write_bytes(b"\x00garbage" * 64)
+    with pytest.raises(ModelLoadError) as raised:
+        load_forward(directory, read_config(directory), engine="onnx", threads=1)
+    assert raised.value.reason == "The model weights could not be loaded."
+
+
+def test_without_torch_a_directory_without_a_graph_is_a_clear_error(
+    modern_model_dir, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "qa.export", None)  # as if torch were not installed
+    with pytest.raises(ModelLoadError) as raised:
+        load_forward(modern_model_dir, read_config(modern_model_dir), engine="onnx", threads=1)
+    assert raised.value.reason == (
+        "The model has no ONNX graph (model.onnx) and torch is not installed to export one."
+    )
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [({"engine": "tensorflow"}, "engine must be one of"),
+     ({"engine": "onnx", "fast": True}, "torch-engine option")],
+)
+def test_options_that_do_not_exist_are_programming_errors(baked_model_dir, options, message):
+    with pytest.raises(ValueError, match=message):
+        load_forward(baked_model_dir, {}, threads=1, **options)

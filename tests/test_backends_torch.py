@@ -1,0 +1,61 @@
+"""The torch engine: the TorchScript trace, the model as it is, fast mode."""
+
+import numpy as np
+import pytest
+import torch
+
+from qa.backends import in_passes
+from qa.backends.torch import load, load_model, model_logits, numpy_logits
+from qa.model_files import read_config
+
+
+def padded_batches(vocab_size: int):
+    """Batches of windows as the engine builds them: the last row of each padded."""
+    rng = np.random.default_rng(0)
+    for batch, length in [(1, 7), (4, 384), (18, 100)]:
+        ids = rng.integers(0, vocab_size, (batch, length))
+        mask = np.ones_like(ids)
+        mask[-1, length // 3 :] = 0
+        types = np.zeros_like(ids)
+        types[:, 3:] = 1
+        yield ids * mask, mask, types * mask
+
+
+def test_traced_model_gives_exactly_the_logits_of_the_model_itself(tiny_model_dir):
+    model = load_model(tiny_model_dir)
+    traced, takes_token_types = model_logits(model, trace=True)
+    eager, _ = model_logits(model, trace=False)
+    assert isinstance(traced, torch.jit.ScriptModule) and takes_token_types
+    hidden = model.config.hidden_size
+    for batch in padded_batches(model.config.vocab_size):
+        got = in_passes(numpy_logits(traced, takes_token_types=True), hidden_size=hidden)(*batch)
+        expected = in_passes(numpy_logits(eager, takes_token_types=True), hidden_size=hidden)(*batch)
+        for traced_logits, eager_logits in zip(got, expected):
+            np.testing.assert_allclose(traced_logits, eager_logits, atol=1e-6, rtol=0)
+
+
+def test_a_model_that_cannot_be_traced_runs_as_it_is(modern_model_dir, monkeypatch, caplog):
+    def refuse(*args, **kwargs):
+        raise RuntimeError("cannot trace this")
+
+    monkeypatch.setattr(torch.jit, "trace", refuse)
+    forward = load(modern_model_dir, read_config(modern_model_dir), threads=1, fast=False, trace=True)
+    assert "runs untraced: cannot trace this" in caplog.text
+    ids = np.array([[2, 20, 3, 30, 3]])
+    assert forward(ids, np.ones_like(ids), np.zeros_like(ids))[0].shape == (1, 5)
+
+
+def test_fast_mode_computes_in_bfloat16_with_plain_attention(tiny_model_dir):
+    model = load_model(tiny_model_dir, fast=True)
+    assert {parameter.dtype for parameter in model.parameters()} == {torch.bfloat16}
+    assert model.config._attn_implementation == "eager"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_engine_computes_on_the_threads_it_is_given(baked_model_dir, threads):
+    before = torch.get_num_threads()
+    try:
+        load(baked_model_dir, read_config(baked_model_dir), threads=threads, fast=False, trace=True)
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)

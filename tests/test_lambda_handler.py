@@ -1,6 +1,7 @@
 """Real-shaped API Gateway, ALB and function URL events through the real Lambda handler."""
 
 import base64
+import importlib
 import io
 import json
 import logging
@@ -575,9 +576,37 @@ def test_after_restore_resets_what_init_left_behind(lambda_settings, monkeypatch
     assert len(settings.SECRET_KEY) >= 50
 
 
-def test_prime_warms_the_page_an_answer_and_health_before_a_snapshot(lambda_settings):
+def test_after_restore_publishes_nothing_of_the_snapshot_and_reads_the_secrets_again(
+    lambda_settings, monkeypatch, capsys
+):
+    """What init (the model's load) and priming recorded belongs to no restored instance; the
+    Tracer's cold-start flag is Powertools' own; the origin secrets may have been rotated."""
+    from snapshot_restore_py import get_after_restore
+
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "qasite-test")
+    tracer = importlib.import_module("aws_lambda_powertools.tracing.tracer")
+    monkeypatch.setattr(tracer, "is_cold_start", False)
+    services.metrics.add("ModelLoadTime", "Milliseconds", 1500)
+    assert lambda_handler.prime() == [200, 200, 200]
+    read = []
+    monkeypatch.setattr(lambda_handler, "forget_secrets", lambda: read.append("forget"))
+    monkeypatch.setattr(lambda_handler, "proxy_secrets", lambda: read.append("read") or [])
+    for hook, args, kwargs in get_after_restore():
+        hook(*args, **kwargs)
+    assert read == ["forget", "read"] and tracer.is_cold_start is True
+    capsys.readouterr()
+    invoke(make_event("http-api-v2"))
+    _, published = log_lines(capsys)
+    assert published["Requests"] == [1.0] and published["ColdStart"] == [1.0]
+    assert "ModelLoadTime" not in published and "Answers" not in published
+
+
+@pytest.mark.parametrize("secret", ["", "new-secret,old-secret"])
+def test_prime_warms_the_page_an_answer_and_health_before_a_snapshot(lambda_settings, secret):
+    """Through the proxy gate too: priming sends the origin secret, as CloudFront does."""
     from snapshot_restore_py import get_before_snapshot
 
+    lambda_settings.QA_PROXY_SECRET = secret
     assert (lambda_handler.prime, (), {}) in get_before_snapshot()
     assert lambda_handler.prime() == [200, 200, 200]
 

@@ -4,10 +4,12 @@ Views, forms and commands call these functions only; they never touch the engine
 """
 
 import functools
+import time
 from dataclasses import fields
 
 from django.conf import settings
 
+from qa import metrics
 from qa.questions import InvalidQuestion, Options
 
 OPTION_NAMES = frozenset(field.name for field in fields(Options))
@@ -31,10 +33,30 @@ def _lazy_answerer(model: str, engine: str, threads: int, cache_dir, fast: bool)
     from qa.loading import load_answerer
 
     return LazyAnswerer(
-        functools.partial(
-            load_answerer, model, engine=engine, threads=threads, cache_dir=cache_dir, fast=fast
+        _timed_load(
+            functools.partial(
+                load_answerer, model, engine=engine, threads=threads, cache_dir=cache_dir,
+                fast=fast,
+            )
         )
     )
+
+
+def _timed_load(load):
+    """``load``, recording each attempt's duration as the ModelLoadTime metric (ms), and each
+    failure as ModelLoadFailures."""
+
+    def timed():
+        started = time.perf_counter()
+        try:
+            return load()
+        except Exception:
+            metrics.add("ModelLoadFailures", "Count", 1)
+            raise
+        finally:
+            metrics.add("ModelLoadTime", "Milliseconds", (time.perf_counter() - started) * 1000)
+
+    return timed
 
 
 def lazy_answerer():
@@ -74,6 +96,11 @@ def answer_questions(*, requests: list[dict]) -> list[dict]:
         best = answers[0]  # the engine always gives one (the no-answer when no span can be)
         # vars, not dataclasses.asdict: these are flat, and asdict's deep copy costs more.
         results.append({**vars(best), "answers": [dict(vars(answer)) for answer in answers]})
+    # Answers given, and for each whether it is the no-answer (100) or a span (0): the
+    # NoAnswer metric's average is the share of no-answers, in percent.
+    metrics.add("Answers", "Count", len(results))
+    for result in results:
+        metrics.add("NoAnswer", "Percent", 100 if result["no_answer"] else 0)
     return results
 
 

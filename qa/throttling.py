@@ -6,7 +6,6 @@ it was sent more (a batch of N) makes it cost N with ``charge_questions(request,
 """
 
 import functools
-import hmac
 import ipaddress
 import math
 
@@ -16,6 +15,8 @@ from rest_framework.exceptions import Throttled
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import SimpleRateThrottle
 
+from qa.origin import through_proxy
+
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
@@ -24,25 +25,19 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def _through_trusted_proxy(request) -> bool:
-    """Whether the request carries the proxy's secret (always true when none is configured)."""
-    secret = settings.QA_PROXY_SECRET
-    sent = request.headers.get("X-Origin-Verify", "")
-    return not secret or hmac.compare_digest(sent.encode(), secret.encode())
-
-
 def client_ip(request) -> str:
     """Who the request counts against: an IPv4 address, or an IPv6 /64 (one client usually holds
     a whole /64, so counting single IPv6 addresses would let it step around the limit).
 
     The address is REMOTE_ADDR, unless settings.QA_CLIENT_IP_HEADER names a header in which the
     proxy in front gives the client's "address:port" (CloudFront-Viewer-Address) and the request
-    came through that proxy (QA_PROXY_SECRET). Never X-Forwarded-For: clients write its first
-    entries, and how many entries each hop appends is not something to bet a rate limit on.
+    came through that proxy (qa.origin: its secret; qasite.middleware refuses the others first).
+    Never X-Forwarded-For: clients write its first entries, and how many entries each hop
+    appends is not something to bet a rate limit on.
     """
     address = None
     header = settings.QA_CLIENT_IP_HEADER
-    if header and _through_trusted_proxy(request):
+    if header and through_proxy(request):
         host, _, _port = request.headers.get(header, "").rpartition(":")
         address = _ip(host.strip("[]"))
     address = address or _ip(request.META.get("REMOTE_ADDR", ""))

@@ -24,7 +24,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qasite.settings")
 import binascii  # noqa: E402
 import contextlib  # noqa: E402
 import json  # noqa: E402
-import logging  # noqa: E402
 import random  # noqa: E402
 import time  # noqa: E402
 
@@ -34,11 +33,17 @@ from django.core.cache import caches  # noqa: E402
 from django.core.management.utils import get_random_secret_key  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
+from qa import metrics  # noqa: E402
 from qa.model_files import ModelLoadError  # noqa: E402
+from qa.origin import forget_secrets, proxy_secrets  # noqa: E402
 from qa.services import lazy_answerer  # noqa: E402
 from qasite.lambda_environ import with_corrected_environ  # noqa: E402
-
-logger = logging.getLogger(__name__)
+from qasite.lambda_observability import (  # noqa: E402
+    invocation_keys,
+    logger,
+    reset_cold_start,
+    traced,
+)
 
 # Responses of these types go back as text, all others base64-encoded (binary_support): a REST
 # API without binaryMediaTypes hands base64 to the client as it is, so no text may be sent as
@@ -69,6 +74,7 @@ try:
     lazy_answerer().get()
 except ModelLoadError:
     pass  # remembered: health reports it, requests answer 503 and retry the load later
+proxy_secrets()  # read from SSM now, if that is where they are: init pays for boto3, not a user
 
 _cold = True
 
@@ -90,6 +96,7 @@ def prime() -> list[int]:
     SnapStart performance" (priming).
     """
     host = next(iter(settings.ALLOWED_HOSTS), "localhost").lstrip(".").replace("*", "localhost")
+    secrets = proxy_secrets()  # as CloudFront sends them: the site refuses requests without
     statuses = []
     for method, path, body in PRIMING_REQUESTS:
         event = {
@@ -101,6 +108,7 @@ def prime() -> list[int]:
                 "x-forwarded-proto": "https",
                 "accept": "application/json" if body else "text/html",
                 "content-type": "application/json",
+                **({"x-origin-verify": secrets[0]} if secrets else {}),
             },
             "requestContext": {
                 "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1"},
@@ -118,16 +126,23 @@ def after_restore() -> None:
     the rate-limit counters (Django's local-memory cache: each instance counts its own clients),
     Python's random generator, and Django's secret key when init generated it (no
     DJANGO_SECRET_KEY). Randomness from the operating system (``secrets``, ``uuid4``) is fresh
-    in each instance anyway. Source: AWS Lambda's guide, "Handling uniqueness with Lambda
-    SnapStart"; the runtime calls this after each restore.
+    in each instance anyway. Also Powertools' cold-start flag, the metrics init and priming
+    recorded (not this instance's), and the origin secrets read at init (read again now, so a
+    rotation since the snapshot counts, and no request waits for SSM). Source: AWS Lambda's
+    guide, "Handling uniqueness with Lambda SnapStart"; the runtime calls this after each
+    restore.
     """
     global _cold
     _cold = True
+    reset_cold_start()
+    metrics.discard()
     for cache in caches.all():
         cache.clear()
     random.seed()
     if not os.environ.get("DJANGO_SECRET_KEY"):
         settings.SECRET_KEY = get_random_secret_key()
+    forget_secrets()
+    proxy_secrets()
 
 
 try:
@@ -154,45 +169,59 @@ def request_line(event: dict) -> tuple[str, str]:
 
 
 def error_response(status: int, detail: str) -> dict:
-    """A JSON {"detail": ...} response, for what fails before or around Django."""
+    """A JSON {"detail": ...} response, for what fails before or around Django (never cached,
+    as no dynamic response is: qasite.middleware.NoStoreMiddleware)."""
     return {
         "statusCode": status,
-        "headers": {"Content-Type": "application/json"},
+        "headers": {"Content-Type": "application/json", "Cache-Control": "no-store"},
         "body": json.dumps({"detail": detail}),
         "isBase64Encoded": False,
     }
 
 
 def handler(event: dict, context) -> dict:
-    """Answer one event; never raises (a failure outside Django is logged and answers 500), and
-    prints one log line per request."""
+    """Answer one event; never raises (a failure outside Django is logged and answers 500). Logs
+    one JSON line per request and publishes its metrics (qasite.lambda_observability); a
+    keep-warm ping does neither."""
     global _cold
     if is_keep_warm(event):
         return {"warm": True}
     cold, _cold = _cold, False
+    return serve(event, context, cold_start=cold)
+
+
+@traced
+def serve(event: dict, context, *, cold_start: bool) -> dict:
+    """One request: the response, its log line, its metrics."""
     started = time.perf_counter()
+    logger.thread_safe_append_keys(**invocation_keys(context, cold_start))
+    if cold_start:
+        metrics.add("ColdStart", "Count", 1)
+    answered_by_django = False
     try:
         response = wsgi_handler(event, context)
+        answered_by_django = True  # whose middleware recorded the request's metrics
     except binascii.Error:
         response = error_response(400, "The request body is not valid base64.")
     except Exception:
-        logger.exception("The event could not be handled")  # the message is withheld (LOGGING)
+        logger.exception("The event could not be handled")  # the message is withheld
         response = error_response(500, "Internal server error.")
+    seconds = time.perf_counter() - started
+    if not answered_by_django:
+        metrics.request_served(response["statusCode"], seconds)
     method, path = request_line(event)
-    # One line per request for CloudWatch; never the question, context or answer.
-    print(
-        json.dumps(
-            {
-                "method": method,
-                "path": path,
-                "status": response.get("statusCode"),
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                "cold_start": cold,
-                "request_id": getattr(context, "aws_request_id", None),
-            }
-        ),
-        flush=True,
+    # One line per request; never the question, context or answer.
+    logger.info(
+        "request",
+        extra={
+            "method": method,
+            "path": path,
+            "status": response.get("statusCode"),
+            "duration_ms": round(seconds * 1000, 2),
+        },
     )
+    logger.thread_safe_clear_keys()
+    metrics.publish()
     return response
 
 

@@ -1,12 +1,19 @@
 """The site's middleware: the Content-Security-Policy header (Django 5.2 does not send one by
-itself; Django 6 does), a path missing only its trailing slash, JSON errors under /api/, and the
-health check answered for any Host."""
+itself; Django 6 does), a path missing only its trailing slash, JSON errors under /api/, the
+health check answered for any Host, requests that bypass the proxy refused, no dynamic response
+cached, and each request's metrics."""
+
+import time
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.views.defaults import permission_denied
 from django.http import JsonResponse
 from django.urls import is_valid_path
 from rest_framework.response import Response
 
+from qa import metrics
+from qa.origin import through_proxy
 from qa.urls import HEALTH_PATH
 from qa.views import HealthView
 
@@ -112,3 +119,50 @@ class HealthCheckMiddleware:
         if request.path_info != HEALTH_PATH or request.method not in ("GET", "HEAD"):
             return self.get_response(request)
         return self.health(request).render()
+
+
+class RequestMetricsMiddleware:
+    """Records each response's metrics (qa.metrics: Requests, Latency, ClientErrors by status,
+    ServerErrors). Comes first, so that it sees every response as it goes out."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        response = self.get_response(request)
+        metrics.request_served(response.status_code, time.perf_counter() - started)
+        return response
+
+
+class NoStoreMiddleware:
+    """``Cache-Control: no-store`` on every response that sets no caching of its own: pages,
+    answers, errors, health, the schema. Static files keep WhiteNoise's.
+
+    CloudFront compresses only responses its cache policy lets it cache (a policy with a maximum
+    TTL above 0: README, "On AWS Lambda"); this header keeps every dynamic response out of its
+    cache, and out of the browser's and any other shared cache (answers, and pages carrying a
+    CSRF token, are one client's).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+class ProxyOnlyMiddleware:
+    """With a proxy secret configured (qa.origin), refuses with a 403 every request that does
+    not carry it, health checks and static files included: the site is the proxy's (CloudFront's)
+    URL, and API Gateway's own must not bypass it. Comes before everything that answers."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not through_proxy(request):  # answered, not raised: nothing to log but the metric
+            return permission_denied(request, PermissionDenied())
+        return self.get_response(request)

@@ -29,8 +29,9 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 DEBUG = env_bool("DJANGO_DEBUG")
 
-# Nothing is signed for longer than a process lives (no sessions, no auth), so a random key per
-# process is safe when none is configured.
+# Nothing is signed with it: no sessions, no auth, no signed cookies, and the CSRF cookie holds a
+# random secret of its own (tests/test_settings.py proves every kind of request behaves the same
+# under two keys). Django requires one, so a random key per process unless one is given.
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or get_random_secret_key()
 
 # Behind CloudFront, Host is API Gateway's and Origin is CloudFront's (or your domain's): list the
@@ -88,15 +89,20 @@ INSTALLED_APPS = [
     "qa",
 ]
 
-# JSON errors under /api/ come first, to see every error as a response. The header-only
+# JSON errors under /api/ come early, to see every error as a response. The header-only
 # middleware comes before WhiteNoise, which answers static files itself: so static files get the
 # security headers too. A path missing only its trailing slash is answered before CommonMiddleware
 # would redirect it (qasite/middleware.py).
+# Metrics and Cache-Control come before them all, to see every response as it leaves; requests
+# that bypass the proxy are refused before anything answers (health and static files too).
 MIDDLEWARE = [
+    "qasite.middleware.RequestMetricsMiddleware",
+    "qasite.middleware.NoStoreMiddleware",
     "qasite.middleware.ApiErrorsAsJsonMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "qasite.middleware.ContentSecurityPolicyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "qasite.middleware.ProxyOnlyMiddleware",
     "qasite.middleware.HealthCheckMiddleware",  # before anything that checks Host
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "qasite.middleware.TrailingSlashMiddleware",
@@ -217,25 +223,58 @@ elif not re.fullmatch(r"[1-9]\d*/(s|sec|m|min|h|hour|d|day)", QA_THROTTLE_RATE):
 # Whose rate it is: REMOTE_ADDR (the peer's address, which nobody can forge), unless the proxy in
 # front gives the client's "address:port" in a header named here (CloudFront-Viewer-Address).
 # Anyone can send that header too, so when the proxy can be bypassed (API Gateway's own URL is
-# public) also set QA_PROXY_SECRET: the proxy sends it in X-Origin-Verify, and the header is
-# believed only on requests that carry it. See qa/throttling.py.
+# public) also set a proxy secret: the proxy sends it in X-Origin-Verify, and every request
+# without it is refused (403). See qa/origin.py and qa/throttling.py.
 QA_CLIENT_IP_HEADER = os.environ.get("QA_CLIENT_IP_HEADER", "")
+# The proxy's secrets: comma-separated (several during a rotation), or, better, the name of an SSM
+# SecureString parameter holding them (separated by spaces or commas), read with the function's
+# role and cached for QA_PROXY_SECRET_MAX_AGE seconds, so a rotation needs no redeploy.
 QA_PROXY_SECRET = os.environ.get("QA_PROXY_SECRET", "")
+QA_PROXY_SECRET_PARAMETER = os.environ.get("QA_PROXY_SECRET_PARAMETER", "")
+QA_PROXY_SECRET_MAX_AGE = env_int("QA_PROXY_SECRET_MAX_AGE", 300)
+
+# AWS X-Ray tracing of each invocation (AWS Lambda Powertools' Tracer, qasite/lambda_handler.py):
+# off unless asked, since importing the X-Ray SDK adds to every cold start.
+QA_TRACING = env_bool("QA_TRACING")
 
 # One handler for everything, Django's own loggers included (instead of its DEBUG-only console
 # handler), so that no exception message, which might quote a user's input, is ever logged.
+# DJANGO_LOG_FORMAT: "json" (one JSON object a line, AWS Lambda Powertools' format, with the
+# invocation's request id and cold start: the default on Lambda) or "text".
+LOG_FORMAT = os.environ.get(
+    "DJANGO_LOG_FORMAT", "json" if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else "text"
+)
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"DJANGO_LOG_FORMAT={LOG_FORMAT!r}: expected json or text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
         "withhold_messages": {"()": "qa.log_filters.WithholdExceptionMessages"},
         "drop_no_loss_notice": {"()": "qa.log_filters.DropNoLossNotice"},
+        "summarize_request": {"()": "qa.log_filters.SummarizeRequest"},
+    },
+    "formatters": {  # only the one in use: the JSON one imports Powertools
+        "console": {"format": "%(message)s"}
+        if LOG_FORMAT == "text"
+        else {
+            "()": "aws_lambda_powertools.logging.formatter.LambdaPowertoolsFormatter",
+            "service": "qasite",
+            "json_serializer": "ext://qa.log_filters.ascii_json",
+        },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["withhold_messages"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["withhold_messages", "summarize_request"],
+            "formatter": "console",
+        },
     },
     "loggers": {
         "django": {"handlers": [], "propagate": True},
+        # Their records carry the request: summarized before any handler, not only the console.
+        "django.request": {"filters": ["summarize_request"]},
+        "django.security.csrf": {"filters": ["summarize_request"]},
         # transformers logs through its own handler; this filter sits on the logger itself.
         "transformers.modeling_utils": {"filters": ["drop_no_loss_notice"]},
     },

@@ -94,7 +94,8 @@ def forwarded_for(kind: str, value: str) -> dict:
 
 CLIENT_ADDRESSES = [
     # (what, event, the address that counts)
-    ("HTTP API: sourceIp", forwarded_for("http-api-v2", FORGED), "198.51.100.20"),
+    # (events/http-api-v2.json came through CloudFront: its sourceIp is the edge's)
+    ("HTTP API: sourceIp", forwarded_for("http-api-v2", FORGED), "130.176.98.71"),
     ("function URL: sourceIp", forwarded_for("function-url", FORGED), "203.0.113.7"),
     ("REST API: identity.sourceIp", forwarded_for("rest-api-v1", FORGED), "198.51.100.21"),
     ("REST API without identity", with_context("rest-api-v1", identity=None), ""),

@@ -1,11 +1,14 @@
 """Real-shaped API Gateway, ALB and function URL events through the real Lambda handler."""
 
 import base64
+import importlib
+import io
 import json
 import logging
 import os
 import random
 import re
+import socket
 import subprocess
 import sys
 import textwrap
@@ -16,13 +19,16 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from qa import services
+from qa.log_filters import ascii_json
 from qa.views import EXAMPLES
 from qasite import lambda_handler
+from tests.deploying import REPO
 from tests.lambda_events import (
     EVENTS, KINDS, V2_KINDS, body_of, header, make_event, set_cookies,
 )
@@ -181,8 +187,8 @@ def test_rate_limit_counts_the_cloudfront_viewer_not_the_edge_nor_a_forged_heade
     assert [ask("203.0.113.7", port) for port in (41001, 41002, 41003)] == [200, 200, 429]
     assert ask("203.0.113.8", 41004) == 200  # another viewer behind the same edge
     direct = [ask("203.0.113.8", 1, secret="a guess", source_ip="192.0.2.66") for _ in range(3)]
-    assert direct == [200, 200, 429]  # counted as itself, not as the viewer it names
-    assert ask("203.0.113.8", 41005) == 200
+    assert direct == [403, 403, 403]  # refused: it did not come through CloudFront
+    assert ask("203.0.113.8", 41005) == 200  # and it spent nothing of the viewer it named
 
 
 # --- any Unicode in a URL or a header -----------------------------------------------------------
@@ -195,6 +201,7 @@ UNICODE_PATHS = [
 
 
 def log_lines(capsys) -> list[dict]:
+    """The handler's JSON log lines on stdout (qasite.lambda_observability)."""
     return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
 
@@ -276,17 +283,23 @@ def test_any_unicode_in_any_event_gets_a_response_and_a_log_line(
     assert line["status"] == response["statusCode"]
 
 
-def test_a_failure_outside_django_is_a_500_and_a_log_line(monkeypatch, capsys, caplog):
+def test_a_failure_outside_django_is_a_500_and_a_log_line(monkeypatch, capsys):
+    marker = "-".join(["Qzv", "marker"])  # not in any source line the traceback shows
+
     def broken(event, context):
-        raise RuntimeError("apig-wsgi broke on Qzv-marker")
+        raise RuntimeError(f"apig-wsgi broke on {marker}")
 
     monkeypatch.setattr(lambda_handler, "wsgi_handler", broken)
     response = invoke(make_event("http-api-v2", path="/x"))
     assert response["statusCode"] == 500
     assert json.loads(response["body"]) == {"detail": "Internal server error."}
-    [line] = log_lines(capsys)
+    assert header(response, "Cache-Control") == "no-store"
+    error, line = log_lines(capsys)
     assert (line["status"], line["path"]) == (500, "/x")
-    assert "The event could not be handled" in caplog.text
+    assert error["message"] == "The event could not be handled"
+    assert error["exception_name"] == "RuntimeError" and "in broken" in error["exception"]
+    assert "builtins.RuntimeError: (message withheld)" in error["exception"]
+    assert marker not in json.dumps(error)
 
 
 # --- a path prefix: REST API stages, HTTP API named stages, proxies -----------------------------
@@ -460,13 +473,53 @@ def test_body_that_is_not_base64_is_a_400(lambda_settings):
     assert "base64" in response["body"]
 
 
-def test_keep_warm_never_reaches_django(monkeypatch):
+def test_keep_warm_never_reaches_django_nor_logs_nor_metrics(monkeypatch, capsys):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "qasite-test")  # metrics on
     monkeypatch.setattr(lambda_handler, "wsgi_handler", lambda *args: pytest.fail("Django ran"))
     event = json.loads((EVENTS / "keep-warm.json").read_text())
     assert lambda_handler.handler(event, Context()) == {"warm": True}
+    assert capsys.readouterr() == ("", "")
+
+
+def emf_metrics(line: dict) -> dict:
+    """{name: values} of an EMF document."""
+    [directive] = line["_aws"]["CloudWatchMetrics"]
+    return {metric["Name"]: line[metric["Name"]] for metric in directive["Metrics"]}
+
+
+def test_each_invocation_publishes_its_metrics_after_its_log_line(
+    lambda_settings, capsys, monkeypatch
+):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "qasite-test")
+    monkeypatch.setattr(lambda_handler, "_cold", True)
+    invoke(post_answer("http-api-v2"))
+    invoke(make_event("http-api-v2", path="/no/such/page/"))
+    request, first, client_error, request_404, second = log_lines(capsys)  # a 4xx's at once
+    assert (request["status"], request_404["status"]) == (200, 404)
+    loaded = {"ModelLoadTime"} & emf_metrics(first).keys()  # if the model loaded just then
+    assert emf_metrics(first).keys() - loaded == {
+        "ColdStart", "Requests", "Latency", "Answers", "NoAnswer"
+    }
+    assert (emf_metrics(client_error), client_error["status"]) == ({"ClientErrors": [1.0]}, "404")
+    assert emf_metrics(second).keys() == {"Requests", "Latency"}  # warm now
+
+
+def test_every_log_line_of_an_invocation_carries_its_request_id(lambda_settings, monkeypatch):
+    """Django's own lines too (the 404's warning here), as settings format them on Lambda."""
+    [console] = [h for h in logging.getLogger().handlers if h.get_name() == "console"]
+    django_json = io.StringIO()
+    monkeypatch.setattr(console, "stream", django_json)
+    monkeypatch.setattr(console, "formatter", LambdaPowertoolsFormatter(json_serializer=ascii_json))
+    invoke(make_event("http-api-v2", path="/no/such/page/"))
+    line = json.loads(django_json.getvalue())
+    assert line["message"] == "Not Found: /no/such/page/"
+    assert line["function_request_id"] == Context.aws_request_id and "cold_start" in line
+    invoke(make_event("http-api-v2", path="/also/missing/", headers={}))  # keys are per invocation
+    assert json.loads(django_json.getvalue().splitlines()[1])["function_request_id"]
 
 
 def test_one_json_log_line_per_request(lambda_settings, capsys, monkeypatch):
+    """Powertools' structured log: the request's line with the invocation's keys."""
     monkeypatch.setattr(lambda_handler, "_cold", True)
     event = make_event(
         "http-api-v2", "POST", "/api/answer/", body=json.dumps(KIT_HO),
@@ -474,13 +527,13 @@ def test_one_json_log_line_per_request(lambda_settings, capsys, monkeypatch):
     )
     invoke(event)
     invoke(event)
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 2
-    first, second = map(json.loads, lines)
+    first, second = log_lines(capsys)
     assert first == {
+        "level": "INFO", "location": first["location"], "message": "request",
+        "timestamp": first["timestamp"], "service": "qasite",
         "method": "POST", "path": "/api/answer/", "status": 200,
         "duration_ms": first["duration_ms"], "cold_start": True,
-        "request_id": Context.aws_request_id,
+        "function_request_id": Context.aws_request_id,
     }
     assert second["cold_start"] is False
 
@@ -523,9 +576,37 @@ def test_after_restore_resets_what_init_left_behind(lambda_settings, monkeypatch
     assert len(settings.SECRET_KEY) >= 50
 
 
-def test_prime_warms_the_page_an_answer_and_health_before_a_snapshot(lambda_settings):
+def test_after_restore_publishes_nothing_of_the_snapshot_and_reads_the_secrets_again(
+    lambda_settings, monkeypatch, capsys
+):
+    """What init (the model's load) and priming recorded belongs to no restored instance; the
+    Tracer's cold-start flag is Powertools' own; the origin secrets may have been rotated."""
+    from snapshot_restore_py import get_after_restore
+
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "qasite-test")
+    tracer = importlib.import_module("aws_lambda_powertools.tracing.tracer")
+    monkeypatch.setattr(tracer, "is_cold_start", False)
+    services.metrics.add("ModelLoadTime", "Milliseconds", 1500)
+    assert lambda_handler.prime() == [200, 200, 200]
+    read = []
+    monkeypatch.setattr(lambda_handler, "forget_secrets", lambda: read.append("forget"))
+    monkeypatch.setattr(lambda_handler, "proxy_secrets", lambda: read.append("read") or [])
+    for hook, args, kwargs in get_after_restore():
+        hook(*args, **kwargs)
+    assert read == ["forget", "read"] and tracer.is_cold_start is True
+    capsys.readouterr()
+    invoke(make_event("http-api-v2"))
+    _, published = log_lines(capsys)
+    assert published["Requests"] == [1.0] and published["ColdStart"] == [1.0]
+    assert "ModelLoadTime" not in published and "Answers" not in published
+
+
+@pytest.mark.parametrize("secret", ["", "new-secret,old-secret"])
+def test_prime_warms_the_page_an_answer_and_health_before_a_snapshot(lambda_settings, secret):
+    """Through the proxy gate too: priming sends the origin secret, as CloudFront does."""
     from snapshot_restore_py import get_before_snapshot
 
+    lambda_settings.QA_PROXY_SECRET = secret
     assert (lambda_handler.prime, (), {}) in get_before_snapshot()
     assert lambda_handler.prime() == [200, 200, 200]
 
@@ -628,8 +709,15 @@ def test_nothing_users_send_is_logged_or_printed_and_only_csrftoken_is_set(
     lambda_settings, every_log_record, capfd, monkeypatch
 ):
     """Markers in questions, contexts and field names, through every answer and error path
-    (a 500 too), never reach a log record, stdout or stderr; no response sets another cookie."""
+    (a 500 too), never reach a log record, stdout or stderr, as on Lambda: JSON logs (the
+    handler's and Django's) and metrics (EMF) included; no response sets another cookie."""
     assert lambda_settings.DEBUG is False
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "qasite-test")  # metrics on, as on Lambda
+    monkeypatch.setattr(lambda_handler, "_cold", True)
+    [console] = [h for h in logging.getLogger().handlers if h.get_name() == "console"]
+    django_json = io.StringIO()  # the root logger's handler, formatting as settings do on Lambda
+    monkeypatch.setattr(console, "stream", django_json)
+    monkeypatch.setattr(console, "formatter", LambdaPowertoolsFormatter(json_serializer=ascii_json))
     services._lazy_answerer.cache_clear()  # the model loads inside the capture too
     responses = []
     for what, kind, method, path, body, headers, expected in PRIVACY_REQUESTS:
@@ -638,6 +726,13 @@ def test_nothing_users_send_is_logged_or_printed_and_only_csrftoken_is_set(
             kind, method, path, body=body, headers=headers, cookies=cookies,
         ))
         assert response["statusCode"] == expected, (what, body_of(response)[:300])
+        responses.append(response)
+
+    # Query strings, which nothing reads but Django's records of 4xx and 5xx carry (the request).
+    for kind, method, path, expected in [("http-api-v2", "GET", "/no/such/page/", 404),
+                                         ("alb", "POST", "/", 403)]:
+        response = invoke(make_event(kind, method, path, query=f"question={MARKER}"))
+        assert response["statusCode"] == expected
         responses.append(response)
 
     def crash(*inputs):
@@ -650,6 +745,7 @@ def test_nothing_users_send_is_logged_or_printed_and_only_csrftoken_is_set(
     ]:
         response = invoke(make_event(
             kind, "POST", path, body=body, headers=headers, cookies={"csrftoken": CSRF_SECRET},
+            query=f"context={MARKER}",
         ))
         assert response["statusCode"] == 500
         responses.append(response)
@@ -657,14 +753,70 @@ def test_nothing_users_send_is_logged_or_printed_and_only_csrftoken_is_set(
 
     printed = capfd.readouterr()
     logged = "\n".join(every_log_record)
-    # The capture works: the errors were logged, with their traceback, and the requests printed.
+    lines = [json.loads(line) for line in (printed.out + django_json.getvalue()).splitlines()]
+    # The capture works: the errors were logged, with their traceback, the requests logged, and
+    # the metrics published.
     assert "Internal Server Error: /api/answer/" in logged and "the model crashed" in logged
     assert "Bad Request: /api/answer/" in logged and "Forbidden (CSRF" in logged
-    assert printed.out.count('"path": "/api/answer/"') == 9
-    assert MARKER not in logged + printed.out + printed.err
+    requests = [line for line in lines if line.get("message") == "request"]
+    assert [line["path"] for line in requests].count("/api/answer/") == 9
+    [crash_line, _] = [line for line in lines if line.get("exception_name") == "RuntimeError"]
+    assert crash_line["message"] == "Internal Server Error: /api/answer/"
+    assert crash_line["exception"].endswith("builtins.RuntimeError: (message withheld)")
+    published = {
+        metric["Name"]
+        for line in lines if "_aws" in line
+        for directive in line["_aws"]["CloudWatchMetrics"] for metric in directive["Metrics"]
+    }
+    assert published == {"ColdStart", "ModelLoadTime", "Requests", "Latency", "Answers",
+                         "NoAnswer", "ClientErrors", "ServerErrors"}
+    assert MARKER not in logged + printed.out + printed.err + django_json.getvalue()
     cookie_names = [[c.split("=")[0].strip() for c in set_cookies(r)] for r in responses]
     assert ["csrftoken"] in cookie_names  # the page sets it, and no response sets anything else
     assert all(names in ([], ["csrftoken"]) for names in cookie_names), cookie_names
+
+
+def test_with_tracing_on_x_ray_gets_neither_answers_nor_what_users_send(modern_model_dir):
+    """QA_TRACING=1 as on Lambda (a trace id from the runtime, LAMBDA_TASK_ROOT set), with a
+    fake X-Ray daemon on loopback: each invocation sends its subsegment, annotated with the cold
+    start, and nothing of the question, the context or the answer."""
+    script = textwrap.dedent(
+        f"""
+        import json, socket, sys
+        daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        daemon.bind(("127.0.0.1", int(sys.argv[1])))
+        daemon.settimeout(5)
+        from qasite import lambda_handler
+        for _ in range(2):
+            event = json.load(open({str(EVENTS / "http-api-v2-post-answer.json")!r}))
+            event["body"] = json.dumps({{"question": "Who is {MARKER}?",
+                                         "context": "{MARKER} is Kit-Ho Mak."}})
+            assert lambda_handler.handler(event, None)["statusCode"] == 200
+        print(json.dumps([daemon.recv(65535).decode() for _ in range(2)]))
+        """
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ, "QA_TRACING": "1", "LAMBDA_TASK_ROOT": str(REPO),
+        "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;"
+        "Sampled=1",
+        "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{port}", "AWS_LAMBDA_FUNCTION_NAME": "qasite-test",
+        "QA_MODEL": str(modern_model_dir), "DJANGO_SETTINGS_MODULE": "qasite.settings",
+        "DJANGO_ALLOWED_HOSTS": ".execute-api.eu-west-1.amazonaws.com", "PYTHONPATH": str(REPO),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(port)], capture_output=True, text=True, env=env,
+        cwd=REPO, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    datagrams = json.loads(result.stdout.splitlines()[-1])
+    segments = [json.loads(datagram.split("\n", 1)[1]) for datagram in datagrams]
+    assert [segment["annotations"]["ColdStart"] for segment in segments] == [True, False]
+    assert all(segment["name"] == "## serve" and "metadata" not in segment for segment in segments)
+    assert MARKER not in result.stdout + result.stderr
+    assert "Kit-Ho" not in "".join(datagrams)
 
 
 def test_run_on_an_event_file_from_the_command_line(real_model_dir, tmp_path):

@@ -277,3 +277,88 @@ def test_health_answers_any_host_in_json_with_the_security_headers(
 def test_every_other_request_keeps_the_host_check(client, method, path):
     response = getattr(client, method)(path, HTTP_HOST="10.0.1.85")
     assert response.status_code == 400
+
+
+# --- nothing dynamic is cached -------------------------------------------------------------------
+
+STATIC = {"favicon", "static file", "DRF static file", "Swagger UI static file"}
+
+
+def test_every_dynamic_response_says_no_store_and_static_files_keep_their_caching(
+    every_response, client, monkeypatch
+):
+    """CloudFront compresses only under a cache policy that may cache (README, "On AWS Lambda"):
+    every response but a static file's forbids it, errors and the browsable API included."""
+    responses = dict(every_response)
+    monkeypatch.setattr(services, "answer_questions", crash)
+    responses["500 page"] = Client(raise_request_exception=False).post("/", KIT_HO)
+    responses["500 JSON"] = Client(raise_request_exception=False).post(
+        "/api/answer/", json.dumps(KIT_HO), content_type="application/json"
+    )
+    assert STATIC < set(responses)
+    for name, response in responses.items():
+        if name in STATIC:
+            assert response["Cache-Control"] == "max-age=60, public", name  # WhiteNoise's
+        else:
+            assert response["Cache-Control"] == "no-store", (name, response.status_code)
+    assert client.get("/static/no/such/file.js")["Cache-Control"] == "no-store"
+
+
+# --- requests that bypass the proxy --------------------------------------------------------------
+
+
+@pytest.fixture
+def behind_a_proxy(tiny_model_settings):
+    tiny_model_settings.QA_PROXY_SECRET = "new-secret,old-secret"
+    return tiny_model_settings
+
+
+# (what, method, path, Accept): every kind of request, refused alike without the secret
+BYPASSES = [
+    ("page", "get", "/", "text/html"),
+    ("form", "post", "/", "text/html"),
+    ("answer", "post", "/api/answer/", "application/json"),
+    ("HF shape", "post", "/api/hf/question-answering/", "application/json"),
+    ("browsable API", "get", "/api/answer/", "text/html"),
+    ("health", "get", "/api/health/", "application/json"),
+    ("schema", "get", "/api/schema/", "application/vnd.oai.openapi"),
+    ("static file", "get", "/static/qa/ask.js", "*/*"),
+    ("favicon", "get", "/favicon.ico", "*/*"),
+    ("no such page", "get", "/no/such/page/", "text/html"),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "method", "path", "accept"), BYPASSES, ids=[bypass[0] for bypass in BYPASSES]
+)
+@pytest.mark.parametrize("sent", [None, "", "a guess", "new-secret,old-secret", "NEW-SECRET"])
+def test_without_the_proxys_secret_every_request_is_refused(
+    client, behind_a_proxy, what, method, path, accept, sent
+):
+    headers = {"HTTP_ACCEPT": accept} | ({} if sent is None else {"HTTP_X_ORIGIN_VERIFY": sent})
+    response = getattr(client, method)(path, **headers)
+    assert response.status_code == 403
+    assert response["Cache-Control"] == "no-store"
+    assert response["Content-Security-Policy"] == POLICY
+    if path.startswith("/api/"):
+        assert response.json() == {"detail": "Permission denied."}
+    else:
+        assert "You are not allowed to do this here." in response.content.decode()
+
+
+@pytest.mark.parametrize("secret", ["new-secret", "old-secret"])
+def test_with_either_secret_of_a_rotation_requests_are_served(client, behind_a_proxy, secret):
+    """During a rotation the function accepts the new secret and the old one."""
+    verified = {"HTTP_X_ORIGIN_VERIFY": secret}
+    assert client.get("/", **verified).status_code == 200
+    assert client.get("/api/health/", **verified).status_code == 200
+    assert client.get("/static/qa/ask.js", **verified).status_code == 200
+    answer = client.post("/api/answer/", json.dumps(KIT_HO), content_type="application/json",
+                         **verified)
+    assert answer.status_code == 200 and answer.json()["answer"]
+
+
+def test_without_a_proxy_secret_nothing_is_refused(client, tiny_model_settings):
+    assert tiny_model_settings.QA_PROXY_SECRET == ""
+    assert client.get("/", HTTP_X_ORIGIN_VERIFY="anything").status_code == 200
+    assert client.get("/api/health/").status_code == 200

@@ -65,6 +65,36 @@ def test_unavailable_model_gives_a_retry_delay(settings, tmp_path):
     services._lazy_answerer.cache_clear()
 
 
+def recorded_metrics(monkeypatch) -> list[tuple]:
+    """Every (name, unit, value) the services record, whatever the platform."""
+    recorded = []
+    monkeypatch.setattr(services.metrics, "add", lambda *metric: recorded.append(metric))
+    return recorded
+
+
+def test_answers_and_the_no_answer_share_are_metrics(tiny_model_settings, monkeypatch):
+    recorded = recorded_metrics(monkeypatch)
+    results = services.answer_questions(requests=[
+        {"question": "Who?", "context": "Kit-Ho Mak is here."},
+        {"question": "Who?", "context": "Kit-Ho Mak is here.", "handle_impossible_answer": True},
+    ])
+    shares = [100 if result["no_answer"] else 0 for result in results]
+    answered = [metric for metric in recorded if metric[0] != "ModelLoadTime"]  # if it loaded
+    assert answered == [("Answers", "Count", 2), *[("NoAnswer", "Percent", s) for s in shares]]
+
+
+def test_each_model_load_is_timed_and_a_failed_one_counted(settings, tmp_path, monkeypatch):
+    recorded = recorded_metrics(monkeypatch)
+    settings.QA_MODEL = str(tmp_path / "missing")
+    services._lazy_answerer.cache_clear()
+    with pytest.raises(services.ModelUnavailable):
+        services.answer_questions(requests=[{"question": "Who?", "context": "Kit"}])
+    [failure, (name, unit, milliseconds)] = recorded
+    assert failure == ("ModelLoadFailures", "Count", 1)
+    assert (name, unit) == ("ModelLoadTime", "Milliseconds") and milliseconds >= 0
+    services._lazy_answerer.cache_clear()
+
+
 # --- a broken model, end to end -----------------------------------------------------------------
 
 KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}

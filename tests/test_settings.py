@@ -158,3 +158,110 @@ def test_an_engine_that_cannot_be_had_stops_the_start(env, message):
     result = run(ENGINE, **env)
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr and message in result.stderr
+
+
+# --- Django's secret key signs nothing ------------------------------------------------------------
+
+KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
+
+
+class UntouchableKey(str):
+    """A secret key that fails any test that hashes or signs with it: every use of a key (HMAC,
+    signing, hashing; Django's force_bytes is ``str(key).encode()``) first turns it into bytes,
+    or into a plain str."""
+
+    def _used(self, *args, **kwargs):
+        raise AssertionError("something used SECRET_KEY")
+
+    encode = __bytes__ = __str__ = __format__ = __add__ = __radd__ = _used
+
+
+def test_the_untouchable_key_catches_signing(settings):
+    from django.core import signing
+    from django.utils.crypto import salted_hmac
+
+    settings.SECRET_KEY = UntouchableKey("k" * 50)
+    for use in (lambda: signing.dumps("x"), lambda: salted_hmac("salt", "value")):
+        with pytest.raises(AssertionError, match="something used SECRET_KEY"):
+            use()
+
+
+def every_kind_of_request(client) -> dict:
+    """Every kind of request the site serves, the form's CSRF round trip included; each one's
+    status, and the answer where there is one."""
+    page = client.get("/")
+    token = page.content.decode().split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
+    form = client.post("/", {**KIT_HO, "top_k": 1, "csrfmiddlewaretoken": token})
+    api = client.post("/api/answer/", json.dumps(KIT_HO), content_type="application/json")
+    hf = client.post("/api/hf/question-answering/", json.dumps({"inputs": KIT_HO}),
+                     content_type="application/json")
+    others = {path: client.get(path, HTTP_ACCEPT=accept).status_code for path, accept in [
+        ("/api/health/", "application/json"), ("/api/schema/", "application/vnd.oai.openapi"),
+        ("/api/docs/", "text/html"), ("/api/answer/", "text/html"), ("/no/such/page/", "text/html"),
+        ("/static/qa/ask.js", "*/*"),
+    ]}
+    return {
+        "page": page.status_code, "form": (form.status_code, "<mark>" in form.content.decode()),
+        "api": (api.status_code, api.json()["answer"]), "hf": (hf.status_code, hf.json()["answer"]),
+        **others,
+    }
+
+
+def test_nothing_signs_with_the_secret_key(tiny_model_settings):
+    """No sessions, no auth, no signed cookies; Django 5.2's CSRF cookie holds a random secret
+    of its own, not one signed with SECRET_KEY. So no deployment needs a key of its own."""
+    from django.test import Client
+
+    tiny_model_settings.SECRET_KEY = UntouchableKey("k" * 50)
+    seen = every_kind_of_request(Client(enforce_csrf_checks=True))
+    assert seen["form"] == (200, True) and seen["api"][0] == seen["hf"][0] == 200
+
+
+def test_a_csrf_cookie_from_one_instance_is_good_on_another_with_another_key(tiny_model_settings):
+    """Two Lambda instances, each with its own random key: the page from one, the form posted to
+    the other, behave exactly as with one key."""
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    tiny_model_settings.SECRET_KEY = "a" * 50
+    page = client.get("/")
+    token = page.content.decode().split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
+    tiny_model_settings.SECRET_KEY = "b" * 50
+    form = client.post("/", {**KIT_HO, "top_k": 1, "csrfmiddlewaretoken": token})
+    assert form.status_code == 200 and "<mark>" in form.content.decode()
+    same_key = every_kind_of_request(Client(enforce_csrf_checks=True))
+    tiny_model_settings.SECRET_KEY = "c" * 50
+    assert every_kind_of_request(Client(enforce_csrf_checks=True)) == same_key
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({}, "text"), ({"AWS_LAMBDA_FUNCTION_NAME": "qasite-prod-web"}, "json"),
+     ({"AWS_LAMBDA_FUNCTION_NAME": "qasite-prod-web", "DJANGO_LOG_FORMAT": "text"}, "text"),
+     ({"DJANGO_LOG_FORMAT": "json"}, "json")],
+)
+def test_logs_are_json_on_lambda_and_text_elsewhere(env, expected):
+    code = """
+        import logging, django
+        django.setup()
+        try:
+            raise ValueError("a question")
+        except ValueError:
+            logging.getLogger("django.request").exception("Internal Server Error: /x")
+    """
+    result = run(code, **env)
+    assert result.returncode == 0, result.stderr
+    assert "a question" not in result.stderr
+    if expected == "json":
+        line = json.loads(result.stderr)
+        assert line["message"] == "Internal Server Error: /x" and line["service"] == "qasite"
+        assert line["exception"].endswith("builtins.ValueError: (message withheld)")
+        assert line["exception_name"] == "ValueError"
+    else:
+        assert result.stderr.startswith("Internal Server Error: /x\nTraceback")
+        assert result.stderr.rstrip().endswith("builtins.ValueError: (message withheld)")
+
+
+def test_a_log_format_other_than_json_or_text_stops_the_start():
+    result = run("import django; django.setup()", DJANGO_LOG_FORMAT="xml")
+    assert "ImproperlyConfigured: DJANGO_LOG_FORMAT='xml'" in result.stderr

@@ -192,16 +192,24 @@ def test_behind_cloudfront_each_viewer_has_its_own_budget(client, behind_cloudfr
     assert ask_form(client, **via_cloudfront("203.0.113.2:50001")).status_code == 200
 
 
-def test_bypassing_cloudfront_the_viewer_header_is_not_believed(client, behind_cloudfront):
+def test_bypassing_cloudfront_is_refused_and_spends_no_viewers_budget(client, behind_cloudfront):
     """API Gateway's own URL is public: a direct caller may send any CloudFront-Viewer-Address,
-    but without CloudFront's secret it is counted by its own address."""
+    but without CloudFront's secret it is refused (qasite.middleware.ProxyOnlyMiddleware)."""
     direct = "198.51.100.66"
     for n in range(5):
-        forged = {"HTTP_CLOUDFRONT_VIEWER_ADDRESS": f"10.0.0.{n}:1", "HTTP_X_ORIGIN_VERIFY": "?"}
-        response = ask_api(client, REMOTE_ADDR=direct, **forged)
-        assert response.status_code == (200 if n < 3 else 429)
+        forged = {"HTTP_CLOUDFRONT_VIEWER_ADDRESS": "10.0.0.1:2", "HTTP_X_ORIGIN_VERIFY": "?"}
+        assert ask_api(client, REMOTE_ADDR=direct, **forged).status_code == 403
     victim = via_cloudfront("10.0.0.1:2")
-    assert ask_api(client, **victim).status_code == 200
+    assert [ask_api(client, **victim).status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+def test_without_the_secret_the_viewer_header_is_not_believed(rf, behind_cloudfront):
+    """The rate limit's own line, should a request without the secret reach it."""
+    request = rf.get("/", REMOTE_ADDR="198.51.100.66", HTTP_CLOUDFRONT_VIEWER_ADDRESS="10.0.0.1:2",
+                     HTTP_X_ORIGIN_VERIFY="?")
+    assert client_ip(request) == "198.51.100.66"
+    request = rf.get("/", **via_cloudfront("10.0.0.1:2"))
+    assert client_ip(request) == "10.0.0.1"
 
 
 # --- who a request counts against -------------------------------------------------------------

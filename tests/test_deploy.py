@@ -337,14 +337,38 @@ def test_dockerfile_passes_hadolint():
 def test_the_image_serves_the_torch_free_tree():
     """torch and transformers bake the model in a stage of their own; the image is the Lambda base
     image with the runtime tree that build-runtime.sh and assemble.sh make, as the zip is."""
-    stages = (REPO / "Dockerfile").read_text().split("\nFROM ")[1:]
-    bake, build, final = stages
-    assert bake.startswith("public.ecr.aws/lambda/python:3.12 AS bake")
+    text = (REPO / "Dockerfile").read_text()
+    stages = text.split("\nFROM ")[1:]
+    bake, build, server, final = stages
+    assert bake.startswith("${BASE_IMAGE} AS bake")
     assert "requirements/build.txt" in bake and "fetch_model" in bake
-    assert "requirements/build.txt" not in build + final
+    assert "requirements/build.txt" not in build + server + final
     assert "docker/build-runtime.sh" in build and "docker/assemble.sh" in build
     assert "COPY --from=bake /model " in build
-    assert final.startswith("public.ecr.aws/lambda/python:3.12\n")
+    assert server.startswith("${BASE_IMAGE} AS server\n")
+    assert final.startswith("${BASE_IMAGE}\n")
     assert [line for line in final.splitlines() if line.startswith("COPY")] == [
         "COPY --from=build /var/task /var/task"
     ]
+
+
+def test_the_base_image_is_pinned_by_digest_and_the_model_by_revision():
+    text = (REPO / "Dockerfile").read_text()
+    [base] = re.findall(r"^ARG BASE_IMAGE=(.*)$", text, re.MULTILINE)
+    assert re.fullmatch(r"public\.ecr\.aws/lambda/python:3\.12@sha256:[0-9a-f]{64}", base)
+    assert all(line.startswith("FROM ${BASE_IMAGE}") for line in re.findall(r"^FROM .*", text, re.M))
+    [revision] = re.findall(r"^ARG QA_MODEL_REVISION=(.*)$", text, re.MULTILINE)
+    assert re.fullmatch(r"[0-9a-f]{40}", revision)
+    assert '--revision "${QA_MODEL_REVISION}"' in text
+    # Every file the image's stages copy is in the build context .dockerignore lets through.
+    allowed = (REPO / ".dockerignore").read_text()
+    for source in re.findall(r"^COPY (?!--from)(\S+)", text, re.MULTILINE):
+        assert f"!{source}" in allowed or f"!{source.split('/')[0]}/" in allowed, source
+
+
+def test_the_image_is_built_for_either_cpu():
+    """The tree's wheels follow the build stage's CPU (docker buildx --platform linux/arm64 or
+    linux/amd64): build-runtime.sh and assemble.sh are told it."""
+    text = (REPO / "Dockerfile").read_text()
+    assert text.count('ARCH="$(uname -m)" PYTHON=python3.12 docker/') == 2
+    assert "--provenance=false --sbom=false" in text

@@ -279,6 +279,10 @@ def test_alarms_notify_the_topic(everything_template):
     metrics = {m["Id"]: m for m in alarms["HttpApi5xxAlarm"]["Metrics"]}
     assert metrics["errors"]["MetricStat"]["Metric"]["MetricName"] == "5xx"
     assert metrics["requests"]["MetricStat"]["Metric"]["MetricName"] == "Count"
+    for metric in ("errors", "requests"):
+        assert metrics[metric]["MetricStat"]["Metric"]["Dimensions"] == [
+            {"Name": "ApiId", "Value": {"Ref": "HttpApi"}}
+        ]
     assert "100 * errors / requests" in metrics["rate"]["Expression"]
 
 

@@ -68,11 +68,13 @@ class QasiteParams {
     if (!param('domainName') !== !param('certificateArn')) {
       this.fail('domainName and certificateArn go together: give both, or neither');
     }
-    if (param('certificateArn') && !/^arn:aws[\w-]*:acm:us-east-1:\d{12}:certificate\//.test(param('certificateArn'))) {
-      this.fail('certificateArn must be an ACM certificate in us-east-1 (CloudFront takes no other)');
+    const certificate = param('certificateArn');
+    if (certificate && !/^arn:aws[\w-]*:acm:us-east-1:\d{12}:certificate\//.test(certificate)) {
+      this.fail('certificateArn must be an ACM certificate in us-east-1, CloudFront\'s region');
     }
-    if (param('webAclArn') && !/^arn:aws[\w-]*:wafv2:us-east-1:\d{12}:global\/webacl\//.test(param('webAclArn'))) {
-      this.fail('webAclArn must be a CLOUDFRONT web ACL (us-east-1, global/webacl/...): deploy/waf.yml');
+    const webAcl = param('webAclArn');
+    if (webAcl && !/^arn:aws[\w-]*:wafv2:us-east-1:\d{12}:global\/webacl\//.test(webAcl)) {
+      this.fail('webAclArn must be a CLOUDFRONT web ACL (us-east-1): deploy/waf.yml makes one');
     }
     const topic = param('alarmTopicArn');
     const region = service.provider.region;

@@ -91,7 +91,8 @@ def test_role_may_write_logs_and_read_only_its_secret(default_template):
     kms:Decrypt only through SSM with the AWS-managed key (aws/ssm), which SecureString uses."""
     statements = role_statements(default_template[1])
     by_action = {action: s for s in statements for action in as_list(s["Action"])}
-    assert {a for a in by_action if not a.startswith("logs:")} == {"ssm:GetParameter", "kms:Decrypt"}
+    others = {a for a in by_action if not a.startswith("logs:")}
+    assert others == {"ssm:GetParameter", "kms:Decrypt"}
     ssm = by_action["ssm:GetParameter"]["Resource"]["Fn::Sub"]
     assert ssm.endswith(":parameter/qasite/prod/origin-secret") and "*" not in ssm
     kms = by_action["kms:Decrypt"]
@@ -261,14 +262,18 @@ def test_image_for_arm64(tmp_path):
 
 def test_alarms_notify_the_topic(everything_template):
     resources = everything_template[1]["Resources"]
-    alarms = {id: r["Properties"] for id, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    alarms = {
+        id: r["Properties"] for id, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
     assert set(alarms) == {
         "FunctionErrorsAlarm", "FunctionThrottlesAlarm", "FunctionDurationAlarm", "HttpApi5xxAlarm"
     }
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == alarm["OKActions"] == [TOPIC]
         assert alarm["TreatMissingData"] == "notBreaching"
-    for name, metric in [("FunctionErrorsAlarm", "Errors"), ("FunctionThrottlesAlarm", "Throttles")]:
+    for name, metric in [
+        ("FunctionErrorsAlarm", "Errors"), ("FunctionThrottlesAlarm", "Throttles")
+    ]:
         assert alarms[name]["MetricName"] == metric and alarms[name]["Namespace"] == "AWS/Lambda"
         assert alarms[name]["Dimensions"] == [
             {"Name": "FunctionName", "Value": {"Ref": "WebLambdaFunction"}}
@@ -294,8 +299,13 @@ def test_alarms_notify_the_topic(everything_template):
          "deploy by digest"),
         ([f"domainName={DOMAIN}"], "domainName and certificateArn go together"),
         ([f"certificateArn={CERTIFICATE}"], "domainName and certificateArn go together"),
-        ([f"domainName={DOMAIN}", f"certificateArn={CERTIFICATE.replace('us-east-1', 'eu-west-1')}"],
-         "in us-east-1"),
+        (
+            [
+                f"domainName={DOMAIN}",
+                "certificateArn=" + CERTIFICATE.replace("us-east-1", "eu-west-1"),
+            ],
+            "in us-east-1",
+        ),
         ([f"webAclArn={WEB_ACL.replace('global', 'regional')}"], "CLOUDFRONT web ACL"),
         ([f"alarmTopicArn={TOPIC.replace('eu-west-1', 'us-east-1')}"], "the stack's region"),
         (["reservedConcurrency=-1"], "expected a whole number"),
@@ -360,7 +370,8 @@ def test_the_base_image_is_pinned_by_digest_and_the_model_by_revision():
     text = (REPO / "Dockerfile").read_text()
     [base] = re.findall(r"^ARG BASE_IMAGE=(.*)$", text, re.MULTILINE)
     assert re.fullmatch(r"public\.ecr\.aws/lambda/python:3\.12@sha256:[0-9a-f]{64}", base)
-    assert all(line.startswith("FROM ${BASE_IMAGE}") for line in re.findall(r"^FROM .*", text, re.M))
+    froms = re.findall(r"^FROM .*", text, re.MULTILINE)
+    assert all(line.startswith("FROM ${BASE_IMAGE}") for line in froms)
     [revision] = re.findall(r"^ARG QA_MODEL_REVISION=(.*)$", text, re.MULTILINE)
     assert re.fullmatch(r"[0-9a-f]{40}", revision)
     assert '--revision "${QA_MODEL_REVISION}"' in text

@@ -58,7 +58,9 @@ def test_offline_hub_id_fails_with_a_clear_message(tmp_path, monkeypatch):
         fetch("--model", "mrm8488/bert-tiny-5-finetuned-squadv2", "--output", str(tmp_path / "out"))
 
 
-def test_a_hub_model_is_downloaded_at_the_revision_asked_for(modern_model_dir, tmp_path, monkeypatch):
+def test_a_hub_model_is_downloaded_at_the_revision_asked_for(
+    modern_model_dir, tmp_path, monkeypatch
+):
     """The Dockerfile pins the hub revision (QA_MODEL_REVISION) so a rebuild bakes the same
     weights: the command hands it to the hub's download, with the files inference needs."""
     import huggingface_hub

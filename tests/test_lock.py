@@ -62,7 +62,8 @@ def test_compiled_distributions_are_locked_for_both_cpus():
 
 
 def test_the_server_runs_the_gunicorn_the_tests_run():
-    assert pins(REQUIREMENTS / "server.txt")["gunicorn"] == pins(REQUIREMENTS / "dev.txt")["gunicorn"]
+    server, dev = pins(REQUIREMENTS / "server.txt"), pins(REQUIREMENTS / "dev.txt")
+    assert server["gunicorn"] == dev["gunicorn"]
 
 
 def test_builds_install_from_the_locks_by_hash_from_one_index_at_a_time():

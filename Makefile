@@ -5,10 +5,11 @@ SHARED_MODEL := ../shared/models/qa-minilm-squad
 PRODUCTION_MODEL := mrm8488/bert-tiny-5-finetuned-squadv2
 # Locally, prefer the team's shared model (no download); otherwise the production default.
 QA_MODEL ?= $(if $(wildcard $(SHARED_MODEL)/config.json),$(abspath $(SHARED_MODEL)),$(PRODUCTION_MODEL))
-# The hub revision (a commit hash) of a hub QA_MODEL that the tree bakes; empty: the hub's main.
-# The production model's, as the Dockerfile pins it: make zip QA_MODEL=$(PRODUCTION_MODEL) QA_MODEL_REVISION=$(PRODUCTION_REVISION)
+# The hub revision (a commit hash) of a hub QA_MODEL that the tree bakes, so that a rebuild bakes
+# the same weights: for the production model, the commit the Dockerfile pins too; for another hub
+# model, QA_MODEL_REVISION=<commit> (empty: the hub's main as it is now).
 PRODUCTION_REVISION := f586274a9919ef3ca801d3c7f3f30ee6ad7515d8
-QA_MODEL_REVISION ?=
+QA_MODEL_REVISION ?= $(if $(filter $(PRODUCTION_MODEL),$(QA_MODEL)),$(PRODUCTION_REVISION))
 # The Lambda Runtime Interface Emulator ships inside the aws-sam-cli wheel.
 SAM_CLI := aws-sam-cli==1.170.0
 RIC := awslambdaric==4.2.2

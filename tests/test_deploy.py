@@ -375,6 +375,9 @@ def test_the_base_image_is_pinned_by_digest_and_the_model_by_revision():
     [revision] = re.findall(r"^ARG QA_MODEL_REVISION=(.*)$", text, re.MULTILINE)
     assert re.fullmatch(r"[0-9a-f]{40}", revision)
     assert '--revision "${QA_MODEL_REVISION}"' in text
+    # `make zip` bakes the production model at the same commit.
+    makefile = (REPO / "Makefile").read_text()
+    assert f"PRODUCTION_REVISION := {revision}\n" in makefile
     # Every file the image's stages copy is in the build context .dockerignore lets through.
     allowed = (REPO / ".dockerignore").read_text()
     for source in re.findall(r"^COPY (?!--from)(\S+)", text, re.MULTILINE):

@@ -1,30 +1,48 @@
-# qasite for AWS Lambda as a container image. Build with network access (it downloads the model
-# once, at build time):
-#   docker build --platform linux/amd64 -t qasite .
+# qasite as a container image: for AWS Lambda (the default target), or as a plain HTTP server
+# (`--target server`: gunicorn on port 8080, for ECS/Fargate, App Runner or Elastic Beanstalk).
+# Build with network access (the model is downloaded once, at build time), one CPU at a time,
+# as an image manifest Lambda accepts (no provenance or SBOM attestations: with them the push
+# is an image index, which Lambda refuses):
+#   docker buildx build --platform linux/amd64 --provenance=false --sbom=false -t qasite --load .
+#   (linux/arm64 for Graviton; the function's architecture parameter must match.)
 # The image serves from the same torch-free tree as the zip (`make zip`): ONNX Runtime, numpy,
 # tokenizers, Django and the app, with the model baked as an ONNX graph. torch and transformers
 # only bake it, in a stage of their own. Every RUN step that builds the tree is a script that CI
 # also runs outside Docker (see .ci/run and tests/test_image.py).
 
-# 1. Bake the model (hub download, ONNX export checked against torch): needs torch.
-FROM public.ecr.aws/lambda/python:3.12 AS bake
+# AWS's Lambda base image for Python 3.12, pinned by the digest of its multi-platform index
+# (one digest for both CPUs). To move to AWS's latest (security fixes), read the tag's digest
+#   docker buildx imagetools inspect public.ecr.aws/lambda/python:3.12
+# ("Digest:" at the top) and put it here; docs/deploying.md ("Supply chain").
+ARG BASE_IMAGE=public.ecr.aws/lambda/python:3.12@sha256:0628ddc11919f85f4261517d356392dbbc6b3181568d87a376ae2e814464c230
+
+# 1. Bake the model (hub download at a pinned revision, ONNX export checked against torch):
+#    needs torch.
+FROM ${BASE_IMAGE} AS bake
 WORKDIR /build
 COPY requirements requirements
-# The CPU-only torch build (no CUDA libraries) comes from PyTorch's own index.
-RUN python3.12 -m pip install --no-cache-dir -r requirements/build.txt \
-        --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
+# One index per install, never two mixed: the CPU-only torch (no CUDA libraries) and what it
+# needs from PyTorch's index, then the rest from PyPI (torch==2.13.0 is then already there).
+RUN python3.12 -m pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu \
+        "torch==$(sed -n 's/^torch==//p' requirements/build.txt)" \
+    && python3.12 -m pip install --no-cache-dir --index-url https://pypi.org/simple \
+        -r requirements/build.txt
 COPY manage.py ./
 COPY qasite qasite
 COPY qa qa
 ARG QA_MODEL=mrm8488/bert-tiny-5-finetuned-squadv2
-RUN python3.12 manage.py fetch_model --model "${QA_MODEL}" --output /model
+# The hub commit of QA_MODEL to bake, so that a rebuild bakes the same weights.
+ARG QA_MODEL_REVISION=f586274a9919ef3ca801d3c7f3f30ee6ad7515d8
+RUN python3.12 manage.py fetch_model --model "${QA_MODEL}" --revision "${QA_MODEL_REVISION}" \
+        --output /model
 
-# 2. The runtime tree, without torch: what serving imports, the app, the baked model, bytecode.
-FROM public.ecr.aws/lambda/python:3.12 AS build
+# 2. The runtime tree, without torch: what serving imports (from requirements/runtime.lock, by
+#    hash), the app, the baked model, bytecode. For this stage's CPU (uname -m).
+FROM ${BASE_IMAGE} AS build
 WORKDIR /build
-COPY requirements/runtime.txt requirements/runtime.txt
+COPY requirements/runtime.lock requirements/runtime.lock
 COPY docker/build-runtime.sh docker/build-runtime.sh
-RUN PYTHON=python3.12 docker/build-runtime.sh "${LAMBDA_TASK_ROOT}"
+RUN ARCH="$(uname -m)" PYTHON=python3.12 docker/build-runtime.sh "${LAMBDA_TASK_ROOT}"
 COPY manage.py ./
 COPY qasite qasite
 COPY qa qa
@@ -32,9 +50,32 @@ COPY templates templates
 COPY events/http-api-v2-post-answer.json events/http-api-v2-post-answer.json
 COPY docker/assemble.sh docker/assemble.sh
 COPY --from=bake /model /model
-RUN PYTHON=python3.12 docker/assemble.sh "${LAMBDA_TASK_ROOT}" /model
+RUN ARCH="$(uname -m)" PYTHON=python3.12 docker/assemble.sh "${LAMBDA_TASK_ROOT}" /model
 
-FROM public.ecr.aws/lambda/python:3.12
+# 3. The plain HTTP server: the same tree, and gunicorn (requirements/server.lock, by hash).
+FROM ${BASE_IMAGE} AS server
+ARG QA_MODEL=mrm8488/bert-tiny-5-finetuned-squadv2
+ENV QA_MODEL=/var/task/model \
+    QA_MODEL_NAME=${QA_MODEL} \
+    HF_HUB_OFFLINE=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONPATH=/var/task \
+    DJANGO_SETTINGS_MODULE=qasite.settings
+COPY --from=build /var/task /var/task
+COPY requirements/server.lock /tmp/server.lock
+RUN python3.12 -m pip install --no-cache-dir --no-deps --only-binary=:all: --require-hashes \
+        --target /var/task -r /tmp/server.lock \
+    && rm /tmp/server.lock
+WORKDIR /var/task
+# Not root; /tmp is the only place written to (the onnx engine's cache, gunicorn's heartbeats).
+USER 1000
+EXPOSE 8080
+ENTRYPOINT []
+CMD ["python3.12", "-m", "gunicorn", "--bind", "0.0.0.0:8080", "--workers", "2", "--threads", "4", \
+     "--worker-tmp-dir", "/tmp", "qasite.wsgi"]
+
+# 4. AWS Lambda (the default target: last).
+FROM ${BASE_IMAGE}
 ARG QA_MODEL=mrm8488/bert-tiny-5-finetuned-squadv2
 ENV QA_MODEL=/var/task/model \
     QA_MODEL_NAME=${QA_MODEL} \

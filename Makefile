@@ -5,6 +5,11 @@ SHARED_MODEL := ../shared/models/qa-minilm-squad
 PRODUCTION_MODEL := mrm8488/bert-tiny-5-finetuned-squadv2
 # Locally, prefer the team's shared model (no download); otherwise the production default.
 QA_MODEL ?= $(if $(wildcard $(SHARED_MODEL)/config.json),$(abspath $(SHARED_MODEL)),$(PRODUCTION_MODEL))
+# The hub revision (a commit hash) of a hub QA_MODEL that the tree bakes, so that a rebuild bakes
+# the same weights: for the production model, the commit the Dockerfile pins too; for another hub
+# model, QA_MODEL_REVISION=<commit> (empty: the hub's main as it is now).
+PRODUCTION_REVISION := f586274a9919ef3ca801d3c7f3f30ee6ad7515d8
+QA_MODEL_REVISION ?= $(if $(filter $(PRODUCTION_MODEL),$(QA_MODEL)),$(PRODUCTION_REVISION))
 # The Lambda Runtime Interface Emulator ships inside the aws-sam-cli wheel.
 SAM_CLI := aws-sam-cli==1.170.0
 RIC := awslambdaric==4.2.2
@@ -17,7 +22,7 @@ LAMBDA_PYTHON := $(shell docker/lambda-python.sh 2>/dev/null)
 RUNTIME := build/runtime$(if $(filter-out x86_64,$(ARCH)),-$(ARCH))
 ZIP := build/lambda-$(ARCH).zip
 
-.PHONY: run test runtime zip ask FORCE
+.PHONY: run test runtime zip ask lock FORCE
 
 $(VENV)/installed: requirements/runtime.txt requirements/build.txt requirements/dev.txt
 	python3 -m venv $(VENV)
@@ -43,16 +48,29 @@ build/lambda-ric/installed:
 	$(LAMBDA_PYTHON) -m pip install --quiet --disable-pip-version-check --target build/lambda-ric $(RIC)
 	touch $@
 
-# The model the tree bakes: rewritten (so the tree rebuilt) only when QA_MODEL changes.
+# gunicorn for Lambda's Python, by hash, kept apart from the tree as the Dockerfile's server
+# target adds it: the tests serve the runtime tree with it (tests/test_server.py).
+build/server/installed: requirements/server.lock
+	rm -rf build/server
+	$(LAMBDA_PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps --only-binary=:all: --require-hashes --target build/server -r requirements/server.lock
+	touch $@
+
+# The hash locks of what the tree and the server install (after changing a pin in runtime.txt or
+# server.txt): both CPUs' wheels for Lambda's Python, from PyPI.
+lock: | $(VENV)/installed
+	PYTHON=$(PYTHON) docker/lock.sh requirements/runtime.txt requirements/runtime.lock
+	PYTHON=$(PYTHON) docker/lock.sh requirements/server.txt requirements/server.lock
+
+# The model the tree bakes: rewritten (so the tree rebuilt) only when QA_MODEL or its revision changes.
 build/qa-model: FORCE
 	@mkdir -p build
-	@echo '$(QA_MODEL)' | cmp -s - $@ || echo '$(QA_MODEL)' > $@
+	@echo '$(QA_MODEL)@$(QA_MODEL_REVISION)' | cmp -s - $@ || echo '$(QA_MODEL)@$(QA_MODEL_REVISION)' > $@
 
 # The torch-free tree that is the image's /var/task and the zip's contents, built outside Docker
 # by the Dockerfile's own scripts: the model baked with the venv's torch, the rest for Lambda.
-$(RUNTIME)/installed: build/qa-model requirements/runtime.txt requirements/build.txt docker/build-runtime.sh docker/assemble.sh $(APP_FILES) | $(VENV)/installed
+$(RUNTIME)/installed: build/qa-model requirements/runtime.lock requirements/build.txt docker/build-runtime.sh docker/assemble.sh $(APP_FILES) | $(VENV)/installed
 	rm -rf $(RUNTIME) build/model
-	$(PYTHON) manage.py fetch_model --model $(QA_MODEL) --output build/model
+	$(PYTHON) manage.py fetch_model --model $(QA_MODEL) $(if $(QA_MODEL_REVISION),--revision $(QA_MODEL_REVISION)) --output build/model
 	ARCH=$(ARCH) docker/build-runtime.sh $(RUNTIME)
 	ARCH=$(ARCH) docker/assemble.sh $(RUNTIME) build/model
 	touch $@
@@ -77,5 +95,5 @@ unexport QUESTION CONTEXT
 ask: $(VENV)/installed
 	@QA_MODEL=$(QA_MODEL) $(PYTHON) manage.py ask $(call quote,QUESTION) $(if $(value CONTEXT),--context $(call quote,CONTEXT)) $(ASK)
 
-test: $(VENV)/installed node_modules/installed build/tools/installed $(if $(LAMBDA_PYTHON),build/lambda-ric/installed $(RUNTIME)/installed)
+test: $(VENV)/installed node_modules/installed build/tools/installed $(if $(LAMBDA_PYTHON),build/lambda-ric/installed build/server/installed $(RUNTIME)/installed)
 	$(PYTHON) -m pytest

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install what serving imports (requirements/runtime.txt: ONNX Runtime, numpy, tokenizers, Django
 # and friends; no torch, no transformers) into TARGET, for AWS Lambda's Python and CPU, and drop
-# what serving never imports or loads. The Dockerfile runs this; so do `make runtime` and CI, so
-# the image's and the zip's contents are tested.
+# what serving never imports or loads. The files installed are those of requirements/runtime.lock,
+# checked by SHA-256 (pip refuses any other: a changed or substituted file fails the build). The
+# Dockerfile runs this; so do `make runtime` and CI, so the image's and the zip's contents are
+# tested.
 #   usage: docker/build-runtime.sh TARGET
 #   PYTHON: the Python Lambda runs (default: docker/lambda-python.sh finds a 3.12)
 #   ARCH:   x86_64 (default) or arm64, as Lambda names them
@@ -18,11 +20,12 @@ arch=${ARCH:-x86_64}
 # a newer build machine, would not).
 platforms=(--platform "manylinux2014_$arch")
 for minor in $(seq 17 34); do platforms+=(--platform "manylinux_2_${minor}_$arch"); done
-# --no-deps: runtime.txt lists every distribution serving imports, pinned.
+# --no-deps: runtime.txt lists every distribution serving imports, pinned; runtime.lock holds
+# their files' hashes (docker/lock.sh writes it from runtime.txt).
 "$python" -m pip install --quiet --disable-pip-version-check --no-cache-dir --no-compile \
-    --no-deps --only-binary=:all: --implementation cp "${platforms[@]}" \
+    --no-deps --only-binary=:all: --require-hashes --implementation cp "${platforms[@]}" \
     --python-version "$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
-    --target "$target" -r "$here/requirements/runtime.txt"
+    --target "$target" -r "$here/requirements/runtime.lock"
 
 size() { du -sm "$1" | cut -f1; }
 before=$(size "$target")

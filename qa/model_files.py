@@ -35,8 +35,9 @@ class ModelLoadError(Exception):
         self.reason = reason
 
 
-def resolve_model_dir(model: str) -> Path:
-    """A local directory holding the model, downloading it from the hub if ``model`` is an id.
+def resolve_model_dir(model: str, revision: str | None = None) -> Path:
+    """A local directory holding the model, downloading it from the hub if ``model`` is an id
+    (at ``revision``, a commit hash, branch or tag; the hub's default branch if None).
 
     Raises ModelLoadError if there is no such directory, or the download fails.
     """
@@ -48,7 +49,7 @@ def resolve_model_dir(model: str) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(model, allow_patterns=MODEL_FILES))
+        return Path(snapshot_download(model, revision=revision, allow_patterns=MODEL_FILES))
     except Exception as error:  # offline, unknown repo, gated repo, disk full...
         raise ModelLoadError(
             f"The model {model!r} could not be downloaded from the Hugging Face hub "

@@ -15,13 +15,17 @@ BIN = Path(sys.executable).parent
 ZIP_BYTES = b"PK\x05\x06" + bytes(18)  # an empty zip stands in for `make zip`'s
 
 
-def package(tmp_path: Path, *params: str) -> Path:
-    """`serverless package` with no AWS credentials at all; the generated template's path."""
+def run_package(tmp_path: Path, *params: str) -> subprocess.CompletedProcess:
+    """`serverless package --param=...` with no AWS credentials at all, in a copy of what it
+    reads (serverless.yml, its plugin, and an empty zip for each architecture)."""
     if not SERVERLESS.is_file():
         pytest.skip("osls is not installed: `make test` runs npm ci")
     shutil.copy(REPO / "serverless.yml", tmp_path)
+    (tmp_path / "deploy").mkdir()
+    shutil.copy(REPO / "deploy" / "serverless-params.js", tmp_path / "deploy")
     (tmp_path / "build").mkdir()
-    (tmp_path / "build" / "lambda-x86_64.zip").write_bytes(ZIP_BYTES)
+    for architecture in ("x86_64", "arm64"):
+        (tmp_path / "build" / f"lambda-{architecture}.zip").write_bytes(ZIP_BYTES)
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
@@ -31,7 +35,12 @@ def package(tmp_path: Path, *params: str) -> Path:
     }
     args = [str(SERVERLESS), "package", f"--param=imageUri={IMAGE}"]
     args += [f"--param={param}" for param in params]
-    result = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True)
+    return subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True)
+
+
+def package(tmp_path: Path, *params: str) -> Path:
+    """The generated template's path, after a `serverless package` that must succeed."""
+    result = run_package(tmp_path, *params)
     assert result.returncode == 0, result.stdout + result.stderr
     return tmp_path / ".serverless" / "cloudformation-template-update-stack.json"
 

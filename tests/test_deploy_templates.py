@@ -16,7 +16,7 @@ import cfnlint
 import pytest
 from cfnlint.decode import cfn_yaml
 
-from tests.deploying import REPO, cfn_lint, package
+from tests.deploying import IMAGE, REPO, cfn_lint, package
 
 DEPLOY = REPO / "deploy"
 POLICY = DEPLOY / "deployer-policy.json"
@@ -32,9 +32,7 @@ NOT_GRANTED = {
     "kms:*": "only AWS-owned and AWS-managed keys: no customer managed key to use",
     "logs:AssociateKmsKey": "log groups use CloudWatch's own encryption",
     "logs:DisassociateKmsKey": "log groups use CloudWatch's own encryption",
-    "logs:CreateLogDelivery": "no vended log delivery",
     "logs:PutBearerTokenAuthentication": "no log ingestion by bearer token",
-    "logs:PutResourcePolicy": "account-wide log resource policies are not a deployer's business",
     "logs:DeleteResourcePolicy": "account-wide log resource policies are not a deployer's business",
     "firehose:*": "no log delivery to Firehose",
     "s3:REST.PUT.OBJECT": "not an IAM action (a log group's S3 export)",
@@ -97,6 +95,14 @@ DEPLOY_STEPS = {
     "ssm:GetParameters": "CloudFormation resolves {{resolve:ssm:...}} as the deployer",
     "ssm:PutParameter": "the secrets are stored once, before the first deploy",
     "logs:FilterLogEvents": "`serverless logs` after a deploy",
+    # API Gateway's guide, "Configuring logging for an HTTP API": what turning on access logs
+    # asks of the caller (a log delivery, and the log groups' resource policy it needs).
+    "logs:CreateLogDelivery": "the HTTP API's access logs",
+    "logs:DeleteLogDelivery": "the HTTP API's access logs",
+    "logs:GetLogDelivery": "the HTTP API's access logs",
+    "logs:ListLogDeliveries": "the HTTP API's access logs",
+    "logs:UpdateLogDelivery": "the HTTP API's access logs",
+    "logs:PutResourcePolicy": "the HTTP API's access logs",
 }
 
 
@@ -163,13 +169,25 @@ def allowed(action: str, resource: str | None = None) -> bool:
 
 @pytest.fixture(scope="module")
 def deployed_templates(tmp_path_factory) -> dict[str, dict]:
-    """Every template a deploy creates stacks from: the site's (as serverless packages it), the
-    ECR repository's and the web ACL's."""
-    site = package(tmp_path_factory.mktemp("sls"))
+    """Every template a deploy creates stacks from: the site's (as serverless packages it: the
+    zip with every optional resource, and the image), the ECR repository's, the web ACL's and
+    the CloudFront alarm's."""
+    everything = [
+        "domainName=qa.example.com",
+        "certificateArn=arn:aws:acm:us-east-1:123456789012:certificate/0d1e2f3a",
+        "webAclArn=arn:aws:wafv2:us-east-1:123456789012:global/webacl/qasite-prod/a1b2",
+        "alarmTopicArn=arn:aws:sns:eu-west-1:123456789012:qasite-alarms",
+        "reservedConcurrency=10",
+        "keepWarm=true",
+    ]
+    zip_site = package(tmp_path_factory.mktemp("sls"), *everything)
+    image_site = package(tmp_path_factory.mktemp("sls-image"), "package=image", f"imageUri={IMAGE}")
     return {
-        "serverless.yml": json.loads(site.read_text()),
+        "serverless.yml": json.loads(zip_site.read_text()),
+        "serverless.yml, package=image": json.loads(image_site.read_text()),
         "deploy/ecr.yml": load_template(DEPLOY / "ecr.yml"),
         "deploy/waf.yml": load_template(DEPLOY / "waf.yml"),
+        "deploy/cloudfront-alarms.yml": load_template(DEPLOY / "cloudfront-alarms.yml"),
     }
 
 
@@ -178,7 +196,11 @@ def deployed_templates(tmp_path_factory) -> dict[str, dict]:
 
 @pytest.mark.parametrize(
     "template, regions",
-    [("ecr.yml", ["eu-west-1", "us-east-1", "ap-southeast-2"]), ("waf.yml", ["us-east-1"])],
+    [
+        ("ecr.yml", ["eu-west-1", "us-east-1", "ap-southeast-2"]),
+        ("waf.yml", ["us-east-1"]),
+        ("cloudfront-alarms.yml", ["us-east-1"]),
+    ],
 )
 def test_templates_pass_cfn_lint(template, regions):
     cfn_lint(DEPLOY / template, "--regions", *regions)
@@ -349,6 +371,19 @@ def test_deployer_policy_grants_nothing_a_deploy_does_not_use(deployed_templates
         ("ecr:PutImage", "arn:aws:ecr:eu-west-1:{a}:repository/qasite"),
         ("wafv2:CreateWebACL", "arn:aws:wafv2:us-east-1:{a}:global/webacl/qasite-prod/1234"),
         ("cloudfront:UpdateDistribution", "arn:aws:cloudfront::{a}:distribution/E2QWRUHEXAMPLE"),
+        ("cloudfront:UpdateCachePolicy", "arn:aws:cloudfront::{a}:cache-policy/658327ea-f89d"),
+        (
+            "logs:PutRetentionPolicy",
+            "arn:aws:logs:eu-west-1:{a}:log-group:/aws/http-api/qasite-prod",
+        ),
+        (
+            "cloudwatch:PutMetricAlarm",
+            "arn:aws:cloudwatch:eu-west-1:{a}:alarm:qasite-prod-FunctionErrorsAlarm-1AB2",
+        ),
+        (
+            "cloudwatch:PutMetricAlarm",
+            "arn:aws:cloudwatch:us-east-1:{a}:alarm:qasite-prod-cloudfront-alarms-CloudFront5xx-9Z",
+        ),
     ],
 )
 def test_deployer_policy_covers_the_names_qasite_uses(action, resource):
@@ -370,6 +405,7 @@ def test_deployer_policy_covers_the_names_qasite_uses(action, resource):
         ("iam:CreateUser", "arn:aws:iam::{a}:user/qasite-deployer"),
         ("iam:CreatePolicyVersion", "arn:aws:iam::{a}:policy/qasite-deployer"),
         ("sts:AssumeRole", "arn:aws:iam::{a}:role/qasite-prod-eu-west-1-lambdaRole"),
+        ("cloudwatch:DeleteAlarms", "arn:aws:cloudwatch:eu-west-1:{a}:alarm:billing-alarm"),
     ],
 )
 def test_deployer_policy_reaches_nothing_else(action, resource):

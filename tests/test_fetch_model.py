@@ -56,3 +56,26 @@ def test_offline_hub_id_fails_with_a_clear_message(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     with pytest.raises(CommandError, match="could not be downloaded from the Hugging Face hub"):
         fetch("--model", "mrm8488/bert-tiny-5-finetuned-squadv2", "--output", str(tmp_path / "out"))
+
+
+def test_a_hub_model_is_downloaded_at_the_revision_asked_for(
+    modern_model_dir, tmp_path, monkeypatch
+):
+    """The Dockerfile pins the hub revision (QA_MODEL_REVISION) so a rebuild bakes the same
+    weights: the command hands it to the hub's download, with the files inference needs."""
+    import huggingface_hub
+
+    calls = []
+
+    def snapshot_download(repo_id, **kwargs):
+        calls.append((repo_id, kwargs))
+        return str(modern_model_dir)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    revision = "f586274a9919ef3ca801d3c7f3f30ee6ad7515d8"
+    fetch("--model", "mrm8488/bert-tiny-5-finetuned-squadv2", "--revision", revision,
+          "--output", str(tmp_path / "baked"))
+    [(repo_id, kwargs)] = calls
+    assert repo_id == "mrm8488/bert-tiny-5-finetuned-squadv2" and kwargs["revision"] == revision
+    assert "config.json" in kwargs["allow_patterns"]
+    assert (tmp_path / "baked" / "model.onnx").is_file()

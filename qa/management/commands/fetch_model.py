@@ -26,12 +26,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--output", required=True, help="Directory to write the model to.")
         parser.add_argument("--model", help="Hub id or directory (default: the QA_MODEL setting).")
+        parser.add_argument(
+            "--revision",
+            help="The hub revision to download (a commit hash, so a rebuild bakes the same "
+            "weights; default: the hub's main branch as it is now).",
+        )
 
-    def handle(self, *args, output, model, **options):
+    def handle(self, *args, output, model, revision, **options):
         model = model or settings.QA_MODEL
         output = Path(output)
         try:
-            save_for_serving(resolve_model_dir(model), output)
+            save_for_serving(resolve_model_dir(model, revision), output)
             answers = {
                 label: load_answerer(str(output), threads=1, **engine).answer(
                     "What is my name?", "I'm Kit-Ho Mak. I come from Hong Kong."

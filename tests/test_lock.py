@@ -1,0 +1,76 @@
+"""requirements/*.lock (docker/lock.sh): each is the hash lock of its requirements file's pins,
+for Lambda's Python on both CPUs, and the builds install from it and from nothing else."""
+
+import re
+
+import pytest
+
+from tests.deploying import REPO
+
+REQUIREMENTS = REPO / "requirements"
+# Distributions with compiled code: a wheel per CPU, so at least one hash per CPU.
+BINARY = {"onnxruntime", "numpy", "tokenizers", "pyyaml"}
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pins(path) -> dict[str, str]:
+    """name -> version of a requirements file of exact pins (comments and blank lines skipped)."""
+    found = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line and not line.startswith("-"):  # not -r other.txt
+            name, version = line.split("==")
+            found[canonical(name)] = version
+    return found
+
+
+def lock(path) -> dict[str, tuple[str, set[str]]]:
+    """name -> (version, SHA-256 hashes) of a lock in pip's --require-hashes format."""
+    entries = {}
+    text = path.read_text().replace("\\\n", " ")
+    for line in text.splitlines():
+        line = line.split("#", 1)[0] if line.startswith("#") else line
+        if not line.strip():
+            continue
+        requirement, *options = line.split()
+        name, version = requirement.split("==")
+        hashes = {o.removeprefix("--hash=sha256:") for o in options}
+        assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes), line
+        entries[canonical(name)] = (version, hashes)
+    return entries
+
+
+@pytest.mark.parametrize("name", ["runtime", "server"])
+def test_the_lock_holds_exactly_the_pins(name):
+    pinned = pins(REQUIREMENTS / f"{name}.txt")
+    locked = lock(REQUIREMENTS / f"{name}.lock")
+    assert {n: v for n, (v, _) in locked.items()} == pinned, (
+        f"requirements/{name}.lock is stale: docker/lock.sh requirements/{name}.txt "
+        f"requirements/{name}.lock"
+    )
+    assert all(hashes for _, hashes in locked.values())
+
+
+def test_compiled_distributions_are_locked_for_both_cpus():
+    locked = lock(REQUIREMENTS / "runtime.lock")
+    assert BINARY <= set(locked)
+    for name in BINARY:
+        assert len(locked[name][1]) >= 2, f"{name}: one wheel only (x86_64 and arm64 expected)"
+
+
+def test_the_server_runs_the_gunicorn_the_tests_run():
+    server, dev = pins(REQUIREMENTS / "server.txt"), pins(REQUIREMENTS / "dev.txt")
+    assert server["gunicorn"] == dev["gunicorn"]
+
+
+def test_builds_install_from_the_locks_by_hash_from_one_index_at_a_time():
+    build = (REPO / "docker" / "build-runtime.sh").read_text()
+    assert "--require-hashes" in build and "requirements/runtime.lock" in build
+    assert "runtime.txt\"" not in build
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "--extra-index-url" not in dockerfile + build
+    server = " ".join(dockerfile.replace("\\\n", " ").split())
+    assert "--require-hashes --target /var/task -r /tmp/server.lock" in server

@@ -41,8 +41,8 @@ def distribution() -> dict:
     config = resources["CloudFrontDistribution"]["Properties"]["DistributionConfig"]
     policy = resources["OriginRequestPolicy"]["Properties"]["OriginRequestPolicyConfig"]
     [origin] = config["Origins"]
-    [static] = config["CacheBehaviors"]
-    assert static["PathPattern"] == "static/*" and "OriginRequestPolicyId" not in static
+    behaviours = {behaviour["PathPattern"]: behaviour for behaviour in config["CacheBehaviors"]}
+    assert "OriginRequestPolicyId" not in behaviours["static/*"]
     return {
         "headers": {name.lower() for name in policy["HeadersConfig"]["Headers"]},
         "cookies": set(policy["CookiesConfig"]["Cookies"]),

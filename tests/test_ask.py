@@ -10,7 +10,9 @@ import sys
 import pytest
 from django.core.management import CommandError, call_command
 
-KIT_HO_CONTEXT = "I'm Kit-Ho Mak. I come from Hong Kong."
+from qa.examples import KIT_HO
+
+KIT_HO_CONTEXT = KIT_HO["context"]
 
 
 class Terminal(io.StringIO):
@@ -84,7 +86,7 @@ def test_ask_text_is_one_line_per_answer(tiny_model_settings):
     )
     lines = printed.splitlines()
     assert len(lines) == len(answers) > 1
-    for rank, (line, answer) in enumerate(zip(lines, answers), start=1):
+    for rank, (line, answer) in enumerate(zip(lines, answers, strict=True), start=1):
         if answer["no_answer"]:
             assert line == f"{rank}. No answer in this context (score {answer['score']:.3f})"
         else:

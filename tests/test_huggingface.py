@@ -113,7 +113,7 @@ def test_client_gets_the_best_answer_as_qasite_api_gives_it(hf, client):
 
 def test_client_gets_top_k_candidates_as_a_list_best_first(hf, client):
     answers = hf.question_answering(**KIT_HO, top_k=3)
-    assert isinstance(answers, list) and 1 <= len(answers) <= 3
+    assert isinstance(answers, list) and len(answers) == 3  # far more than three spans
     expected = api_answer(client, {**KIT_HO, "top_k": 3})["answers"]
     assert [vars(answer) for answer in answers] == [hf_shape(answer) for answer in expected]
     assert [a.score for a in answers] == sorted((a.score for a in answers), reverse=True)

@@ -17,7 +17,7 @@ def test_answer_questions_returns_best_and_candidates(tiny_model_settings):
         questions=[{"question": "Who?", "context": "Kit-Ho Mak is here.", "top_k": 2}]
     )
     assert result["answers"][0] == {k: result[k] for k in ("answer", "score", "start", "end", "no_answer")}
-    assert len(result["answers"]) <= 2
+    assert len(result["answers"]) == 2  # the context has far more than two spans
 
 
 def test_answer_questions_names_the_question_at_fault(tiny_model_settings):

@@ -32,7 +32,7 @@ def test_api_answers_with_best_answer_and_candidates(client, tiny_model_settings
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"answer", "score", "start", "end", "no_answer", "answers"}
-    assert 1 <= len(body["answers"]) <= 3
+    assert len(body["answers"]) == 3  # the context has far more than three spans
     assert {k: body[k] for k in ("answer", "start", "end")} == {
         k: body["answers"][0][k] for k in ("answer", "start", "end")
     }

@@ -174,7 +174,7 @@ def test_a_page_without_its_slash_is_still_redirected_for_a_browser(rf, settings
 # --- JSON errors under /api/, in every mode ---------------------------------------------------
 
 
-def crash(*, requests):
+def crash(*, questions):
     raise RuntimeError("/secret/path/marker")
 
 

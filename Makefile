@@ -97,3 +97,14 @@ ask: $(VENV)/installed
 
 test: $(VENV)/installed node_modules/installed build/tools/installed $(if $(LAMBDA_PYTHON),build/lambda-ric/installed build/server/installed $(RUNTIME)/installed)
 	$(PYTHON) -m pytest
+
+# The inner loop: every test but the browser, image, zip, load and real-model quality tests.
+unit: $(VENV)/installed
+	$(PYTHON) -m pytest -m "not (browser or image or zip or load or quality)"
+
+# What CI runs: ruff's lint and format checks (settings in pyproject.toml).
+lint: $(VENV)/installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+.PHONY: unit lint

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from qa.backends.torch import load_model, model_logits
+from qa.backends.torch import load_model, logits_module
 from qa.export import export_onnx
 from qa.model_files import FAST_TORCHSCRIPT_FILE, ONNX_FILE, TORCHSCRIPT_FILE
 from qa.tokenization import load_tokenizer, longest_input, tokenizer_config
@@ -33,6 +33,6 @@ def save_for_serving(source: Path, output: Path) -> None:
     (output / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     fast_model = load_model(source, fast=True)
     for filename, variant in [(TORCHSCRIPT_FILE, model), (FAST_TORCHSCRIPT_FILE, fast_model)]:
-        logits, _ = model_logits(variant, trace=True)
+        logits, _ = logits_module(variant, trace=True)
         if isinstance(logits, torch.jit.ScriptModule):
             torch.jit.save(logits, str(output / filename))

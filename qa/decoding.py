@@ -17,7 +17,12 @@ MASKED_LOGIT = -10000.0
 
 
 class Spans(NamedTuple):
-    """Token spans of one window, best first, and the window's no-answer score."""
+    """Token spans of one window, best first, and the window's no-answer score.
+
+    ``starts`` and ``ends`` (int64, ``[spans]``) are token indices in the window, ``end``
+    inclusive; ``scores`` (the logits' float dtype, ``[spans]``) are P(start)·P(end), in (0, 1];
+    ``null_score`` is P([CLS] starts)·P([CLS] ends).
+    """
 
     starts: np.ndarray
     ends: np.ndarray
@@ -50,13 +55,16 @@ def best_spans(
 ) -> Spans:
     """Score every span of one window and return up to ``top_k`` of those that score above 0.
 
-    ``start_logits``, ``end_logits`` and ``allowed`` have one entry per token of the window.
-    ``allowed`` is True for the tokens an answer may use (the context tokens) and for the [CLS]
-    token at index 0, whose probability carries the no-answer score and which is never part of
-    an answer. A span's score is P(start) * P(end), soft-maxed over the allowed tokens as v4 does;
-    spans that end before they start, are longer than ``max_answer_len`` tokens, or touch a token
-    that is not allowed are not answers. Fewer than ``top_k`` spans (none, in a degenerate window)
-    come back when fewer score above 0.
+    ``start_logits`` and ``end_logits`` (float32, ``[tokens]``) are the model's logits for one
+    window; ``allowed`` (bool, ``[tokens]``) is True for the tokens an answer may use (the
+    context tokens) and for the [CLS] token at index 0, whose probability carries the no-answer
+    score and which is never part of an answer. A span's score is P(start) * P(end), soft-maxed
+    over the allowed tokens as v4 does; spans that end before they start, are longer than
+    ``max_answer_len`` tokens, or touch a token that is not allowed are not answers. Fewer than
+    ``top_k`` spans (none, in a degenerate window) come back when fewer score above 0. Raises
+    nothing: non-finite logits are clipped (``finite``).
+
+    Source: transformers v4.57, ``pipelines/question_answering.py`` (``decode_spans``).
     """
     start = softmax(np.where(allowed, finite(start_logits), MASKED_LOGIT))
     end = softmax(np.where(allowed, finite(end_logits), MASKED_LOGIT))

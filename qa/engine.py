@@ -14,13 +14,14 @@ import numpy as np
 from tokenizers import Encoding, Tokenizer
 
 from qa.decoding import best_spans
-from qa.questions import Answer, InvalidQuestion, Options
+from qa.errors import InvalidQuestion
+from qa.options import Options
 
 # Window size used when the caller gives none (capped by what the model can take).
 DEFAULT_MAX_SEQ_LEN = 384
 # Overlap between windows when the caller gives none (capped at half a window).
 DEFAULT_DOC_STRIDE = 128
-# How many more spans than asked for are decoded when aligning to words, since alignment merges some.
+# How many more spans than asked for are decoded when aligning to words (alignment merges some).
 ALIGNMENT_HEADROOM = 10
 # Most tokens one request may put through the model (windows x max_seq_len). A doc_stride just under
 # the room a window leaves for the context starts a new window every token or two: 20,000 characters
@@ -29,8 +30,23 @@ ALIGNMENT_HEADROOM = 10
 # (Hangul, which BERT's tokenizer splits into letters); English of that length needs 30,000.
 MAX_BATCH_TOKENS = 131_072
 
+# v4's defaults (Options is frozen: one instance serves every call that passes none).
+DEFAULT_OPTIONS = Options()
+
 # (input_ids, attention_mask, token_type_ids), each int64 [windows, tokens] -> (start, end) logits.
 Forward = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class Answer:
+    """One candidate: ``context[start:end] == answer``; ``no_answer`` marks SQuAD v2's null
+    answer. Offsets are in characters of the context."""
+
+    answer: str
+    score: float
+    start: int
+    end: int
+    no_answer: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,7 +83,9 @@ class QuestionAnswerer:
         # transformers v4 did). Text without special tokens is tokenized as before.
         tokenizer.encode_special_tokens = True
 
-    def answer(self, question: str, context: str, options: Options = Options()) -> list[Answer]:
+    def answer(
+        self, question: str, context: str, options: Options = DEFAULT_OPTIONS
+    ) -> list[Answer]:
         """The ``top_k`` best answers, best first: at least one, at most ``top_k``.
 
         Raises InvalidQuestion (with the field at fault) when the options cannot work for this
@@ -221,7 +239,7 @@ class QuestionAnswerer:
                 max_answer_len=options.max_answer_len,
             )
             null_score = spans.null_score if null_score is None else min(null_score, spans.null_score)
-            for start, end, score in zip(spans.starts, spans.ends, spans.scores):
+            for start, end, score in zip(spans.starts, spans.ends, spans.scores, strict=True):
                 char_start, char_end = _char_span(window, int(start), int(end), options.align_to_words)
                 text = context[char_start:char_end]
                 # Like v4, the same text found twice (in overlapping windows, or as different token

@@ -79,7 +79,7 @@ def check_graph(logits: Logits, graph: Path, shape: dict) -> float:
             expected = logits(*probe)
         arrays = [tensor.numpy() for tensor in probe]
         token_types = arrays[2] if len(arrays) == 3 else arrays[0] * 0  # unused by such a graph
-        for got, want in zip(run(arrays[0], arrays[1], token_types), expected):
+        for got, want in zip(run(arrays[0], arrays[1], token_types), expected, strict=True):
             worst = max(worst, float(abs(torch.from_numpy(got) - want).max()))
     if worst > TOLERANCE:
         raise GraphMismatch(

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
-from qa.model_files import ONNX_FILE, WEIGHTS_FILES, ModelLoadError
+from qa.errors import ModelLoadError
+from qa.model_files import ONNX_FILE, WEIGHTS_FILES
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +30,8 @@ def _torch_version() -> str:
 
 def weights_digest(directory: Path) -> str:
     """A SHA-256 over the export variant, torch's version, ``config.json`` and the weights:
-    what the exported graph depends on (the tokenizer does not enter the graph). Hashing
-    MiniLM's 90 MB of weights takes about 0.1 s."""
+    what the exported graph depends on (the tokenizer does not enter the graph). Hashing the
+    weights costs far less than exporting them again."""
     digest = hashlib.sha256(f"{EXPORT_VARIANT} torch {_torch_version()}".encode())
     for name in ["config.json", *WEIGHTS_FILES]:
         if (directory / name).is_file():

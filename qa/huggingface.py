@@ -21,14 +21,14 @@ from collections.abc import Mapping
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from qa import services
-from qa.exceptions import ModelUnavailable
+from qa.errors import InvalidQuestion
+from qa.options import OPTION_NAMES
 from qa.parsers import JSONParser
 from qa.serializers import (
     AnswerOptionsSerializer,
@@ -141,19 +141,11 @@ def error_body(response) -> dict:
     return {"error": " ".join(error_messages(response.data)), "error_type": "validation"}
 
 
-def engine_error(error: services.InvalidQuestion, *, many: bool) -> ValidationError:
-    """The engine's refusal as a validation error at its place in the request."""
-    if error.field in services.OPTION_NAMES:
-        return ValidationError({"parameters": {error.field: [str(error)]}})
-    detail = {error.field: [str(error)]}
-    return ValidationError({"inputs": {str(error.index): detail} if many else detail})
-
-
 # --- view ---------------------------------------------------------------------------------------
 
 # A list response holds answers (one input, top_k > 1; several inputs, top_k 1) or lists of them
 # (several inputs, top_k > 1).
-ListedResultSerializer = PolymorphicProxySerializer(
+listed_result_schema = PolymorphicProxySerializer(
     component_name="QuestionAnsweringOutput",
     serializers=[
         QuestionAnsweringOutputElementSerializer,
@@ -187,6 +179,16 @@ class QuestionAnsweringView(APIView):
 
         return handle
 
+    def error_path(self, error: InvalidQuestion) -> tuple[str, ...]:
+        """Where the input at fault is in the body (qa.exceptions): an option under
+        ``parameters``, a question or context under ``inputs`` (at its index in a list)."""
+        if error.field in OPTION_NAMES:
+            return ("parameters", error.field)
+        data = self.request.data
+        if isinstance(data, Mapping) and isinstance(data.get("inputs"), list):
+            return ("inputs", str(error.index), error.field)
+        return ("inputs", error.field)
+
     @extend_schema(
         summary="Answer a question in Hugging Face's question-answering task shape",
         description="For huggingface_hub's InferenceClient.question_answering and "
@@ -207,7 +209,7 @@ class QuestionAnsweringView(APIView):
                 component_name="QuestionAnsweringResponse",
                 serializers=[
                     QuestionAnsweringOutputElementSerializer,
-                    serializers.ListSerializer(child=ListedResultSerializer),
+                    serializers.ListSerializer(child=listed_result_schema),
                 ],
                 resource_type_field_name=None,
                 many=False,
@@ -236,14 +238,11 @@ class QuestionAnsweringView(APIView):
         many = isinstance(data["inputs"], list)
         questions = data["inputs"] if many else [data["inputs"]]
         charge_questions(request, len(questions))  # a list of N inputs costs N
-        try:
-            results = services.answer_questions(
-                requests=[{**question, **options} for question in questions]
-            )
-        except services.InvalidQuestion as error:
-            raise engine_error(error, many=many) from error
-        except services.ModelUnavailable as error:
-            raise ModelUnavailable(str(error), error.retry_after) from error
+        # InvalidQuestion and ModelUnavailable become 400 and 503 in qa.exceptions' handler, and
+        # then HF's error shape in get_exception_handler.
+        results = services.answer_questions(
+            questions=[{**question, **options} for question in questions]
+        )
         top_k = options.get("top_k", 1)
         answers = [hf_result(result, top_k) for result in results]
         return Response(answers if many else answers[0])

@@ -4,14 +4,24 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from qa.model_files import ModelLoadError
+from qa.errors import ModelLoadError
 
 if TYPE_CHECKING:
     from qa.engine import QuestionAnswerer
 
 logger = logging.getLogger(__name__)
+
+
+class ModelState(StrEnum):
+    """Where the model holder is: not asked for yet, loading, loaded, or failed (retried later)."""
+
+    IDLE = "idle"
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
 
 
 class LazyAnswerer:
@@ -31,7 +41,7 @@ class LazyAnswerer:
         self._load = load
         self._clock = clock  # injectable, so that tests can step past a back-off without sleeping
         self._lock = threading.Lock()
-        self._answerer: "QuestionAnswerer | None" = None
+        self._answerer: QuestionAnswerer | None = None
         self._error: ModelLoadError | None = None
         self._loading = False
         self._failures = 0
@@ -39,12 +49,12 @@ class LazyAnswerer:
         self.retry_after = retry_after
 
     @property
-    def state(self) -> str:
+    def state(self) -> ModelState:
         if self._answerer is not None:
-            return "ready"
+            return ModelState.READY
         if self._loading:
-            return "loading"
-        return "failed" if self._error is not None else "idle"
+            return ModelState.LOADING
+        return ModelState.FAILED if self._error is not None else ModelState.IDLE
 
     @property
     def error(self) -> ModelLoadError | None:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from qa.backends import load_forward
 from qa.engine import QuestionAnswerer
-from qa.model_files import ModelLoadError, read_config, resolve_model_dir
+from qa.errors import ModelLoadError
+from qa.model_files import read_config, resolve_model_dir
 from qa.tokenization import load_tokenizer, longest_input
+
 
 def load_answerer(
     model: str,

@@ -8,6 +8,8 @@ plus what ``manage.py fetch_model`` bakes beside them (an ONNX graph and TorchSc
 import json
 from pathlib import Path
 
+from qa.errors import ModelLoadError
+
 # What a model directory may hold that inference needs; the rest of a hub repo is never fetched.
 MODEL_FILES = [
     "config.json",
@@ -25,14 +27,6 @@ WEIGHTS_FILES = ["model.safetensors", "pytorch_model.bin"]
 ONNX_FILE = "model.onnx"
 TORCHSCRIPT_FILE = "model.torchscript.pt"
 FAST_TORCHSCRIPT_FILE = "model.bf16.torchscript.pt"
-
-
-class ModelLoadError(Exception):
-    """The model cannot be loaded. ``reason`` is safe to show anyone (no filesystem paths)."""
-
-    def __init__(self, reason: str, detail: str = ""):
-        super().__init__(f"{reason} ({detail})" if detail else reason)
-        self.reason = reason
 
 
 def resolve_model_dir(model: str, revision: str | None = None) -> Path:

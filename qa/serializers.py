@@ -6,12 +6,10 @@ from collections.abc import Mapping
 from django.conf import settings
 from rest_framework import serializers
 
-from qa.exceptions import BatchTooLarge
+from qa.errors import BatchTooLarge
+from qa.lazy import ModelState
+from qa.options import MAX_TOP_K, MAX_WINDOW_TOKENS
 from qa.validators import validate_not_blank
-
-# The limits of the engine's tuning options (beyond these nothing useful happens).
-MAX_TOP_K = 20
-MAX_WINDOW_TOKENS = 512
 
 
 class TextField(serializers.CharField):
@@ -58,7 +56,7 @@ class AnswerBatchSerializer(serializers.ListSerializer):
     def validate(self, attrs):
         characters = sum(len(item["question"]) + len(item["context"]) for item in attrs)
         if characters > settings.QA_MAX_BATCH_CHARS:
-            raise BatchTooLarge(characters)
+            raise BatchTooLarge(characters, settings.QA_MAX_BATCH_CHARS)
         return attrs
 
 
@@ -85,8 +83,9 @@ class FlatSerializer(StrictSerializer):
     def get_fields(self):
         """Shallow copies of the declared fields, where DRF makes deep ones.
 
-        A deep copy re-runs every field's constructor: on a short input that cost a third as much
-        as the model. These flat fields keep no per-request state but what binding sets on the copy.
+        A deep copy re-runs every field's constructor, which on a short input costs a sizeable
+        share of the model's own time. These flat fields keep no per-request state but what
+        binding sets on the copy.
         """
         return {name: copy.copy(field) for name, field in self._declared_fields.items()}
 
@@ -164,7 +163,9 @@ class ErrorSerializer(serializers.Serializer):
 
 class ModelStatusSerializer(serializers.Serializer):
     model = serializers.CharField(help_text="The model served.")
-    state = serializers.ChoiceField(["idle", "loading", "ready", "failed"])
+    state = serializers.ChoiceField(
+        [state.value for state in ModelState], help_text="Whether the model is loaded yet."
+    )
     error = serializers.CharField(allow_null=True, help_text="Why loading failed, if it did.")
 
 

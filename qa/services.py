@@ -5,31 +5,19 @@ Views, forms and commands call these functions only; they never touch the engine
 
 import functools
 import time
-from dataclasses import fields
 
 from django.conf import settings
 
 from qa import metrics
-from qa.questions import InvalidQuestion, Options
-
-OPTION_NAMES = frozenset(field.name for field in fields(Options))
-
-__all__ = ["InvalidQuestion", "ModelUnavailable", "answer_questions", "model_status"]
-
-
-class ModelUnavailable(Exception):
-    """No answer can be given now; ``retry_after`` seconds from now it may work."""
-
-    def __init__(self, message: str, retry_after: int):
-        super().__init__(message)
-        self.retry_after = retry_after
+from qa.errors import InvalidQuestion, ModelLoadError, ModelUnavailable
+from qa.lazy import LazyAnswerer, ModelState
+from qa.options import OPTION_NAMES, Options
 
 
 @functools.cache
 def _lazy_answerer(model: str, engine: str, threads: int, cache_dir, fast: bool):
     # Imported here, not above: the loader brings numpy and the tokenizer, which a first page
-    # from cold should not wait for (they cost it a quarter).
-    from qa.lazy import LazyAnswerer
+    # from cold should not wait for.
     from qa.loading import load_answerer
 
     return LazyAnswerer(
@@ -72,24 +60,24 @@ def _public_reason(error) -> str:
     return str(error) if settings.DEBUG else error.reason
 
 
-def answer_questions(*, requests: list[dict]) -> list[dict]:
-    """Answer each validated request (question, context and any engine options), in order.
+def answer_questions(*, questions: list[dict]) -> list[dict]:
+    """Answer each validated question (a dict of question, context and any of Options' fields),
+    in order.
 
-    Each result holds the best answer at top level and the ``top_k`` candidates in ``answers``.
-    Raises InvalidQuestion (with ``index`` set to the request at fault) or ModelUnavailable.
+    Each result holds the best answer at top level (answer, score, start, end, no_answer: offsets
+    in characters of the context) and the ``top_k`` candidates, best first, in ``answers``.
+    Raises InvalidQuestion (with ``index`` set to the question at fault) or ModelUnavailable.
     """
-    from qa.model_files import ModelLoadError  # loaded by lazy_answerer() already
-
     holder = lazy_answerer()
     try:
         answerer = holder.get(timeout=settings.QA_LOAD_WAIT_SECONDS)
     except ModelLoadError as error:
         raise ModelUnavailable(_public_reason(error), holder.seconds_until_retry()) from error
     results = []
-    for index, request in enumerate(requests):
-        options = Options(**{name: request[name] for name in OPTION_NAMES if name in request})
+    for index, question in enumerate(questions):
+        options = Options(**{name: question[name] for name in OPTION_NAMES if name in question})
         try:
-            answers = answerer.answer(request["question"], request["context"], options)
+            answers = answerer.answer(question["question"], question["context"], options)
         except InvalidQuestion as error:
             error.index = index
             raise
@@ -107,7 +95,7 @@ def answer_questions(*, requests: list[dict]) -> list[dict]:
 def model_status() -> dict:
     """Which model is served and whether it is loaded, loading or failed (and why)."""
     holder = lazy_answerer()
-    error = holder.error if holder.state == "failed" else None
+    error = holder.error if holder.state == ModelState.FAILED else None
     return {
         "model": settings.QA_MODEL_NAME,
         "state": holder.state,

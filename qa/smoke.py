@@ -23,9 +23,10 @@ import urllib.request
 import zlib
 from dataclasses import asdict, dataclass
 
-# The README's example: any trained SQuAD model answers "Kit-Ho Mak"; a random one, some span.
-QUESTION = "What is my name?"
-CONTEXT = "I'm Kit-Ho Mak. I come from Hong Kong."
+from qa.examples import KIT_HO
+from qa.lazy import ModelState
+
+QUESTION, CONTEXT = KIT_HO["question"], KIT_HO["context"]
 # What a browser sends. Python's standard library decodes gzip and deflate, not brotli.
 BROWSER_ENCODINGS = "gzip, deflate, br"
 READABLE_ENCODINGS = "gzip, deflate"
@@ -193,11 +194,11 @@ def check_health(client: Client, *, wait: float, sleep=time.sleep, clock=time.mo
         response = client.get("api/health/", accept="application/json")
         health = response.json()
         state = health.get("state") if isinstance(health, dict) else None
-        if state == "ready" and response.status == 200:
+        if state == ModelState.READY and response.status == 200:
             return f"ready, model {health.get('model')}"
-        if state == "failed":
+        if state == ModelState.FAILED:
             raise SmokeError(f"the model failed to load: {health.get('error')}")
-        if state not in ("idle", "loading"):
+        if state not in (ModelState.IDLE, ModelState.LOADING):
             raise SmokeError(f"{response.status}: {response.excerpt()}")
         if clock() >= deadline:
             raise SmokeError(f"still {state} after {wait:g} s")

@@ -6,7 +6,8 @@ from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, process
 from tokenizers.models import WordPiece
 
 from qa.engine import DEFAULT_MAX_SEQ_LEN, SpecialTokens
-from qa.model_files import ModelLoadError, read_json
+from qa.errors import ModelLoadError
+from qa.model_files import read_json
 
 # A sentence any English WordPiece vocabulary covers: a tokenizer that maps it mostly to the
 # unknown token was built wrongly (e.g. a vocab file silently ignored).

@@ -6,7 +6,6 @@ from django.views.decorators.http import require_http_methods
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
@@ -14,8 +13,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from qa import services
+from qa.errors import InvalidQuestion, ModelUnavailable
+from qa.examples import EXAMPLES, KIT_HO
 from qa.forms import AskForm
-from qa.exceptions import ModelUnavailable
+from qa.lazy import ModelState
 from qa.parsers import JSONParser
 from qa.serializers import (
     AnswerRequestSerializer,
@@ -26,48 +27,10 @@ from qa.serializers import (
 )
 from qa.throttling import QuestionRateThrottle, charge_questions, throttle_questions
 
-EXAMPLE = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
-
-# The page's example presets, by the slug of their ?example= link (which works without JavaScript).
-EXAMPLES = {
-    "kit-ho": {"title": "Kit-Ho Mak", **EXAMPLE},
-    "eiffel": {
-        "title": "Eiffel Tower",
-        "question": "When was the Eiffel Tower completed?",
-        "context": (
-            "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, "
-            "France. It is named after the engineer Gustave Eiffel, whose company designed and "
-            "built the tower from 1887 to 1889. It was completed in March 1889 as the "
-            "centrepiece of the World's Fair, and at 330 metres it was the tallest man-made "
-            "structure in the world until the Chrysler Building in New York City was finished "
-            "in 1930."
-        ),
-    },
-    "photosynthesis": {
-        "title": "Photosynthesis",
-        "question": "What gas do plants release?",
-        "context": (
-            "Photosynthesis is the process by which green plants use sunlight to make food. In the "
-            "chloroplasts, light energy drives the conversion of carbon dioxide and water into "
-            "glucose. Oxygen is released as a by-product, which is why forests are sometimes "
-            "called the lungs of the planet."
-        ),
-    },
-    "no-answer": {
-        "title": "No answer",
-        "question": "Who was the first person on the Moon?",
-        "context": (
-            "Hong Kong is a special administrative region on the southern coast of China. It has "
-            "a population of about 7.5 million people and is one of the most densely populated "
-            "places in the world."
-        ),
-        "handle_impossible_answer": True,
-    },
-}
-
 
 def percent(score: float) -> int:
-    """A score (a probability) as a whole percentage, halves rounded up as the page's script does."""
+    """A score (a probability) as a whole percentage, halves rounded up as the page's script
+    does."""
     return math.floor(score * 100 + 0.5)
 
 
@@ -75,7 +38,7 @@ def percent(score: float) -> int:
 @throttle_questions
 def index(request):
     """The HTML form; a POST re-renders it with the answer highlighted in the context."""
-    example = EXAMPLES.get(request.GET.get("example", ""), EXAMPLE)
+    example = EXAMPLES.get(request.GET.get("example", ""), KIT_HO)
     form = AskForm(
         request.POST or None,
         initial={name: value for name, value in example.items() if name in AskForm.base_fields},
@@ -83,10 +46,10 @@ def index(request):
     result = unavailable = None
     if form.is_valid():
         try:
-            [result] = services.answer_questions(requests=[form.cleaned_data])
-        except services.InvalidQuestion as error:
+            [result] = services.answer_questions(questions=[form.cleaned_data])
+        except InvalidQuestion as error:
             form.add_error(error.field if error.field in form.fields else None, str(error))
-        except services.ModelUnavailable as error:
+        except ModelUnavailable as error:
             unavailable = str(error)
     if result:  # a copy with percentages: the service's dicts are what the API returns
         result = {
@@ -112,9 +75,10 @@ def index(request):
     )
 
 
-# One object or a JSON list of them; many=False keeps the list variant in the schema (without it
-# drf-spectacular drops it). Form posts (the browsable API) carry one request only.
-BatchOrSingle = PolymorphicProxySerializer(
+# The schema of a JSON request: one object or a JSON list of them; many=False keeps the list
+# variant in the schema (without it drf-spectacular drops it). Form posts (the browsable API)
+# carry one request only.
+request_or_batch_schema = PolymorphicProxySerializer(
     component_name="AnswerRequestOrBatch",
     serializers=[AnswerRequestSerializer, AnswerRequestSerializer(many=True)],
     resource_type_field_name=None,
@@ -132,12 +96,19 @@ class AnswerView(APIView):
         """Lets the browsable API draw an HTML form for POST."""
         return AnswerRequestSerializer(*args, **kwargs)
 
+    def error_path(self, error: InvalidQuestion) -> tuple[str, ...]:
+        """Where the field at fault is in the body (qa.exceptions): ``{index: {field: ...}}`` in
+        a batch, ``{field: ...}`` otherwise."""
+        if isinstance(self.request.data, list):
+            return (str(error.index), error.field)
+        return (error.field,)
+
     @extend_schema(responses={200: OpenApiTypes.OBJECT}, description="Usage and limits.")
     def get(self, request):
         return Response(
             {
                 "usage": "POST {question, context} (or a JSON list of them) to get answers.",
-                "example": EXAMPLE,
+                "example": KIT_HO,
                 "limits": {
                     "question_chars": settings.QA_MAX_QUESTION_CHARS,
                     "context_chars": settings.QA_MAX_CONTEXT_CHARS,
@@ -150,7 +121,7 @@ class AnswerView(APIView):
 
     @extend_schema(
         request={
-            "application/json": BatchOrSingle,
+            "application/json": request_or_batch_schema,
             "application/x-www-form-urlencoded": AnswerRequestSerializer,
             "multipart/form-data": AnswerRequestSerializer,
         },
@@ -191,15 +162,10 @@ class AnswerView(APIView):
         serializer = request_serializer(request.data)
         serializer.is_valid(raise_exception=True)
         many = isinstance(serializer.validated_data, list)
-        requests = serializer.validated_data if many else [serializer.validated_data]
-        charge_questions(request, len(requests))
-        try:
-            results = services.answer_questions(requests=requests)
-        except services.InvalidQuestion as error:
-            detail = {error.field: [str(error)]}
-            raise ValidationError({str(error.index): detail} if many else detail) from error
-        except services.ModelUnavailable as error:
-            raise ModelUnavailable(str(error), error.retry_after) from error
+        questions = serializer.validated_data if many else [serializer.validated_data]
+        charge_questions(request, len(questions))
+        # InvalidQuestion and ModelUnavailable become 400 and 503 in qa.exceptions' handler.
+        results = services.answer_questions(questions=questions)
         # The service's dicts already have the documented shape (AnswerResponseSerializer);
         # serializing them again would cost more than the model on a short input.
         return Response(results if many else results[0])
@@ -226,7 +192,7 @@ class HealthView(APIView):
     def get(self, request):
         model = services.model_status()
         return Response(
-            model, status=status.HTTP_503_SERVICE_UNAVAILABLE if model["state"] == "failed" else 200
+            model, status=status.HTTP_503_SERVICE_UNAVAILABLE if model["state"] == ModelState.FAILED else 200
         )
 
 

@@ -5,12 +5,19 @@ snapshot) pays for the load, not the first user. Only /tmp is writable on Lambda
 is pointed there before anything that might write one is imported. With SnapStart, every instance
 is restored from one snapshot of that init; ``after_restore`` makes each its own.
 
-Run it locally on an event file: ``python -m qasite.lambda_handler events/http-api-v2-get-index.json``.
+Run it locally on an event file: ``python -m qasite.lambda_handler events/http-api-v2.json``.
 """
 
+import binascii
+import contextlib
+import json
 import os
+import random
 import sys
+import time
 
+# Before any other import (ruff's E402 is off for this file in pyproject.toml): the caches go to
+# /tmp before anything that might write one is imported.
 for _variable, _path in [
     ("HF_HOME", "/tmp/huggingface"),
     ("XDG_CACHE_HOME", "/tmp/cache"),
@@ -21,24 +28,19 @@ for _variable, _path in [
 sys.dont_write_bytecode = True
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qasite.settings")
 
-import binascii  # noqa: E402
-import contextlib  # noqa: E402
-import json  # noqa: E402
-import random  # noqa: E402
-import time  # noqa: E402
+from apig_wsgi import make_lambda_handler
+from django.conf import settings
+from django.core.cache import caches
+from django.core.management.utils import get_random_secret_key
+from django.core.wsgi import get_wsgi_application
 
-from apig_wsgi import make_lambda_handler  # noqa: E402
-from django.conf import settings  # noqa: E402
-from django.core.cache import caches  # noqa: E402
-from django.core.management.utils import get_random_secret_key  # noqa: E402
-from django.core.wsgi import get_wsgi_application  # noqa: E402
-
-from qa import metrics  # noqa: E402
-from qa.model_files import ModelLoadError  # noqa: E402
-from qa.origin import forget_secrets, proxy_secrets  # noqa: E402
-from qa.services import lazy_answerer  # noqa: E402
-from qasite.lambda_environ import with_corrected_environ  # noqa: E402
-from qasite.lambda_observability import (  # noqa: E402
+from qa import metrics
+from qa.errors import ModelLoadError
+from qa.examples import KIT_HO
+from qa.origin import forget_secrets, proxy_secrets
+from qa.services import lazy_answerer
+from qasite.lambda_environ import with_corrected_environ
+from qasite.lambda_observability import (
     invocation_keys,
     logger,
     reset_cold_start,
@@ -81,7 +83,7 @@ _cold = True
 # Requests that warm what a snapshot should hold ready (prime): the page, an answer, health.
 PRIMING_REQUESTS = [
     ("GET", "/", None),
-    ("POST", "/api/answer/", '{"question": "What is my name?", "context": "I am Kit-Ho Mak."}'),
+    ("POST", "/api/answer/", json.dumps(KIT_HO)),
     ("GET", "/api/health/", None),
 ]
 

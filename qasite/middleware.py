@@ -7,9 +7,9 @@ import time
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.views.defaults import permission_denied
 from django.http import JsonResponse
 from django.urls import is_valid_path
+from django.views.defaults import permission_denied
 from rest_framework.response import Response
 
 from qa import metrics

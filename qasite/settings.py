@@ -192,9 +192,9 @@ QA_CACHE_DIR = Path(
     os.environ.get("QA_CACHE_DIR")
     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qasite"
 )
-# Fast mode (torch engine only): the model computes in bfloat16. About 1.7x faster on long
-# contexts on a CPU with bfloat16 units (slower on one without); 299 answers in 300 as exact
-# mode's (README, "Fast mode"). Off: answers are transformers v4's.
+# Fast mode (torch engine only): the model computes in bfloat16, faster on a CPU with bfloat16
+# units (slower on one without), and a few answers differ from exact mode's (README, "Fast mode",
+# has the measurements). Off: answers are transformers v4's.
 QA_FAST = env_bool("QA_FAST")
 if QA_FAST and QA_ENGINE != "torch":
     raise ImproperlyConfigured(
@@ -205,8 +205,8 @@ QA_MAX_QUESTION_CHARS = env_int("QA_MAX_QUESTION_CHARS", 500)
 QA_MAX_CONTEXT_CHARS = env_int("QA_MAX_CONTEXT_CHARS", 20_000)
 QA_MAX_BATCH = env_int("QA_MAX_BATCH", 32)
 # Most characters of questions and contexts in one batch (413 above it): the work of a call grows
-# with its text, and must end well within Lambda's 29 s. 32 contexts of 20,000 Hangul characters
-# took 5.8 s on bert-tiny and about 70 s on a 6-layer model; 100,000 characters, a sixth of that.
+# with its text, and must end well within Lambda's 29 s: 32 full contexts would keep a 6-layer
+# model busy past it (README, "Using it").
 QA_MAX_BATCH_CHARS = env_int("QA_MAX_BATCH_CHARS", 100_000)
 # How long a request waits for a model load already under way before answering 503.
 QA_LOAD_WAIT_SECONDS = env_int("QA_LOAD_WAIT_SECONDS", 25)

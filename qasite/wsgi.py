@@ -1,9 +1,10 @@
 """WSGI entry point for runserver and gunicorn.
 
-The model loads in a background thread once the first response has gone out, or after
-IDLE_SECONDS without any request: loading holds the interpreter (importing torch takes about a
-second, exporting a graph several), and the first visitor's page should not wait behind it. A request that needs the model
-sooner loads it itself, or waits for the load under way.
+Importing this module has side effects, on purpose: it builds the WSGI application and starts
+a timer thread. The model loads in a background thread once the first response has gone out, or
+after IDLE_SECONDS without any request: loading holds the interpreter (importing the engine's
+libraries, perhaps exporting a graph), and the first visitor's page should not wait behind it. A
+request that needs the model sooner loads it itself, or waits for the load under way.
 """
 
 import os

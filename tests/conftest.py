@@ -10,21 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import REAL_MODEL, SPECIAL_TOKENS, SQUAD_SAMPLE, WORDS
+
 # No test may reach the network: a hub id fails at once instead of trying to download.
 os.environ["HF_HUB_OFFLINE"] = "1"
 # Graphs the onnx engine exports from the test models are cached here, not in the user's cache
 # (servers the tests start inherit it; in-process tests get it from the unthrottled fixture).
 os.environ["QA_CACHE_DIR"] = tempfile.mkdtemp(prefix="qasite-tests-")
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
-REAL_MODEL = SHARED / "models" / "qa-minilm-squad"
-SQUAD_SAMPLE = SHARED / "data" / "squad-v1.1-dev-sample.json"
-
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-WORDS = (
-    "what is my name i come from hong kong and the a of in to was who where when how many "
-    "it he she they born city year paris france capital river long built"
-).split()
 LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
 PUNCTUATION = list(".,?!'-:;\"()")
 
@@ -89,6 +82,18 @@ def unthrottled(settings):
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def fresh_model_holder():
+    """Each test starts with no process-wide model holder (qa.services.lazy_answerer) and leaves
+    none, whatever its outcome: no failed load, patched answerer or stubbed loader passes from
+    one test to the next. A model loaded again comes from the graph cache, quickly."""
+    from qa import services
+
+    services._lazy_answerer.cache_clear()
+    yield
+    services._lazy_answerer.cache_clear()
+
+
 @pytest.fixture
 def transactional_db():
     """live_server asks for it, to flush the database after each test; qasite has no database."""
@@ -146,8 +151,24 @@ def tiny_answerer(modern_model_dir):
 
 @pytest.fixture
 def tiny_model_settings(settings, modern_model_dir):
-    """Django settings pointing at the tiny model (loaded once per session, then cached)."""
+    """Django settings pointing at the tiny model (its ONNX graph exported once per session)."""
     settings.QA_MODEL = str(modern_model_dir)
+    return settings
+
+
+@pytest.fixture
+def lambda_settings(tiny_model_settings):
+    """The tiny model, with the hosts of every kind of event (tests/lambda_events.py) allowed
+    and their CloudFront distribution trusted for CSRF."""
+    from tests.lambda_events import CLOUDFRONT
+
+    settings = tiny_model_settings
+    settings.ALLOWED_HOSTS = [
+        ".execute-api.eu-west-1.amazonaws.com",
+        ".lambda-url.eu-west-1.on.aws",
+        ".elb.amazonaws.com",
+    ]
+    settings.CSRF_TRUSTED_ORIGINS = [CLOUDFRONT]
     return settings
 
 

@@ -9,6 +9,10 @@ from urllib.parse import parse_qsl
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 KINDS = ["http-api-v2", "rest-api-v1", "alb", "function-url"]
 V2_KINDS = {"http-api-v2", "function-url"}
+# The CloudFront distribution the events come through, and a CSRF secret tests send as cookie
+# and form token.
+CLOUDFRONT = "https://d111111abcdef8.cloudfront.net"
+CSRF_SECRET = "k" * 32
 
 
 def make_event(

@@ -14,14 +14,12 @@ from urllib.parse import urlencode
 import pytest
 
 from bench.run import free_port
-from tests.lambda_events import make_event
+from qa.examples import KIT_HO
+from tests.lambda_events import CLOUDFRONT, CSRF_SECRET, make_event
 
 REPO = Path(__file__).resolve().parent.parent
 RIE = REPO / "build" / "tools" / "samcli" / "local" / "rapid" / "aws-lambda-rie-x86_64"
 RIC = REPO / "build" / "lambda-ric"  # awslambdaric (and snapshot_restore_py) for Lambda's Python
-CLOUDFRONT = "https://d111111abcdef8.cloudfront.net"
-CSRF_SECRET = "k" * 32
-KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
 JSON = {"Content-Type": "application/json", "Accept": "application/json"}
 FORM = {"Content-Type": "application/x-www-form-urlencoded", "Origin": CLOUDFRONT}
 
@@ -158,7 +156,7 @@ def probe(task_root: Path, home: Path) -> dict:
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     expected = [status for *_, status in EVERY_KIND_OF_REQUEST]
-    assert report["statuses"] == expected, list(zip(EVERY_KIND_OF_REQUEST, report["statuses"]))
+    assert report["statuses"] == expected, list(zip(EVERY_KIND_OF_REQUEST, report["statuses"], strict=False))
     return report
 
 

@@ -3,8 +3,8 @@
 
 from hypothesis import strategies as st
 
-from qa.serializers import MAX_TOP_K, MAX_WINDOW_TOKENS
-from tests.conftest import WORDS
+from qa.options import MAX_TOP_K, MAX_WINDOW_TOKENS
+from tests.helpers import WORDS
 
 # Every character but lone surrogates (which UTF-8 cannot carry): all categories, controls included.
 ANY_CHARACTER = st.characters(exclude_categories=["Cs"])

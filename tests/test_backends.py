@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from qa.backends import in_passes, load_forward
-from qa.model_files import ModelLoadError, read_config
+from qa.errors import ModelLoadError
+from qa.model_files import read_config
 
 
 def fake_run(passes):
@@ -31,7 +32,7 @@ def test_many_windows_run_in_cache_sized_passes_with_the_logits_of_one_pass():
     split = in_passes(fake_run(passes), hidden_size=341)(ids, mask, types)
     whole = in_passes(fake_run(passes), hidden_size=0)(ids, mask, types)
     assert passes == [2, 2, 2, 2, 1, 9]
-    for split_logits, whole_logits in zip(split, whole):
+    for split_logits, whole_logits in zip(split, whole, strict=True):
         assert split_logits.shape == (9, 384)
         np.testing.assert_array_equal(split_logits, whole_logits)
 

@@ -9,8 +9,8 @@ import pytest
 from qa.backends import onnx
 from qa.backends.onnx import session
 from qa.engine import Options
+from qa.errors import ModelLoadError
 from qa.loading import load_answerer
-from qa.model_files import ModelLoadError
 
 LONG_CONTEXT = "the river was long and the city was built in the year 1200 by kit. " * 40
 
@@ -20,6 +20,7 @@ def test_onnx_runtime_gives_the_logits_of_the_torchscript_trace_on_padded_batche
 ):
     from qa.backends import torch as torch_backend
     from qa.model_files import read_config
+
 
     config = read_config(baked_model_dir)
     on_onnx = onnx.load(baked_model_dir / "model.onnx", config, threads=1)
@@ -31,7 +32,7 @@ def test_onnx_runtime_gives_the_logits_of_the_torchscript_trace_on_padded_batche
         mask[-1, length // 2 :] = 0
         mask[0, length - 1 :] = 0
         types = (np.arange(length) >= length // 4) * mask
-        for got, expected in zip(on_onnx(ids * mask, mask, types), on_torch(ids * mask, mask, types)):
+        for got, expected in zip(on_onnx(ids * mask, mask, types), on_torch(ids * mask, mask, types), strict=True):
             np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
 
 

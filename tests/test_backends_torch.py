@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from qa.backends import in_passes
-from qa.backends.torch import keep_scratch_memory, load, load_model, model_logits, numpy_logits
+from qa.backends.torch import keep_scratch_memory, load, load_model, logits_module, numpy_logits
 from qa.model_files import read_config
 
 
@@ -23,14 +23,14 @@ def padded_batches(vocab_size: int):
 
 def test_traced_model_gives_exactly_the_logits_of_the_model_itself(tiny_model_dir):
     model = load_model(tiny_model_dir)
-    traced, takes_token_types = model_logits(model, trace=True)
-    eager, _ = model_logits(model, trace=False)
+    traced, takes_token_types = logits_module(model, trace=True)
+    eager, _ = logits_module(model, trace=False)
     assert isinstance(traced, torch.jit.ScriptModule) and takes_token_types
     hidden = model.config.hidden_size
     for batch in padded_batches(model.config.vocab_size):
         got = in_passes(numpy_logits(traced, takes_token_types=True), hidden_size=hidden)(*batch)
         expected = in_passes(numpy_logits(eager, takes_token_types=True), hidden_size=hidden)(*batch)
-        for traced_logits, eager_logits in zip(got, expected):
+        for traced_logits, eager_logits in zip(got, expected, strict=True):
             np.testing.assert_allclose(traced_logits, eager_logits, atol=1e-6, rtol=0)
 
 

@@ -15,7 +15,11 @@ from pathlib import Path
 import pytest
 
 from qa import services
-from tests.conftest import REAL_MODEL
+from qa.errors import ModelUnavailable
+from qa.examples import KIT_HO
+from tests.helpers import REAL_MODEL
+
+pytestmark = pytest.mark.browser
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="no playwright (pip install -r requirements/dev.txt)"
@@ -30,7 +34,6 @@ CHROMIUM_ARGS = [
 ]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
 
 expect.set_options(timeout=20_000)  # the first answer loads the model
 
@@ -89,9 +92,9 @@ def stub_answer(monkeypatch, answer: str, score: float = 0.87, runners_up=()):
             found = {"answer": "", "score": score, "start": 0, "end": 0}
         return {**found, "no_answer": not answer}
 
-    def answer_questions(*, requests):
-        calls.append(requests)
-        context = requests[0]["context"]
+    def answer_questions(*, questions):
+        calls.append(questions)
+        context = questions[0]["context"]
         answers = [candidate(context, *found) for found in [(answer, score), *runners_up]]
         return [{**answers[0], "answers": answers}]
 
@@ -182,11 +185,11 @@ def test_warming_up_is_retried_automatically(page, monkeypatch):
     real = services.answer_questions
     calls = []
 
-    def warming_up_once(*, requests):
-        calls.append(requests)
+    def warming_up_once(*, questions):
+        calls.append(questions)
         if len(calls) == 1:
-            raise services.ModelUnavailable("The model is loading.", retry_after=1)
-        return real(requests=requests)
+            raise ModelUnavailable("The model is loading.", retry_after=1)
+        return real(questions=questions)
 
     monkeypatch.setattr(services, "answer_questions", warming_up_once)
     ask(page, KIT_HO["question"], KIT_HO["context"])

@@ -55,7 +55,7 @@ def test_question_and_separator_tokens_never_start_or_end_an_answer():
 
 def test_end_before_start_is_impossible():
     spans = best_spans(logits({7: 9.0}), logits({5: 9.0}), ALLOWED, top_k=3, max_answer_len=15)
-    assert all(end >= start for start, end in zip(spans.starts, spans.ends))
+    assert all(end >= start for start, end in zip(spans.starts, spans.ends, strict=True))
 
 
 def test_max_answer_len_limits_span_length():
@@ -63,7 +63,7 @@ def test_max_answer_len_limits_span_length():
     long_allowed = best_spans(start, end, ALLOWED, top_k=1, max_answer_len=5)
     assert (long_allowed.starts[0], long_allowed.ends[0]) == (4, 8)
     short_only = best_spans(start, end, ALLOWED, top_k=3, max_answer_len=2)
-    assert all(end - start < 2 for start, end in zip(short_only.starts, short_only.ends))
+    assert all(end - start < 2 for start, end in zip(short_only.starts, short_only.ends, strict=True))
 
 
 def test_top_k_is_sorted_best_first():
@@ -126,7 +126,7 @@ def v4_spans(start_logits, end_logits, allowed, top_k, max_answer_len):
         order = best[np.argsort(-flat[best])]
     starts, ends = np.unravel_index(order, candidates.shape)
     keep = allowed[starts] & allowed[ends]
-    return [(int(s), int(e), float(candidates[s, e])) for s, e in zip(starts[keep], ends[keep])]
+    return [(int(s), int(e), float(candidates[s, e])) for s, e in zip(starts[keep], ends[keep], strict=True)]
 
 
 @pytest.mark.parametrize("seed", range(60))
@@ -148,14 +148,14 @@ def test_spans_are_v4s_spans_less_those_that_score_zero(seed):
     expected = [span for span in v4_spans(start_logits, end_logits, allowed, top_k, max_answer_len)
                 if span[2] > 0]
     got = [(int(s), int(e), float(score))
-           for s, e, score in zip(spans.starts, spans.ends, spans.scores)]
+           for s, e, score in zip(spans.starts, spans.ends, spans.scores, strict=True)]
     assert got == expected
 
 
 def assert_valid_spans(spans, allowed, top_k, max_answer_len):
     """What every window's spans satisfy, whatever the logits."""
     assert len(spans.starts) == len(spans.ends) == len(spans.scores) <= top_k
-    pairs = list(zip(spans.starts.tolist(), spans.ends.tolist()))
+    pairs = list(zip(spans.starts.tolist(), spans.ends.tolist(), strict=True))
     assert len(set(pairs)) == len(pairs)
     for start, end in pairs:
         assert 1 <= start <= end < start + max_answer_len
@@ -194,7 +194,7 @@ def test_extreme_logits_give_valid_spans_or_none(case):
     spans = best_spans(start, end, ALLOWED, top_k=5, max_answer_len=15)
     assert_valid_spans(spans, ALLOWED, 5, 15)
     if expected != "any":
-        assert list(zip(spans.starts.tolist(), spans.ends.tolist())) == expected
+        assert list(zip(spans.starts.tolist(), spans.ends.tolist(), strict=True)) == expected
 
 
 def test_one_allowed_token_is_the_only_span():

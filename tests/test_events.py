@@ -8,8 +8,8 @@ import json
 import pytest
 import yaml
 
-from tests.lambda_events import EVENTS, body_of, header
 from tests.deploying import REPO
+from tests.lambda_events import CLOUDFRONT, EVENTS, body_of, header
 
 THROUGH_CLOUDFRONT = {  # event: (status, Content-Type)
     "http-api-v2": (200, "text/html; charset=utf-8"),
@@ -20,7 +20,6 @@ THROUGH_CLOUDFRONT = {  # event: (status, Content-Type)
 }
 DIRECT = "http-api-v2-direct"
 SECRET = "events-origin-secret"  # the events' X-Origin-Verify
-CLOUDFRONT_URL = "https://d111111abcdef8.cloudfront.net"
 # What CloudFront adds to every origin request, whatever the policies say (its developer guide,
 # "Origin request policies"), and the viewer's Accept-Encoding as a cache policy with gzip and
 # brotli normalises it; then what API Gateway adds.
@@ -86,7 +85,7 @@ def as_deployed(tiny_model_settings):
     """Settings as serverless.yml gives them, with the events' secret."""
     settings = tiny_model_settings
     settings.ALLOWED_HOSTS = ["abc123defg.execute-api.eu-west-1.amazonaws.com"]
-    settings.CSRF_TRUSTED_ORIGINS = [CLOUDFRONT_URL]
+    settings.CSRF_TRUSTED_ORIGINS = [CLOUDFRONT]
     settings.QA_CLIENT_IP_HEADER = "CloudFront-Viewer-Address"
     settings.QA_PROXY_SECRET = SECRET
     return settings

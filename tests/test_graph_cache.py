@@ -46,7 +46,8 @@ def test_a_cached_graph_loads_without_importing_torch(modern_model_dir, tmp_path
         "import sys\n"
         "from pathlib import Path\n"
         "from qa.loading import load_answerer\n"
-        f"load_answerer({str(modern_model_dir)!r}, threads=1, cache_dir=Path({str(tmp_path / 'cache')!r}))"
+        f"load_answerer({str(modern_model_dir)!r}, threads=1, "
+        f"cache_dir=Path({str(tmp_path / 'cache')!r}))"
         ".answer('Who?', 'Kit-Ho Mak is here.')\n"
         "print(sorted({name.split('.')[0] for name in sys.modules} & {'torch', 'transformers'}))\n"
     )

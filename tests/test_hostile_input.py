@@ -16,13 +16,11 @@ from urllib.parse import urlencode
 import pytest
 from django.test import Client
 
+from qa.examples import KIT_HO
+from tests.helpers import invoke
+from tests.lambda_events import CLOUDFRONT, CSRF_SECRET, KINDS, body_of, header, make_event
 from tests.properties import assert_consistent_answers
-from tests.test_lambda_handler import (
-    CLOUDFRONT, CSRF_SECRET, KINDS, body_of, header, invoke, make_event,
-)
-from tests.test_lambda_handler import lambda_settings  # noqa: F401 (a fixture)
 
-KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
 KIT_HO_JSON = json.dumps(KIT_HO)
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
@@ -96,7 +94,7 @@ def assert_answers_each_request(case: Case, body) -> None:
     results = body if isinstance(body, list) else [body]
     requests = case.requests()
     assert len(results) == len(requests)
-    for request, result in zip(requests, results):
+    for request, result in zip(requests, results, strict=True):
         top_k = int(request.get("top_k", 1))
         assert_consistent_answers(request["context"], result["answers"], top_k)
         best = {key: result[key] for key in ("answer", "score", "start", "end", "no_answer")}

@@ -10,8 +10,15 @@ import pytest
 from bench.run import tree_size
 from tests.lambda_events import EVENTS, body_of, make_event
 from tests.lambda_runtime import (
-    REPO, distributions, emulator, every_kind_of_request, probe, unused_libraries,
+    REPO,
+    distributions,
+    emulator,
+    every_kind_of_request,
+    probe,
+    unused_libraries,
 )
+
+pytestmark = pytest.mark.image
 
 TREE = REPO / "build" / "runtime"
 OLD_DEMO_IMAGE_MB = 490

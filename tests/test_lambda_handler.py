@@ -25,38 +25,24 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from qa import services
+from qa.examples import EXAMPLES, KIT_HO
 from qa.log_filters import ascii_json
-from qa.views import EXAMPLES
 from qasite import lambda_handler
 from tests.deploying import REPO
+from tests.helpers import LambdaContext, invoke
 from tests.lambda_events import (
-    EVENTS, KINDS, V2_KINDS, body_of, header, make_event, set_cookies,
+    CLOUDFRONT,
+    CSRF_SECRET,
+    EVENTS,
+    KINDS,
+    V2_KINDS,
+    body_of,
+    header,
+    make_event,
+    set_cookies,
 )
 
-KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
-CSRF_SECRET = "k" * 32
-CLOUDFRONT = "https://d111111abcdef8.cloudfront.net"
 JSON = {"Content-Type": "application/json"}
-
-
-@pytest.fixture
-def lambda_settings(tiny_model_settings):
-    settings = tiny_model_settings
-    settings.ALLOWED_HOSTS = [
-        ".execute-api.eu-west-1.amazonaws.com",
-        ".lambda-url.eu-west-1.on.aws",
-        ".elb.amazonaws.com",
-    ]
-    settings.CSRF_TRUSTED_ORIGINS = [CLOUDFRONT]
-    return settings
-
-
-class Context:
-    aws_request_id = "6f1e5c3a-0d5b-4a77-9c2e-1b3d5f7a9c11"
-
-
-def invoke(event):
-    return lambda_handler.handler(event, Context())
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -83,12 +69,12 @@ def test_json_api_answers(lambda_settings, kind, b64):
     assert header(response, "Content-Type") == "application/json"
     answer = json.loads(body_of(response))
     assert KIT_HO["context"][answer["start"] : answer["end"]] == answer["answer"]
-    assert len(answer["answers"]) <= 2
+    assert len(answer["answers"]) == 2  # the context has far more than two spans
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_form_post_with_csrf_cookie_and_token(lambda_settings, kind):
-    form = f"question=What+is+my+name%3F&context=I%27m+Kit-Ho+Mak.&top_k=1&csrfmiddlewaretoken={CSRF_SECRET}"
+    form = urlencode({**KIT_HO, "top_k": 1, "csrfmiddlewaretoken": CSRF_SECRET})
     event = make_event(
         kind, "POST", "/", body=form, cookies={"csrftoken": CSRF_SECRET},
         headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": CLOUDFRONT},
@@ -477,7 +463,7 @@ def test_keep_warm_never_reaches_django_nor_logs_nor_metrics(monkeypatch, capsys
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "qasite-test")  # metrics on
     monkeypatch.setattr(lambda_handler, "wsgi_handler", lambda *args: pytest.fail("Django ran"))
     event = json.loads((EVENTS / "keep-warm.json").read_text())
-    assert lambda_handler.handler(event, Context()) == {"warm": True}
+    assert lambda_handler.handler(event, LambdaContext()) == {"warm": True}
     assert capsys.readouterr() == ("", "")
 
 
@@ -513,7 +499,7 @@ def test_every_log_line_of_an_invocation_carries_its_request_id(lambda_settings,
     invoke(make_event("http-api-v2", path="/no/such/page/"))
     line = json.loads(django_json.getvalue())
     assert line["message"] == "Not Found: /no/such/page/"
-    assert line["function_request_id"] == Context.aws_request_id and "cold_start" in line
+    assert line["function_request_id"] == LambdaContext.aws_request_id and "cold_start" in line
     invoke(make_event("http-api-v2", path="/also/missing/", headers={}))  # keys are per invocation
     assert json.loads(django_json.getvalue().splitlines()[1])["function_request_id"]
 
@@ -533,7 +519,7 @@ def test_one_json_log_line_per_request(lambda_settings, capsys, monkeypatch):
         "timestamp": first["timestamp"], "service": "qasite",
         "method": "POST", "path": "/api/answer/", "status": 200,
         "duration_ms": first["duration_ms"], "cold_start": True,
-        "function_request_id": Context.aws_request_id,
+        "function_request_id": LambdaContext.aws_request_id,
     }
     assert second["cold_start"] is False
 
@@ -718,7 +704,6 @@ def test_nothing_users_send_is_logged_or_printed_and_only_csrftoken_is_set(
     django_json = io.StringIO()  # the root logger's handler, formatting as settings do on Lambda
     monkeypatch.setattr(console, "stream", django_json)
     monkeypatch.setattr(console, "formatter", LambdaPowertoolsFormatter(json_serializer=ascii_json))
-    services._lazy_answerer.cache_clear()  # the model loads inside the capture too
     responses = []
     for what, kind, method, path, body, headers, expected in PRIVACY_REQUESTS:
         cookies = {"csrftoken": CSRF_SECRET} if (method, path) == ("POST", "/") else None
@@ -749,7 +734,6 @@ def test_nothing_users_send_is_logged_or_printed_and_only_csrftoken_is_set(
         ))
         assert response["statusCode"] == 500
         responses.append(response)
-    services._lazy_answerer.cache_clear()
 
     printed = capfd.readouterr()
     logged = "\n".join(every_log_record)
@@ -830,7 +814,8 @@ def test_run_on_an_event_file_from_the_command_line(real_model_dir, tmp_path):
         def audit(event, args):
             if event == "open" and args[0] is not None and not isinstance(args[0], int):
                 mode, flags = args[1], args[2]
-                writing = (mode and any(c in mode for c in "wax+")) or (flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+                writes_flags = flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
+                writing = (mode and any(c in mode for c in "wax+")) or writes_flags
                 if writing and not os.path.realpath(args[0]).startswith(allowed):
                     writes.append(args[0])
             elif event in ("os.mkdir", "os.rename", "os.replace", "os.remove", "shutil.rmtree"):

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
+from qa.errors import ModelLoadError
 from qa.lazy import LazyAnswerer
-from qa.model_files import ModelLoadError
 
 
 def test_lazy_answerer_loads_once_however_many_threads_ask():

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from qa.errors import ModelLoadError
+from qa.examples import KIT_HO
 from qa.loading import load_answerer
-from qa.model_files import ModelLoadError
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINES = ["onnx", "torch"]
@@ -17,8 +18,8 @@ ENGINES = ["onnx", "torch"]
 @pytest.mark.parametrize("engine", ENGINES)
 def test_both_layouts_load_and_answer_with_exact_offsets(tiny_model_dir, engine):
     answerer = load_answerer(str(tiny_model_dir), threads=1, engine=engine)
-    context = "I'm Kit-Ho Mak. I come from Hong Kong."
-    [best] = answerer.answer("What is my name?", context)
+    context = KIT_HO["context"]
+    [best] = answerer.answer(KIT_HO["question"], context)
     assert context[best.start : best.end] == best.answer
     assert answerer.model_max_length == 512
 

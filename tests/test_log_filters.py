@@ -12,7 +12,6 @@ from django.test import Client
 
 from qa.log_filters import DropNoLossNotice, WithholdExceptionMessages, ascii_json
 
-
 MARKER = "-".join(["secret", "question"])  # not in any source line a traceback shows
 
 

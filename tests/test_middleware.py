@@ -8,8 +8,8 @@ import pytest
 from django.test import Client
 
 from qa import services
+from qa.examples import KIT_HO
 
-KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
 POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -72,7 +72,7 @@ INLINE = {
 def test_no_html_we_serve_needs_inline_script_or_style(every_response, client, monkeypatch):
     """Nothing the CSP blocks: our pages, DRF's browsable API (after a POST too), error pages."""
 
-    def fail(*, requests):
+    def fail(*, questions):
         raise RuntimeError("boom")
 
     html = {
@@ -174,7 +174,7 @@ def test_a_page_without_its_slash_is_still_redirected_for_a_browser(rf, settings
 # --- JSON errors under /api/, in every mode ---------------------------------------------------
 
 
-def crash(*, requests):
+def crash(*, questions):
     raise RuntimeError("/secret/path/marker")
 
 

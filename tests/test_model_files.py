@@ -2,7 +2,8 @@
 
 import pytest
 
-from qa.model_files import ModelLoadError, read_config, read_json, resolve_model_dir
+from qa.errors import ModelLoadError
+from qa.model_files import read_config, read_json, resolve_model_dir
 
 
 def test_a_directory_is_itself(modern_model_dir):

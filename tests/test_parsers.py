@@ -3,9 +3,9 @@ import json
 import string
 
 import pytest
+from django.test import RequestFactory
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from django.test import RequestFactory
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request

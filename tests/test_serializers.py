@@ -1,6 +1,6 @@
 import pytest
 
-from qa.exceptions import BatchTooLarge
+from qa.errors import BatchTooLarge
 from qa.serializers import AnswerRequestSerializer, request_serializer
 
 
@@ -48,8 +48,8 @@ def test_a_batch_holds_at_most_qa_max_batch_chars(settings, sizes, valid):
         return
     with pytest.raises(BatchTooLarge) as refused:
         serializer.is_valid()
-    assert refused.value.status_code == 413
-    assert str(refused.value.detail) == (
+    assert (refused.value.characters, refused.value.limit) == (11, 10)
+    assert str(refused.value) == (
         "This batch holds 11 characters of questions and contexts; one call may hold at most 10. "
         "Send it as smaller batches."
     )

@@ -6,27 +6,29 @@ import json
 import pytest
 from django.utils.html import escape
 
-from qa import lazy, loading, services
+from qa import loading, services
+from qa.errors import InvalidQuestion, ModelUnavailable
+from qa.examples import KIT_HO
 from qa.lazy import LazyAnswerer
 
 
 def test_answer_questions_returns_best_and_candidates(tiny_model_settings):
     [result] = services.answer_questions(
-        requests=[{"question": "Who?", "context": "Kit-Ho Mak is here.", "top_k": 2}]
+        questions=[{"question": "Who?", "context": "Kit-Ho Mak is here.", "top_k": 2}]
     )
     assert result["answers"][0] == {k: result[k] for k in ("answer", "score", "start", "end", "no_answer")}
-    assert len(result["answers"]) <= 2
+    assert len(result["answers"]) == 2  # the context has far more than two spans
 
 
-def test_answer_questions_names_the_request_at_fault(tiny_model_settings):
-    requests = [{"question": "Who?", "context": "Kit"}, {"question": "Who?", "context": "\u200b"}]
-    with pytest.raises(services.InvalidQuestion) as raised:
-        services.answer_questions(requests=requests)
+def test_answer_questions_names_the_question_at_fault(tiny_model_settings):
+    questions = [{"question": "Who?", "context": "Kit"}, {"question": "Who?", "context": "\u200b"}]
+    with pytest.raises(InvalidQuestion) as raised:
+        services.answer_questions(questions=questions)
     assert (raised.value.index, raised.value.field) == (1, "context")
 
 
 def test_model_status_follows_the_configured_model(settings, tiny_model_settings, tmp_path):
-    services.answer_questions(requests=[{"question": "Who?", "context": "Kit"}])
+    services.answer_questions(questions=[{"question": "Who?", "context": "Kit"}])
     assert services.model_status()["state"] == "ready"
     settings.QA_MODEL = str(tmp_path / "other")
     assert services.model_status()["state"] == "idle"
@@ -47,22 +49,19 @@ def test_the_engine_threads_and_fast_mode_come_from_settings(
         return real_load(*args, **kwargs)
 
     monkeypatch.setattr(loading, "load_answerer", recording_load)
-    services._lazy_answerer.cache_clear()
-    [result] = services.answer_questions(requests=[{"question": "Who?", "context": "Kit-Ho Mak"}])
+    [result] = services.answer_questions(questions=[{"question": "Who?", "context": "Kit-Ho Mak"}])
     assert asked == [
         {"engine": engine, "threads": 2, "cache_dir": settings.QA_CACHE_DIR, "fast": fast}
     ]
     assert "Kit-Ho Mak"[result["start"] : result["end"]] == result["answer"]
-    services._lazy_answerer.cache_clear()
 
 
 def test_unavailable_model_gives_a_retry_delay(settings, tmp_path):
     settings.QA_MODEL = str(tmp_path / "missing")
-    with pytest.raises(services.ModelUnavailable) as raised:
-        services.answer_questions(requests=[{"question": "Who?", "context": "Kit"}])
+    with pytest.raises(ModelUnavailable) as raised:
+        services.answer_questions(questions=[{"question": "Who?", "context": "Kit"}])
     assert raised.value.retry_after >= 1
     assert str(raised.value) == "The model directory does not exist."
-    services._lazy_answerer.cache_clear()
 
 
 def recorded_metrics(monkeypatch) -> list[tuple]:
@@ -74,7 +73,7 @@ def recorded_metrics(monkeypatch) -> list[tuple]:
 
 def test_answers_and_the_no_answer_share_are_metrics(tiny_model_settings, monkeypatch):
     recorded = recorded_metrics(monkeypatch)
-    results = services.answer_questions(requests=[
+    results = services.answer_questions(questions=[
         {"question": "Who?", "context": "Kit-Ho Mak is here."},
         {"question": "Who?", "context": "Kit-Ho Mak is here.", "handle_impossible_answer": True},
     ])
@@ -86,28 +85,22 @@ def test_answers_and_the_no_answer_share_are_metrics(tiny_model_settings, monkey
 def test_each_model_load_is_timed_and_a_failed_one_counted(settings, tmp_path, monkeypatch):
     recorded = recorded_metrics(monkeypatch)
     settings.QA_MODEL = str(tmp_path / "missing")
-    services._lazy_answerer.cache_clear()
-    with pytest.raises(services.ModelUnavailable):
-        services.answer_questions(requests=[{"question": "Who?", "context": "Kit"}])
+    with pytest.raises(ModelUnavailable):
+        services.answer_questions(questions=[{"question": "Who?", "context": "Kit"}])
     [failure, (name, unit, milliseconds)] = recorded
     assert failure == ("ModelLoadFailures", "Count", 1)
     assert (name, unit) == ("ModelLoadTime", "Milliseconds") and milliseconds >= 0
-    services._lazy_answerer.cache_clear()
 
 
 # --- a broken model, end to end -----------------------------------------------------------------
-
-KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
 
 
 @pytest.fixture
 def service_clock(manual_clock, monkeypatch):
     """The service's model holder runs on a clock the test moves, so back-offs pass at once."""
     holder = functools.partial(LazyAnswerer, clock=manual_clock)
-    monkeypatch.setattr(lazy, "LazyAnswerer", holder)
-    services._lazy_answerer.cache_clear()
-    yield manual_clock
-    services._lazy_answerer.cache_clear()
+    monkeypatch.setattr(services, "LazyAnswerer", holder)
+    return manual_clock
 
 
 def ask_api(client):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from qa.examples import KIT_HO
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -161,8 +163,6 @@ def test_an_engine_that_cannot_be_had_stops_the_start(env, message):
 
 
 # --- Django's secret key signs nothing ------------------------------------------------------------
-
-KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
 
 
 class UntouchableKey(str):

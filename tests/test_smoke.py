@@ -349,11 +349,9 @@ def served_model(settings):
 
     def serve(directory: Path) -> None:
         settings.QA_MODEL = str(directory)
-        services._lazy_answerer.cache_clear()
         services.lazy_answerer().load_in_background()
 
-    yield serve
-    services._lazy_answerer.cache_clear()
+    return serve
 
 
 def test_the_app_passes_every_check_on_a_live_server(live_server, served_model, modern_model_dir):

@@ -6,9 +6,9 @@ import json
 import pytest
 from rest_framework.exceptions import Throttled
 
+from qa.examples import KIT_HO
 from qa.throttling import QuestionRateThrottle, charge_questions, client_ip
 
-KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
 SECRET = "s3cret-only-cloudfront-knows"
 
 
@@ -196,7 +196,7 @@ def test_bypassing_cloudfront_is_refused_and_spends_no_viewers_budget(client, be
     """API Gateway's own URL is public: a direct caller may send any CloudFront-Viewer-Address,
     but without CloudFront's secret it is refused (qasite.middleware.ProxyOnlyMiddleware)."""
     direct = "198.51.100.66"
-    for n in range(5):
+    for _ in range(5):
         forged = {"HTTP_CLOUDFRONT_VIEWER_ADDRESS": "10.0.0.1:2", "HTTP_X_ORIGIN_VERIFY": "?"}
         assert ask_api(client, REMOTE_ADDR=direct, **forged).status_code == 403
     victim = via_cloudfront("10.0.0.1:2")

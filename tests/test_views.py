@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 
 from qa import services
+from qa.examples import KIT_HO
+from tests.helpers import no_answer_best
 from tests.properties import OPTIONS, assert_consistent_answers, texts
-
-KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
 
 
 def post_json(client, data, **extra):
@@ -21,8 +21,7 @@ def post_json(client, data, **extra):
 @pytest.fixture
 def broken_model_settings(settings, tmp_path):
     settings.QA_MODEL = str(tmp_path / "missing-model")
-    yield settings
-    services._lazy_answerer.cache_clear()
+    return settings
 
 
 # --- JSON API ---------------------------------------------------------------------------------
@@ -33,7 +32,7 @@ def test_api_answers_with_best_answer_and_candidates(client, tiny_model_settings
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"answer", "score", "start", "end", "no_answer", "answers"}
-    assert 1 <= len(body["answers"]) <= 3
+    assert len(body["answers"]) == 3  # the context has far more than three spans
     assert {k: body[k] for k in ("answer", "start", "end")} == {
         k: body["answers"][0][k] for k in ("answer", "start", "end")
     }
@@ -53,12 +52,15 @@ def test_api_batch_answers_each_request_in_order(client, tiny_model_settings):
 
 
 def test_api_no_answer_is_explicit(client, tiny_model_settings, monkeypatch):
-    response = post_json(client, {**KIT_HO, "handle_impossible_answer": True, "top_k": 20})
+    """When the model scores "no answer" ([CLS]) best, the API says so: no_answer true, an empty
+    answer at 0:0, best and once among the candidates, the spans after it."""
+
+    monkeypatch.setattr(services.lazy_answerer().get(), "_forward", no_answer_best)
+    response = post_json(client, {**KIT_HO, "handle_impossible_answer": True, "top_k": 5})
     assert response.status_code == 200
-    nulls = [a for a in response.json()["answers"] if a["no_answer"]]
-    assert len(nulls) <= 1
-    for null in nulls:
-        assert (null["answer"], null["start"], null["end"]) == ("", 0, 0)
+    body = response.json()
+    assert (body["answer"], body["start"], body["end"], body["no_answer"]) == ("", 0, 0, True)
+    assert [a["no_answer"] for a in body["answers"]] == [True, False, False, False, False]
 
 
 def test_api_keeps_whitespace_so_offsets_index_the_context_as_sent(client, tiny_model_settings):
@@ -346,7 +348,7 @@ def test_permission_denied_is_a_friendly_403_page(client, settings):
 def crashing_service(monkeypatch, tiny_model_settings, settings):
     """The service fails in a way no one planned for, with a path in its message."""
 
-    def crash(*, requests):
+    def crash(*, questions):
         raise RuntimeError("/secret/path/marker")
 
     assert settings.DEBUG is False
@@ -502,13 +504,13 @@ def test_browsable_api_checkboxes_start_at_the_default_and_send_false_when_unche
 
 @pytest.fixture
 def received(monkeypatch, tiny_model_settings):
-    """The requests the service is asked, as the view validated them."""
+    """The questions the service is asked, as the view validated them."""
     calls = []
     real = services.answer_questions
 
-    def record(*, requests):
-        calls.extend(requests)
-        return real(requests=requests)
+    def record(*, questions):
+        calls.extend(questions)
+        return real(questions=questions)
 
     monkeypatch.setattr(services, "answer_questions", record)
     return calls
@@ -541,11 +543,11 @@ def stub_candidates(monkeypatch, scores: list[float]):
     """The service returns the Kit-Ho candidates with these scores, best first."""
     spans = [(4, 14), (4, 10), (11, 14)]
 
-    def answer_questions(*, requests):
+    def answer_questions(*, questions):
         answers = [
             {"answer": KIT_HO["context"][start:end], "score": score, "start": start, "end": end,
              "no_answer": False}
-            for (start, end), score in zip(spans, scores)
+            for (start, end), score in zip(spans, scores, strict=False)
         ]
         return [{**answers[0], "answers": answers}]
 

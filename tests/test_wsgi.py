@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from bench.run import free_port
+from qa.examples import KIT_HO
 
 
 def run_fresh(script: str, *, model: Path, cwd: Path) -> subprocess.CompletedProcess:
@@ -104,7 +105,6 @@ def test_with_no_request_the_model_still_loads_in_the_background(settings, moder
 # --- gunicorn under load ------------------------------------------------------------------------
 
 CSRF_SECRET = "k" * 32
-KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
 FORM = urllib.parse.urlencode({**KIT_HO, "top_k": 1, "csrfmiddlewaretoken": CSRF_SECRET})
 JSON = {"Content-Type": "application/json"}
 FORM_TYPE = {"Content-Type": "application/x-www-form-urlencoded"}

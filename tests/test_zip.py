@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from qa.examples import KIT_HO
 from tests.lambda_events import EVENTS, body_of, make_event
-from tests.lambda_runtime import KIT_HO, REPO, RIC, emulator, lambda_environment, lambda_python
+from tests.lambda_runtime import REPO, RIC, emulator, lambda_environment, lambda_python
+
+pytestmark = pytest.mark.zip
 
 TREE = REPO / "build" / "runtime"
 ZIP_SCRIPT = REPO / "docker" / "zip.sh"
@@ -54,7 +57,8 @@ def test_zip_is_under_lambdas_limit_with_the_production_model(production_zip, ca
     unzipped = sum(entry.file_size for entry in entries)
     model = sum(entry.file_size for entry in entries if entry.filename.startswith("model/"))
     with capsys.disabled():
-        print(f"\nLambda zip, production model's shape: {production_zip.stat().st_size / 1e6:.0f} MB, "
+        zipped = production_zip.stat().st_size
+        print(f"\nLambda zip, production model's shape: {zipped / 1e6:.0f} MB, "
               f"{unzipped / 1e6:.0f} MB unzipped ({model / 1e6:.0f} MB of it the model)")
     assert unzipped < TARGET_INSTALLED_BYTES < LAMBDA_LIMIT_BYTES
     names = {entry.filename for entry in entries}
@@ -112,7 +116,8 @@ def test_emulator_serves_the_unpacked_zip(task_root, tmp_path, capsys):
         assert json.loads(body_of(health))["state"] == "ready"
         assert invoke(json.loads((EVENTS / "keep-warm.json").read_text())) == {"warm": True}
     with capsys.disabled():
-        print(f"\nzip through the emulator: first answer {cold_start:.2f} s after the emulator started")
+        print(f"\nzip through the emulator: first answer {cold_start:.2f} s after the emulator "
+              "started")
 
 
 RESTORE = """

@@ -19,7 +19,8 @@ from typing import Protocol
 import numpy as np
 
 from qa.engine import Forward
-from qa.model_files import ONNX_FILE, ModelLoadError
+from qa.errors import ModelLoadError
+from qa.model_files import ONNX_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +37,9 @@ class Run(Protocol):
 
 
 # Windows per forward pass are capped so that a pass's hidden states (windows x tokens x hidden
-# floats) stay about this size, near a core's L2 cache: one pass over 17 windows of bert-tiny ran
-# 25% slower per token than passes of 4 (and MiniLM's best is 2), for the same results. Small
-# passes also bound the scratch memory a long context needs, in either engine.
+# floats) stay about this size, near a core's L2 cache: one big pass runs slower per token than
+# several cache-sized ones, for the same results (README, "How it works"). Small passes also bound
+# the scratch memory a long context needs, in either engine.
 PASS_HIDDEN_FLOATS = 2**18
 
 
@@ -56,7 +57,8 @@ def in_passes(run: Run, *, hidden_size: int) -> Forward:
                 run(input_ids[first : first + rows], attention_mask[first : first + rows],
                     token_type_ids[first : first + rows])
                 for first in range(0, windows, rows)
-            )
+            ),
+            strict=True,
         )
         return np.concatenate(starts), np.concatenate(ends)
 

@@ -11,7 +11,7 @@ import onnxruntime
 
 from qa.backends import Run, in_passes
 from qa.engine import Forward
-from qa.model_files import ModelLoadError
+from qa.errors import ModelLoadError
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OPTIMIZATION_LEVELS = {
@@ -57,7 +57,8 @@ def session(
         )
 
     def run(input_ids, attention_mask, token_type_ids, *, release_memory=False):
-        feed = dict(zip(names, (input_ids, attention_mask, token_type_ids)))
+        # A graph without token_type_ids names two inputs: zip stops there.
+        feed = dict(zip(names, (input_ids, attention_mask, token_type_ids), strict=False))
         start, end = ort.run(None, feed, releasing if release_memory else None)
         return start, end
 
@@ -67,10 +68,11 @@ def session(
 def load(graph: Path, config: dict, *, threads: int) -> Forward:
     """The engine's Forward for ``graph``, in cache-sized passes (see qa.backends.in_passes).
 
-    A request of several windows grows the memory arena to its largest pass (44 MB for bert-tiny,
-    62 MB for MiniLM); a one-token run with arena shrinkage then gives that back, so that a long
-    request leaves the process as large as it found it. Requests of one window skip it: the
-    extra run would cost them 30-50% (README, "Memory after a large request").
+    A request of several windows grows the memory arena to its largest pass; a one-token run with
+    arena shrinkage then gives that back, so that a long request leaves the process as large as it
+    found it. Requests of one window skip it: for them the extra run would cost a large share of
+    the request (README, "Memory after a large request", has the measurements).
+    Raises ModelLoadError if ``graph`` is not an ONNX graph of a question-answering model.
     """
     run = session(graph, threads=threads)
     passes = in_passes(run, hidden_size=config.get("hidden_size", 768))

@@ -8,12 +8,14 @@ import logging
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
 from qa.backends import Run, in_passes
 from qa.engine import Forward
-from qa.model_files import FAST_TORCHSCRIPT_FILE, TORCHSCRIPT_FILE, ModelLoadError
+from qa.errors import ModelLoadError
+from qa.model_files import FAST_TORCHSCRIPT_FILE, TORCHSCRIPT_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +25,8 @@ def load_model(directory: Path, *, fast: bool = False, attention: str | None = N
     pytorch_model.bin. Raises ModelLoadError if there is no config or the weights do not load.
 
     ``fast``: in bfloat16, with plain matrix-product attention. On a CPU with bfloat16 units
-    (AVX512-BF16, AMX, Graviton3) that halves the cost of bert-tiny's matrix products, where
-    PyTorch's fused attention kernel gains nothing; on SQuAD 299 answers in 300 stay the same.
+    (AVX512-BF16, AMX, Graviton3) the matrix products cost less, where PyTorch's fused attention
+    kernel gains nothing; a few answers differ from float32's (README, "Fast mode").
     ``attention``: the attention implementation ("eager", "sdpa"; default transformers').
     """
     from transformers import AutoModelForQuestionAnswering
@@ -75,15 +77,24 @@ def example_batch(batch: int, length: int, *, vocab_size: int, with_token_types:
     return inputs
 
 
-def model_logits(model, *, trace: bool) -> tuple[Callable, bool]:
-    """(inputs -> (start, end) logits, whether it takes token type ids) for a transformers model.
+class TorchLogits(NamedTuple):
+    """``module`` maps int64 tensors ``[windows, tokens]`` (input_ids, attention_mask and, if
+    ``takes_token_types``, token_type_ids) to the (start, end) logits, each
+    ``[windows, tokens]``."""
+
+    module: Callable
+    takes_token_types: bool
+
+
+def logits_module(model, *, trace: bool) -> TorchLogits:
+    """The start/end logits of a transformers question-answering model, as a module.
 
     With ``trace``, the model is traced once with TorchScript and frozen: the same arithmetic
     without transformers' Python dispatch per layer, which is most of the cost of a short input.
     If tracing fails or disagrees with the model, the model runs as it is.
     """
     eager = Logits(model).eval()
-    return (_traced(eager) if trace else eager), eager.takes_token_types
+    return TorchLogits(_traced(eager) if trace else eager, eager.takes_token_types)
 
 
 def _traced(eager: Logits) -> Callable:
@@ -97,7 +108,7 @@ def _traced(eager: Logits) -> Callable:
             example = example_batch(2, 24, **shape)
             traced = torch.jit.freeze(torch.jit.trace(eager, example, strict=False))
             probe = example_batch(3, 57, **shape)
-            for got, expected in zip(traced(*probe), eager(*probe)):
+            for got, expected in zip(traced(*probe), eager(*probe), strict=True):
                 if not torch.allclose(got, expected, atol=1e-5, rtol=0):
                     raise ValueError("the traced model disagrees with the model")
     except Exception as error:  # any model TorchScript cannot trace: run it as it is
@@ -106,14 +117,14 @@ def _traced(eager: Logits) -> Callable:
     return traced
 
 
-def _load_torchscript(path: Path) -> tuple[Callable, bool]:
+def _load_torchscript(path: Path) -> TorchLogits:
     """A model traced by save_for_serving: loads without importing transformers at all."""
     try:
         logits = torch.jit.load(str(path), map_location="cpu")
     except Exception as error:
         raise ModelLoadError("The model weights could not be loaded.", str(error)) from error
     # Arguments: self, input_ids, attention_mask[, token_type_ids].
-    return logits, len(logits.forward.schema.arguments) == 4
+    return TorchLogits(logits, len(logits.forward.schema.arguments) == 4)
 
 
 def numpy_logits(logits: Callable, *, takes_token_types: bool) -> Run:
@@ -166,7 +177,7 @@ def load(directory: Path, config: dict, *, threads: int, fast: bool, trace: bool
     if trace and script.is_file():
         logits, takes_token_types = _load_torchscript(script)
     else:
-        logits, takes_token_types = model_logits(load_model(directory, fast=fast), trace=trace)
+        logits, takes_token_types = logits_module(load_model(directory, fast=fast), trace=trace)
     return in_passes(
         numpy_logits(logits, takes_token_types=takes_token_types),
         hidden_size=config.get("hidden_size", 768),

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from django.core.management.base import BaseCommand, CommandError
 
 from qa import services
+from qa.errors import InvalidQuestion, ModelUnavailable
 from qa.serializers import AnswerRequestSerializer
 
 
@@ -50,10 +51,10 @@ class Command(BaseCommand):
             raise CommandError(" ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors))
         try:
             with loading_logs(shown=options["verbosity"] > 1):
-                [result] = services.answer_questions(requests=[serializer.validated_data])
-        except services.InvalidQuestion as error:
+                [result] = services.answer_questions(questions=[serializer.validated_data])
+        except InvalidQuestion as error:
             raise CommandError(f"{error.field}: {error}") from error
-        except services.ModelUnavailable as error:
+        except ModelUnavailable as error:
             raise CommandError(f"The model is not available: {error}") from error
         output_format = options["format"] or ("text" if self.stdout.isatty() else "json")
         if output_format == "json":

@@ -4,9 +4,11 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from qa.baking import save_for_serving
+from qa.errors import ModelLoadError
+from qa.examples import KIT_HO
 from qa.export import GraphMismatch
 from qa.loading import load_answerer
-from qa.model_files import ModelLoadError, resolve_model_dir
+from qa.model_files import resolve_model_dir
 
 # The engines a baked directory serves on, each checked on Kit-Ho Mak once written.
 CHECKS = {
@@ -38,9 +40,7 @@ class Command(BaseCommand):
         try:
             save_for_serving(resolve_model_dir(model, revision), output)
             answers = {
-                label: load_answerer(str(output), threads=1, **engine).answer(
-                    "What is my name?", "I'm Kit-Ho Mak. I come from Hong Kong."
-                )[0]
+                label: load_answerer(str(output), threads=1, **engine).answer(**KIT_HO)[0]
                 for label, engine in CHECKS.items()
             }
         except (ModelLoadError, GraphMismatch) as error:
@@ -50,6 +50,6 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"Wrote {model} to {output}: {files}")
         self.stdout.write(
-            'Check: "What is my name?" -> '
+            f'Check: "{KIT_HO["question"]}" -> '
             + "; ".join(f"{label}: {a.answer!r} ({a.score:.3f})" for label, a in answers.items())
         )

@@ -1,0 +1,40 @@
+"""Helpers shared by test modules (fixtures live in conftest.py): where the real model is, the
+tiny model's words, invoking the Lambda handler in process, and a model forward that scores
+"no answer" best."""
+
+from pathlib import Path
+
+import numpy as np
+
+# The team's real trained model and SQuAD sample, beside the repository (tests skip without).
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+REAL_MODEL = SHARED / "models" / "qa-minilm-squad"
+SQUAD_SAMPLE = SHARED / "data" / "squad-v1.1-dev-sample.json"
+
+# The tiny random model's special tokens, and the whole words of its vocabulary.
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+WORDS = (
+    "what is my name i come from hong kong and the a of in to was who where when how many "
+    "it he she they born city year paris france capital river long built"
+).split()
+
+
+class LambdaContext:
+    """The part of Lambda's context object the handler reads."""
+
+    aws_request_id = "6f1e5c3a-0d5b-4a77-9c2e-1b3d5f7a9c11"
+
+
+def invoke(event: dict) -> dict:
+    """The Lambda handler's response to ``event``, in this process (Django's test settings)."""
+    from qasite import lambda_handler
+
+    return lambda_handler.handler(event, LambdaContext())
+
+
+def no_answer_best(input_ids, attention_mask, token_type_ids):
+    """A model forward (qa.engine.Forward) whose start and end logits favour [CLS] in every
+    window: "no answer" scores best, and every span far less."""
+    logits = np.zeros(input_ids.shape, dtype=np.float32)
+    logits[:, 0] = 10.0
+    return logits, logits

@@ -13,16 +13,20 @@ from qasite.settings import env_bool
 from tests.deploying import BIN, IMAGE, REPO, ZIP_BYTES, cfn_lint, package, run_package
 
 
+def packaged(directory, *params: str) -> tuple:
+    """The generated template's path and content, after `serverless package` in directory."""
+    path = package(directory, *params)
+    return path, json.loads(path.read_text())
+
+
 @pytest.fixture(scope="module")
 def default_template(tmp_path_factory):
-    path = package(tmp_path_factory.mktemp("sls"))
-    return path, json.loads(path.read_text())
+    return packaged(tmp_path_factory.mktemp("sls"))
 
 
 @pytest.fixture(scope="module")
 def image_template(tmp_path_factory):
-    path = package(tmp_path_factory.mktemp("sls-image"), "package=image")
-    return path, json.loads(path.read_text())
+    return packaged(tmp_path_factory.mktemp("sls-image"), "package=image")
 
 
 def test_default_template_passes_cfn_lint(default_template):
@@ -127,8 +131,7 @@ def test_tracing_is_off_by_default(default_template, image_template):
 
 @pytest.fixture(scope="module")
 def tracing_template(tmp_path_factory):
-    path = package(tmp_path_factory.mktemp("sls-tracing"), "tracing=true")
-    return path, json.loads(path.read_text())
+    return packaged(tmp_path_factory.mktemp("sls-tracing"), "tracing=true")
 
 
 def test_tracing_template_passes_cfn_lint(tracing_template):
@@ -273,12 +276,11 @@ TOPIC = "arn:aws:sns:eu-west-1:123456789012:qasite-alarms"
 @pytest.fixture(scope="module")
 def everything_template(tmp_path_factory):
     """Every optional feature on: a custom domain, a web ACL, alarms, arm64, a reservation."""
-    path = package(
+    return packaged(
         tmp_path_factory.mktemp("sls-all"), f"domainName={DOMAIN}", f"certificateArn={CERTIFICATE}",
         f"webAclArn={WEB_ACL}", f"alarmTopicArn={TOPIC}", "architecture=arm64",
         "reservedConcurrency=10", "timeout=20",
     )
-    return path, json.loads(path.read_text())
 
 
 def test_everything_template_passes_cfn_lint(everything_template):

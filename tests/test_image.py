@@ -179,7 +179,8 @@ def test_the_tracing_tree_sends_x_ray_segments_without_what_users_send(tracing_t
     event = EVENTS / "http-api-v2-post-answer.json"
     environment = lambda_environment(
         tracing_tree, tmp_path, QA_TRACING="1", AWS_XRAY_DAEMON_ADDRESS=f"127.0.0.1:{port}",
-        _X_AMZN_TRACE_ID="Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        _X_AMZN_TRACE_ID="Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;"
+        "Sampled=1",
         AWS_LAMBDA_FUNCTION_NAME="qasite-test",
     )
     result = subprocess.run(

@@ -37,12 +37,16 @@ RUN python3.12 manage.py fetch_model --model "${QA_MODEL}" --revision "${QA_MODE
         --output /model
 
 # 2. The runtime tree, without torch: what serving imports (from requirements/runtime.lock, by
-#    hash), the app, the baked model, bytecode. For this stage's CPU (uname -m).
+#    hash), the app, the baked model, bytecode. For this stage's CPU (uname -m). With
+#    --build-arg TRACING=1, the X-Ray SDK too (requirements/tracing.lock), for a function
+#    deployed with tracing=true.
 FROM ${BASE_IMAGE} AS build
+ARG TRACING=0
 WORKDIR /build
-COPY requirements/runtime.lock requirements/runtime.lock
+COPY requirements/runtime.lock requirements/tracing.lock requirements/
 COPY docker/build-runtime.sh docker/build-runtime.sh
-RUN ARCH="$(uname -m)" PYTHON=python3.12 docker/build-runtime.sh "${LAMBDA_TASK_ROOT}"
+RUN ARCH="$(uname -m)" TRACING="${TRACING}" PYTHON=python3.12 \
+        docker/build-runtime.sh "${LAMBDA_TASK_ROOT}"
 COPY manage.py ./
 COPY qasite qasite
 COPY qa qa

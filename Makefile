@@ -18,9 +18,14 @@ APP_FILES := manage.py $(shell find qasite qa templates -type f -not -path '*/__
 # it, and for Lambda's Python (3.12), wherever they are built. Without that Python, `make test`
 # builds no tree, and the tests that need one skip, saying why.
 ARCH ?= x86_64
+# TRACING=1 adds the X-Ray SDK (requirements/tracing.lock) for a deploy with tracing=true, in a
+# tree and a zip of their own (build/runtime-tracing, build/lambda-x86_64-tracing.zip).
+TRACING ?= 0
 LAMBDA_PYTHON := $(shell docker/lambda-python.sh 2>/dev/null)
-RUNTIME := build/runtime$(if $(filter-out x86_64,$(ARCH)),-$(ARCH))
-ZIP := build/lambda-$(ARCH).zip
+SUFFIX := $(if $(filter-out x86_64,$(ARCH)),-$(ARCH))$(if $(filter 1,$(TRACING)),-tracing)
+RUNTIME := build/runtime$(SUFFIX)
+ZIP := build/lambda-$(ARCH)$(if $(filter 1,$(TRACING)),-tracing).zip
+TRACING_RUNTIME := build/runtime$(if $(filter-out x86_64,$(ARCH)),-$(ARCH))-tracing
 
 .PHONY: run test runtime zip ask lock FORCE
 
@@ -55,10 +60,11 @@ build/server/installed: requirements/server.lock
 	$(LAMBDA_PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps --only-binary=:all: --require-hashes --target build/server -r requirements/server.lock
 	touch $@
 
-# The hash locks of what the tree and the server install (after changing a pin in runtime.txt or
-# server.txt): both CPUs' wheels for Lambda's Python, from PyPI.
+# The hash locks of what the tree, its tracing and the server install (after changing a pin in
+# runtime.txt, tracing.txt or server.txt): both CPUs' wheels for Lambda's Python, from PyPI.
 lock: | $(VENV)/installed
 	PYTHON=$(PYTHON) docker/lock.sh requirements/runtime.txt requirements/runtime.lock
+	PYTHON=$(PYTHON) docker/lock.sh requirements/tracing.txt requirements/tracing.lock
 	PYTHON=$(PYTHON) docker/lock.sh requirements/server.txt requirements/server.lock
 
 # The model the tree bakes: rewritten (so the tree rebuilt) only when QA_MODEL or its revision changes.
@@ -68,14 +74,21 @@ build/qa-model: FORCE
 
 # The torch-free tree that is the image's /var/task and the zip's contents, built outside Docker
 # by the Dockerfile's own scripts: the model baked with the venv's torch, the rest for Lambda.
-$(RUNTIME)/installed: build/qa-model requirements/runtime.lock requirements/build.txt docker/build-runtime.sh docker/assemble.sh $(APP_FILES) | $(VENV)/installed
+$(RUNTIME)/installed: build/qa-model requirements/runtime.lock $(if $(filter 1,$(TRACING)),requirements/tracing.lock) requirements/build.txt docker/build-runtime.sh docker/assemble.sh $(APP_FILES) | $(VENV)/installed
 	rm -rf $(RUNTIME) build/model
 	$(PYTHON) manage.py fetch_model --model $(QA_MODEL) $(if $(QA_MODEL_REVISION),--revision $(QA_MODEL_REVISION)) --output build/model
-	ARCH=$(ARCH) docker/build-runtime.sh $(RUNTIME)
+	ARCH=$(ARCH) TRACING=$(TRACING) docker/build-runtime.sh $(RUNTIME)
 	ARCH=$(ARCH) docker/assemble.sh $(RUNTIME) build/model
 	touch $@
 
 runtime: $(RUNTIME)/installed
+
+# The tracing tree beside the default one, for the tests (tests/test_image.py): this Makefile again,
+# with TRACING=1, which rebuilds it only when it is stale.
+ifneq ($(TRACING),1)
+$(TRACING_RUNTIME)/installed: FORCE | $(VENV)/installed
+	$(MAKE) runtime TRACING=1
+endif
 
 # The Lambda zip (serverless.yml, package=zip) of that tree.
 $(ZIP): $(RUNTIME)/installed docker/zip.sh
@@ -95,7 +108,7 @@ unexport QUESTION CONTEXT
 ask: $(VENV)/installed
 	@QA_MODEL=$(QA_MODEL) $(PYTHON) manage.py ask $(call quote,QUESTION) $(if $(value CONTEXT),--context $(call quote,CONTEXT)) $(ASK)
 
-test: $(VENV)/installed node_modules/installed build/tools/installed $(if $(LAMBDA_PYTHON),build/lambda-ric/installed build/server/installed $(RUNTIME)/installed)
+test: $(VENV)/installed node_modules/installed build/tools/installed $(if $(LAMBDA_PYTHON),build/lambda-ric/installed build/server/installed $(RUNTIME)/installed $(TRACING_RUNTIME)/installed)
 	$(PYTHON) -m pytest
 
 # The inner loop: every test but the browser, image, zip, load and real-model quality tests.

@@ -47,6 +47,10 @@ class QasiteParams {
     };
     const pkg = param('package');
     if (!['zip', 'image'].includes(pkg)) this.fail(`package=${pkg}: expected zip or image`);
+    const tracing = param('tracing');
+    if (!['true', 'false'].includes(tracing)) {
+      this.fail(`tracing=${tracing}: expected true or false`);
+    }
     const architecture = param('architecture');
     if (!['x86_64', 'arm64'].includes(architecture)) {
       this.fail(`architecture=${architecture}: expected x86_64 or arm64`);

@@ -17,7 +17,8 @@ ZIP_BYTES = b"PK\x05\x06" + bytes(18)  # an empty zip stands in for `make zip`'s
 
 def run_package(tmp_path: Path, *params: str) -> subprocess.CompletedProcess:
     """`serverless package --param=...` with no AWS credentials at all, in a copy of what it
-    reads (serverless.yml, its plugin, and an empty zip for each architecture)."""
+    reads (serverless.yml, its plugin, and an empty zip for each architecture, with tracing
+    and without)."""
     if not SERVERLESS.is_file():
         pytest.skip("osls is not installed: `make test` runs npm ci")
     shutil.copy(REPO / "serverless.yml", tmp_path)
@@ -25,7 +26,8 @@ def run_package(tmp_path: Path, *params: str) -> subprocess.CompletedProcess:
     shutil.copy(REPO / "deploy" / "serverless-params.js", tmp_path / "deploy")
     (tmp_path / "build").mkdir()
     for architecture in ("x86_64", "arm64"):
-        (tmp_path / "build" / f"lambda-{architecture}.zip").write_bytes(ZIP_BYTES)
+        for suffix in ("", "-tracing"):
+            (tmp_path / "build" / f"lambda-{architecture}{suffix}.zip").write_bytes(ZIP_BYTES)
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),

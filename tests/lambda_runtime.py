@@ -66,8 +66,10 @@ def emulator(task_root: Path, home: Path, **variables: str):
     environment = lambda_environment(task_root, home, **variables)
     port = free_port()
     started = time.perf_counter()
+    # Both of the emulator's addresses free ones, so that two trees may be served at once.
     process = subprocess.Popen(
         [str(RIE), "--runtime-interface-emulator-address", f"127.0.0.1:{port}",
+         "--runtime-api-address", f"127.0.0.1:{free_port()}",
          python, "-S", "-m", "awslambdaric", "qasite.lambda_handler.handler"],
         cwd=task_root, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
@@ -144,14 +146,15 @@ print(json.dumps({"statuses": statuses, "modules": sorted({m.split(".")[0] for m
 """
 
 
-def probe(task_root: Path, home: Path) -> dict:
+def probe(task_root: Path, home: Path, **variables: str) -> dict:
     """EVERY_KIND_OF_REQUEST through the handler in one fresh process of Lambda's Python that
-    sees the tree only (-S: no site-packages); what the process then holds."""
+    sees the tree only (-S: no site-packages), with the function's environment and
+    ``variables``; what the process then holds."""
     events = home / "events.json"
     events.write_text(json.dumps(every_kind_of_request()))
     result = subprocess.run(
         [lambda_python(), "-S", "-c", PROBE, str(events)], cwd=task_root, capture_output=True,
-        text=True, env=lambda_environment(task_root, home),
+        text=True, env=lambda_environment(task_root, home, **variables),
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])

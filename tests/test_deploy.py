@@ -9,19 +9,24 @@ import subprocess
 
 import pytest
 
+from qasite.settings import env_bool
 from tests.deploying import BIN, IMAGE, REPO, ZIP_BYTES, cfn_lint, package, run_package
+
+
+def packaged(directory, *params: str) -> tuple:
+    """The generated template's path and content, after `serverless package` in directory."""
+    path = package(directory, *params)
+    return path, json.loads(path.read_text())
 
 
 @pytest.fixture(scope="module")
 def default_template(tmp_path_factory):
-    path = package(tmp_path_factory.mktemp("sls"))
-    return path, json.loads(path.read_text())
+    return packaged(tmp_path_factory.mktemp("sls"))
 
 
 @pytest.fixture(scope="module")
 def image_template(tmp_path_factory):
-    path = package(tmp_path_factory.mktemp("sls-image"), "package=image")
-    return path, json.loads(path.read_text())
+    return packaged(tmp_path_factory.mktemp("sls-image"), "package=image")
 
 
 def test_default_template_passes_cfn_lint(default_template):
@@ -104,6 +109,59 @@ def test_role_may_write_logs_and_read_only_its_secret(default_template):
 
 def as_list(value) -> list:
     return value if isinstance(value, list) else [value]
+
+
+XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+def xray_actions(template: dict) -> set[str]:
+    return {
+        action for statement in role_statements(template)
+        for action in as_list(statement["Action"]) if action.startswith("xray:")
+    }
+
+
+def test_tracing_is_off_by_default(default_template, image_template):
+    for template in (default_template[1], image_template[1]):
+        function = template["Resources"]["WebLambdaFunction"]["Properties"]
+        assert "TracingConfig" not in function
+        assert "QA_TRACING" not in function["Environment"]["Variables"]
+        assert xray_actions(template) == set()
+
+
+@pytest.fixture(scope="module")
+def tracing_template(tmp_path_factory):
+    return packaged(tmp_path_factory.mktemp("sls-tracing"), "tracing=true")
+
+
+def test_tracing_template_passes_cfn_lint(tracing_template):
+    cfn_lint(tracing_template[0])
+
+
+def test_tracing_traces_the_function_and_its_app_with_the_x_ray_sdk_zip(
+    tracing_template, monkeypatch
+):
+    """tracing=true: Lambda's active tracing, the role may send segments (X-Ray's actions take
+    no resource), the app adds its own (QA_TRACING, as settings reads it), and the zip deployed
+    is the one built with the X-Ray SDK (`make zip TRACING=1`)."""
+    template = tracing_template[1]
+    function = template["Resources"]["WebLambdaFunction"]["Properties"]
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    monkeypatch.setenv("QA_TRACING", function["Environment"]["Variables"]["QA_TRACING"])
+    assert env_bool("QA_TRACING") is True
+    [xray] = [s for s in role_statements(template) if set(as_list(s["Action"])) & XRAY_ACTIONS]
+    assert set(xray["Action"]) == XRAY_ACTIONS == xray_actions(template)
+    assert xray["Resource"] == ["*"] and "Condition" not in xray
+    assert function["Code"]["S3Key"].endswith("/lambda-x86_64-tracing.zip")
+    # Nothing else changes: the version still publishes that zip, behind the SnapStart alias.
+    assert function["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+
+
+def test_tracing_with_the_image(tmp_path):
+    function = json.loads(package(tmp_path, "package=image", "tracing=true").read_text())[
+        "Resources"]["WebLambdaFunction"]["Properties"]
+    assert function["TracingConfig"] == {"Mode": "Active"} and "ImageUri" in function["Code"]
+    assert function["Environment"]["Variables"]["QA_TRACING"] == "true"
 
 
 def distribution(template: dict) -> dict:
@@ -218,12 +276,11 @@ TOPIC = "arn:aws:sns:eu-west-1:123456789012:qasite-alarms"
 @pytest.fixture(scope="module")
 def everything_template(tmp_path_factory):
     """Every optional feature on: a custom domain, a web ACL, alarms, arm64, a reservation."""
-    path = package(
+    return packaged(
         tmp_path_factory.mktemp("sls-all"), f"domainName={DOMAIN}", f"certificateArn={CERTIFICATE}",
         f"webAclArn={WEB_ACL}", f"alarmTopicArn={TOPIC}", "architecture=arm64",
         "reservedConcurrency=10", "timeout=20",
     )
-    return path, json.loads(path.read_text())
 
 
 def test_everything_template_passes_cfn_lint(everything_template):
@@ -310,6 +367,8 @@ def test_alarms_notify_the_topic(everything_template):
         ([f"alarmTopicArn={TOPIC.replace('eu-west-1', 'us-east-1')}"], "the stack's region"),
         (["reservedConcurrency=-1"], "expected a whole number"),
         (["package=lambda"], "expected zip or image"),
+        (["tracing=Active"], "tracing=Active: expected true or false"),
+        (["tracing=yes"], "provider.tracing.lambda"),
     ],
 )
 def test_a_combination_aws_would_refuse_is_refused_at_package_time(tmp_path, params, message):
@@ -388,5 +447,9 @@ def test_the_image_is_built_for_either_cpu():
     """The tree's wheels follow the build stage's CPU (docker buildx --platform linux/arm64 or
     linux/amd64): build-runtime.sh and assemble.sh are told it."""
     text = (REPO / "Dockerfile").read_text()
-    assert text.count('ARCH="$(uname -m)" PYTHON=python3.12 docker/') == 2
+    assert text.count('ARCH="$(uname -m)" ') == 2
+    assert 'ARCH="$(uname -m)" PYTHON=python3.12 docker/assemble.sh' in text
+    # and whether it adds the X-Ray SDK (--build-arg TRACING=1; off by default).
+    assert "ARG TRACING=0" in text
+    assert 'ARCH="$(uname -m)" TRACING="${TRACING}" PYTHON=python3.12 \\' in text
     assert "--provenance=false --sbom=false" in text

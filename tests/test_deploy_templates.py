@@ -179,6 +179,7 @@ def deployed_templates(tmp_path_factory) -> dict[str, dict]:
         "alarmTopicArn=arn:aws:sns:eu-west-1:123456789012:qasite-alarms",
         "reservedConcurrency=10",
         "keepWarm=true",
+        "tracing=true",
     ]
     zip_site = package(tmp_path_factory.mktemp("sls"), *everything)
     image_site = package(tmp_path_factory.mktemp("sls-image"), "package=image", f"imageUri={IMAGE}")

@@ -3,6 +3,9 @@ built outside Docker by the Dockerfile's own scripts for Lambda's Python (3.12),
 served by the real Lambda runtime: the Runtime Interface Emulator running awslambdaric."""
 
 import json
+import socket
+import subprocess
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,8 @@ from tests.lambda_runtime import (
     distributions,
     emulator,
     every_kind_of_request,
+    lambda_environment,
+    lambda_python,
     probe,
     unused_libraries,
 )
@@ -21,6 +26,8 @@ from tests.lambda_runtime import (
 pytestmark = pytest.mark.image
 
 TREE = REPO / "build" / "runtime"
+# The same tree built with TRACING=1 (`make runtime TRACING=1`; `make test` builds both).
+TRACING_TREE = REPO / "build" / "runtime-tracing"
 OLD_DEMO_IMAGE_MB = 490
 # What serving never imports: build-time tools, their dependencies, and test tools.
 NEVER = {
@@ -119,3 +126,80 @@ def test_emulator_serves_every_kind_of_request(served):
                 "model": "qa-minilm-squad", "state": "ready", "error": None,
             }
     assert served(json.loads((EVENTS / "keep-warm.json").read_text())) == {"warm": True}
+
+
+@pytest.fixture(scope="module")
+def tracing_tree() -> Path:
+    if not (TRACING_TREE / "installed").is_file():
+        pytest.skip("no tracing tree: `make runtime TRACING=1` (or `make test`) builds it")
+    return TRACING_TREE
+
+
+def test_the_tracing_tree_adds_the_x_ray_sdk_and_nothing_else(tree, tracing_tree):
+    added = set(distributions(tracing_tree)) - set(distributions(tree))
+    assert {name.split("-")[0] for name in added} == {"aws_xray_sdk", "wrapt"}
+    assert set(distributions(tree)) <= set(distributions(tracing_tree))
+    # Lambda's runtime provides botocore; the tree must not shadow it.
+    assert not {path.name for path in tracing_tree.iterdir()} & {"botocore", "boto3"}
+
+
+def test_every_distribution_in_the_tracing_tree_is_imported_with_tracing_on(
+    tracing_tree, tmp_path
+):
+    report = probe(tracing_tree, tmp_path, QA_TRACING="1")
+    modules = set(report["modules"])
+    unused = {dist for dist, tops in distributions(tracing_tree).items() if not tops & modules}
+    assert not unused
+    assert {"aws_xray_sdk", "wrapt"} <= modules and not modules & NEVER
+    assert [path for path in report["compiled"] if path.startswith(str(tracing_tree))] == []
+
+
+def test_the_emulator_serves_the_tracing_tree_with_tracing_on(tracing_tree, tmp_path):
+    with emulator(tracing_tree, tmp_path, QA_TRACING="1") as invoke:
+        response = invoke(json.loads((EVENTS / "http-api-v2-post-answer.json").read_text()))
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["answer"] == "Kit-Ho Mak"
+
+
+# Two answers through the handler, as Lambda runs it with active tracing (a sampled trace id, the
+# X-Ray daemon's address); prints what the daemon received.
+TRACED = textwrap.dedent(
+    """
+    import json, socket, sys
+    daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    daemon.bind(("127.0.0.1", int(sys.argv[2])))
+    daemon.settimeout(10)
+    from qasite.lambda_handler import handler
+    for _ in range(2):
+        assert handler(json.load(open(sys.argv[1])), None)["statusCode"] == 200
+    print(json.dumps([daemon.recv(65535).decode() for _ in range(2)]))
+    """
+)
+
+
+def test_the_tracing_tree_sends_x_ray_segments_without_what_users_send(tracing_tree, tmp_path):
+    """Under Lambda's Python, with nothing but the tree (no botocore: the X-Ray SDK needs none
+    on Lambda), each invocation's segment reaches the daemon, with the cold start and neither
+    the question, the context nor the answer."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    event = EVENTS / "http-api-v2-post-answer.json"
+    environment = lambda_environment(
+        tracing_tree, tmp_path, QA_TRACING="1", AWS_XRAY_DAEMON_ADDRESS=f"127.0.0.1:{port}",
+        _X_AMZN_TRACE_ID="Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;"
+        "Sampled=1",
+        AWS_LAMBDA_FUNCTION_NAME="qasite-test",
+    )
+    result = subprocess.run(
+        [lambda_python(), "-S", "-c", TRACED, str(event), str(port)], cwd=tracing_tree,
+        env=environment, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    datagrams = json.loads(result.stdout.splitlines()[-1])
+    segments = [json.loads(datagram.split("\n", 1)[1]) for datagram in datagrams]
+    assert [segment["annotations"]["ColdStart"] for segment in segments] == [True, False]
+    assert all("metadata" not in segment for segment in segments)
+    for text in json.loads(json.loads(event.read_text())["body"]).values():
+        assert text not in "".join(datagrams)
+    assert "Kit-Ho" not in "".join(datagrams)

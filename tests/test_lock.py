@@ -8,8 +8,8 @@ import pytest
 from tests.deploying import REPO
 
 REQUIREMENTS = REPO / "requirements"
-# Distributions with compiled code: a wheel per CPU, so at least one hash per CPU.
-BINARY = {"onnxruntime", "numpy", "tokenizers", "pyyaml"}
+# Distributions with compiled code, by lock: a wheel per CPU, so at least one hash per CPU.
+BINARY = {"runtime": {"onnxruntime", "numpy", "tokenizers", "pyyaml"}, "tracing": {"wrapt"}}
 
 
 def canonical(name: str) -> str:
@@ -43,7 +43,7 @@ def lock(path) -> dict[str, tuple[str, set[str]]]:
     return entries
 
 
-@pytest.mark.parametrize("name", ["runtime", "server"])
+@pytest.mark.parametrize("name", ["runtime", "tracing", "server"])
 def test_the_lock_holds_exactly_the_pins(name):
     pinned = pins(REQUIREMENTS / f"{name}.txt")
     locked = lock(REQUIREMENTS / f"{name}.lock")
@@ -54,11 +54,21 @@ def test_the_lock_holds_exactly_the_pins(name):
     assert all(hashes for _, hashes in locked.values())
 
 
-def test_compiled_distributions_are_locked_for_both_cpus():
-    locked = lock(REQUIREMENTS / "runtime.lock")
-    assert BINARY <= set(locked)
-    for name in BINARY:
+@pytest.mark.parametrize("lock_name, binary", BINARY.items())
+def test_compiled_distributions_are_locked_for_both_cpus(lock_name, binary):
+    locked = lock(REQUIREMENTS / f"{lock_name}.lock")
+    assert binary <= set(locked)
+    for name in binary:
         assert len(locked[name][1]) >= 2, f"{name}: one wheel only (x86_64 and arm64 expected)"
+
+
+def test_tracing_adds_to_the_tree_without_replacing_the_runtimes_own():
+    """The X-Ray SDK is installed over the runtime tree (--no-deps): nothing of the tree's is
+    pinned again, and neither is botocore, which must stay the one Lambda's runtime provides."""
+    tracing = pins(REQUIREMENTS / "tracing.txt")
+    assert not set(tracing) & set(pins(REQUIREMENTS / "runtime.txt"))
+    assert not set(tracing) & {"boto3", "botocore", "s3transfer", "urllib3"}
+    assert "aws-xray-sdk" in tracing
 
 
 def test_the_server_runs_the_gunicorn_the_tests_run():
@@ -69,6 +79,7 @@ def test_the_server_runs_the_gunicorn_the_tests_run():
 def test_builds_install_from_the_locks_by_hash_from_one_index_at_a_time():
     build = (REPO / "docker" / "build-runtime.sh").read_text()
     assert "--require-hashes" in build and "requirements/runtime.lock" in build
+    assert "requirements/tracing.lock" in build and "tracing.txt\"" not in build
     assert "runtime.txt\"" not in build
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "--extra-index-url" not in dockerfile + build

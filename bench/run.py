@@ -310,7 +310,8 @@ def fast_agreement(questions: list[dict], count: int, model: dict) -> dict:
 # Each layer's sides, all interleaved round by round; "reference" is what ratios divide by.
 LAYERS = {
     "in-process": {"onnx": "qasite-engine", "TorchScript": "qasite-engine-torch",
-                   "TorchScript bf16 (fast mode)": "qasite-engine-fast", "reference": "ref-pipeline"},
+                   "TorchScript bf16 (fast mode)": "qasite-engine-fast", "floor": "qasite-floor",
+                   "reference": "ref-pipeline"},
     # The Lambda handler (Django, DRF, apig-wsgi) against a bare WSGI app around the pipeline.
     "end-to-end": {"onnx": "qasite-handler", "reference": "ref-wsgi"},
 }
@@ -325,10 +326,13 @@ def warm_latency(inputs: dict, plan: dict, rounds: int, repeat: dict) -> dict:
             table = results.setdefault(model_name, {})[layer] = {}
             for size, (question, context) in inputs.items():
                 timings = {side: [] for side in workers}
-                for _ in range(rounds):  # interleaved, so that drift hits every side alike
+                # Interleaved in slices of a tenth of a round (about 10 ms or one request), so that
+                # a burst of load from the machine's other users hits every side alike.
+                step = max(1, repeat[size] // 10)
+                for _ in range(rounds * -(-repeat[size] // step)):
                     for side, worker in workers.items():
                         timings[side] += worker.ask(do="time", question=question, context=context,
-                                                    repeat=repeat[size])["durations"]
+                                                    repeat=step)["durations"]
                 row = table[size] = {side: summary(values) for side, values in timings.items()}
                 log(f"latency {model_name} {layer} {size}: " + ", ".join(
                     f"{side} {row[side]['median_ms']:.2f} ms" for side in row))
@@ -347,8 +351,9 @@ def summary(durations: list[float]) -> dict:
 
 
 def floor(inputs: dict, model: dict, repeat: dict) -> dict:
-    """Tokenization plus the onnx engine's forward pass over all windows: what no implementation
-    of the algorithm avoids. {size: {"tokenization_ms", "forward_ms", "total_ms"}}, medians."""
+    """The floor (worker.qasite_floor) split into its two parts: {size: {"tokenization_ms",
+    "forward_ms", "total_ms"}}, medians, in a process of its own (the latency tables' "floor"
+    column is the floor interleaved with the other sides)."""
     script = (
         "import json, statistics, sys, time\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"

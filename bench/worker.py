@@ -5,8 +5,9 @@ and answers each with one JSON line on stdout.
     python bench/worker.py SIDE MODEL_DIR
 
 SIDE: qasite-engine (the onnx engine, the default), qasite-engine-torch (TorchScript),
-qasite-engine-fast (TorchScript in bfloat16), qasite-handler[-torch] (the Lambda handler on that
-engine), ref-pipeline or ref-wsgi (the reference).
+qasite-engine-fast (TorchScript in bfloat16), qasite-floor (tokenization and the onnx engine's
+forward pass only), qasite-handler[-torch] (the Lambda handler on that engine), ref-pipeline or
+ref-wsgi (the reference).
 """
 
 import functools
@@ -28,6 +29,23 @@ def qasite_engine(model_dir, engine="onnx", fast=False):
 
     def answer(question, context, **options):
         return [vars(a) for a in answerer.answer(question, context, Options(**options))]
+
+    return answer
+
+
+def qasite_floor(model_dir):
+    """Tokenization plus the onnx engine's forward pass over all windows, nothing else: what no
+    implementation of the algorithm avoids."""
+    sys.path.insert(0, ROOT)
+    from qa.engine import DEFAULT_MAX_SEQ_LEN, Options
+    from qa.loading import load_answerer
+
+    answerer = load_answerer(model_dir, threads=1)
+    window = min(answerer.model_max_length, DEFAULT_MAX_SEQ_LEN)
+
+    def answer(question, context, **options):
+        answerer._forward(*answerer._batch(answerer._encode(question, context, Options(), window)))
+        return []
 
     return answer
 
@@ -113,6 +131,7 @@ SIDES = {
     "qasite-engine": qasite_engine,
     "qasite-engine-torch": functools.partial(qasite_engine, engine="torch"),
     "qasite-engine-fast": functools.partial(qasite_engine, engine="torch", fast=True),
+    "qasite-floor": qasite_floor,
     "qasite-handler": qasite_handler,
     "qasite-handler-torch": functools.partial(qasite_handler, engine="torch"),
     "ref-pipeline": ref_pipeline,

@@ -2,17 +2,25 @@
 
     .venv/bin/python bench/run.py [--quick]
 
-Creates the reference virtualenv (bench/.venv-ref: transformers 4.57.6, torch 2.13.0) on first use,
-then measures parity, warm latency, cold start, memory, throughput and footprint, and writes
-bench/results/latest.{json,md} and bench/results/latency.png. Timings are medians of interleaved
-runs in the same machine and run; ratios are qasite / reference.
+qasite runs on both its engines: ONNX Runtime (the default, QA_ENGINE=onnx) and TorchScript
+(QA_ENGINE=torch, with its bfloat16 fast mode). Creates what it measures on first use and reuses
+it: the reference virtualenv (bench/.venv-ref: transformers 4.57.6, torch 2.13.0), the baked
+models, the torch-free runtime tree and Lambda zip with a model of the production model's shape
+(bench/.runtime, bench/.lambda-x86_64.zip: docker/build-runtime.sh, assemble.sh, zip.sh, for
+Lambda's Python 3.12), and the reference's dependencies installed the same way
+(bench/.ref-runtime). Then it measures parity, warm latency, memory, cold start, throughput
+and footprint, and writes bench/results/latest.{json,md} and latest-latency.png (quick.* with
+--quick). Timings are medians of interleaved runs in the same machine and run; ratios are
+qasite / reference.
 """
 
 import argparse
+import hashlib
 import http.client
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import statistics
@@ -22,6 +30,7 @@ import tarfile
 import tempfile
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +44,11 @@ REF_PACKAGES = ["transformers==4.57.6", "torch==2.13.0", "numpy==2.4.6", "gunico
 REF_RUNTIME = ["transformers==4.57.6", "torch==2.13.0", "numpy==2.4.6"]
 PYTHON = sys.executable
 REF_PYTHON = str(REF_VENV / "bin" / "python")
+# The torch-free runtime tree with a model of the production model's shape, and its zip.
+TREE = BENCH / ".runtime"
+ZIP = BENCH / ".lambda-x86_64.zip"
+REF_TREE = BENCH / ".ref-runtime"
+EVENT = ROOT / "events" / "http-api-v2-post-answer.json"
 
 sys.path.insert(0, str(ROOT))
 from tests.squad import best_over_truths, exact_match, f1  # noqa: E402
@@ -85,8 +99,67 @@ def bake(source: Path, output: Path) -> Path:
     from qa.model_files import FAST_TORCHSCRIPT_FILE, ONNX_FILE, TORCHSCRIPT_FILE
 
     if not all((output / name).is_file() for name in (ONNX_FILE, TORCHSCRIPT_FILE, FAST_TORCHSCRIPT_FILE)):
+        log(f"baking {source.name} (fetch_model's ONNX graph and TorchScript traces)")
         save_for_serving(source, output)
     return output
+
+
+def lambda_python() -> str | None:
+    """Lambda's Python (3.12), as docker/lambda-python.sh finds it, or None."""
+    result = subprocess.run([str(ROOT / "docker" / "lambda-python.sh")], capture_output=True, text=True)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def fingerprint(*paths: Path) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_runtime_tree(baked: Path) -> str | None:
+    """The torch-free runtime tree as Lambda runs it, with the ``baked`` model, and its zip, by
+    the Dockerfile's and `make zip`'s own scripts. The installed packages are reused while
+    requirements/runtime.txt and build-runtime.sh are unchanged; the app and the model are put in
+    afresh each run. Returns Lambda's Python, or None (saying so) when there is none."""
+    python = lambda_python()
+    if python is None:
+        log("no Python 3.12 (AWS Lambda's; see docker/lambda-python.sh): the runtime tree, its "
+            "zip, its cold start and its footprint are left out of this run")
+        return None
+    environment = {**os.environ, "PYTHON": python}
+    stamp = fingerprint(ROOT / "requirements" / "runtime.txt", ROOT / "docker" / "build-runtime.sh")
+    marker = TREE / "installed"  # zip.sh leaves out this name, as it does the Makefile's marker
+    if not marker.is_file() or marker.read_text() != stamp:
+        log("building the torch-free runtime tree (docker/build-runtime.sh)")
+        shutil.rmtree(TREE, ignore_errors=True)
+        subprocess.run([str(ROOT / "docker" / "build-runtime.sh"), str(TREE)], check=True,
+                       env=environment, stdout=subprocess.DEVNULL)
+        marker.write_text(stamp)
+    for app in ("qa", "qasite", "templates"):  # so that no file deleted from the app lingers
+        shutil.rmtree(TREE / app, ignore_errors=True)
+    subprocess.run([str(ROOT / "docker" / "assemble.sh"), str(TREE), str(baked)], check=True,
+                   env=environment, stdout=subprocess.DEVNULL)
+    subprocess.run([str(ROOT / "docker" / "zip.sh"), str(TREE), str(ZIP)], check=True,
+                   env=environment, stdout=subprocess.DEVNULL)
+    return python
+
+
+def ensure_reference_tree() -> None:
+    """The reference's dependencies installed as a runtime tree is (pip --target, bytecode
+    compiled), and its size, measured once: it never changes, and gzipping a gigabyte takes a
+    minute."""
+    if not (REF_TREE / "installed").is_file():
+        log("installing the reference's runtime tree (transformers, torch, numpy)")
+        shutil.rmtree(REF_TREE, ignore_errors=True)
+        subprocess.run([REF_PYTHON, "-m", "pip", "install", "--quiet", "--no-warn-conflicts",
+                        "--target", str(REF_TREE), *REF_RUNTIME], check=True)
+        shutil.copy(BENCH / "reference_app.py", REF_TREE)
+        subprocess.run([REF_PYTHON, "-m", "compileall", "-q", "-j", "0", "-x", "py312_intrinsics",
+                        str(REF_TREE)], stdout=subprocess.DEVNULL)
+        (REF_TREE / "installed").write_text("")
+    if not (REF_TREE / "size.json").is_file():
+        (REF_TREE / "size.json").write_text(json.dumps(tree_size(REF_TREE, exclude="size.json")))
 
 
 def squad_questions() -> list[dict]:
@@ -114,15 +187,17 @@ def latency_inputs(questions: list[dict]) -> dict[str, tuple[str, str]]:
 
 
 class Worker:
-    """One side (qasite or reference) in its own process; see bench/worker.py."""
+    """One side (qasite on an engine, or the reference) in its own process; see bench/worker.py.
+    ``model``: {"qasite": baked directory, "reference": the same weights as transformers saves
+    them}."""
 
-    def __init__(self, side: str, model: Path, env: dict | None = None):
-        python = REF_PYTHON if side.startswith("ref-") else PYTHON
-        self.started = time.perf_counter()
+    def __init__(self, side: str, model: dict):
+        reference = side.startswith("ref-")
         self.process = subprocess.Popen(
-            [python, str(BENCH / "worker.py"), side, str(model)],
+            [REF_PYTHON if reference else PYTHON, str(BENCH / "worker.py"), side,
+             str(model["reference" if reference else "qasite"])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **(env or {})},
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
         )
         self.ready = self._read()["ready"]
 
@@ -137,22 +212,34 @@ class Worker:
         self.process.stdin.flush()
         return self._read()
 
+    def answer(self, question: str, context: str, **options) -> list[dict]:
+        return self.ask(do="answer", question=question, context=context, options=options)["result"]
+
     def close(self) -> None:
         self.process.stdin.close()
         self.process.wait(timeout=30)
 
 
-def pair(ours: str, reference: str, model: dict) -> tuple[Worker, Worker]:
-    """``model``: {"qasite": baked directory, "reference": the same weights as transformers saves them}."""
-    return Worker(ours, model["qasite"]), Worker(reference, model["reference"])
-
-
 # --- 1. parity ---------------------------------------------------------------------------------
+
+
+OPTION_SETS = {"defaults": {}, "handle_impossible_answer": {"handle_impossible_answer": True},
+               "top_k=3": {"top_k": 3}}
+SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]")
 
 
 def spans(answers: list[dict]) -> list[tuple]:
     """What "identical" compares: each candidate's text and offsets."""
     return [(a["answer"], a["start"], a["end"]) for a in answers]
+
+
+def why_different(item: dict, ours: list[dict], theirs: list[dict]) -> str:
+    """The differences on purpose (README, "How it works"), or "other"."""
+    if any(token in item["question"] + item["context"] for token in SPECIAL_TOKENS):
+        return "typed special token (text in qasite, a token in v4)"
+    if any(answer["score"] == 0 for answer in theirs):
+        return "degenerate window (v4 lists spans scoring 0; qasite drops them)"
+    return "other"
 
 
 def quality(side: str, best: list[str], items: list[dict]) -> dict:
@@ -165,29 +252,34 @@ def quality(side: str, best: list[str], items: list[dict]) -> dict:
 
 
 def parity(questions: list[dict], count: int, model: dict) -> dict:
-    ours, reference = pair("qasite-engine", "ref-pipeline", model)
+    """The onnx engine against v4's pipeline on the real model: each question with each option
+    set; the differing ones listed with the reason."""
+    ours, reference = Worker("qasite-engine", model), Worker("ref-pipeline", model)
     items = questions[:count]
     results = {}
-    for label, options in [("defaults", {}), ("handle_impossible_answer", {"handle_impossible_answer": True}),
-                           ("top_k=3", {"top_k": 3})]:
-        same = 0
+    for label, options in OPTION_SETS.items():
         max_diff = 0.0
         best = {"qasite": [], "reference": []}
-        for item in items:
-            mine = ours.ask(do="answer", question=item["question"], context=item["context"], options=options)["result"]
-            theirs = reference.ask(do="answer", question=item["question"], context=item["context"], options=options)["result"]
+        differences = []
+        for index, item in enumerate(items):
+            mine = ours.answer(item["question"], item["context"], **options)
+            theirs = reference.answer(item["question"], item["context"], **options)
             if spans(mine) == spans(theirs):
-                same += 1
                 # v4's summed scores can pass 1 on long contexts; qasite reports them capped at 1.
                 max_diff = max([max_diff] + [abs(a["score"] - min(b["score"], 1.0))
                                              for a, b in zip(mine, theirs)])
+            else:
+                differences.append({"index": index, "why": why_different(item, mine, theirs),
+                                    "qasite": mine, "reference": theirs})
             best["qasite"].append(mine[0]["answer"])
             best["reference"].append(theirs[0]["answer"])
+        same = count - len(differences)
         results[label] = {
             "questions": count,
             "identical": same,
             "identical_share": same / count,
             "max_score_diff_when_identical": max_diff,
+            "differences": differences,
             **quality("qasite", best["qasite"], items),
             **quality("reference", best["reference"], items),
         }
@@ -198,13 +290,12 @@ def parity(questions: list[dict], count: int, model: dict) -> dict:
 
 
 def fast_agreement(questions: list[dict], count: int, model: dict) -> dict:
-    """Fast mode (bfloat16) against exact mode, both qasite, on the real model."""
+    """Fast mode (TorchScript in bfloat16) against exact mode (the onnx engine), on the real model."""
     items = questions[:count]
     best = {}
-    for side in ("exact", "fast"):
-        worker = Worker("qasite-engine" if side == "exact" else "qasite-engine-fast", model["qasite"])
-        best[side] = [worker.ask(do="answer", question=item["question"], context=item["context"])["result"][0]
-                      for item in items]
+    for mode, side in (("exact", "qasite-engine"), ("fast", "qasite-engine-fast")):
+        worker = Worker(side, model)
+        best[mode] = [worker.answer(item["question"], item["context"])[0] for item in items]
         worker.close()
     same = sum(spans([a]) == spans([b]) for a, b in zip(best["exact"], best["fast"]))
     log(f"fast mode: {same}/{count} answers identical to exact mode")
@@ -213,34 +304,40 @@ def fast_agreement(questions: list[dict], count: int, model: dict) -> dict:
             **quality("fast", [a["answer"] for a in best["fast"]], items)}
 
 
-# --- 2. warm latency (and 4. memory) ------------------------------------------------------------
+# --- 2. warm latency ---------------------------------------------------------------------------
 
 
-def warm_latency(inputs: dict, models: dict, rounds: int, repeat: dict) -> dict:
+# Each layer's sides, all interleaved round by round; "reference" is what ratios divide by.
+LAYERS = {
+    "in-process": {"onnx": "qasite-engine", "TorchScript": "qasite-engine-torch",
+                   "TorchScript bf16 (fast mode)": "qasite-engine-fast", "floor": "qasite-floor",
+                   "reference": "ref-pipeline"},
+    # The Lambda handler (Django, DRF, apig-wsgi) against a bare WSGI app around the pipeline.
+    "end-to-end": {"onnx": "qasite-handler", "reference": "ref-wsgi"},
+}
+
+
+def warm_latency(inputs: dict, plan: dict, rounds: int, repeat: dict) -> dict:
+    """``plan``: {model name: (model, [layers])}. Returns {model: {layer: {size: {side: summary}}}}."""
     results = {}
-    for model_name, model in models.items():
-        for layer, (our_side, their_side) in {
-            "in-process": ("qasite-engine", "ref-pipeline"),
-            "end-to-end": ("qasite-handler", "ref-wsgi"),
-            "in-process, fast mode": ("qasite-engine-fast", "ref-pipeline"),
-        }.items():
-            ours, reference = pair(our_side, their_side, model)
+    for model_name, (model, layers) in plan.items():
+        for layer in layers:
+            workers = {side: Worker(name, model) for side, name in LAYERS[layer].items()}
+            table = results.setdefault(model_name, {})[layer] = {}
             for size, (question, context) in inputs.items():
-                timings = {"qasite": [], "reference": []}
-                for _ in range(rounds):  # interleaved, so that drift hits both sides alike
-                    for side, worker in (("qasite", ours), ("reference", reference)):
+                timings = {side: [] for side in workers}
+                # Interleaved in slices of a tenth of a round (about 10 ms or one request), so that
+                # a burst of load from the machine's other users hits every side alike.
+                step = max(1, repeat[size] // 10)
+                for _ in range(rounds * -(-repeat[size] // step)):
+                    for side, worker in workers.items():
                         timings[side] += worker.ask(do="time", question=question, context=context,
-                                                    repeat=repeat[size])["durations"]
-                row = {side: summary(values) for side, values in timings.items()}
-                row["ratio"] = row["qasite"]["median_ms"] / row["reference"]["median_ms"]
-                results[f"{model_name} | {layer} | {size}"] = row
-                log(f"latency {model_name} {layer} {size}: {row['qasite']['median_ms']:.2f} ms vs "
-                    f"{row['reference']['median_ms']:.2f} ms ({row['ratio']:.2f})")
-            results[f"{model_name} | {layer} | peak RSS MB"] = {
-                "qasite": ours.ask(do="rss")["max_rss_mb"], "reference": reference.ask(do="rss")["max_rss_mb"],
-            }
-            ours.close()
-            reference.close()
+                                                    repeat=step)["durations"]
+                row = table[size] = {side: summary(values) for side, values in timings.items()}
+                log(f"latency {model_name} {layer} {size}: " + ", ".join(
+                    f"{side} {row[side]['median_ms']:.2f} ms" for side in row))
+            for worker in workers.values():
+                worker.close()
     return results
 
 
@@ -254,24 +351,31 @@ def summary(durations: list[float]) -> dict:
 
 
 def floor(inputs: dict, model: dict, repeat: dict) -> dict:
-    """Tokenization plus the forward pass over all windows: what no implementation avoids."""
+    """The floor (worker.qasite_floor) split into its two parts: {size: {"tokenization_ms",
+    "forward_ms", "total_ms"}}, medians, in a process of its own (the latency tables' "floor"
+    column is the floor interleaved with the other sides)."""
     script = (
         "import json, statistics, sys, time\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
-        "from qa.engine import Options\n"
+        "from qa.engine import DEFAULT_MAX_SEQ_LEN, Options\n"
         "from qa.loading import load_answerer\n"
         f"answerer = load_answerer({str(model['qasite'])!r}, threads=1)\n"
         f"inputs = json.loads({json.dumps(json.dumps(inputs))})\n"
         f"repeat = {json.dumps(repeat)}\n"
+        "seq = min(answerer.model_max_length, DEFAULT_MAX_SEQ_LEN)\n"
         "out = {}\n"
         "for size, (q, c) in inputs.items():\n"
-        "    seq, stride = answerer._window_shape(Options())\n"
-        "    times = []\n"
+        "    times = {'tokenization_ms': [], 'forward_ms': [], 'total_ms': []}\n"
         "    for _ in range(repeat[size] * 3):\n"
         "        start = time.perf_counter()\n"
-        "        answerer._forward(*answerer._batch(answerer._encode(q, c, Options(), seq, stride)))\n"
-        "        times.append(time.perf_counter() - start)\n"
-        "    out[size] = 1000 * statistics.median(times)\n"
+        "        batch = answerer._batch(answerer._encode(q, c, Options(), seq))\n"
+        "        middle = time.perf_counter()\n"
+        "        answerer._forward(*batch)\n"
+        "        end = time.perf_counter()\n"
+        "        times['tokenization_ms'].append(middle - start)\n"
+        "        times['forward_ms'].append(end - middle)\n"
+        "        times['total_ms'].append(end - start)\n"
+        "    out[size] = {key: 1000 * statistics.median(values) for key, values in times.items()}\n"
         "print(json.dumps(out))\n"
     )
     result = subprocess.run([PYTHON, "-c", script], capture_output=True, text=True, check=True,
@@ -279,66 +383,142 @@ def floor(inputs: dict, model: dict, repeat: dict) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-# --- 3. cold start -----------------------------------------------------------------------------
+# --- 3. memory ---------------------------------------------------------------------------------
 
 
-COLD_SCRIPTS = {
-    "qasite first answer (Lambda handler)": (
-        "import json, sys\n"
-        f"sys.path.insert(0, {str(ROOT)!r})\n"
-        f"event = json.load(open({str(ROOT / 'events' / 'http-api-v2-post-answer.json')!r}))\n"
-        "from qasite import lambda_handler\n"
-        "response = lambda_handler.handler(event, None)\n"
-        "assert response['statusCode'] == 200, response\n"
-    ),
-    "qasite first page (WSGI, model loading in background)": (
-        "import io, sys\n"
-        f"sys.path.insert(0, {str(ROOT)!r})\n"
-        "from qasite.wsgi import application\n"
-        "environ = {'REQUEST_METHOD': 'GET', 'PATH_INFO': '/', 'SERVER_NAME': 'localhost',\n"
-        "           'SERVER_PORT': '80', 'wsgi.url_scheme': 'http', 'wsgi.input': io.BytesIO(),\n"
-        "           'HTTP_HOST': 'localhost'}\n"
-        "status = []\n"
-        "body = b''.join(application(environ, lambda s, h: status.append(s)))\n"
-        "assert status[0].startswith('200'), status\n"
-    ),
-    "reference first answer (WSGI app)": (
-        "import io, json, sys\n"
-        f"sys.path.insert(0, {str(BENCH)!r})\n"
-        "from reference_app import application\n"
-        "body = json.dumps({'question': 'What is my name?', 'context': \"I'm Kit-Ho Mak. I come from Hong Kong.\"}).encode()\n"
-        "environ = {'REQUEST_METHOD': 'POST', 'PATH_INFO': '/answer', 'CONTENT_LENGTH': str(len(body)),\n"
-        "           'wsgi.input': io.BytesIO(body)}\n"
-        "json.loads(b''.join(application(environ, lambda s, h: None)))\n"
-    ),
-}
+MEMORY_SIDES = {"onnx": "qasite-handler", "TorchScript": "qasite-handler-torch", "reference": "ref-wsgi"}
 
 
-def cold_start(model: dict, runs: int) -> dict:
+def memory(inputs: dict, models: dict) -> dict:
+    """RSS in MB around a 20,000-character request, through the Lambda handler (qasite, each
+    engine) and the reference's WSGI app, each in a fresh process: once warm (short requests
+    answered), the peak after the long request, right after it, and after short requests again."""
+    short = [inputs["Kit-Ho Mak"], inputs["SQuAD paragraph"]]
     results = {}
-    suffix = (
-        "import os\n"
-        f"sys.path.insert(0, {str(BENCH)!r})\n"
-        "from worker import peak_rss_mb\n"
-        "print(peak_rss_mb())\n"
-        "os._exit(0)\n"  # do not wait for the background loader: the page is what is timed
-    )
-    for label, script in COLD_SCRIPTS.items():
-        side = "reference" if label.startswith("reference") else "qasite"
-        python = REF_PYTHON if side == "reference" else PYTHON
-        env = {**os.environ, "QA_MODEL": str(model[side]), "DJANGO_ALLOWED_HOSTS": "*",
-               "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-        times, rss = [], []
-        for _ in range(runs):
+    for model_name, model in models.items():
+        for side, name in MEMORY_SIDES.items():
+            worker = Worker(name, model)
+
+            def answer_short():
+                for _ in range(3):
+                    for question, context in short:
+                        worker.answer(question, context)
+
+            answer_short()
+            warm = worker.ask(do="rss")
+            worker.answer(*inputs["20,000 chars"])
+            after = worker.ask(do="rss")
+            answer_short()
+            later = worker.ask(do="rss")
+            worker.close()
+            row = results.setdefault(model_name, {})[side] = {
+                "warm_mb": warm["current_mb"], "peak_mb": after["peak_mb"],
+                "after_mb": after["current_mb"], "after_short_mb": later["current_mb"],
+            }
+            log(f"memory {model_name} {side}: warm {row['warm_mb']:.0f} MB, peak {row['peak_mb']:.0f}, "
+                f"after {row['after_mb']:.0f}, after short ones {row['after_short_mb']:.0f}")
+    return results
+
+
+# --- 4. cold start -----------------------------------------------------------------------------
+
+
+# Each script ends by printing the process's peak RSS (MB); a script's first argument is the event.
+FIRST_ANSWER = """
+import json, sys
+from qasite import lambda_handler
+response = lambda_handler.handler(json.load(open(sys.argv[1])), None)
+assert response["statusCode"] == 200, response
+"""
+FIRST_PAGE = """
+import io
+from qasite.wsgi import application
+environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "SERVER_NAME": "localhost",
+           "SERVER_PORT": "80", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(),
+           "HTTP_HOST": "localhost"}
+status = []
+body = b"".join(application(environ, lambda s, h: status.append(s)))
+assert status[0].startswith("200"), status
+"""
+REFERENCE_FIRST_ANSWER = """
+import io, json
+from reference_app import application
+body = json.dumps({"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}).encode()
+environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/answer", "CONTENT_LENGTH": str(len(body)),
+           "wsgi.input": io.BytesIO(body)}
+json.loads(b"".join(application(environ, lambda s, h: None)))
+"""
+PEAK_RSS = """
+import os
+print([int(line.split()[1]) / 1024 for line in open("/proc/self/status") if line.startswith("VmHWM:")][0])
+os._exit(0)  # without waiting for a background model load: the page is what is timed
+"""
+FIRST_PAGE_LABEL = "qasite first page: runtime tree, WSGI app, model loading after it (Python 3.12)"
+FIRST_ANSWER_LABEL = "qasite first answer: runtime tree, Lambda handler, onnx (Python 3.12)"
+REFERENCE_LABEL = "reference first answer: WSGI app around the pipeline"
+
+
+def cold_commands(tiny: dict, tree_python: str | None) -> dict:
+    """{label: (argv, environment, working directory)} of each fresh process timed."""
+    common = {**os.environ, "DJANGO_ALLOWED_HOSTS": "*", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    # As Lambda runs the tree: its Python, nothing but the tree on the path (-S: no site-packages).
+    in_tree = {**common, "PYTHONPATH": str(TREE), "QA_MODEL": str(TREE / "model")}
+    in_repo = {**common, "PYTHONPATH": str(ROOT), "QA_MODEL": str(tiny["qasite"])}
+    commands = {}
+    if tree_python:
+        commands[FIRST_ANSWER_LABEL] = ([tree_python, "-S", "-c", FIRST_ANSWER + PEAK_RSS, str(EVENT)],
+                                        in_tree, TREE)
+        commands[FIRST_PAGE_LABEL] = ([tree_python, "-S", "-c", FIRST_PAGE + PEAK_RSS], in_tree, TREE)
+    commands["qasite first answer: dev virtualenv, Lambda handler, onnx (Python 3.11)"] = (
+        [PYTHON, "-c", FIRST_ANSWER + PEAK_RSS, str(EVENT)], {**in_repo, "QA_ENGINE": "onnx"}, ROOT)
+    commands["qasite first answer: dev virtualenv, Lambda handler, TorchScript (QA_ENGINE=torch)"] = (
+        [PYTHON, "-c", FIRST_ANSWER + PEAK_RSS, str(EVENT)], {**in_repo, "QA_ENGINE": "torch"}, ROOT)
+    commands[REFERENCE_LABEL] = (
+        [REF_PYTHON, "-c", REFERENCE_FIRST_ANSWER + PEAK_RSS],
+        {**common, "PYTHONPATH": str(BENCH), "QA_MODEL": str(tiny["reference"])}, BENCH)
+    return commands
+
+
+def cold_start(tiny: dict, tree_python: str | None, runs: int) -> dict:
+    """Each command's seconds from process start to exit (median of ``runs``, interleaved) and
+    peak RSS; then, once, where the tree's time goes (-X importtime)."""
+    commands = cold_commands(tiny, tree_python)
+    times = {label: [] for label in commands}
+    rss = {label: [] for label in commands}
+    for _ in range(runs):
+        for label, (argv, environment, cwd) in commands.items():
             start = time.perf_counter()
-            result = subprocess.run([python, "-c", script + suffix], capture_output=True, text=True, env=env)
-            times.append(time.perf_counter() - start)
+            result = subprocess.run(argv, capture_output=True, text=True, env=environment, cwd=cwd)
+            times[label].append(time.perf_counter() - start)
             if result.returncode != 0:
                 raise RuntimeError(f"{label} failed: {result.stderr[-2000:]}")
-            rss.append(float(result.stdout.strip().splitlines()[-1]))
-        results[label] = {"median_s": statistics.median(times), "runs": runs, "peak_rss_mb": max(rss)}
-        log(f"cold start {label}: {statistics.median(times):.2f} s")
+            rss[label].append(float(result.stdout.strip().splitlines()[-1]))
+    results = {}
+    for label in commands:
+        results[label] = {"median_s": statistics.median(times[label]), "runs": runs,
+                          "peak_rss_mb": max(rss[label])}
+        log(f"cold start {label}: {results[label]['median_s']:.2f} s")
+    if tree_python:
+        for label in (FIRST_PAGE_LABEL, FIRST_ANSWER_LABEL):
+            argv, environment, cwd = commands[label]
+            results[label]["imports_ms"] = import_times([argv[0], "-X", "importtime", *argv[1:]],
+                                                        environment, cwd)
     return results
+
+
+def import_times(argv: list[str], environment: dict, cwd: Path, top: int = 14) -> dict:
+    """Import time (ms) by distribution: each module's own time (python -X importtime's "self")
+    summed by its top-level package, largest first, and the total. One run, so a profile, not a
+    timing (importtime itself slows imports down)."""
+    stderr = subprocess.run(argv, capture_output=True, text=True, env=environment, cwd=cwd).stderr
+    own = {}
+    for line in stderr.splitlines():
+        match = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)", line)
+        if match:
+            package = match.group(2).split(".")[0]
+            own[package] = own.get(package, 0) + int(match.group(1)) / 1000
+    ordered = sorted(own.items(), key=lambda item: -item[1])
+    return {"total": sum(own.values()), **dict(ordered[:top])}
 
 
 # --- 5. throughput -----------------------------------------------------------------------------
@@ -450,33 +630,22 @@ def tree_size(path: Path, exclude: str | None = None) -> dict:
     return {"installed_mb": sum(f.stat().st_size for f in files) / 1e6, "gzipped_mb": gzipped / 1e6}
 
 
-REF_TREE = BENCH / ".ref-runtime"
-
-
-def ensure_footprint_trees() -> None:
-    """The runtime tree as the image installs it (make runtime: a no-op when up to date), and the
-    reference's dependencies installed the same way, measured once (it never changes, and
-    gzipping a gigabyte takes a minute)."""
-    subprocess.run(["make", "-C", str(ROOT), "runtime"], check=True, stdout=subprocess.DEVNULL)
-    if not (REF_TREE / "installed").is_file():
-        shutil.rmtree(REF_TREE, ignore_errors=True)
-        subprocess.run([REF_PYTHON, "-m", "pip", "install", "--quiet", "--no-warn-conflicts",
-                        "--target", str(REF_TREE), *REF_RUNTIME], check=True)
-        shutil.copy(BENCH / "reference_app.py", REF_TREE)
-        subprocess.run([REF_PYTHON, "-m", "compileall", "-q", "-j", "0", "-x", "py312_intrinsics",
-                        str(REF_TREE)], stdout=subprocess.DEVNULL)
-        (REF_TREE / "installed").write_text("")
-    if not (REF_TREE / "size.json").is_file():
-        (REF_TREE / "size.json").write_text(json.dumps(tree_size(REF_TREE, exclude="size.json")))
-
-
-def footprint() -> dict:
-    ours = ROOT / "build" / "runtime"
-    results = {"qasite": tree_size(ours, exclude="model"),
-               "reference": json.loads((REF_TREE / "size.json").read_text())}
-    results["ratio_installed"] = results["qasite"]["installed_mb"] / results["reference"]["installed_mb"]
-    results["ratio_gzipped"] = results["qasite"]["gzipped_mb"] / results["reference"]["gzipped_mb"]
-    log(f"footprint: {results['qasite']} vs {results['reference']}")
+def footprint(tiny: dict, with_tree: bool) -> dict:
+    """The torch-free runtime tree (with the production-shape model, and without), its zip, and
+    the reference's dependencies (and with the same weights as transformers saves them)."""
+    reference = json.loads((REF_TREE / "size.json").read_text())
+    weights = tree_size(tiny["reference"])
+    results = {
+        "reference": reference,
+        "reference with the model": {key: reference[key] + weights[key] for key in reference},
+    }
+    if with_tree:
+        results["qasite with the model"] = tree_size(TREE)
+        results["qasite"] = tree_size(TREE, exclude="model")
+        with zipfile.ZipFile(ZIP) as archive:
+            unzipped = sum(entry.file_size for entry in archive.infolist())
+        results["zip"] = {"zip_mb": ZIP.stat().st_size / 1e6, "unzipped_mb": unzipped / 1e6}
+    log(f"footprint: {results}")
     return results
 
 
@@ -486,13 +655,15 @@ def footprint() -> dict:
 def machine() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
+    import onnxruntime
     import tokenizers
     import torch
     import transformers
 
     return {
         "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-        "torch": torch.__version__, "transformers (qasite)": transformers.__version__,
+        "onnxruntime": onnxruntime.__version__, "torch": torch.__version__,
+        "transformers (qasite, build time)": transformers.__version__,
         "tokenizers (qasite)": tokenizers.__version__, "transformers (reference)": "4.57.6",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
@@ -504,6 +675,7 @@ def main() -> None:
     args = parser.parse_args()
     if not REAL_MODEL.is_dir() or not SQUAD.is_file():
         sys.exit(f"needs the shared model and data beside the repo: {SHARED}")
+    quick = args.quick
     setup_started = time.perf_counter()
     ensure_reference_venv()
     questions = squad_questions()
@@ -511,22 +683,26 @@ def main() -> None:
     tiny_weights = make_bert_tiny_shape(BENCH / ".bert-tiny-shape")
     tiny = {"qasite": bake(tiny_weights, BENCH / ".bert-tiny-baked"), "reference": tiny_weights}
     real = {"qasite": bake(REAL_MODEL, BENCH / ".minilm-baked"), "reference": REAL_MODEL}
-    models = {"bert-tiny shape": tiny, "MiniLM (real)": real}
-    quick = args.quick
+    tree_python = ensure_runtime_tree(tiny["qasite"])
+    ensure_reference_tree()
     repeat = {"Kit-Ho Mak": 20 if quick else 100, "SQuAD paragraph": 10 if quick else 50,
               "5,000 chars": 2 if quick else 10, "20,000 chars": 1 if quick else 4}
-    ensure_footprint_trees()
     started = time.perf_counter()
     report = {"mode": "quick" if quick else "full", "machine": machine(),
-              "setup_seconds": started - setup_started}
+              "setup_seconds": started - setup_started, "load_average_start": os.getloadavg()}
     report["parity"] = parity(questions, 60 if quick else 1000, real)
     report["fast_mode"] = fast_agreement(questions, 60 if quick else 1000, real)
-    report["latency"] = warm_latency(inputs, models if not quick else {"bert-tiny shape": tiny},
-                                     rounds=3 if quick else 5, repeat=repeat)
+    plan = {"bert-tiny shape": (tiny, ["in-process", "end-to-end"])}
+    if not quick:
+        plan["MiniLM (real)"] = (real, ["in-process"])
+    report["latency"] = warm_latency(inputs, plan, rounds=3 if quick else 5, repeat=repeat)
     report["floor_ms"] = floor(inputs, tiny, repeat)
-    report["cold_start"] = cold_start(tiny, runs=2 if quick else 5)
+    report["memory"] = memory(inputs, {"bert-tiny shape": tiny} if quick else
+                              {"bert-tiny shape": tiny, "MiniLM (real)": real})
+    report["cold_start"] = cold_start(tiny, tree_python, runs=2 if quick else 7)
     report["throughput"] = throughput(tiny, inputs, [4] if quick else [1, 4, 16], 3 if quick else 15)
-    report["footprint"] = footprint()
+    report["footprint"] = footprint(tiny, with_tree=tree_python is not None)
+    report["load_average_end"] = os.getloadavg()
     report["seconds"] = time.perf_counter() - started
     RESULTS.mkdir(exist_ok=True)
     name = "quick" if quick else "latest"

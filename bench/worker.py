@@ -2,7 +2,12 @@
 (transformers v4's pipeline, in the reference venv). Reads JSON commands on stdin, one per line,
 and answers each with one JSON line on stdout.
 
-    python bench/worker.py qasite-engine[-fast]|qasite-handler[-fast]|ref-pipeline|ref-wsgi MODEL_DIR
+    python bench/worker.py SIDE MODEL_DIR
+
+SIDE: qasite-engine (the onnx engine, the default), qasite-engine-torch (TorchScript),
+qasite-engine-fast (TorchScript in bfloat16), qasite-floor (tokenization and the onnx engine's
+forward pass only), qasite-handler[-torch] (the Lambda handler on that engine), ref-pipeline or
+ref-wsgi (the reference).
 """
 
 import functools
@@ -15,12 +20,12 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def qasite_engine(model_dir, fast=False):
+def qasite_engine(model_dir, engine="onnx", fast=False):
     sys.path.insert(0, ROOT)
     from qa.engine import Options
     from qa.loading import load_answerer
 
-    answerer = load_answerer(model_dir, threads=1, engine="torch" if fast else "onnx", fast=fast)
+    answerer = load_answerer(model_dir, threads=1, engine=engine, fast=fast)
 
     def answer(question, context, **options):
         return [vars(a) for a in answerer.answer(question, context, Options(**options))]
@@ -28,13 +33,30 @@ def qasite_engine(model_dir, fast=False):
     return answer
 
 
-def qasite_handler(model_dir, fast=False):
+def qasite_floor(model_dir):
+    """Tokenization plus the onnx engine's forward pass over all windows, nothing else: what no
+    implementation of the algorithm avoids."""
+    sys.path.insert(0, ROOT)
+    from qa.engine import DEFAULT_MAX_SEQ_LEN, Options
+    from qa.loading import load_answerer
+
+    answerer = load_answerer(model_dir, threads=1)
+    window = min(answerer.model_max_length, DEFAULT_MAX_SEQ_LEN)
+
+    def answer(question, context, **options):
+        answerer._forward(*answerer._batch(answerer._encode(question, context, Options(), window)))
+        return []
+
+    return answer
+
+
+def qasite_handler(model_dir, engine="onnx"):
     """The real Lambda handler, fed HTTP API v2 events."""
     sys.path.insert(0, ROOT)
     # One client asking thousands of questions: the rate limit would stop it after 60.
     os.environ.update(
         QA_MODEL=model_dir, DJANGO_ALLOWED_HOSTS="*", QA_THREADS="1", QA_THROTTLE_RATE="off",
-        QA_FAST="1" if fast else "0", QA_ENGINE="torch" if fast else "onnx",
+        QA_ENGINE=engine,
     )
     with open(os.path.join(ROOT, "events", "http-api-v2-post-answer.json")) as file:
         template = json.load(file)
@@ -84,14 +106,15 @@ def ref_wsgi(model_dir):
     return answer
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory. (Not getrusage: on Linux a child's ru_maxrss starts
-    from its parent's at fork, so it would report the benchmark's own size.)"""
+def rss_mb(field: str = "VmHWM") -> float:
+    """This process's peak (VmHWM) or current (VmRSS) resident memory, in MB. (Not getrusage: on
+    Linux a child's ru_maxrss starts from its parent's at fork, so it would report the
+    benchmark's own size.)"""
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 class _quiet:
@@ -106,9 +129,11 @@ class _quiet:
 
 SIDES = {
     "qasite-engine": qasite_engine,
-    "qasite-engine-fast": functools.partial(qasite_engine, fast=True),
+    "qasite-engine-torch": functools.partial(qasite_engine, engine="torch"),
+    "qasite-engine-fast": functools.partial(qasite_engine, engine="torch", fast=True),
+    "qasite-floor": qasite_floor,
     "qasite-handler": qasite_handler,
-    "qasite-handler-fast": functools.partial(qasite_handler, fast=True),
+    "qasite-handler-torch": functools.partial(qasite_handler, engine="torch"),
     "ref-pipeline": ref_pipeline,
     "ref-wsgi": ref_wsgi,
 }
@@ -132,7 +157,8 @@ def main():
                 durations.append(time.perf_counter() - begin)
             print(json.dumps({"durations": durations}), flush=True)
         elif command["do"] == "rss":
-            print(json.dumps({"max_rss_mb": peak_rss_mb()}), flush=True)
+            print(json.dumps({"peak_mb": rss_mb("VmHWM"), "current_mb": rss_mb("VmRSS")}),
+                  flush=True)
 
 
 if __name__ == "__main__":

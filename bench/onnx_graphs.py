@@ -66,7 +66,7 @@ def main() -> None:
 
     from qa.backends import in_passes
     from qa.backends.onnx import session
-    from qa.backends.torch import load_model, model_logits
+    from qa.backends.torch import load_model, logits_module
 
     torch.set_num_threads(1)
     report = {}
@@ -78,8 +78,8 @@ def main() -> None:
         inputs = batches(directory)
         model = load_model(directory)
         hidden = model.config.hidden_size
-        eager, _ = model_logits(model, trace=False)
-        traced, _ = model_logits(model, trace=True)
+        eager, _ = logits_module(model, trace=False)
+        traced, _ = logits_module(model, trace=True)
 
         def torch_forward(logits):
             def run(*batch):

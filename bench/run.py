@@ -50,8 +50,9 @@ ZIP = BENCH / ".lambda-x86_64.zip"
 REF_TREE = BENCH / ".ref-runtime"
 EVENT = ROOT / "events" / "http-api-v2-post-answer.json"
 
-sys.path.insert(0, str(ROOT))
-from tests.squad import best_over_truths, exact_match, f1  # noqa: E402
+if not __package__:  # run as a script, bench/run.py: the repository's packages become importable
+    sys.path.insert(0, str(ROOT))
+from bench.squad import best_over_truths, exact_match, f1  # noqa: E402  (after the path, above)
 
 
 def log(message: str) -> None:

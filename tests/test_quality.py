@@ -3,7 +3,7 @@
 import pytest
 
 from qa.engine import Options
-from tests.squad import best_over_truths, exact_match, f1, normalize_answer
+from bench.squad import best_over_truths, exact_match, f1, normalize_answer
 
 pytestmark = pytest.mark.quality
 

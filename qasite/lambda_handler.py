@@ -38,6 +38,7 @@ from qa.model_files import ModelLoadError  # noqa: E402
 from qa.origin import forget_secrets, proxy_secrets  # noqa: E402
 from qa.services import lazy_answerer  # noqa: E402
 from qasite.lambda_environ import with_corrected_environ  # noqa: E402
+from qasite.middleware import is_rust_panic  # noqa: E402
 from qasite.lambda_observability import (  # noqa: E402
     invocation_keys,
     logger,
@@ -203,7 +204,11 @@ def serve(event: dict, context, *, cold_start: bool) -> dict:
         answered_by_django = True  # whose middleware recorded the request's metrics
     except binascii.Error:
         response = error_response(400, "The request body is not valid base64.")
-    except Exception:
+    except BaseException as error:
+        # Any Exception, and a Rust panic (a BaseException); never KeyboardInterrupt or
+        # SystemExit, which must end the process.
+        if not (isinstance(error, Exception) or is_rust_panic(error)):
+            raise
         logger.exception("The event could not be handled")  # the message is withheld
         response = error_response(500, "Internal server error.")
     seconds = time.perf_counter() - started

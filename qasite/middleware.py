@@ -121,6 +121,33 @@ class HealthCheckMiddleware:
         return self.health(request).render()
 
 
+def is_rust_panic(error: BaseException) -> bool:
+    """Whether ``error`` is a Rust panic raised through pyo3 (tokenizers, safetensors): a
+    ``pyo3_runtime.PanicException``, a BaseException like KeyboardInterrupt, so that a bare
+    ``except Exception`` misses it. Each pyo3 library has its own class of that name, so it is
+    told by name."""
+    kind = type(error)
+    return kind.__module__ == "pyo3_runtime" and kind.__name__ == "PanicException"
+
+
+class RustPanicMiddleware:
+    """Turns a Rust panic (is_rust_panic) out of a view into the
+    RuntimeError it stands for: a bug, which Django answers as any other (a 500, JSON under
+    /api/, logged), where the BaseException passed by Django's handlers to the server (a
+    text/plain 500 from runserver, an invocation error on Lambda)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            return self.get_response(request)
+        except BaseException as error:
+            if is_rust_panic(error):
+                raise RuntimeError("A Rust library panicked.") from error
+            raise
+
+
 class RequestMetricsMiddleware:
     """Records each response's metrics (qa.metrics: Requests, Latency, ClientErrors by status,
     ServerErrors). Comes first, so that it sees every response as it goes out."""

@@ -108,6 +108,7 @@ MIDDLEWARE = [
     "qasite.middleware.TrailingSlashMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "qasite.middleware.RustPanicMiddleware",  # last: a view's panic, a 500 all the above see
 ]
 
 ROOT_URLCONF = "qasite.urls"

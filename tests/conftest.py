@@ -282,3 +282,19 @@ class ManualClock:
 @pytest.fixture
 def manual_clock() -> ManualClock:
     return ManualClock()
+
+
+def rust_panic() -> BaseException:
+    """A real ``pyo3_runtime.PanicException`` (a BaseException), as tokenizers raises one: a
+    stride no smaller than the room truncation leaves for the second sequence."""
+    from tokenizers import Tokenizer, pre_tokenizers
+    from tokenizers.models import WordLevel
+
+    tokenizer = Tokenizer(WordLevel({"a": 0, "[UNK]": 1}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.enable_truncation(4, stride=3, strategy="only_second")
+    try:
+        tokenizer.encode("a a", "a a a a")
+    except BaseException as panic:  # noqa: B036 (what is caught is the point)
+        return panic
+    raise AssertionError("tokenizers no longer panics here")

@@ -28,6 +28,7 @@ from qa import services
 from qa.log_filters import ascii_json
 from qa.views import EXAMPLES
 from qasite import lambda_handler
+from tests.conftest import rust_panic
 from tests.deploying import REPO
 from tests.lambda_events import (
     EVENTS, KINDS, V2_KINDS, body_of, header, make_event, set_cookies,
@@ -281,6 +282,27 @@ def test_any_unicode_in_any_event_gets_a_response_and_a_log_line(
     assert 200 <= response["statusCode"] < 500, (response["statusCode"], body_of(response)[:300])
     [line] = log_lines(capsys)
     assert line["status"] == response["statusCode"]
+
+
+def test_a_rust_panic_is_a_500_and_a_log_line_but_an_interrupt_ends_the_process(
+    monkeypatch, capsys
+):
+    """A pyo3 PanicException is a BaseException: the handler answers it as any failure; a
+    KeyboardInterrupt or SystemExit still propagates."""
+    monkeypatch.setattr(lambda_handler, "wsgi_handler", lambda event, context: raise_(rust_panic()))
+    response = invoke(make_event("http-api-v2", path="/x"))
+    assert response["statusCode"] == 500
+    assert json.loads(response["body"]) == {"detail": "Internal server error."}
+    error, line = log_lines(capsys)
+    assert error["exception_name"] == "PanicException" and line["status"] == 500
+    for stop in (KeyboardInterrupt(), SystemExit(1)):
+        monkeypatch.setattr(lambda_handler, "wsgi_handler", lambda event, context: raise_(stop))
+        with pytest.raises(type(stop)):
+            invoke(make_event("http-api-v2", path="/x"))
+
+
+def raise_(error: BaseException):
+    raise error
 
 
 def test_a_failure_outside_django_is_a_500_and_a_log_line(monkeypatch, capsys):

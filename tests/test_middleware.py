@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 
 from qa import services
+from tests.conftest import rust_panic
 
 KIT_HO = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
 POLICY = (
@@ -178,6 +179,31 @@ def crash(*, requests):
     raise RuntimeError("/secret/path/marker")
 
 
+def panic(*, requests):
+    raise rust_panic()
+
+
+def test_a_rust_panic_on_a_page_is_the_500_page(client, tiny_model_settings, monkeypatch):
+    monkeypatch.setattr(services, "answer_questions", panic)
+    response = Client(raise_request_exception=False).post("/", {**KIT_HO, "top_k": 1})
+    assert response.status_code == 500
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_only_a_rust_panic_is_turned_into_an_error(rf):
+    from qasite.middleware import RustPanicMiddleware, is_rust_panic
+
+    assert is_rust_panic(rust_panic())
+    for error in (KeyboardInterrupt(), SystemExit(1), RuntimeError("x")):
+        assert not is_rust_panic(error)
+
+        def view(request, error=error):
+            raise error
+
+        with pytest.raises(type(error)):
+            RustPanicMiddleware(view)(rf.get("/"))
+
+
 # (name, request keyword arguments, status, detail or None for DRF's own message, setup)
 API_ERRORS = [
     ("unknown path", {"path": "/api/no/such/endpoint/"}, 404, "Not found.", None),
@@ -202,6 +228,9 @@ API_ERRORS = [
     ("unexpected error, browsable API", {"path": "/api/answer/", "method": "POST",
                                          "HTTP_ACCEPT": "text/html"}, 500,
      "Internal server error.", "crash"),
+    # A BaseException, which Django's handlers let through to the server (text/plain 500).
+    ("Rust panic", {"path": "/api/answer/", "method": "POST"}, 500, "Internal server error.",
+     "panic"),
 ]
 
 
@@ -221,6 +250,8 @@ def test_errors_under_the_api_are_json_in_every_mode(
         settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     elif setup == "crash":
         monkeypatch.setattr(services, "answer_questions", crash)
+    elif setup == "panic":
+        monkeypatch.setattr(services, "answer_questions", panic)
     args = {"method": "GET", "data": json.dumps(KIT_HO), "content_type": "application/json",
             **request_args}
     response = Client(raise_request_exception=False).generic(

@@ -31,6 +31,14 @@ class BatchTooLarge(APIException):
         )
 
 
+class TooMuchWork(APIException):
+    """A batch whose questions each fit, but together would put more tokens through the model
+    than one call may (qa.services.TooMuchWork; the detail says the bound)."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "batch_too_large"
+
+
 class ModelUnavailable(APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "model_unavailable"

@@ -28,7 +28,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from qa import services
-from qa.exceptions import ModelUnavailable
+from qa.exceptions import ModelUnavailable, TooMuchWork
 from qa.parsers import JSONParser
 from qa.serializers import (
     AnswerOptionsSerializer,
@@ -217,8 +217,8 @@ class QuestionAnsweringView(APIView):
                 "names the field at fault (inputs.1.context: ...)."
             ),
             413: error_response(
-                "The body is over the upload limit, or a list of inputs holds more characters "
-                "than one call may."
+                "The body is over the upload limit, or a list of inputs holds more characters, "
+                "or would put more tokens through the model, than one call may."
             ),
             415: error_response("Not JSON."),
             429: error_response(
@@ -244,6 +244,8 @@ class QuestionAnsweringView(APIView):
             raise engine_error(error, many=many) from error
         except services.ModelUnavailable as error:
             raise ModelUnavailable(str(error), error.retry_after) from error
+        except services.TooMuchWork as error:
+            raise TooMuchWork(str(error)) from error
         top_k = options.get("top_k", 1)
         answers = [hf_result(result, top_k) for result in results]
         return Response(answers if many else answers[0])

@@ -14,7 +14,9 @@ from qa.questions import InvalidQuestion, Options
 
 OPTION_NAMES = frozenset(field.name for field in fields(Options))
 
-__all__ = ["InvalidQuestion", "ModelUnavailable", "answer_questions", "model_status"]
+__all__ = [
+    "InvalidQuestion", "ModelUnavailable", "TooMuchWork", "answer_questions", "model_status"
+]
 
 
 class ModelUnavailable(Exception):
@@ -23,6 +25,11 @@ class ModelUnavailable(Exception):
     def __init__(self, message: str, retry_after: int):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TooMuchWork(Exception):
+    """The questions of one call would put more tokens through the model than one call may
+    (qa.engine.MAX_BATCH_TOKENS), though each alone fits; the message says the bound."""
 
 
 @functools.cache
@@ -76,23 +83,37 @@ def answer_questions(*, requests: list[dict]) -> list[dict]:
     """Answer each validated request (question, context and any engine options), in order.
 
     Each result holds the best answer at top level and the ``top_k`` candidates in ``answers``.
-    Raises InvalidQuestion (with ``index`` set to the request at fault) or ModelUnavailable.
+    Every request's windows are settled before the model runs on any: their tokens (windows x
+    max_seq_len), summed over the call, may be at most qa.engine.MAX_BATCH_TOKENS.
+    Raises InvalidQuestion (with ``index`` set to the request at fault), TooMuchWork or
+    ModelUnavailable.
     """
-    from qa.model_files import ModelLoadError  # loaded by lazy_answerer() already
+    from qa.engine import MAX_BATCH_TOKENS  # loaded by lazy_answerer() already
+    from qa.model_files import ModelLoadError
 
     holder = lazy_answerer()
     try:
         answerer = holder.get(timeout=settings.QA_LOAD_WAIT_SECONDS)
     except ModelLoadError as error:
         raise ModelUnavailable(_public_reason(error), holder.seconds_until_retry()) from error
-    results = []
+    planned = []
     for index, request in enumerate(requests):
         options = Options(**{name: request[name] for name in OPTION_NAMES if name in request})
         try:
-            answers = answerer.answer(request["question"], request["context"], options)
+            planned.append(answerer.windows(request["question"], request["context"], options))
         except InvalidQuestion as error:
             error.index = index
             raise
+    tokens = sum(windows.tokens for windows in planned)
+    if tokens > MAX_BATCH_TOKENS:
+        raise TooMuchWork(
+            f"These questions would put {tokens} tokens through the model (windows x "
+            f"max_seq_len, summed over the batch); one call may put at most {MAX_BATCH_TOKENS}. "
+            "Send them as smaller batches, or with fewer windows each (a lower doc_stride)."
+        )
+    results = []
+    for windows in planned:
+        answers = answerer.answer_windows(windows)
         best = answers[0]  # the engine always gives one (the no-answer when no span can be)
         # vars, not dataclasses.asdict: these are flat, and asdict's deep copy costs more.
         results.append({**vars(best), "answers": [dict(vars(answer)) for answer in answers]})

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from qa import services
 from qa.forms import AskForm
-from qa.exceptions import ModelUnavailable
+from qa.exceptions import ModelUnavailable, TooMuchWork
 from qa.parsers import JSONParser
 from qa.serializers import (
     AnswerRequestSerializer,
@@ -170,7 +170,8 @@ class AnswerView(APIView):
             413: OpenApiResponse(
                 ErrorSerializer,
                 description="The body is over the upload limit, or a batch holds more characters "
-                "than one call may.",
+                "than one call may, or would put more tokens through the model than one call may "
+                "(windows x max_seq_len, summed over the batch).",
             ),
             415: OpenApiResponse(
                 ErrorSerializer,
@@ -200,6 +201,8 @@ class AnswerView(APIView):
             raise ValidationError({str(error.index): detail} if many else detail) from error
         except services.ModelUnavailable as error:
             raise ModelUnavailable(str(error), error.retry_after) from error
+        except services.TooMuchWork as error:
+            raise TooMuchWork(str(error)) from error
         # The service's dicts already have the documented shape (AnswerResponseSerializer);
         # serializing them again would cost more than the model on a short input.
         return Response(results if many else results[0])

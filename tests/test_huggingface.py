@@ -247,6 +247,16 @@ def test_a_list_of_inputs_holds_at_most_qa_max_batch_chars(live_server, tiny_mod
     )
 
 
+def test_a_list_of_inputs_over_the_token_bound_is_a_413(live_server, tiny_model_settings):
+    heavy = {"question": "who", "context": "a " * (508 + 199 * 40)}
+    parameters = {"max_seq_len": 512, "doc_stride": 468}
+    url = live_server.url + PATH
+    assert post(url, {"inputs": [heavy], "parameters": parameters})[0] == 200
+    status, body = post(url, {"inputs": [heavy, heavy], "parameters": parameters})
+    assert (status, body["error_type"]) == (413, "batch_too_large")
+    assert "204800 tokens" in body["error"] and "at most 131072" in body["error"]
+
+
 # --- errors, as the client raises them ------------------------------------------------------------
 
 

@@ -143,6 +143,21 @@ def test_api_body_over_the_upload_limit_is_a_413(client, tiny_model_settings, se
     assert "1000 bytes" in response.json()["detail"]
 
 
+def test_api_batch_over_the_token_bound_is_a_413_naming_it(client, tiny_model_settings):
+    """Each item fits alone (200 windows of 512 tokens); two would put 204,800 tokens through
+    the model, over the 131,072 one call may: refused before any runs."""
+    heavy = {"question": "who", "context": "a " * (508 + 199 * 40), "max_seq_len": 512,
+             "doc_stride": 468}
+    assert post_json(client, [heavy]).status_code == 200
+    response = post_json(client, [heavy, heavy])
+    assert response.status_code == 413
+    assert response.json() == {
+        "detail": "These questions would put 204800 tokens through the model (windows x "
+        "max_seq_len, summed over the batch); one call may put at most 131072. Send them as "
+        "smaller batches, or with fewer windows each (a lower doc_stride)."
+    }
+
+
 def test_api_accepts_the_browsable_api_form_post(client, tiny_model_settings):
     response = client.post("/api/answer/", {**KIT_HO, "top_k": 2})
     assert response.status_code == 200

@@ -47,9 +47,13 @@ class InferenceApiOptionsSerializer(FlatSerializer):
     Accepted so that such code runs unchanged, and without effect: qasite caches no answers, and
     always waits up to QA_LOAD_WAIT_SECONDS for a model that is loading."""
 
-    use_cache = serializers.BooleanField(required=False, help_text="Ignored: nothing is cached.")
+    use_cache = serializers.BooleanField(
+        required=False, allow_null=True, help_text="Ignored: nothing is cached."
+    )
     wait_for_model = serializers.BooleanField(
-        required=False, help_text="Ignored: a request always waits a while for a loading model."
+        required=False,
+        allow_null=True,
+        help_text="Ignored: a request always waits a while for a loading model.",
     )
 
 
@@ -58,9 +62,11 @@ class QuestionAnsweringInputSerializer(StrictSerializer):
 
     inputs = QuestionSerializer(help_text="The question and the context that may answer it.")
     parameters = AnswerOptionsSerializer(
-        required=False, help_text="The options of transformers v4's pipeline, by their HF names."
+        required=False,
+        allow_null=True,  # null: every option at its default
+        help_text="The options of transformers v4's pipeline, by their HF names.",
     )
-    options = InferenceApiOptionsSerializer(required=False)
+    options = InferenceApiOptionsSerializer(required=False, allow_null=True)
 
 
 class QuestionAnsweringBatchInputSerializer(QuestionAnsweringInputSerializer):
@@ -232,7 +238,7 @@ class QuestionAnsweringView(APIView):
         serializer = input_serializer(request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        options = data.get("parameters", {})
+        options = data.get("parameters") or {}
         many = isinstance(data["inputs"], list)
         questions = data["inputs"] if many else [data["inputs"]]
         charge_questions(request, len(questions))  # a list of N inputs costs N

@@ -257,6 +257,27 @@ def test_a_list_of_inputs_over_the_token_bound_is_a_413(live_server, tiny_model_
     assert "204800 tokens" in body["error"] and "at most 131072" in body["error"]
 
 
+# Nulls HF's clients and older code send: (name, the request's extra keys).
+HF_NULLS = {
+    "parameters null": {"parameters": None},
+    "options null": {"options": None},
+    "a parameter null": {"parameters": {"doc_stride": None, "top_k": None}},
+    "an option null": {"options": {"use_cache": None, "wait_for_model": None}},
+}
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["one", "list"])
+@pytest.mark.parametrize("case", HF_NULLS)
+def test_null_parameters_and_options_are_the_defaults(client, tiny_model_settings, case, many):
+    inputs = [KIT_HO, KIT_HO] if many else KIT_HO
+    responses = [
+        client.post(PATH, json.dumps(body), content_type="application/json")
+        for body in ({"inputs": inputs, **HF_NULLS[case]}, {"inputs": inputs})
+    ]
+    assert [response.status_code for response in responses] == [200, 200], responses[0].content
+    assert responses[0].json() == responses[1].json()
+
+
 # --- errors, as the client raises them ------------------------------------------------------------
 
 

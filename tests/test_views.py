@@ -158,6 +158,37 @@ def test_api_batch_over_the_token_bound_is_a_413_naming_it(client, tiny_model_se
     }
 
 
+ALL_OPTIONS = ["top_k", "doc_stride", "max_answer_len", "max_seq_len", "max_question_len",
+               "handle_impossible_answer", "align_to_words"]
+# Options sent as null: (name, the options). null is the default, as if absent.
+NULL_OPTIONS = {
+    "doc_stride and max_seq_len (the browsable API's raw data)": {
+        "doc_stride": None, "max_seq_len": None},
+    "every option": dict.fromkeys(ALL_OPTIONS),
+    **{name: {name: None} for name in ALL_OPTIONS},
+}
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["one", "batch"])
+@pytest.mark.parametrize("case", NULL_OPTIONS)
+def test_api_reads_a_null_option_as_its_default(client, tiny_model_settings, case, batch):
+    request = {**KIT_HO, **NULL_OPTIONS[case]}
+    response = post_json(client, [request, request] if batch else request)
+    assert response.status_code == 200, response.content
+    expected = post_json(client, [KIT_HO, KIT_HO] if batch else KIT_HO).json()
+    assert response.json() == expected
+
+
+def test_the_browsable_apis_raw_data_as_prefilled_is_answered(client, tiny_model_settings):
+    from html import unescape
+
+    page = client.get("/api/answer/", HTTP_ACCEPT="text/html").content.decode()
+    raw = re.search(r'<textarea[^>]*name="_content"[^>]*>(.*?)</textarea>', page, re.S)
+    prefilled = json.loads(unescape(raw.group(1)))
+    response = post_json(client, {**prefilled, **KIT_HO})
+    assert response.status_code == 200, response.content
+
+
 def test_api_accepts_the_browsable_api_form_post(client, tiny_model_settings):
     response = client.post("/api/answer/", {**KIT_HO, "top_k": 2})
     assert response.status_code == 200

@@ -18,6 +18,9 @@ from qa.urls import HEALTH_PATH
 from qa.views import HealthView
 
 API_PREFIX = "/api/"
+# The health check, asked with or without its trailing slash (TrailingSlashMiddleware, which
+# answers the second elsewhere, comes after HealthCheckMiddleware).
+HEALTH_PATHS = frozenset({HEALTH_PATH, HEALTH_PATH.rstrip("/")})
 
 # The detail of an error under /api/ that Django, not DRF, answered (DRF writes its own).
 API_ERROR_DETAILS = {
@@ -101,7 +104,7 @@ class ApiErrorsAsJsonMiddleware:
 
 
 class HealthCheckMiddleware:
-    """Answers GET and HEAD of the health check for any Host, or none.
+    """Answers GET and HEAD of the health check (with or without its slash) for any Host, or none.
 
     Placed before the middleware that validates Host against ALLOWED_HOSTS (CommonMiddleware,
     CSRF): a load balancer's health check names its target by IP address (``Host: 10.0.1.85``),
@@ -116,7 +119,7 @@ class HealthCheckMiddleware:
         self.health = HealthView.as_view()
 
     def __call__(self, request):
-        if request.path_info != HEALTH_PATH or request.method not in ("GET", "HEAD"):
+        if request.path_info not in HEALTH_PATHS or request.method not in ("GET", "HEAD"):
             return self.get_response(request)
         return self.health(request).render()
 

@@ -78,7 +78,9 @@ class ApiErrorsAsJsonMiddleware:
     and 500 pages no handler setting replaces). Must come first, so that errors raised by any
     other middleware reach it as responses.
 
-    DRF's responses are left as they are: JSON, or the browsable API's HTML page for a browser.
+    DRF's responses are left as they are when JSON, or the browsable API's HTML page for a
+    browser; in any other format (the schema view renders its errors as YAML) their data is sent
+    as JSON.
     """
 
     def __init__(self, get_response):
@@ -86,16 +88,22 @@ class ApiErrorsAsJsonMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
+        content_type = response.get("Content-Type", "")
         if (
             response.status_code < 400
-            or not request.path_info.startswith(API_PREFIX)
-            or isinstance(response, Response)
-            or response.get("Content-Type", "").startswith("application/json")
+            or not f"{request.path_info}/".startswith(API_PREFIX)  # /api too
+            or content_type.startswith("application/json")
+            # The browsable API's page, for a browser.
+            or (isinstance(response, Response) and content_type.startswith("text/html"))
         ):
             return response
         status = response.status_code
-        detail = API_ERROR_DETAILS.get(status) or f"{response.reason_phrase}."
-        json_response = JsonResponse({"detail": detail}, status=status)
+        if isinstance(response, Response) and isinstance(response.data, dict):
+            # DRF's error in another renderer's format: the schema's YAML, for one.
+            body = response.data
+        else:
+            body = {"detail": API_ERROR_DETAILS.get(status) or f"{response.reason_phrase}."}
+        json_response = JsonResponse(body, status=status)
         for name, value in response.items():
             if name.lower() not in ("content-type", "content-length"):
                 json_response[name] = value

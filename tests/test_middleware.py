@@ -266,6 +266,45 @@ def test_errors_under_the_api_are_json_in_every_mode(
     assert response["Content-Security-Policy"] == POLICY  # the page's headers are kept
 
 
+# Errors of each endpoint under /api/ that its own renderers would not send as JSON (the schema's
+# are YAML): (method, path, headers, status).
+ENDPOINT_ERRORS = [
+    ("POST", "/api/schema/", {}, 405),
+    ("PUT", "/api/schema/", {}, 405),
+    ("GET", "/api/schema/", {"HTTP_ACCEPT": "application/xml"}, 406),
+    ("GET", "/api/schema/?format=xml", {}, 404),
+    ("GET", "/api/schema/?format=xml", {"HTTP_ACCEPT": "text/html"}, 404),
+    ("DELETE", "/api/answer/", {}, 405),
+    ("GET", "/api/answer/", {"HTTP_ACCEPT": "application/xml"}, 406),
+    ("GET", "/api/answer/?format=xml", {}, 404),
+    ("POST", "/api/health/", {}, 405),
+    ("GET", "/api/hf/question-answering", {}, 405),
+    ("GET", "/api/docs/?format=xml", {"HTTP_ACCEPT": "application/xml"}, None),  # a page: 200
+    ("GET", "/api", {}, 404),
+    ("GET", "/api", {"HTTP_ACCEPT": "text/html"}, 404),
+    ("POST", "/api", {}, 404),
+]
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+@pytest.mark.parametrize(("method", "path", "headers", "status"), ENDPOINT_ERRORS)
+def test_every_api_endpoints_errors_are_json(
+    tiny_model_settings, settings, method, path, headers, status, debug
+):
+    """The review: errors from /api/schema/ came back as YAML (application/vnd.oai.openapi), and
+    /api without its slash was an HTML 404 (DEBUG's technical page)."""
+    settings.DEBUG = debug
+    client = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    response = client.generic(method, path, **headers)
+    if status is None:
+        assert response.status_code == 200
+        return
+    assert response.status_code == status, response.content[:300]
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body.get("detail") or body.get("error")
+
+
 @pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
 def test_the_browsable_api_still_shows_its_own_errors_as_a_page(
     client, tiny_model_settings, settings, debug

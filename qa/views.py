@@ -71,7 +71,10 @@ def percent(score: float) -> int:
     return math.floor(score * 100 + 0.5)
 
 
-@require_http_methods(["GET", "HEAD", "POST"])
+INDEX_METHODS = ["GET", "HEAD", "POST"]
+
+
+@require_http_methods(INDEX_METHODS)
 @throttle_questions
 def index(request):
     """The HTML form; a POST re-renders it with the answer highlighted in the context."""
@@ -110,6 +113,9 @@ def index(request):
         },
         status=503 if unavailable else 200,
     )
+
+
+index.allowed_methods = INDEX_METHODS  # a 405 before CSRF: qasite.middleware
 
 
 # One object or a JSON list of them; many=False keeps the list variant in the schema (without it

@@ -72,6 +72,30 @@ class TrailingSlashMiddleware:
         return self.get_response(request)
 
 
+class MethodNotAllowedMiddleware:
+    """A method the view has no handler for is answered by the view itself (405, with Allow)
+    before CsrfViewMiddleware, which comes after this, refuses it with a 403: a POST to
+    /api/docs/ was a 403 "CSRF verification failed" where nothing could have been posted. The
+    view's methods: a class-based view's handlers, or a function view's ``allowed_methods``."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        view_class = getattr(view_func, "view_class", None)
+        method = request.method.lower()
+        if view_class is not None:
+            allowed = method in view_class.http_method_names and (
+                hasattr(view_class, method) or (method == "head" and hasattr(view_class, "get"))
+            )
+        else:
+            allowed = request.method in getattr(view_func, "allowed_methods", [request.method])
+        return None if allowed else view_func(request, *view_args, **view_kwargs)
+
+
 class ApiErrorsAsJsonMiddleware:
     """Under /api/, an error Django answers with a page becomes a JSON {"detail": ...} like DRF's
     own errors, with the same status and headers: in every mode, DEBUG too (whose technical 404

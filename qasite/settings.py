@@ -107,6 +107,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "qasite.middleware.TrailingSlashMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "qasite.middleware.MethodNotAllowedMiddleware",  # a 405 before CSRF's 403
     "django.middleware.csrf.CsrfViewMiddleware",
     "qasite.middleware.RustPanicMiddleware",  # last: a view's panic, a 500 all the above see
 ]

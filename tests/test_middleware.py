@@ -305,6 +305,35 @@ def test_every_api_endpoints_errors_are_json(
     assert body.get("detail") or body.get("error")
 
 
+# Each path, the methods it takes (its Allow header), and whether its errors are JSON.
+VIEW_METHODS = {
+    "/": ("GET, HEAD, POST", False),
+    "/api/docs/": ("GET, HEAD, OPTIONS", True),
+    "/api/schema/": ("GET, HEAD, OPTIONS", True),
+    "/api/health/": ("GET, HEAD, OPTIONS", True),
+    "/api/answer/": ("GET, POST, HEAD, OPTIONS", True),
+    "/api/hf/question-answering": ("POST, OPTIONS", True),
+    "/favicon.ico": ("GET, HEAD", False),
+    "/static/qa/ask.js": ("GET, HEAD", False),
+}
+
+
+@pytest.mark.parametrize("method", UNSAFE_METHODS + ["GET"])
+@pytest.mark.parametrize("path", VIEW_METHODS)
+def test_a_method_a_view_does_not_take_is_a_405_before_csrf(tiny_model_settings, path, method):
+    """The review: POST to /api/docs/ was a 403 (CSRF runs before the method check). Every
+    method a view has no handler for is a 405 with Allow, CSRF token or not (JSON under /api/)."""
+    allow, json_errors = VIEW_METHODS[path]
+    if method in allow.split(", "):
+        return  # taken: CSRF (or the view) decides
+    client = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    response = client.generic(method, path)
+    assert response.status_code == 405
+    assert response["Allow"] == allow
+    if json_errors:
+        assert response["Content-Type"] == "application/json"
+
+
 @pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
 def test_the_browsable_api_still_shows_its_own_errors_as_a_page(
     client, tiny_model_settings, settings, debug

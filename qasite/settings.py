@@ -170,6 +170,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Extractive question answering: the span of a context that answers a question.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",  # drf-spectacular's default
+        "qa.openapi.servers_under_the_prefix",
+    ],
 }
 
 # The question-answering model: a Hugging Face hub id or a local directory.

@@ -383,6 +383,26 @@ def test_the_api_answers_under_a_prefix(lambda_settings, how):
     assert json.loads(body_of(response))["answer"]
 
 
+@pytest.mark.parametrize("how", [*PREFIXES, "no prefix", "DJANGO_FORCE_SCRIPT_NAME=/qa",
+                                 "DJANGO_FORCE_SCRIPT_NAME=/"])
+def test_the_schemas_servers_are_the_prefix_it_was_asked_under(lambda_settings, how):
+    """The review: Swagger UI's "Try it out" posted to /api/answer/ at the root under a prefix:
+    the schema had no servers. Its paths stay the site's; servers adds the prefix (none without
+    one, where OpenAPI's default "/" is right)."""
+    path = "/api/schema/?format=json"
+    if how in PREFIXES:
+        event, expected = prefixed(how, "GET", "/api/schema/", query="format=json"), [
+            {"url": PREFIXES[how][1]}]
+    else:
+        forced = how.partition("=")[2] or None
+        lambda_settings.FORCE_SCRIPT_NAME = forced
+        event = make_event("http-api-v2", "GET", path.partition("?")[0], query="format=json")
+        expected = [{"url": forced}] if forced not in (None, "/") else None
+    schema = json.loads(body_of(invoke(event)))
+    assert schema.get("servers") == expected
+    assert "/api/answer/" in schema["paths"]
+
+
 @pytest.mark.parametrize(
     ("kind", "forced", "expected"),
     [("alb", "/qa", "/qa/"), ("function-url", "/qa", "/qa/"), ("rest-api-v1", "/", "/")],

@@ -37,7 +37,7 @@ from qa import metrics  # noqa: E402
 from qa.model_files import ModelLoadError  # noqa: E402
 from qa.origin import forget_secrets, proxy_secrets  # noqa: E402
 from qa.services import lazy_answerer  # noqa: E402
-from qasite.lambda_environ import with_corrected_environ  # noqa: E402
+from qasite.lambda_environ import replace_lone_surrogates, with_corrected_environ  # noqa: E402
 from qasite.middleware import is_rust_panic  # noqa: E402
 from qasite.lambda_observability import (  # noqa: E402
     invocation_keys,
@@ -200,7 +200,7 @@ def serve(event: dict, context, *, cold_start: bool) -> dict:
         metrics.add("ColdStart", "Count", 1)
     answered_by_django = False
     try:
-        response = wsgi_handler(event, context)
+        response = wsgi_handler(replace_lone_surrogates(event), context)
         answered_by_django = True  # whose middleware recorded the request's metrics
     except binascii.Error:
         response = error_response(400, "The request body is not valid base64.")

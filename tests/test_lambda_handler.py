@@ -242,6 +242,34 @@ def test_a_unicode_query_string_is_read(lambda_settings, capsys, kind, query, ex
     assert len(log_lines(capsys)) == 1
 
 
+# Lone surrogates where an event may carry them: (name, kind, method, path, query, body)
+SURROGATES = [
+    ("REST API query parameter", "rest-api-v1", "GET", "/", "a=\ud800", None),
+    ("ALB query parameter", "alb", "GET", "/", "a=\udfff", None),
+    ("HTTP API query string", "http-api-v2", "GET", "/", "a=\ud800", None),
+    ("path", "rest-api-v1", "GET", "/\ud800", "", None),
+    *[(f"text body, {kind}", kind, "POST", "/api/answer/", "",
+       json.dumps({**KIT_HO, "question": "Who?\ud800"}, ensure_ascii=False)) for kind in KINDS],
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "method", "path", "query", "body"), SURROGATES, ids=[s[0] for s in SURROGATES]
+)
+def test_a_lone_surrogate_in_an_event_is_read_as_u_fffd(
+    lambda_settings, capsys, name, kind, method, path, query, body
+):
+    """The review: a REST API or ALB query parameter "\ud800", or a text body holding one, was a
+    500 (apig-wsgi encodes them as UTF-8). Now it reads as U+FFFD, as invalid UTF-8 does."""
+    headers = {**JSON, "Accept": "application/json"} if body else {}
+    response = invoke(make_event(kind, method, path, query=query, body=body, headers=headers))
+    assert response["statusCode"] < 500, body_of(response)[:300]
+    if body:
+        assert response["statusCode"] == 200
+    [line] = log_lines(capsys)
+    assert line["status"] == response["statusCode"]
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_unicode_header_values_are_read(lambda_settings, kind):
     headers = {"User-Agent": "東京 😀", "Accept-Language": "日本語", "Cookie": "name=東京",
@@ -253,7 +281,8 @@ def test_unicode_header_values_are_read(lambda_settings, kind):
     assert api["statusCode"] == 200
 
 
-ANY_TEXT = st.text(st.characters(codec="utf-8") | st.sampled_from("%/?&=+ #\x00"), max_size=40)
+# Lone surrogates too: JSON can carry them ("\ud800"), UTF-8 cannot.
+ANY_TEXT = st.text(st.characters() | st.sampled_from("%/?&=+ #\x00\ud800\udfff"), max_size=40)
 HEADER_NAMES = st.sampled_from([
     "X-Name", "User-Agent", "Accept", "Accept-Language", "Cookie", "Referer", "Origin",
     "Content-Type", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Port",
@@ -277,7 +306,9 @@ def test_any_unicode_in_any_event_gets_a_response_and_a_log_line(
     """Paths, query strings and header values of arbitrary Unicode, decoded or percent-encoded,
     in every event shape: never an exception, never a 5xx, always one log line."""
     if encoded:
-        path, query = quote(path, safe="/%"), quote(query, safe="=&%")
+        # A lone surrogate as the bytes UTF-8 would give it (invalid UTF-8, %ED%A0%80).
+        path = quote(path, safe="/%", errors="surrogatepass")
+        query = quote(query, safe="=&%", errors="surrogatepass")
     response = invoke(make_event(kind, path=path, query=query, headers=headers))
     assert 200 <= response["statusCode"] < 500, (response["statusCode"], body_of(response)[:300])
     [line] = log_lines(capsys)

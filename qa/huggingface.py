@@ -19,7 +19,12 @@ Same engine, limits, rate limit and statuses as ``/api/answer/``; only the shape
 from collections.abc import Mapping
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import JSONRenderer
@@ -198,6 +203,14 @@ class QuestionAnsweringView(APIView):
         description="For huggingface_hub's InferenceClient.question_answering and "
         "@huggingface/inference's questionAnswering pointed at this URL. A list of inputs gets "
         "a list of results, in order.",
+        examples=[
+            OpenApiExample(
+                "Kit-Ho Mak",
+                value={"inputs": {"question": "What is my name?",
+                                  "context": "I'm Kit-Ho Mak. I come from Hong Kong."}},
+                request_only=True,
+            )
+        ],
         request={
             "application/json": PolymorphicProxySerializer(
                 component_name="QuestionAnsweringRequest",

@@ -4,7 +4,12 @@ from django.conf import settings
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -155,6 +160,9 @@ class AnswerView(APIView):
         )
 
     @extend_schema(
+        # What Swagger UI's "Try it out" starts from (else a body of the schema's maxima, which
+        # a long context refuses): the page's example, every option at its default.
+        examples=[OpenApiExample("Kit-Ho Mak", value=EXAMPLE, request_only=True)],
         request={
             "application/json": BatchOrSingle,
             "application/x-www-form-urlencoded": AnswerRequestSerializer,

@@ -610,3 +610,20 @@ def test_page_says_what_candidate_percentages_mean(client, monkeypatch, scores, 
     shown = re.search(r'<p id="score-note" class="score-note"( hidden)?>(.*?)</p>', html, re.S)
     assert "not shares of one whole" in shown.group(2)
     assert (shown.group(1) is None) is note
+
+
+@pytest.mark.parametrize(
+    ("path", "example"),
+    [("/api/answer/", KIT_HO), ("/api/hf/question-answering/", {"inputs": KIT_HO})],
+)
+def test_swaggers_request_example_is_the_kit_ho_example_with_default_options(
+    client, path, example
+):
+    """The review: Try it out started from doc_stride 512, max_seq_len 512 (the schema's
+    maxima), a 400 for a long context. Every request example is the page's, options absent."""
+    schema = client.get("/api/schema/?format=json").json()
+    body = schema["paths"][path]["post"]["requestBody"]["content"]
+    examples = [media["examples"] for media in body.values() if "examples" in media]
+    assert examples and all(
+        [case["value"] for case in found.values()] == [example] for found in examples
+    )

@@ -22,7 +22,8 @@ DEFAULT_MAX_SEQ_LEN = 384
 DEFAULT_DOC_STRIDE = 128
 # How many more spans than asked for are decoded when aligning to words, since alignment merges some.
 ALIGNMENT_HEADROOM = 10
-# Most tokens one request may put through the model (windows x max_seq_len). A doc_stride just under
+# Most tokens one request, and one call summed over its requests (qa.services), may put through the
+# model (windows x max_seq_len). A doc_stride just under
 # the room a window leaves for the context starts a new window every token or two: 20,000 characters
 # could make 20,000 windows of 512 tokens, gigabytes of memory and seconds before the model even
 # runs. The default options need at most about 122,000 for 20,000 characters of 3 tokens each

@@ -697,3 +697,27 @@ def test_characters_of_several_tokens_get_answers_in_bounded_windows_or_a_refusa
     assert_consistent_answers(context, [asdict(a) for a in answers], 1)
     [(rows, width)] = recorder.shapes
     assert width <= max_seq_len and rows == windows.count
+
+
+# Refusals' messages: (question tokens, context tokens, options, what it must say, must not say)
+REFUSAL_MESSAGES = {
+    "too many windows, doc_stride never set": (
+        28, 5000, Options(max_seq_len=32), "Raise max_seq_len", "doc_stride"),
+    "too many windows, doc_stride set": (
+        1, 508 + 255 * 40 + 40, Options(max_seq_len=512, doc_stride=468), "Lower doc_stride", None),
+    "one token of room": (28, 40, Options(max_seq_len=32, doc_stride=5), "leaves 1 token of", None),
+    "one token of question": (1, 40, Options(max_seq_len=16, doc_stride=13),
+                              "The question takes 1 token,", None),
+}
+
+
+@pytest.mark.parametrize("case", REFUSAL_MESSAGES)
+def test_a_refusal_names_only_what_the_caller_can_change_in_plain_english(tokenizer_parts, case):
+    """The review: "Lower doc_stride" when only max_seq_len was given, and "leaves 1 tokens"."""
+    question_tokens, context_tokens, options, says, never = REFUSAL_MESSAGES[case]
+    answerer, _ = make_answerer(tokenizer_parts, "a", "a")
+    with pytest.raises(InvalidQuestion) as raised:
+        answerer.answer("who " * question_tokens, "a " * context_tokens, options)
+    assert says in str(raised.value)
+    assert never is None or never not in str(raised.value)
+    assert "1 tokens" not in str(raised.value)

@@ -327,7 +327,9 @@ def test_a_rust_panic_is_a_500_and_a_log_line_but_an_interrupt_ends_the_process(
     error, line = log_lines(capsys)
     assert error["exception_name"] == "PanicException" and line["status"] == 500
     for stop in (KeyboardInterrupt(), SystemExit(1)):
-        monkeypatch.setattr(lambda_handler, "wsgi_handler", lambda event, context: raise_(stop))
+        monkeypatch.setattr(
+            lambda_handler, "wsgi_handler", lambda event, context, stop=stop: raise_(stop)
+        )
         with pytest.raises(type(stop)):
             invoke(make_event("http-api-v2", path="/x"))
 

@@ -23,7 +23,8 @@ DEFAULT_MAX_SEQ_LEN = 384
 DEFAULT_DOC_STRIDE = 128
 # How many more spans than asked for are decoded when aligning to words (alignment merges some).
 ALIGNMENT_HEADROOM = 10
-# Most tokens one request may put through the model (windows x max_seq_len). A doc_stride just under
+# Most tokens one request, and one call summed over its requests (qa.services), may put through the
+# model (windows x max_seq_len). A doc_stride just under
 # the room a window leaves for the context starts a new window every token or two: 20,000 characters
 # could make 20,000 windows of 512 tokens, gigabytes of memory and seconds before the model even
 # runs. The default options need at most about 122,000 for 20,000 characters of 3 tokens each
@@ -47,6 +48,24 @@ class Answer:
     start: int
     end: int
     no_answer: bool = False
+
+
+@dataclass(frozen=True)
+class Windows:
+    """How one question and context are cut into windows (QuestionAnswerer.windows): the
+    question as the model reads it (cut to max_question_len tokens), and the window shape."""
+
+    question: str
+    context: str
+    options: Options
+    max_seq_len: int
+    doc_stride: int
+    count: int
+
+    @property
+    def tokens(self) -> int:
+        """The work the model does on them: windows x max_seq_len tokens."""
+        return self.count * self.max_seq_len
 
 
 @dataclass(frozen=True)
@@ -91,56 +110,103 @@ class QuestionAnswerer:
         Raises InvalidQuestion (with the field at fault) when the options cannot work for this
         question and context.
         """
+        return self.answer_windows(self.windows(question, context, options))
+
+    def windows(self, question: str, context: str, options: Options = Options()) -> "Windows":
+        """How the question and context will be cut into windows, settled without making them
+        or running the model: what a caller needs to bound the work of several requests
+        together (``Windows.tokens``) before any runs.
+
+        Raises InvalidQuestion (with the field at fault) when the options cannot work for this
+        question and context, or would need more than MAX_BATCH_TOKENS.
+        """
         max_seq_len = options.max_seq_len or min(self.model_max_length, DEFAULT_MAX_SEQ_LEN)
         if max_seq_len > self.model_max_length:
             raise InvalidQuestion(
                 f"max_seq_len may be at most {self.model_max_length} for this model.",
                 field="max_seq_len",
             )
-        windows = self._encode(question, context, options, max_seq_len)
-        start_logits, end_logits = self._forward(*self._batch(windows))
-        return self._collect_answers(context, windows, start_logits, end_logits, options)
-
-    def _encode(
-        self, question: str, context: str, options: Options, max_seq_len: int
-    ) -> list[Encoding]:
-        """Tokenize into overlapping windows of question + part of the context."""
         with self._lock:
             self._tokenizer.no_truncation()
-            question_tokens = self._tokenizer.encode(question, add_special_tokens=False)
-            if len(question_tokens) > options.max_question_len:
-                question = question[: question_tokens.offsets[options.max_question_len - 1][1]]
-                question_length = options.max_question_len
-            else:
-                question_length = len(question_tokens)
-            context_room = max_seq_len - question_length - self._pair_specials
-            doc_stride = self._doc_stride(
-                context, options, max_seq_len, question_length, context_room
-            )
-            if doc_stride is not None:
-                self._refuse_too_many_windows(
-                    context, options, max_seq_len, context_room, doc_stride
-                )
-                self._tokenizer.enable_truncation(
-                    max_seq_len, stride=doc_stride, strategy="only_second"
-                )
-            first = self._tokenizer.encode(question, context)
-        windows = [first, *first.overflowing]
-        if not any(sequence_id == 1 for sequence_id in first.sequence_ids):
+            question = self._cut_question(question, options.max_question_len)
+            # Counted as the model will read them, after the cut (a cut may not fall between
+            # the tokens of one character).
+            question_length = len(self._tokenizer.encode(question, add_special_tokens=False))
+            context_length = len(self._tokenizer.encode(context, add_special_tokens=False))
+        if not context_length:
             raise InvalidQuestion(
                 "The context contains no text the model can read.", field="context"
             )
-        return windows
+        context_room = max_seq_len - question_length - self._pair_specials
+        doc_stride = self._doc_stride(
+            context_length, options, max_seq_len, question_length, context_room
+        )
+        step = context_room - doc_stride
+        count = 1 + max(0, math.ceil((context_length - context_room) / step))
+        if count * max_seq_len > MAX_BATCH_TOKENS:
+            raise InvalidQuestion(
+                f"These options cut the context into {count} windows of {max_seq_len} tokens; "
+                f"at most {MAX_BATCH_TOKENS} tokens can be read in one request. "
+                + (
+                    "Lower doc_stride, raise max_seq_len or shorten the context."
+                    if options.doc_stride
+                    else "Raise max_seq_len, shorten the question or the context."
+                ),
+                # The caller's doc_stride, or else the window it derives from.
+                field="doc_stride" if options.doc_stride else "max_seq_len",
+            )
+        return Windows(question, context, options, max_seq_len, doc_stride, count)
+
+    def answer_windows(self, windows: "Windows") -> list[Answer]:
+        """The answers (as ``answer`` gives them) of a question and context already cut by
+        ``windows``: makes the windows, at most ``windows.max_seq_len`` tokens each, and runs
+        the model once on them all."""
+        encoded = self._encode(windows)
+        start_logits, end_logits = self._forward(*self._batch(encoded))
+        return self._collect_answers(
+            windows.context, encoded, start_logits, end_logits, windows.options
+        )
+
+    def _cut_question(self, question: str, max_question_len: int) -> str:
+        """The question cut to at most max_question_len tokens, at a character boundary.
+
+        A character can be several tokens (BERT's tokenizer splits a Hangul syllable into its
+        2 or 3 letters, all with that one character's offsets): the cut goes before the
+        character of the first token dropped, so none of its tokens is kept. Call with
+        truncation off.
+        """
+        tokens = self._tokenizer.encode(question, add_special_tokens=False)
+        if len(tokens) <= max_question_len:
+            return question
+        cut = tokens.offsets[max_question_len][0]
+        if cut == 0:
+            raise InvalidQuestion(
+                "The question's first character alone takes more than "
+                f"{_tokens(max_question_len)} (max_question_len): raise max_question_len.",
+                field="max_question_len",
+            )
+        return question[:cut]
+
+    def _encode(self, windows: "Windows") -> list[Encoding]:
+        """Tokenize into overlapping windows of question + part of the context. Truncation is
+        always on, so no window can hold more than max_seq_len tokens."""
+        with self._lock:
+            self._tokenizer.enable_truncation(
+                windows.max_seq_len, stride=windows.doc_stride, strategy="only_second"
+            )
+            first = self._tokenizer.encode(windows.question, windows.context)
+            self._tokenizer.no_truncation()
+        return [first, *first.overflowing]
 
     def _doc_stride(
         self,
-        context: str,
+        context_length: int,
         options: Options,
         max_seq_len: int,
         question_length: int,
         context_room: int,
-    ) -> int | None:
-        """The overlap between windows, in tokens, or None when the context fits in one window.
+    ) -> int:
+        """The overlap between windows, in tokens (0 when the context fits in one window).
 
         v4's default, min(max_seq_len / 2, 128), unless the question leaves too little room for
         it: then half the room when the caller left doc_stride to us. A window shape is refused
@@ -149,47 +215,24 @@ class QuestionAnswerer:
         doc_stride = options.doc_stride or min(max_seq_len // 2, DEFAULT_DOC_STRIDE)
         if doc_stride < context_room:
             return doc_stride  # v4's windows; a context that fits makes one window of them too
-        if len(self._tokenizer.encode(context, add_special_tokens=False)) <= context_room:
-            return None
+        if context_length <= context_room:
+            return 0
         if context_room < 1:
             raise InvalidQuestion(
-                f"The question takes {question_length} tokens, which leaves no room for the "
+                f"The question takes {_tokens(question_length)}, which leaves no room for the "
                 f"context in a {max_seq_len}-token window. Shorten the question, lower "
                 "max_question_len or raise max_seq_len.",
                 field="question",
             )
         if options.doc_stride:
             raise InvalidQuestion(
-                f"The question takes {question_length} tokens, which leaves {context_room} "
-                f"tokens of each {max_seq_len}-token window for the context: doc_stride "
-                f"({doc_stride}) must be smaller than that. Shorten the question, lower "
-                "doc_stride or raise max_seq_len.",
+                f"The question takes {_tokens(question_length)}, which leaves "
+                f"{_tokens(context_room)} of each {max_seq_len}-token window for the context: "
+                f"doc_stride ({doc_stride}) must be smaller than that. Shorten the question, "
+                "lower doc_stride or raise max_seq_len.",
                 field="doc_stride",
             )
         return context_room // 2
-
-    def _refuse_too_many_windows(
-        self, context: str, options: Options, max_seq_len: int, context_room: int, doc_stride: int
-    ) -> None:
-        """Refuse options that would cut the context into more than MAX_BATCH_TOKENS of windows,
-        before the tokenizer makes them. A token holds at least one byte of UTF-8, so the byte
-        count bounds the context's tokens; only when that bound is too high are they counted."""
-
-        def windows(context_tokens: int) -> int:
-            step = context_room - doc_stride
-            return 1 + max(0, math.ceil((context_tokens - context_room) / step))
-
-        if windows(len(context.encode())) * max_seq_len <= MAX_BATCH_TOKENS:
-            return
-        count = windows(len(self._tokenizer.encode(context, add_special_tokens=False)))
-        if count * max_seq_len > MAX_BATCH_TOKENS:
-            raise InvalidQuestion(
-                f"These options cut the context into {count} windows of {max_seq_len} tokens; "
-                f"at most {MAX_BATCH_TOKENS} tokens can be read in one request. Lower doc_stride, "
-                "raise max_seq_len or shorten the context.",
-                # The caller's doc_stride, or else the window it derives from.
-                field="doc_stride" if options.doc_stride else "max_seq_len",
-            )
 
     def _batch(self, windows: list[Encoding]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All windows as one right-padded batch, so the model runs once per request."""
@@ -261,6 +304,10 @@ class QuestionAnswerer:
         for answer in best:
             answer.score = min(answer.score, 1.0)
         return best
+
+
+def _tokens(count: int) -> str:
+    return f"{count} token" if count == 1 else f"{count} tokens"
 
 
 def _char_span(window: Encoding, start: int, end: int, align_to_words: bool) -> tuple[int, int]:

@@ -49,3 +49,17 @@ class BatchTooLarge(ValueError):
         )
         self.characters = characters
         self.limit = limit
+
+
+class TooMuchWork(ValueError):
+    """Questions of one call that each fit, but together would put more tokens (windows x
+    max_seq_len) through the model than one call may: the bound on a call's work."""
+
+    def __init__(self, tokens: int, limit: int):
+        super().__init__(
+            f"These questions would put {tokens} tokens through the model (windows x "
+            f"max_seq_len, summed over the batch); one call may put at most {limit}. Send them "
+            "as smaller batches, or with fewer windows each (a lower doc_stride)."
+        )
+        self.tokens = tokens
+        self.limit = limit

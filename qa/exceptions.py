@@ -11,7 +11,7 @@ from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from qa.errors import BatchTooLarge, InvalidQuestion, ModelUnavailable
+from qa.errors import BatchTooLarge, InvalidQuestion, ModelUnavailable, TooMuchWork
 
 
 class RequestTooLarge(APIException):
@@ -55,7 +55,7 @@ def as_api_exception(exc, view):
         return ValidationError(nested(invalid_question_path(exc, view), [str(exc)]))
     if isinstance(exc, ModelUnavailable):
         return ModelUnavailableError(str(exc), exc.retry_after)
-    if isinstance(exc, BatchTooLarge):
+    if isinstance(exc, BatchTooLarge | TooMuchWork):
         return BatchTooLargeError(str(exc))
     if isinstance(exc, RequestDataTooBig):  # Django's generic 400 otherwise
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -65,6 +65,7 @@ def as_api_exception(exc, view):
 
 def exception_handler(exc, context):
     """DRF's handler, after turning qasite's errors into the HTTP errors they are: 400 for an
-    invalid question (at its field), 413 for a body or batch over its limit, 503 with Retry-After
+    invalid question (at its field), 413 for a body or batch over its limit (characters, or the
+    model's work), 503 with Retry-After
     when the model is unavailable."""
     return drf_exception_handler(as_api_exception(exc, context.get("view")), context)

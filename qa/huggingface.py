@@ -19,7 +19,12 @@ Same engine, limits, rate limit and statuses as ``/api/answer/``; only the shape
 from collections.abc import Mapping
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -47,9 +52,13 @@ class InferenceApiOptionsSerializer(FlatSerializer):
     Accepted so that such code runs unchanged, and without effect: qasite caches no answers, and
     always waits up to QA_LOAD_WAIT_SECONDS for a model that is loading."""
 
-    use_cache = serializers.BooleanField(required=False, help_text="Ignored: nothing is cached.")
+    use_cache = serializers.BooleanField(
+        required=False, allow_null=True, help_text="Ignored: nothing is cached."
+    )
     wait_for_model = serializers.BooleanField(
-        required=False, help_text="Ignored: a request always waits a while for a loading model."
+        required=False,
+        allow_null=True,
+        help_text="Ignored: a request always waits a while for a loading model.",
     )
 
 
@@ -58,9 +67,11 @@ class QuestionAnsweringInputSerializer(StrictSerializer):
 
     inputs = QuestionSerializer(help_text="The question and the context that may answer it.")
     parameters = AnswerOptionsSerializer(
-        required=False, help_text="The options of transformers v4's pipeline, by their HF names."
+        required=False,
+        allow_null=True,  # null: every option at its default
+        help_text="The options of transformers v4's pipeline, by their HF names.",
     )
-    options = InferenceApiOptionsSerializer(required=False)
+    options = InferenceApiOptionsSerializer(required=False, allow_null=True)
 
 
 class QuestionAnsweringBatchInputSerializer(QuestionAnsweringInputSerializer):
@@ -194,6 +205,14 @@ class QuestionAnsweringView(APIView):
         description="For huggingface_hub's InferenceClient.question_answering and "
         "@huggingface/inference's questionAnswering pointed at this URL. A list of inputs gets "
         "a list of results, in order.",
+        examples=[
+            OpenApiExample(
+                "Kit-Ho Mak",
+                value={"inputs": {"question": "What is my name?",
+                                  "context": "I'm Kit-Ho Mak. I come from Hong Kong."}},
+                request_only=True,
+            )
+        ],
         request={
             "application/json": PolymorphicProxySerializer(
                 component_name="QuestionAnsweringRequest",
@@ -219,8 +238,8 @@ class QuestionAnsweringView(APIView):
                 "names the field at fault (inputs.1.context: ...)."
             ),
             413: error_response(
-                "The body is over the upload limit, or a list of inputs holds more characters "
-                "than one call may."
+                "The body is over the upload limit, or a list of inputs holds more characters, "
+                "or would put more tokens through the model, than one call may."
             ),
             415: error_response("Not JSON."),
             429: error_response(
@@ -234,7 +253,7 @@ class QuestionAnsweringView(APIView):
         serializer = input_serializer(request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        options = data.get("parameters", {})
+        options = data.get("parameters") or {}
         many = isinstance(data["inputs"], list)
         questions = data["inputs"] if many else [data["inputs"]]
         charge_questions(request, len(questions))  # a list of N inputs costs N

@@ -1,7 +1,8 @@
 """The API's request parsers, and how one is chosen for a request: DRF's, with a 400 where DRF's
 own would fail with a 500, and a 415 that names the header to send where DRF's would misread a
-JSON body."""
+JSON body, or form data in a charset other than UTF-8."""
 
+import codecs
 import json
 
 from rest_framework import negotiation, parsers
@@ -46,6 +47,20 @@ class MislabelledJSON(UnsupportedMediaType):
         )
 
 
+class FormNotUTF8(UnsupportedMediaType):
+    """A 415 for form data declared in a charset other than UTF-8, which Django's own form
+    parsing refuses too (the page's 400): DRF decoded it with that charset, and a UTF-16 body
+    came back echoed as one garbled "Unknown field." """
+
+    def __init__(self, media_type: str, charset: str):
+        super().__init__(
+            media_type,
+            f'Form data is read as UTF-8, but its Content-Type says "charset={charset}": send it '
+            'encoded as UTF-8 (charset=utf-8, or none), or send JSON with "Content-Type: '
+            'application/json".',
+        )
+
+
 class ContentNegotiation(negotiation.DefaultContentNegotiation):
     """DRF's choice of parser by Content-Type, except for a JSON object or list sent under another
     type (form data's, which `curl -d` sends; text/plain; none at all...): a 415 that says to send
@@ -56,4 +71,11 @@ class ContentNegotiation(negotiation.DefaultContentNegotiation):
         parser = super().select_parser(request, parsers_available)
         if not isinstance(parser, parsers.JSONParser) and is_json_document(request.body):
             raise MislabelledJSON(request.content_type)
+        charset = request.encoding  # the declared charset, when Python knows it
+        if (
+            isinstance(parser, (parsers.FormParser, parsers.MultiPartParser))
+            and charset
+            and codecs.lookup(charset).name != "utf-8"
+        ):
+            raise FormNotUTF8(request.content_type, charset)
         return parser

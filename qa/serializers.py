@@ -34,18 +34,22 @@ def text_field(max_length: int, help_text: str, **kwargs) -> serializers.CharFie
 
 
 def option_field(min_value: int, max_value: int, help_text: str, **kwargs):
-    """An integer option; the browsable API's form shows its default, if it has one."""
+    """An integer option; the browsable API's form shows its default, if it has one. null is
+    its default (AnswerOptionsSerializer.validate)."""
     if "default" in kwargs:
         kwargs["initial"] = kwargs["default"]
     return serializers.IntegerField(
-        min_value=min_value, max_value=max_value, help_text=help_text, **kwargs
+        min_value=min_value, max_value=max_value, help_text=help_text, allow_null=True, **kwargs
     )
 
 
 def flag_field(default: bool, help_text: str) -> serializers.BooleanField:
     """A boolean option. Its checkbox in the browsable API's form starts at the default (DRF's
-    starts unchecked); templates/rest_framework/horizontal/checkbox.html sends it unchecked too."""
-    return serializers.BooleanField(default=default, initial=default, help_text=help_text)
+    starts unchecked); templates/rest_framework/horizontal/checkbox.html sends it unchecked too.
+    null is its default (AnswerOptionsSerializer.validate)."""
+    return serializers.BooleanField(
+        default=default, initial=default, allow_null=True, help_text=help_text
+    )
 
 
 class AnswerBatchSerializer(serializers.ListSerializer):
@@ -128,6 +132,12 @@ class AnswerOptionsSerializer(FlatSerializer):
         False, "Allow the answer 'not in this context' (SQuAD v2); it comes with no_answer true."
     )
     align_to_words = flag_field(True, "Widen answers to whole words.")
+
+    def validate(self, attrs):
+        """An option given as null is left to its default, as if absent: the browsable API's
+        "Raw data" tab sends "doc_stride": null, and HF's clients send nulls for parameters
+        they leave unset."""
+        return {name: value for name, value in attrs.items() if value is not None}
 
 
 class AnswerRequestSerializer(QuestionSerializer, AnswerOptionsSerializer):

@@ -9,7 +9,7 @@ import time
 from django.conf import settings
 
 from qa import metrics
-from qa.errors import InvalidQuestion, ModelLoadError, ModelUnavailable
+from qa.errors import InvalidQuestion, ModelLoadError, ModelUnavailable, TooMuchWork
 from qa.lazy import LazyAnswerer, ModelState
 from qa.options import OPTION_NAMES, Options
 
@@ -66,21 +66,32 @@ def answer_questions(*, questions: list[dict]) -> list[dict]:
 
     Each result holds the best answer at top level (answer, score, start, end, no_answer: offsets
     in characters of the context) and the ``top_k`` candidates, best first, in ``answers``.
-    Raises InvalidQuestion (with ``index`` set to the question at fault) or ModelUnavailable.
+    Every question's windows are settled before the model runs on any: their tokens (windows x
+    max_seq_len), summed over the call, may be at most qa.engine.MAX_BATCH_TOKENS.
+    Raises InvalidQuestion (with ``index`` set to the question at fault), TooMuchWork or
+    ModelUnavailable.
     """
+    from qa.engine import MAX_BATCH_TOKENS  # loaded by lazy_answerer() already
+
     holder = lazy_answerer()
     try:
         answerer = holder.get(timeout=settings.QA_LOAD_WAIT_SECONDS)
     except ModelLoadError as error:
         raise ModelUnavailable(_public_reason(error), holder.seconds_until_retry()) from error
-    results = []
+    planned = []
     for index, question in enumerate(questions):
         options = Options(**{name: question[name] for name in OPTION_NAMES if name in question})
         try:
-            answers = answerer.answer(question["question"], question["context"], options)
+            planned.append(answerer.windows(question["question"], question["context"], options))
         except InvalidQuestion as error:
             error.index = index
             raise
+    tokens = sum(windows.tokens for windows in planned)
+    if tokens > MAX_BATCH_TOKENS:
+        raise TooMuchWork(tokens, MAX_BATCH_TOKENS)
+    results = []
+    for windows in planned:
+        answers = answerer.answer_windows(windows)
         best = answers[0]  # the engine always gives one (the no-answer when no span can be)
         # vars, not dataclasses.asdict: these are flat, and asdict's deep copy costs more.
         results.append({**vars(best), "answers": [dict(vars(answer)) for answer in answers]})

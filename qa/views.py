@@ -4,7 +4,12 @@ from django.conf import settings
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -34,7 +39,10 @@ def percent(score: float) -> int:
     return math.floor(score * 100 + 0.5)
 
 
-@require_http_methods(["GET", "HEAD", "POST"])
+INDEX_METHODS = ["GET", "HEAD", "POST"]
+
+
+@require_http_methods(INDEX_METHODS)
 @throttle_questions
 def index(request):
     """The HTML form; a POST re-renders it with the answer highlighted in the context."""
@@ -73,6 +81,9 @@ def index(request):
         },
         status=503 if unavailable else 200,
     )
+
+
+index.allowed_methods = INDEX_METHODS  # a 405 before CSRF: qasite.middleware
 
 
 # The schema of a JSON request: one object or a JSON list of them; many=False keeps the list
@@ -120,6 +131,9 @@ class AnswerView(APIView):
         )
 
     @extend_schema(
+        # What Swagger UI's "Try it out" starts from (else a body of the schema's maxima, which
+        # a long context refuses): the page's example, every option at its default.
+        examples=[OpenApiExample("Kit-Ho Mak", value=KIT_HO, request_only=True)],
         request={
             "application/json": request_or_batch_schema,
             "application/x-www-form-urlencoded": AnswerRequestSerializer,
@@ -141,7 +155,8 @@ class AnswerView(APIView):
             413: OpenApiResponse(
                 ErrorSerializer,
                 description="The body is over the upload limit, or a batch holds more characters "
-                "than one call may.",
+                "than one call may, or would put more tokens through the model than one call may "
+                "(windows x max_seq_len, summed over the batch).",
             ),
             415: OpenApiResponse(
                 ErrorSerializer,

@@ -21,7 +21,25 @@ import re
 from urllib.parse import quote, unquote
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _PATH_PARAMETER = re.compile(r"\{([^{}+]+)\+?\}")
+
+
+def replace_lone_surrogates(value):
+    """An event (or any part of it) with every lone surrogate in its strings, keys included,
+    replaced by U+FFFD, as invalid UTF-8 in a body or URL becomes U+FFFD in what Django reads.
+
+    JSON strings may hold them ("\\ud800"), UTF-8 cannot: apig-wsgi's urlencode of a REST API or
+    ALB query string, and its encoding of a body sent as text, raised UnicodeEncodeError (a
+    500). A Python string from JSON holds a surrogate only alone (json joins pairs).
+    """
+    if isinstance(value, str):
+        return value if value.isascii() else _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {replace_lone_surrogates(k): replace_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [replace_lone_surrogates(item) for item in value]
+    return value
 
 
 def wsgi_str(text: str) -> str:

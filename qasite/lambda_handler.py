@@ -39,13 +39,14 @@ from qa.errors import ModelLoadError
 from qa.examples import KIT_HO
 from qa.origin import forget_secrets, proxy_secrets
 from qa.services import lazy_answerer
-from qasite.lambda_environ import with_corrected_environ
+from qasite.lambda_environ import replace_lone_surrogates, with_corrected_environ
 from qasite.lambda_observability import (
     invocation_keys,
     logger,
     reset_cold_start,
     traced,
 )
+from qasite.middleware import is_rust_panic
 
 # Responses of these types go back as text, all others base64-encoded (binary_support): a REST
 # API without binaryMediaTypes hands base64 to the client as it is, so no text may be sent as
@@ -201,11 +202,15 @@ def serve(event: dict, context, *, cold_start: bool) -> dict:
         metrics.add("ColdStart", "Count", 1)
     answered_by_django = False
     try:
-        response = wsgi_handler(event, context)
+        response = wsgi_handler(replace_lone_surrogates(event), context)
         answered_by_django = True  # whose middleware recorded the request's metrics
     except binascii.Error:
         response = error_response(400, "The request body is not valid base64.")
-    except Exception:
+    except BaseException as error:
+        # Any Exception, and a Rust panic (a BaseException); never KeyboardInterrupt or
+        # SystemExit, which must end the process.
+        if not (isinstance(error, Exception) or is_rust_panic(error)):
+            raise
         logger.exception("The event could not be handled")  # the message is withheld
         response = error_response(500, "Internal server error.")
     seconds = time.perf_counter() - started

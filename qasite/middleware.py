@@ -18,6 +18,9 @@ from qa.urls import HEALTH_PATH
 from qa.views import HealthView
 
 API_PREFIX = "/api/"
+# The health check, asked with or without its trailing slash (TrailingSlashMiddleware, which
+# answers the second elsewhere, comes after HealthCheckMiddleware).
+HEALTH_PATHS = frozenset({HEALTH_PATH, HEALTH_PATH.rstrip("/")})
 
 # The detail of an error under /api/ that Django, not DRF, answered (DRF writes its own).
 API_ERROR_DETAILS = {
@@ -69,13 +72,39 @@ class TrailingSlashMiddleware:
         return self.get_response(request)
 
 
+class MethodNotAllowedMiddleware:
+    """A method the view has no handler for is answered by the view itself (405, with Allow)
+    before CsrfViewMiddleware, which comes after this, refuses it with a 403: a POST to
+    /api/docs/ was a 403 "CSRF verification failed" where nothing could have been posted. The
+    view's methods: a class-based view's handlers, or a function view's ``allowed_methods``."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        view_class = getattr(view_func, "view_class", None)
+        method = request.method.lower()
+        if view_class is not None:
+            allowed = method in view_class.http_method_names and (
+                hasattr(view_class, method) or (method == "head" and hasattr(view_class, "get"))
+            )
+        else:
+            allowed = request.method in getattr(view_func, "allowed_methods", [request.method])
+        return None if allowed else view_func(request, *view_args, **view_kwargs)
+
+
 class ApiErrorsAsJsonMiddleware:
     """Under /api/, an error Django answers with a page becomes a JSON {"detail": ...} like DRF's
     own errors, with the same status and headers: in every mode, DEBUG too (whose technical 404
     and 500 pages no handler setting replaces). Must come first, so that errors raised by any
     other middleware reach it as responses.
 
-    DRF's responses are left as they are: JSON, or the browsable API's HTML page for a browser.
+    DRF's responses are left as they are when JSON, or the browsable API's HTML page for a
+    browser; in any other format (the schema view renders its errors as YAML) their data is sent
+    as JSON.
     """
 
     def __init__(self, get_response):
@@ -83,16 +112,22 @@ class ApiErrorsAsJsonMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
+        content_type = response.get("Content-Type", "")
         if (
             response.status_code < 400
-            or not request.path_info.startswith(API_PREFIX)
-            or isinstance(response, Response)
-            or response.get("Content-Type", "").startswith("application/json")
+            or not f"{request.path_info}/".startswith(API_PREFIX)  # /api too
+            or content_type.startswith("application/json")
+            # The browsable API's page, for a browser.
+            or (isinstance(response, Response) and content_type.startswith("text/html"))
         ):
             return response
         status = response.status_code
-        detail = API_ERROR_DETAILS.get(status) or f"{response.reason_phrase}."
-        json_response = JsonResponse({"detail": detail}, status=status)
+        if isinstance(response, Response) and isinstance(response.data, dict):
+            # DRF's error in another renderer's format: the schema's YAML, for one.
+            body = response.data
+        else:
+            body = {"detail": API_ERROR_DETAILS.get(status) or f"{response.reason_phrase}."}
+        json_response = JsonResponse(body, status=status)
         for name, value in response.items():
             if name.lower() not in ("content-type", "content-length"):
                 json_response[name] = value
@@ -101,7 +136,7 @@ class ApiErrorsAsJsonMiddleware:
 
 
 class HealthCheckMiddleware:
-    """Answers GET and HEAD of the health check for any Host, or none.
+    """Answers GET and HEAD of the health check (with or without its slash) for any Host, or none.
 
     Placed before the middleware that validates Host against ALLOWED_HOSTS (CommonMiddleware,
     CSRF): a load balancer's health check names its target by IP address (``Host: 10.0.1.85``),
@@ -116,9 +151,36 @@ class HealthCheckMiddleware:
         self.health = HealthView.as_view()
 
     def __call__(self, request):
-        if request.path_info != HEALTH_PATH or request.method not in ("GET", "HEAD"):
+        if request.path_info not in HEALTH_PATHS or request.method not in ("GET", "HEAD"):
             return self.get_response(request)
         return self.health(request).render()
+
+
+def is_rust_panic(error: BaseException) -> bool:
+    """Whether ``error`` is a Rust panic raised through pyo3 (tokenizers, safetensors): a
+    ``pyo3_runtime.PanicException``, a BaseException like KeyboardInterrupt, so that a bare
+    ``except Exception`` misses it. Each pyo3 library has its own class of that name, so it is
+    told by name."""
+    kind = type(error)
+    return kind.__module__ == "pyo3_runtime" and kind.__name__ == "PanicException"
+
+
+class RustPanicMiddleware:
+    """Turns a Rust panic (is_rust_panic) out of a view into the
+    RuntimeError it stands for: a bug, which Django answers as any other (a 500, JSON under
+    /api/, logged), where the BaseException passed by Django's handlers to the server (a
+    text/plain 500 from runserver, an invocation error on Lambda)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            return self.get_response(request)
+        except BaseException as error:
+            if is_rust_panic(error):
+                raise RuntimeError("A Rust library panicked.") from error
+            raise
 
 
 class RequestMetricsMiddleware:

@@ -51,7 +51,7 @@ if env_bool("DJANGO_HTTPS"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = True
     # Load balancers check health over plain HTTP, by IP address (qasite.middleware).
-    SECURE_REDIRECT_EXEMPT = [r"^api/health/$"]
+    SECURE_REDIRECT_EXEMPT = [r"^api/health/?$"]
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000)
     # The site's hosts (dxxxx.cloudfront.net, xxxx.execute-api.<region>.amazonaws.com, or a custom
@@ -107,7 +107,9 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "qasite.middleware.TrailingSlashMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "qasite.middleware.MethodNotAllowedMiddleware",  # a 405 before CSRF's 403
     "django.middleware.csrf.CsrfViewMiddleware",
+    "qasite.middleware.RustPanicMiddleware",  # last: a view's panic, a 500 all the above see
 ]
 
 ROOT_URLCONF = "qasite.urls"
@@ -168,6 +170,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Extractive question answering: the span of a context that answers a question.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",  # drf-spectacular's default
+        "qa.openapi.servers_under_the_prefix",
+    ],
 }
 
 # The question-answering model: a Hugging Face hub id or a local directory.

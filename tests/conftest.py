@@ -10,23 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REAL_MODEL, SPECIAL_TOKENS, SQUAD_SAMPLE, WORDS
+from tests.helpers import REAL_MODEL, SPECIAL_TOKENS, SQUAD_SAMPLE, tiny_vocab
 
 # No test may reach the network: a hub id fails at once instead of trying to download.
 os.environ["HF_HUB_OFFLINE"] = "1"
 # Graphs the onnx engine exports from the test models are cached here, not in the user's cache
 # (servers the tests start inherit it; in-process tests get it from the unthrottled fixture).
 os.environ["QA_CACHE_DIR"] = tempfile.mkdtemp(prefix="qasite-tests-")
-
-LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
-PUNCTUATION = list(".,?!'-:;\"()")
-
-
-def tiny_vocab() -> list[str]:
-    """Whole words, then every letter alone and as a word piece: any lowercase text tokenizes."""
-    pieces = list(LETTERS) + [f"##{letter}" for letter in LETTERS]
-    return SPECIAL_TOKENS + PUNCTUATION + pieces + [w for w in WORDS if w not in pieces]
-
 
 TINY_SHAPE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 # The production model's shape (mrm8488/bert-tiny-5-finetuned-squadv2's config.json), with BERT's
@@ -303,3 +293,5 @@ class ManualClock:
 @pytest.fixture
 def manual_clock() -> ManualClock:
     return ManualClock()
+
+

@@ -38,3 +38,29 @@ def no_answer_best(input_ids, attention_mask, token_type_ids):
     logits = np.zeros(input_ids.shape, dtype=np.float32)
     logits[:, 0] = 10.0
     return logits, logits
+
+
+LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
+PUNCTUATION = list(".,?!'-:;\"()")
+
+
+def tiny_vocab() -> list[str]:
+    """Whole words, then every letter alone and as a word piece: any lowercase text tokenizes."""
+    pieces = list(LETTERS) + [f"##{letter}" for letter in LETTERS]
+    return SPECIAL_TOKENS + PUNCTUATION + pieces + [w for w in WORDS if w not in pieces]
+
+
+def rust_panic() -> BaseException:
+    """A real ``pyo3_runtime.PanicException`` (a BaseException), as tokenizers raises one: a
+    stride no smaller than the room truncation leaves for the second sequence."""
+    from tokenizers import Tokenizer, pre_tokenizers
+    from tokenizers.models import WordLevel
+
+    tokenizer = Tokenizer(WordLevel({"a": 0, "[UNK]": 1}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.enable_truncation(4, stride=3, strategy="only_second")
+    try:
+        tokenizer.encode("a a", "a a a a")
+    except BaseException as panic:  # noqa: B036 (what is caught is the point)
+        return panic
+    raise AssertionError("tokenizers no longer panics here")

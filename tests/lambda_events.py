@@ -26,7 +26,7 @@ def make_event(
     event = json.loads((EVENTS / f"{kind}.json").read_text())
     headers = {name.lower(): value for name, value in (headers or {}).items()}
     if body is not None:
-        raw = body.encode()
+        raw = body.encode("utf-8", "surrogatepass")  # a lone surrogate: as long as U+FFFD
         headers["content-length"] = str(len(raw))
         event["body"] = base64.b64encode(raw).decode() if b64 else body
         event["isBase64Encoded"] = b64

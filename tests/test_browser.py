@@ -200,6 +200,25 @@ def test_warming_up_is_retried_automatically(page, monkeypatch):
     assert len(calls) == 2
 
 
+def test_a_model_that_failed_to_load_is_reported_not_retried(page, monkeypatch):
+    """The review: a 503 from a model that FAILED to load said "warming up, retrying" and spent
+    the rate limit on each retry. Health says failed: the 503's detail is shown, no retry."""
+    calls = []
+
+    def failed(*, requests):
+        calls.append(requests)
+        raise ModelUnavailable("The model weights could not be loaded.", retry_after=1)
+
+    monkeypatch.setattr(services, "answer_questions", failed)
+    monkeypatch.setattr(services, "model_status", lambda: {
+        "model": "m", "state": "failed", "error": "The model weights could not be loaded."})
+    ask(page, KIT_HO["question"], KIT_HO["context"])
+    expect(page.get_by_role("alert")).to_contain_text("The model weights could not be loaded.")
+    expect(page.locator("#ask-button")).to_have_attribute("aria-disabled", "false")
+    page.wait_for_timeout(1500)  # past Retry-After: nothing more is asked
+    assert len(calls) == 1
+
+
 def test_network_failure_is_reported(page):
     page.route("**/api/answer/", lambda route: route.abort("internetdisconnected"))
     ask(page, KIT_HO["question"], KIT_HO["context"])

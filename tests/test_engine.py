@@ -16,8 +16,9 @@ from qa.errors import InvalidQuestion
 from qa.examples import KIT_HO
 from qa.options import Options
 from qa.tokenization import load_tokenizer
-from tests.helpers import REAL_MODEL, SPECIAL_TOKENS
-from tests.properties import OPTIONS, assert_consistent_answers, texts
+from qa.options import MAX_WINDOW_TOKENS
+from tests.helpers import REAL_MODEL, SPECIAL_TOKENS, tiny_vocab
+from tests.properties import COMBINING_MARK, OPTIONS, assert_consistent_answers, texts
 
 CONTEXT = KIT_HO["context"]
 
@@ -570,8 +571,157 @@ def test_any_text_with_any_options_gets_consistent_answers_or_a_refusal(
         answers = tiny_answerer.answer(question, context, options)
     except InvalidQuestion as refusal:
         event(f"refused: {refusal.field}")
-        assert refusal.field in {"context", "doc_stride", "max_seq_len", "question"}
+        fields = {"context", "doc_stride", "max_seq_len", "question", "max_question_len"}
+        assert refusal.field in fields
         assert not fits_in_one_window(tokenizer_parts[0], question, context, options)
         return
     event("answered")
     assert_consistent_answers(context, [asdict(a) for a in answers], options.top_k)
+
+
+# --- characters of several tokens (issue 10 review: a Hangul question crashed every entry point) --
+
+# Hangul's conjoining letters, which BERT's normalizer (NFD) splits each syllable into, 2 or 3 a
+# syllable, all with that one character's offsets; and a few CJK ideographs, one token each.
+JAMO = [chr(code) for code in range(0x1100, 0x1200)]
+IDEOGRAPHS = list("国東京中山水大小人")
+
+
+@pytest.fixture(scope="module")
+def hangul_tokenizer_parts(tmp_path_factory):
+    """The tiny vocab with Hangul letters (alone and as word pieces) and a few ideographs, as a
+    model's vocab.txt is read: Hangul tokenizes as BERT's own vocab tokenizes it."""
+    directory = tmp_path_factory.mktemp("hangul-vocab")
+    vocab = tiny_vocab() + JAMO + [f"##{letter}" for letter in JAMO] + IDEOGRAPHS
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer, special, _ = load_tokenizer(directory)
+    return tokenizer, special, 512
+
+
+KOREAN_QUESTION = "한국의 수도는 어디입니까? "
+KOREAN_CONTEXT = "대한민국의 수도는 서울이다. 서울은 한강을 끼고 있다. "
+# The review's inputs: (question, context, options, the field refused or None for an answer).
+SPLIT_CHARACTER_CASES = {
+    "question of 6 Korean sentences, 136-token windows": (
+        KOREAN_QUESTION * 6, KOREAN_CONTEXT * 3, Options(max_seq_len=136), None),
+    "max_question_len 1 keeps no syllable of 한국": (
+        "한국", KOREAN_CONTEXT * 3, Options(max_question_len=1, max_seq_len=16),
+        "max_question_len"),
+    "max_question_len 4 keeps one syllable of 한국": (
+        "한국", KOREAN_CONTEXT * 3, Options(max_question_len=4, max_seq_len=16), None),
+    # 445 context tokens: the room a 64-token question leaves in 512 (the old cut kept 66).
+    "a context that just fits, doc_stride 500": (
+        KOREAN_QUESTION * 6, "国 " * 445, Options(max_seq_len=512, doc_stride=500), None),
+}
+
+
+@pytest.mark.parametrize("case", SPLIT_CHARACTER_CASES)
+def test_a_question_cut_inside_a_character_counts_the_tokens_the_model_reads(
+    hangul_tokenizer_parts, case
+):
+    """The question was cut after the character of its max_question_len-th token, keeping up to
+    2 more tokens of a Hangul syllable than it counted: the room left for the context was too
+    large, and the tokenizer panicked (stride not below the room) or a window held 514 tokens.
+    Now the cut never keeps part of a character, and the tokens kept are counted after it."""
+    question, context, options, refused = SPLIT_CHARACTER_CASES[case]
+    answerer, forward = make_answerer(hangul_tokenizer_parts, "##ᆯ", "##ᆯ")
+    if refused:
+        with pytest.raises(InvalidQuestion) as raised:
+            answerer.answer(question, context, options)
+        assert raised.value.field == refused and forward.batches == []
+        return
+    answers = answerer.answer(question, context, options)
+    assert_consistent_answers(context, [asdict(a) for a in answers], 1)
+    input_ids, _, token_type_ids = forward.batches[0]
+    assert input_ids.shape[1] <= options.max_seq_len
+    assert ((token_type_ids == 0).sum(axis=1) - 2 <= options.max_question_len).all()
+
+
+def test_the_reviewers_hangul_inputs_get_answers_from_the_real_model(real_answerer):
+    for question, context, options, refused in SPLIT_CHARACTER_CASES.values():
+        if refused:
+            continue
+        answers = real_answerer.answer(question, context, options)
+        assert_consistent_answers(context, [asdict(a) for a in answers], 1)
+
+
+MANY_TOKEN_CHARACTER = st.sampled_from(["한", "국", "서", "울", "가", "힣"]) | st.characters(
+    min_codepoint=0xAC00, max_codepoint=0xD7A3
+)
+SPLIT_TEXT_CHARACTER = (
+    MANY_TOKEN_CHARACTER
+    | st.sampled_from(IDEOGRAPHS + list("a b c 😀 👩‍👩‍👧 ? , ."))
+    | COMBINING_MARK
+    | st.just(" ")
+)
+
+
+class WindowRecorder:
+    """A model that records each batch it is given and points nowhere in particular."""
+
+    def __init__(self):
+        self.shapes = []
+
+    def __call__(self, input_ids, attention_mask, token_type_ids):
+        self.shapes.append(input_ids.shape)
+        logits = np.zeros(input_ids.shape, dtype=np.float32)
+        return logits, logits.copy()
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    question=st.text(SPLIT_TEXT_CHARACTER, min_size=1, max_size=120),
+    context=st.text(SPLIT_TEXT_CHARACTER, min_size=1, max_size=800),
+    max_question_len=st.integers(1, 80),
+    max_seq_len=st.integers(16, MAX_WINDOW_TOKENS),
+    doc_stride=st.none() | st.integers(1, MAX_WINDOW_TOKENS),
+)
+def test_characters_of_several_tokens_get_answers_in_bounded_windows_or_a_refusal(
+    hangul_tokenizer_parts, question, context, max_question_len, max_seq_len, doc_stride
+):
+    """Hangul, ideographs, combining marks and emoji, with any question cut, window and
+    doc_stride: answers within the context, from windows of at most max_seq_len tokens (as the
+    model receives them), exactly as many as the plan counted; or an InvalidQuestion. Never
+    another exception (the tokenizer's panic was a BaseException)."""
+    tokenizer, special, max_length = hangul_tokenizer_parts
+    recorder = WindowRecorder()
+    answerer = QuestionAnswerer(
+        tokenizer=tokenizer, forward=recorder, special_tokens=special, model_max_length=max_length
+    )
+    options = Options(
+        max_question_len=max_question_len, max_seq_len=max_seq_len, doc_stride=doc_stride
+    )
+    try:
+        windows = answerer.windows(question, context, options)
+    except InvalidQuestion as refusal:
+        event(f"refused: {refusal.field}")
+        return
+    event("answered")
+    answers = answerer.answer_windows(windows)
+    assert_consistent_answers(context, [asdict(a) for a in answers], 1)
+    [(rows, width)] = recorder.shapes
+    assert width <= max_seq_len and rows == windows.count
+
+
+# Refusals' messages: (question tokens, context tokens, options, what it must say, must not say)
+REFUSAL_MESSAGES = {
+    "too many windows, doc_stride never set": (
+        28, 5000, Options(max_seq_len=32), "Raise max_seq_len", "doc_stride"),
+    "too many windows, doc_stride set": (
+        1, 508 + 255 * 40 + 40, Options(max_seq_len=512, doc_stride=468), "Lower doc_stride", None),
+    "one token of room": (28, 40, Options(max_seq_len=32, doc_stride=5), "leaves 1 token of", None),
+    "one token of question": (1, 40, Options(max_seq_len=16, doc_stride=13),
+                              "The question takes 1 token,", None),
+}
+
+
+@pytest.mark.parametrize("case", REFUSAL_MESSAGES)
+def test_a_refusal_names_only_what_the_caller_can_change_in_plain_english(tokenizer_parts, case):
+    """The review: "Lower doc_stride" when only max_seq_len was given, and "leaves 1 tokens"."""
+    question_tokens, context_tokens, options, says, never = REFUSAL_MESSAGES[case]
+    answerer, _ = make_answerer(tokenizer_parts, "a", "a")
+    with pytest.raises(InvalidQuestion) as raised:
+        answerer.answer("who " * question_tokens, "a " * context_tokens, options)
+    assert says in str(raised.value)
+    assert never is None or never not in str(raised.value)
+    assert "1 tokens" not in str(raised.value)

@@ -248,6 +248,37 @@ def test_a_list_of_inputs_holds_at_most_qa_max_batch_chars(live_server, tiny_mod
     )
 
 
+def test_a_list_of_inputs_over_the_token_bound_is_a_413(live_server, tiny_model_settings):
+    heavy = {"question": "who", "context": "a " * (508 + 199 * 40)}
+    parameters = {"max_seq_len": 512, "doc_stride": 468}
+    url = live_server.url + PATH
+    assert post(url, {"inputs": [heavy], "parameters": parameters})[0] == 200
+    status, body = post(url, {"inputs": [heavy, heavy], "parameters": parameters})
+    assert (status, body["error_type"]) == (413, "batch_too_large")
+    assert "204800 tokens" in body["error"] and "at most 131072" in body["error"]
+
+
+# Nulls HF's clients and older code send: (name, the request's extra keys).
+HF_NULLS = {
+    "parameters null": {"parameters": None},
+    "options null": {"options": None},
+    "a parameter null": {"parameters": {"doc_stride": None, "top_k": None}},
+    "an option null": {"options": {"use_cache": None, "wait_for_model": None}},
+}
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["one", "list"])
+@pytest.mark.parametrize("case", HF_NULLS)
+def test_null_parameters_and_options_are_the_defaults(client, tiny_model_settings, case, many):
+    inputs = [KIT_HO, KIT_HO] if many else KIT_HO
+    responses = [
+        client.post(PATH, json.dumps(body), content_type="application/json")
+        for body in ({"inputs": inputs, **HF_NULLS[case]}, {"inputs": inputs})
+    ]
+    assert [response.status_code for response in responses] == [200, 200], responses[0].content
+    assert responses[0].json() == responses[1].json()
+
+
 # --- errors, as the client raises them ------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from qa import services
 from qa.examples import EXAMPLES, KIT_HO
 from qa.log_filters import ascii_json
 from qasite import lambda_handler
+from tests.helpers import rust_panic
 from tests.deploying import REPO
 from tests.helpers import LambdaContext, invoke
 from tests.lambda_events import (
@@ -227,6 +228,34 @@ def test_a_unicode_query_string_is_read(lambda_settings, capsys, kind, query, ex
     assert len(log_lines(capsys)) == 1
 
 
+# Lone surrogates where an event may carry them: (name, kind, method, path, query, body)
+SURROGATES = [
+    ("REST API query parameter", "rest-api-v1", "GET", "/", "a=\ud800", None),
+    ("ALB query parameter", "alb", "GET", "/", "a=\udfff", None),
+    ("HTTP API query string", "http-api-v2", "GET", "/", "a=\ud800", None),
+    ("path", "rest-api-v1", "GET", "/\ud800", "", None),
+    *[(f"text body, {kind}", kind, "POST", "/api/answer/", "",
+       json.dumps({**KIT_HO, "question": "Who?\ud800"}, ensure_ascii=False)) for kind in KINDS],
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "method", "path", "query", "body"), SURROGATES, ids=[s[0] for s in SURROGATES]
+)
+def test_a_lone_surrogate_in_an_event_is_read_as_u_fffd(
+    lambda_settings, capsys, name, kind, method, path, query, body
+):
+    """The review: a REST API or ALB query parameter "\ud800", or a text body holding one, was a
+    500 (apig-wsgi encodes them as UTF-8). Now it reads as U+FFFD, as invalid UTF-8 does."""
+    headers = {**JSON, "Accept": "application/json"} if body else {}
+    response = invoke(make_event(kind, method, path, query=query, body=body, headers=headers))
+    assert response["statusCode"] < 500, body_of(response)[:300]
+    if body:
+        assert response["statusCode"] == 200
+    [line] = log_lines(capsys)
+    assert line["status"] == response["statusCode"]
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_unicode_header_values_are_read(lambda_settings, kind):
     headers = {"User-Agent": "東京 😀", "Accept-Language": "日本語", "Cookie": "name=東京",
@@ -238,7 +267,8 @@ def test_unicode_header_values_are_read(lambda_settings, kind):
     assert api["statusCode"] == 200
 
 
-ANY_TEXT = st.text(st.characters(codec="utf-8") | st.sampled_from("%/?&=+ #\x00"), max_size=40)
+# Lone surrogates too: JSON can carry them ("\ud800"), UTF-8 cannot.
+ANY_TEXT = st.text(st.characters() | st.sampled_from("%/?&=+ #\x00\ud800\udfff"), max_size=40)
 HEADER_NAMES = st.sampled_from([
     "X-Name", "User-Agent", "Accept", "Accept-Language", "Cookie", "Referer", "Origin",
     "Content-Type", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Port",
@@ -262,11 +292,36 @@ def test_any_unicode_in_any_event_gets_a_response_and_a_log_line(
     """Paths, query strings and header values of arbitrary Unicode, decoded or percent-encoded,
     in every event shape: never an exception, never a 5xx, always one log line."""
     if encoded:
-        path, query = quote(path, safe="/%"), quote(query, safe="=&%")
+        # A lone surrogate as the bytes UTF-8 would give it (invalid UTF-8, %ED%A0%80).
+        path = quote(path, safe="/%", errors="surrogatepass")
+        query = quote(query, safe="=&%", errors="surrogatepass")
     response = invoke(make_event(kind, path=path, query=query, headers=headers))
     assert 200 <= response["statusCode"] < 500, (response["statusCode"], body_of(response)[:300])
     [line] = log_lines(capsys)
     assert line["status"] == response["statusCode"]
+
+
+def test_a_rust_panic_is_a_500_and_a_log_line_but_an_interrupt_ends_the_process(
+    monkeypatch, capsys
+):
+    """A pyo3 PanicException is a BaseException: the handler answers it as any failure; a
+    KeyboardInterrupt or SystemExit still propagates."""
+    monkeypatch.setattr(lambda_handler, "wsgi_handler", lambda event, context: raise_(rust_panic()))
+    response = invoke(make_event("http-api-v2", path="/x"))
+    assert response["statusCode"] == 500
+    assert json.loads(response["body"]) == {"detail": "Internal server error."}
+    error, line = log_lines(capsys)
+    assert error["exception_name"] == "PanicException" and line["status"] == 500
+    for stop in (KeyboardInterrupt(), SystemExit(1)):
+        monkeypatch.setattr(
+            lambda_handler, "wsgi_handler", lambda event, context, stop=stop: raise_(stop)
+        )
+        with pytest.raises(type(stop)):
+            invoke(make_event("http-api-v2", path="/x"))
+
+
+def raise_(error: BaseException):
+    raise error
 
 
 def test_a_failure_outside_django_is_a_500_and_a_log_line(monkeypatch, capsys):
@@ -345,6 +400,26 @@ def test_the_api_answers_under_a_prefix(lambda_settings, how):
     response = invoke(event)
     assert response["statusCode"] == 200, body_of(response)
     assert json.loads(body_of(response))["answer"]
+
+
+@pytest.mark.parametrize("how", [*PREFIXES, "no prefix", "DJANGO_FORCE_SCRIPT_NAME=/qa",
+                                 "DJANGO_FORCE_SCRIPT_NAME=/"])
+def test_the_schemas_servers_are_the_prefix_it_was_asked_under(lambda_settings, how):
+    """The review: Swagger UI's "Try it out" posted to /api/answer/ at the root under a prefix:
+    the schema had no servers. Its paths stay the site's; servers adds the prefix (none without
+    one, where OpenAPI's default "/" is right)."""
+    path = "/api/schema/?format=json"
+    if how in PREFIXES:
+        event, expected = prefixed(how, "GET", "/api/schema/", query="format=json"), [
+            {"url": PREFIXES[how][1]}]
+    else:
+        forced = how.partition("=")[2] or None
+        lambda_settings.FORCE_SCRIPT_NAME = forced
+        event = make_event("http-api-v2", "GET", path.partition("?")[0], query="format=json")
+        expected = [{"url": forced}] if forced not in (None, "/") else None
+    schema = json.loads(body_of(invoke(event)))
+    assert schema.get("servers") == expected
+    assert "/api/answer/" in schema["paths"]
 
 
 @pytest.mark.parametrize(

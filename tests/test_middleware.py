@@ -9,6 +9,7 @@ from django.test import Client
 
 from qa import services
 from qa.examples import KIT_HO
+from tests.helpers import rust_panic
 
 POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -178,6 +179,31 @@ def crash(*, questions):
     raise RuntimeError("/secret/path/marker")
 
 
+def panic(*, requests):
+    raise rust_panic()
+
+
+def test_a_rust_panic_on_a_page_is_the_500_page(client, tiny_model_settings, monkeypatch):
+    monkeypatch.setattr(services, "answer_questions", panic)
+    response = Client(raise_request_exception=False).post("/", {**KIT_HO, "top_k": 1})
+    assert response.status_code == 500
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_only_a_rust_panic_is_turned_into_an_error(rf):
+    from qasite.middleware import RustPanicMiddleware, is_rust_panic
+
+    assert is_rust_panic(rust_panic())
+    for error in (KeyboardInterrupt(), SystemExit(1), RuntimeError("x")):
+        assert not is_rust_panic(error)
+
+        def view(request, error=error):
+            raise error
+
+        with pytest.raises(type(error)):
+            RustPanicMiddleware(view)(rf.get("/"))
+
+
 # (name, request keyword arguments, status, detail or None for DRF's own message, setup)
 API_ERRORS = [
     ("unknown path", {"path": "/api/no/such/endpoint/"}, 404, "Not found.", None),
@@ -202,6 +228,9 @@ API_ERRORS = [
     ("unexpected error, browsable API", {"path": "/api/answer/", "method": "POST",
                                          "HTTP_ACCEPT": "text/html"}, 500,
      "Internal server error.", "crash"),
+    # A BaseException, which Django's handlers let through to the server (text/plain 500).
+    ("Rust panic", {"path": "/api/answer/", "method": "POST"}, 500, "Internal server error.",
+     "panic"),
 ]
 
 
@@ -221,6 +250,8 @@ def test_errors_under_the_api_are_json_in_every_mode(
         settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     elif setup == "crash":
         monkeypatch.setattr(services, "answer_questions", crash)
+    elif setup == "panic":
+        monkeypatch.setattr(services, "answer_questions", panic)
     args = {"method": "GET", "data": json.dumps(KIT_HO), "content_type": "application/json",
             **request_args}
     response = Client(raise_request_exception=False).generic(
@@ -233,6 +264,74 @@ def test_errors_under_the_api_are_json_in_every_mode(
     assert body["detail"] == detail if detail else body["detail"]
     assert "marker" not in response.content.decode()
     assert response["Content-Security-Policy"] == POLICY  # the page's headers are kept
+
+
+# Errors of each endpoint under /api/ that its own renderers would not send as JSON (the schema's
+# are YAML): (method, path, headers, status).
+ENDPOINT_ERRORS = [
+    ("POST", "/api/schema/", {}, 405),
+    ("PUT", "/api/schema/", {}, 405),
+    ("GET", "/api/schema/", {"HTTP_ACCEPT": "application/xml"}, 406),
+    ("GET", "/api/schema/?format=xml", {}, 404),
+    ("GET", "/api/schema/?format=xml", {"HTTP_ACCEPT": "text/html"}, 404),
+    ("DELETE", "/api/answer/", {}, 405),
+    ("GET", "/api/answer/", {"HTTP_ACCEPT": "application/xml"}, 406),
+    ("GET", "/api/answer/?format=xml", {}, 404),
+    ("POST", "/api/health/", {}, 405),
+    ("GET", "/api/hf/question-answering", {}, 405),
+    ("GET", "/api/docs/?format=xml", {"HTTP_ACCEPT": "application/xml"}, None),  # a page: 200
+    ("GET", "/api", {}, 404),
+    ("GET", "/api", {"HTTP_ACCEPT": "text/html"}, 404),
+    ("POST", "/api", {}, 404),
+]
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+@pytest.mark.parametrize(("method", "path", "headers", "status"), ENDPOINT_ERRORS)
+def test_every_api_endpoints_errors_are_json(
+    tiny_model_settings, settings, method, path, headers, status, debug
+):
+    """The review: errors from /api/schema/ came back as YAML (application/vnd.oai.openapi), and
+    /api without its slash was an HTML 404 (DEBUG's technical page)."""
+    settings.DEBUG = debug
+    client = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    response = client.generic(method, path, **headers)
+    if status is None:
+        assert response.status_code == 200
+        return
+    assert response.status_code == status, response.content[:300]
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body.get("detail") or body.get("error")
+
+
+# Each path, the methods it takes (its Allow header), and whether its errors are JSON.
+VIEW_METHODS = {
+    "/": ("GET, HEAD, POST", False),
+    "/api/docs/": ("GET, HEAD, OPTIONS", True),
+    "/api/schema/": ("GET, HEAD, OPTIONS", True),
+    "/api/health/": ("GET, HEAD, OPTIONS", True),
+    "/api/answer/": ("GET, POST, HEAD, OPTIONS", True),
+    "/api/hf/question-answering": ("POST, OPTIONS", True),
+    "/favicon.ico": ("GET, HEAD", False),
+    "/static/qa/ask.js": ("GET, HEAD", False),
+}
+
+
+@pytest.mark.parametrize("method", UNSAFE_METHODS + ["GET"])
+@pytest.mark.parametrize("path", VIEW_METHODS)
+def test_a_method_a_view_does_not_take_is_a_405_before_csrf(tiny_model_settings, path, method):
+    """The review: POST to /api/docs/ was a 403 (CSRF runs before the method check). Every
+    method a view has no handler for is a 405 with Allow, CSRF token or not (JSON under /api/)."""
+    allow, json_errors = VIEW_METHODS[path]
+    if method in allow.split(", "):
+        return  # taken: CSRF (or the view) decides
+    client = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    response = client.generic(method, path)
+    assert response.status_code == 405
+    assert response["Allow"] == allow
+    if json_errors:
+        assert response["Content-Type"] == "application/json"
 
 
 @pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
@@ -256,23 +355,25 @@ def test_errors_outside_the_api_stay_pages(client):
 @pytest.mark.parametrize(
     "host", ["10.0.1.85", "10.0.1.85:8080", "[fd00::1]:80", "evil.example", ""]
 )
+@pytest.mark.parametrize("path", ["/api/health/", "/api/health"])
 def test_health_answers_any_host_in_json_with_the_security_headers(
-    client, tiny_model_settings, host
+    client, tiny_model_settings, host, path
 ):
-    """A load balancer checks its targets by IP address; health holds nothing built from Host."""
+    """A load balancer checks its targets by IP address; health holds nothing built from Host.
+    With or without the trailing slash (the review: /api/health with an IP Host was a 400)."""
     for accept in ["application/json", "text/html", "text/plain"]:
-        response = client.get("/api/health/", HTTP_HOST=host, HTTP_ACCEPT=accept)
+        response = client.get(path, HTTP_HOST=host, HTTP_ACCEPT=accept)
         assert response.status_code == 200, (host, accept)
         assert response["Content-Type"] == "application/json"
         assert response.json()["model"] == tiny_model_settings.QA_MODEL_NAME
         assert response.headers.get("Content-Security-Policy") == POLICY
-    assert client.head("/api/health/", HTTP_HOST=host).status_code == 200
+    assert client.head(path, HTTP_HOST=host).status_code == 200
 
 
 @pytest.mark.parametrize(
     ("method", "path"),
     [("get", "/"), ("get", "/api/answer/"), ("get", "/api/schema/"), ("post", "/api/health/"),
-     ("get", "/api/health"), ("get", "/api/health/x")],
+     ("get", "/api/health//"), ("get", "/api/health/x"), ("get", "/api/healthx")],
 )
 def test_every_other_request_keeps_the_host_check(client, method, path):
     response = getattr(client, method)(path, HTTP_HOST="10.0.1.85")

@@ -7,7 +7,7 @@ import pytest
 from django.utils.html import escape
 
 from qa import loading, services
-from qa.errors import InvalidQuestion, ModelUnavailable
+from qa.errors import InvalidQuestion, ModelUnavailable, TooMuchWork
 from qa.examples import KIT_HO
 from qa.lazy import LazyAnswerer
 
@@ -144,3 +144,43 @@ def test_a_broken_model_is_a_503_everywhere_then_recovers_without_a_restart(
     assert client.get("/api/health/").json() == {
         "model": settings.QA_MODEL_NAME, "state": "ready", "error": None,
     }
+
+
+# --- the work of one call is bounded before the model runs -------------------------------------
+
+# "who" is one token and "a " * n is n tokens: with 512-token windows and doc_stride 468, a new
+# window every 40 tokens; 200 windows (102,400 tokens) each, within MAX_BATCH_TOKENS alone.
+HEAVY = {"question": "who", "context": "a " * (508 + 199 * 40), "max_seq_len": 512,
+         "doc_stride": 468}
+
+
+@pytest.fixture
+def forward_calls(tiny_model_settings, monkeypatch) -> list:
+    """The model runs of the service's answerer, recorded."""
+    answerer = services.lazy_answerer().get()
+    calls, forward = [], answerer._forward
+    monkeypatch.setattr(answerer, "_forward", lambda *batch: calls.append(1) or forward(*batch))
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("requests", "refused"),
+    [
+        ([HEAVY], False),
+        ([HEAVY, {"question": "who", "context": "a a"}], False),  # 102,400 + 512 tokens
+        ([HEAVY, HEAVY], True),  # 204,800 tokens
+        ([{"question": "who", "context": "a a"}, HEAVY, HEAVY], True),  # refused, none run
+    ],
+)
+def test_the_token_bound_holds_for_the_whole_call_before_any_question_runs(
+    forward_calls, requests, refused
+):
+    from qa.engine import MAX_BATCH_TOKENS
+
+    if refused:
+        with pytest.raises(TooMuchWork, match=rf"at most {MAX_BATCH_TOKENS}\b"):
+            services.answer_questions(questions=requests)
+        assert forward_calls == []
+    else:
+        assert len(services.answer_questions(questions=requests)) == len(requests)
+        assert len(forward_calls) == len(requests)

@@ -80,6 +80,8 @@ def test_https_mode_lets_a_plain_http_health_check_by_ip_address_through():
         print(json.dumps({
             "health": client.get("/api/health/", HTTP_HOST="10.0.1.85").status_code,
             "health, no Host": client.get("/api/health/", SERVER_NAME="").status_code,
+            "health without its slash": client.get("/api/health", HTTP_HOST="10.0.1.85").status_code,
+            "health without its slash, no Host": client.get("/api/health", SERVER_NAME="").status_code,
             "page": client.get("/", HTTP_HOST="10.0.1.85").status_code,
             "page, allowed host": client.get("/").status_code,
         }))
@@ -88,7 +90,8 @@ def test_https_mode_lets_a_plain_http_health_check_by_ip_address_through():
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
-        "health": 200, "health, no Host": 200, "page": 400, "page, allowed host": 301,
+        "health": 200, "health, no Host": 200, "health without its slash": 200,
+        "health without its slash, no Host": 200, "page": 400, "page, allowed host": 301,
     }
 
 

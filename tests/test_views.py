@@ -145,6 +145,52 @@ def test_api_body_over_the_upload_limit_is_a_413(client, tiny_model_settings, se
     assert "1000 bytes" in response.json()["detail"]
 
 
+def test_api_batch_over_the_token_bound_is_a_413_naming_it(client, tiny_model_settings):
+    """Each item fits alone (200 windows of 512 tokens); two would put 204,800 tokens through
+    the model, over the 131,072 one call may: refused before any runs."""
+    heavy = {"question": "who", "context": "a " * (508 + 199 * 40), "max_seq_len": 512,
+             "doc_stride": 468}
+    assert post_json(client, [heavy]).status_code == 200
+    response = post_json(client, [heavy, heavy])
+    assert response.status_code == 413
+    assert response.json() == {
+        "detail": "These questions would put 204800 tokens through the model (windows x "
+        "max_seq_len, summed over the batch); one call may put at most 131072. Send them as "
+        "smaller batches, or with fewer windows each (a lower doc_stride)."
+    }
+
+
+ALL_OPTIONS = ["top_k", "doc_stride", "max_answer_len", "max_seq_len", "max_question_len",
+               "handle_impossible_answer", "align_to_words"]
+# Options sent as null: (name, the options). null is the default, as if absent.
+NULL_OPTIONS = {
+    "doc_stride and max_seq_len (the browsable API's raw data)": {
+        "doc_stride": None, "max_seq_len": None},
+    "every option": dict.fromkeys(ALL_OPTIONS),
+    **{name: {name: None} for name in ALL_OPTIONS},
+}
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["one", "batch"])
+@pytest.mark.parametrize("case", NULL_OPTIONS)
+def test_api_reads_a_null_option_as_its_default(client, tiny_model_settings, case, batch):
+    request = {**KIT_HO, **NULL_OPTIONS[case]}
+    response = post_json(client, [request, request] if batch else request)
+    assert response.status_code == 200, response.content
+    expected = post_json(client, [KIT_HO, KIT_HO] if batch else KIT_HO).json()
+    assert response.json() == expected
+
+
+def test_the_browsable_apis_raw_data_as_prefilled_is_answered(client, tiny_model_settings):
+    from html import unescape
+
+    page = client.get("/api/answer/", HTTP_ACCEPT="text/html").content.decode()
+    raw = re.search(r'<textarea[^>]*name="_content"[^>]*>(.*?)</textarea>', page, re.S)
+    prefilled = json.loads(unescape(raw.group(1)))
+    response = post_json(client, {**prefilled, **KIT_HO})
+    assert response.status_code == 200, response.content
+
+
 def test_api_accepts_the_browsable_api_form_post(client, tiny_model_settings):
     response = client.post("/api/answer/", {**KIT_HO, "top_k": 2})
     assert response.status_code == 200
@@ -393,7 +439,8 @@ def test_api_answers_any_text_with_any_options_or_says_which_field_is_wrong(
     body = response.json()
     if response.status_code == 400:
         event(f"400: {', '.join(sorted(body))}")
-        assert set(body) <= {"question", "context", "doc_stride", "max_seq_len"}
+        fields = {"question", "context", "doc_stride", "max_seq_len", "max_question_len"}
+        assert set(body) <= fields
         return
     event("200")
     assert_consistent_answers(context, body["answers"], options.get("top_k", 1))
@@ -565,3 +612,30 @@ def test_page_says_what_candidate_percentages_mean(client, monkeypatch, scores, 
     shown = re.search(r'<p id="score-note" class="score-note"( hidden)?>(.*?)</p>', html, re.S)
     assert "not shares of one whole" in shown.group(2)
     assert (shown.group(1) is None) is note
+
+
+@pytest.mark.parametrize(
+    ("path", "example"),
+    [("/api/answer/", KIT_HO), ("/api/hf/question-answering/", {"inputs": KIT_HO})],
+)
+def test_swaggers_request_example_is_the_kit_ho_example_with_default_options(
+    client, path, example
+):
+    """The review: Try it out started from doc_stride 512, max_seq_len 512 (the schema's
+    maxima), a 400 for a long context. Every request example is the page's, options absent."""
+    schema = client.get("/api/schema/?format=json").json()
+    body = schema["paths"][path]["post"]["requestBody"]["content"]
+    examples = [media["examples"] for media in body.values() if "examples" in media]
+    assert examples and all(
+        [case["value"] for case in found.values()] == [example] for found in examples
+    )
+
+
+def test_api_form_data_in_utf16_is_a_415_not_a_garbled_field(client, tiny_model_settings):
+    body = "question=Who%3F&context=Kit".encode("utf-16")
+    response = client.generic(
+        "POST", "/api/answer/", body,
+        content_type="application/x-www-form-urlencoded; charset=utf-16",
+    )
+    assert response.status_code == 415
+    assert response.json()["detail"].startswith("Form data is read as UTF-8")

@@ -188,6 +188,17 @@
 
   /* --- asking ----------------------------------------------------------------------------- */
 
+  /** Whether health says the model failed to load: then a 503 is not worth a retry (each
+   * spends the rate limit); its detail says why. Loading, idle or unknown: retry. */
+  async function modelFailed() {
+    try {
+      const health = await fetch(form.dataset.healthUrl, { headers: { Accept: "application/json" } });
+      return (await health.json()).state === "failed";
+    } catch (error) {
+      return false;
+    }
+  }
+
   async function ask() {
     const topK = fields.top_k.value.trim();
     const context = fields.context.value;
@@ -213,7 +224,7 @@
           showError("Could not reach the server. Check your connection and try again.");
           return;
         }
-        if (response.status === 503 && attempt < MAX_RETRIES) {
+        if (response.status === 503 && attempt < MAX_RETRIES && !(await modelFailed())) {
           const seconds = Math.min(30, Math.max(1, parseInt(response.headers.get("Retry-After"), 10) || 2));
           status.textContent = "The model is warming up, retrying…";
           await sleep(seconds * 1000);

@@ -57,8 +57,12 @@ def export(directory: Path, exporter: str, attention: str, path: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--only", default="", help="a regular expression: graphs to measure, "
-                        "e.g. 'legacy-eager|dynamo-eager-basic' (default: all)")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="a regular expression: graphs to measure, "
+        "e.g. 'legacy-eager|dynamo-eager-basic' (default: all)",
+    )
     args = parser.parse_args()
     import numpy as np
     import onnxruntime
@@ -81,20 +85,22 @@ def main() -> None:
         eager, _ = logits_module(model, trace=False)
         traced, _ = logits_module(model, trace=True)
 
-        def torch_forward(logits):
-            def run(*batch):
+        def torch_forward(logits, hidden=hidden):
+            def one_pass(*arrays):
                 with torch.inference_mode():
-                    start, end = logits(*map(torch.from_numpy, batch))
+                    start, end = logits(*map(torch.from_numpy, arrays))
                 return start.numpy(), end.numpy()
 
-            return in_passes(run, hidden_size=hidden)
+            return in_passes(one_pass, hidden_size=hidden)
 
         expected = {size: torch_forward(eager)(*batch) for size, batch in inputs.items()}
         candidates = {"torchscript": torch_forward(traced)}
         for exporter in ("legacy", "dynamo"):
             for attention in ("eager", "sdpa"):
                 path = GRAPHS / name.replace(" ", "-") / f"{exporter}-{attention}.onnx"
-                if not any(re.search(args.only, f"{exporter}-{attention}-{level}") for level in LEVELS):
+                if not any(
+                    re.search(args.only, f"{exporter}-{attention}-{level}") for level in LEVELS
+                ):
                     continue
                 seconds = export(directory, exporter, attention, path)
                 report[f"{name} | {exporter}-{attention} | export s"] = round(seconds, 2)
@@ -110,7 +116,7 @@ def main() -> None:
             report[f"{name} | {label} | max |logit diff|"] = max(
                 float(np.abs(got - want).max())
                 for size, batch in inputs.items()
-                for got, want in zip(forward(*batch), expected[size])
+                for got, want in zip(forward(*batch), expected[size], strict=True)
             )
         timings = {(label, size): [] for label in candidates for size in inputs}
         for round_ in range(args.rounds):

@@ -96,10 +96,17 @@ def main() -> None:
         for name, directory in MODELS.items():
             graph = BENCH / ".onnx-graphs" / name.replace(" ", "-") / "legacy-eager.onnx"
             for label, config in CONFIGS.items():
-                script = CHILD.format(root=str(ROOT), directory=str(directory), graph=str(graph),
-                                      inputs=inputs, repeat=REPEAT, **config)
-                result = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                                        text=True, check=True)
+                script = CHILD.format(
+                    root=str(ROOT),
+                    directory=str(directory),
+                    graph=str(graph),
+                    inputs=inputs,
+                    repeat=REPEAT,
+                    **config,
+                )
+                result = subprocess.run(
+                    [sys.executable, "-c", script], capture_output=True, text=True, check=True
+                )
                 samples.setdefault(f"{name} | {label}", []).append(json.loads(result.stdout))
     report = {
         key: {field: round(statistics.median(run[field] for run in runs), 2) for field in runs[0]}

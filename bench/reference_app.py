@@ -20,5 +20,7 @@ def application(environ, start_response):
     request = json.loads(environ["wsgi.input"].read(length))
     result = qa(**request)
     body = json.dumps(result).encode()
-    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    start_response(
+        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
     return [body]

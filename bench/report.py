@@ -25,12 +25,15 @@ def verdict(value: float, target: float | None, unit: str = "") -> str:
 
 
 def share_verdict(share: float, target: float) -> str:
-    return f"{100 * share:.1f}% ({'met' if share >= target else 'missed'}; target ≥ {100 * target:g}%)"
+    return (
+        f"{100 * share:.1f}% ({'met' if share >= target else 'missed'}; target ≥ {100 * target:g}%)"
+    )
 
 
 def parity_section(report: dict) -> list[str]:
     lines = [
-        "## Parity (real MiniLM, SQuAD sample, onnx engine against v4's pipeline)", "",
+        "## Parity (real MiniLM, SQuAD sample, onnx engine against v4's pipeline)",
+        "",
         "| options | questions | identical (answer, start, end) | max score diff when identical (v4's capped at 1) | differing, and why | EM / F1 qasite | EM / F1 reference |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -47,89 +50,146 @@ def parity_section(report: dict) -> list[str]:
             f"{row['reference_exact_match']:.1f} / {row['reference_f1']:.1f} |"
         )
     fast = report["fast_mode"]
-    lines += ["", "Fast mode (QA_ENGINE=torch QA_FAST=1: TorchScript in bfloat16) against exact mode (onnx), "
-              f"same questions: {share_verdict(fast['identical_share'], FAST_AGREEMENT_TARGET)} identical best "
-              f"answers ({fast['identical']} of {fast['questions']}); EM / F1 {fast['fast_exact_match']:.1f} / "
-              f"{fast['fast_f1']:.1f} (exact mode {fast['exact_exact_match']:.1f} / {fast['exact_f1']:.1f}).", ""]
+    lines += [
+        "",
+        "Fast mode (QA_ENGINE=torch QA_FAST=1: TorchScript in bfloat16) against exact mode (onnx), "
+        f"same questions: {share_verdict(fast['identical_share'], FAST_AGREEMENT_TARGET)} identical best "
+        f"answers ({fast['identical']} of {fast['questions']}); EM / F1 {fast['fast_exact_match']:.1f} / "
+        f"{fast['fast_f1']:.1f} (exact mode {fast['exact_exact_match']:.1f} / {fast['exact_f1']:.1f}).",
+        "",
+    ]
     return lines
 
 
 def latency_section(report: dict) -> list[str]:
-    lines = ["## Warm latency per request (median / p90 ms; ratio to the reference)", "",
-             "In process: qasite's engine against v4's pipeline object. End to end: qasite's Lambda handler "
-             "(an HTTP API v2 event through apig-wsgi, Django, DRF) against a bare WSGI app around the pipeline.",
-             ""]
+    lines = [
+        "## Warm latency per request (median / p90 ms; ratio to the reference)",
+        "",
+        "In process: qasite's engine against v4's pipeline object. End to end: qasite's Lambda handler "
+        "(an HTTP API v2 event through apig-wsgi, Django, DRF) against a bare WSGI app around the pipeline.",
+        "",
+    ]
     for model, layers in report["latency"].items():
         for layer, table in layers.items():
             sides = [side for side in next(iter(table.values())) if side != "reference"]
             with_floor = "floor" in sides
-            lines += [f"### {model}, {layer}", "",
-                      "| input | " + " | ".join(sides) + " | reference | " +
-                      " | ".join(f"{side} / reference" for side in sides) +
-                      (" | onnx / floor |" if with_floor else " |"),
-                      "|---" * (2 + 2 * len(sides)) + ("|---|" if with_floor else "|")]
+            lines += [
+                f"### {model}, {layer}",
+                "",
+                "| input | "
+                + " | ".join(sides)
+                + " | reference | "
+                + " | ".join(f"{side} / reference" for side in sides)
+                + (" | onnx / floor |" if with_floor else " |"),
+                "|---" * (2 + 2 * len(sides)) + ("|---|" if with_floor else "|"),
+            ]
             short_target, long_target = LATENCY_TARGET[layer]
             for size, row in table.items():
                 reference = row["reference"]["median_ms"]
-                cells = [f"{row[side]['median_ms']:.2f} / {row[side]['p90_ms']:.2f}" for side in sides]
-                ratios = [verdict(row[side]["median_ms"] / reference,
-                                  (short_target if size in SHORT else long_target) if side == "onnx" else None)
-                          for side in sides]
-                line = (f"| {size} | " + " | ".join(cells) +
-                        f" | {reference:.2f} / {row['reference']['p90_ms']:.2f} | " + " | ".join(ratios) + " |")
+                cells = [
+                    f"{row[side]['median_ms']:.2f} / {row[side]['p90_ms']:.2f}" for side in sides
+                ]
+                ratios = [
+                    verdict(
+                        row[side]["median_ms"] / reference,
+                        (short_target if size in SHORT else long_target)
+                        if side == "onnx"
+                        else None,
+                    )
+                    for side in sides
+                ]
+                line = (
+                    f"| {size} | "
+                    + " | ".join(cells)
+                    + f" | {reference:.2f} / {row['reference']['p90_ms']:.2f} | "
+                    + " | ".join(ratios)
+                    + " |"
+                )
                 if with_floor:
                     line += f" {row['onnx']['median_ms'] / row['floor']['median_ms']:.2f} |"
                 lines.append(line)
             lines.append("")
-    lines += ["The floor: tokenization + the onnx engine's forward pass over all windows, nothing else. Its two parts "
-              "(bert-tiny shape, medians, measured apart, so under other load than the tables): "
-              + ", ".join(f"{size} {row['total_ms']:.2f} ms ({row['tokenization_ms']:.2f} + {row['forward_ms']:.2f})"
-                          for size, row in report["floor_ms"].items()) + ".", ""]
+    lines += [
+        "The floor: tokenization + the onnx engine's forward pass over all windows, nothing else. Its two parts "
+        "(bert-tiny shape, medians, measured apart, so under other load than the tables): "
+        + ", ".join(
+            f"{size} {row['total_ms']:.2f} ms ({row['tokenization_ms']:.2f} + {row['forward_ms']:.2f})"
+            for size, row in report["floor_ms"].items()
+        )
+        + ".",
+        "",
+    ]
     return lines
 
 
 def memory_section(report: dict) -> list[str]:
-    lines = ["## Memory around a 20,000-character request (RSS MB; Lambda handler / reference WSGI app, fresh process each)", "",
-             "| model | side | warm | peak after the request | right after it | after short requests again | peak / reference's | after − warm |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Memory around a 20,000-character request (RSS MB; Lambda handler / reference WSGI app, fresh process each)",
+        "",
+        "| model | side | warm | peak after the request | right after it | after short requests again | peak / reference's | after − warm |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for model, sides in report["memory"].items():
         reference = sides["reference"]["peak_mb"]
         for side, row in sides.items():
             ratio = verdict(row["peak_mb"] / reference, PEAK_RSS_TARGET if side == "onnx" else None)
             back = row["after_mb"] - row["warm_mb"]
             returned = verdict(back, RSS_RETURN_TARGET_MB if side == "onnx" else None, " MB")
-            lines.append(f"| {model} | {side} | {row['warm_mb']:.0f} | {row['peak_mb']:.0f} | {row['after_mb']:.0f} | "
-                         f"{row['after_short_mb']:.0f} | {ratio if side != 'reference' else '–'} | {returned} |")
+            lines.append(
+                f"| {model} | {side} | {row['warm_mb']:.0f} | {row['peak_mb']:.0f} | {row['after_mb']:.0f} | "
+                f"{row['after_short_mb']:.0f} | {ratio if side != 'reference' else '–'} | {returned} |"
+            )
     return lines + [""]
 
 
 def cold_section(report: dict) -> list[str]:
     cold = report["cold_start"]
-    reference = next(row for label, row in cold.items() if label.startswith("reference"))["median_s"]
-    lines = ["## Cold start (fresh process to first response, bert-tiny shape; median)", "",
-             "| what | seconds | / reference's first answer | peak RSS MB |", "|---|---|---|---|"]
+    reference = next(row for label, row in cold.items() if label.startswith("reference"))[
+        "median_s"
+    ]
+    lines = [
+        "## Cold start (fresh process to first response, bert-tiny shape; median)",
+        "",
+        "| what | seconds | / reference's first answer | peak RSS MB |",
+        "|---|---|---|---|",
+    ]
     for label, row in cold.items():
-        target = COLD_TARGET if "first answer: runtime tree" in label else (
-            PAGE_TARGET if "first page: runtime tree" in label else None)
-        ratio = "–" if label.startswith("reference") else verdict(row["median_s"] / reference, target)
+        target = (
+            COLD_TARGET
+            if "first answer: runtime tree" in label
+            else (PAGE_TARGET if "first page: runtime tree" in label else None)
+        )
+        ratio = (
+            "–" if label.startswith("reference") else verdict(row["median_s"] / reference, target)
+        )
         lines.append(f"| {label} | {row['median_s']:.3f} | {ratio} | {row['peak_rss_mb']:.0f} |")
     for label, row in cold.items():
         if "imports_ms" in row:
             imports = dict(row["imports_ms"])
             total = imports.pop("total")
-            lines += ["", f"Where the imports' time goes, {label} (`python -X importtime`, one run: each module's "
-                      f"own ms, summed by top-level package; {total:.0f} ms in all): "
-                      + ", ".join(f"{name} {ms:.0f}" for name, ms in imports.items()) + "."]
+            lines += [
+                "",
+                f"Where the imports' time goes, {label} (`python -X importtime`, one run: each module's "
+                f"own ms, summed by top-level package; {total:.0f} ms in all): "
+                + ", ".join(f"{name} {ms:.0f}" for name, ms in imports.items())
+                + ".",
+            ]
     return lines + [""]
 
 
 def throughput_section(report: dict) -> list[str]:
-    lines = ["## Throughput (gunicorn on loopback, 2 workers × 1 thread, SQuAD paragraph, bert-tiny shape, onnx engine)", "",
-             "| server | clients | requests/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|"]
+    lines = [
+        "## Throughput (gunicorn on loopback, 2 workers × 1 thread, SQuAD paragraph, bert-tiny shape, onnx engine)",
+        "",
+        "| server | clients | requests/s | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|",
+    ]
     for key, row in report["throughput"].items():
         server, clients = key.split(" | concurrency ")
-        lines.append(f"| {server} | {clients} | {row['requests_per_s']:.0f} | {row['p50_ms']:.1f} | "
-                     f"{row['p99_ms']:.1f} | {row['errors']} |")
+        lines.append(
+            f"| {server} | {clients} | {row['requests_per_s']:.0f} | {row['p50_ms']:.1f} | "
+            f"{row['p99_ms']:.1f} | {row['errors']} |"
+        )
     return lines + [""]
 
 
@@ -144,15 +204,25 @@ def footprint_section(report: dict) -> list[str]:
     }
     for key, label in names.items():
         if key in foot:
-            lines.append(f"| {label} | {foot[key]['installed_mb']:.0f} | {foot[key]['gzipped_mb']:.0f} |")
+            lines.append(
+                f"| {label} | {foot[key]['installed_mb']:.0f} | {foot[key]['gzipped_mb']:.0f} |"
+            )
     if "qasite with the model" not in foot:
-        return lines + ["", "No Python 3.12 on this machine: the runtime tree and the zip were not built.", ""]
+        return lines + [
+            "",
+            "No Python 3.12 on this machine: the runtime tree and the zip were not built.",
+            "",
+        ]
     ours, reference = foot["qasite with the model"], foot["reference with the model"]
     zipped = foot["zip"]
-    lines += ["", f"With the model: installed {verdict(ours['installed_mb'], INSTALLED_TARGET_MB, ' MB')}; "
-              f"gzipped, qasite / reference {verdict(ours['gzipped_mb'] / reference['gzipped_mb'], GZIPPED_TARGET)}. "
-              f"The Lambda zip (docker/zip.sh): {zipped['zip_mb']:.0f} MB, "
-              f"{verdict(zipped['unzipped_mb'], LAMBDA_LIMIT_MB, ' MB')} unzipped (Lambda's 250 MB).", ""]
+    lines += [
+        "",
+        f"With the model: installed {verdict(ours['installed_mb'], INSTALLED_TARGET_MB, ' MB')}; "
+        f"gzipped, qasite / reference {verdict(ours['gzipped_mb'] / reference['gzipped_mb'], GZIPPED_TARGET)}. "
+        f"The Lambda zip (docker/zip.sh): {zipped['zip_mb']:.0f} MB, "
+        f"{verdict(zipped['unzipped_mb'], LAMBDA_LIMIT_MB, ' MB')} unzipped (Lambda's 250 MB).",
+        "",
+    ]
     return lines
 
 
@@ -171,8 +241,14 @@ def markdown(report: dict) -> str:
         f"{report['setup_seconds']:.0f} s of set-up (virtualenv, trees, baked models; reused by later runs).",
         "",
     ]
-    for section in (parity_section, latency_section, memory_section, cold_section, throughput_section,
-                    footprint_section):
+    for section in (
+        parity_section,
+        latency_section,
+        memory_section,
+        cold_section,
+        throughput_section,
+        footprint_section,
+    ):
         lines += section(report)
     return "\n".join(lines)
 
@@ -184,17 +260,30 @@ def chart(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(8, 4.5))
-    lines = [("in-process", "onnx", "-o", "qasite onnx, in process"),
-             ("in-process", "TorchScript", "-^", "qasite TorchScript, in process"),
-             ("in-process", "reference", "--s", "reference pipeline, in process"),
-             ("end-to-end", "onnx", "-D", "qasite onnx, Lambda handler"),
-             ("end-to-end", "reference", "--x", "reference, bare WSGI app")]
+    lines = [
+        ("in-process", "onnx", "-o", "qasite onnx, in process"),
+        ("in-process", "TorchScript", "-^", "qasite TorchScript, in process"),
+        ("in-process", "reference", "--s", "reference pipeline, in process"),
+        ("end-to-end", "onnx", "-D", "qasite onnx, Lambda handler"),
+        ("end-to-end", "reference", "--x", "reference, bare WSGI app"),
+    ]
     layers = report["latency"]["bert-tiny shape"]
     for layer, side, style, label in lines:
         if layer in layers:
-            axes.plot(SIZES, [layers[layer][size][side]["median_ms"] for size in SIZES], style, label=label)
+            axes.plot(
+                SIZES,
+                [layers[layer][size][side]["median_ms"] for size in SIZES],
+                style,
+                label=label,
+            )
     floor = layers["in-process"]
-    axes.plot(SIZES, [floor[size]["floor"]["median_ms"] for size in SIZES], ":", color="grey", label="floor (onnx)")
+    axes.plot(
+        SIZES,
+        [floor[size]["floor"]["median_ms"] for size in SIZES],
+        ":",
+        color="grey",
+        label="floor (onnx)",
+    )
     axes.set_yscale("log")
     axes.set_ylabel("median latency per request (ms, log scale)")
     axes.set_title("qasite vs transformers v4 pipeline (bert-tiny shape, 1 thread)")

@@ -69,7 +69,15 @@ def ensure_reference_venv() -> None:
     log("creating the reference virtualenv (transformers 4.57.6)")
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(REF_VENV)], check=True)
     subprocess.run(
-        [REF_PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *REF_PACKAGES],
+        [
+            REF_PYTHON,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            *REF_PACKAGES,
+        ],
         check=True,
     )
     marker.write_text(" ".join(REF_PACKAGES))
@@ -85,8 +93,12 @@ def make_bert_tiny_shape(directory: Path) -> Path:
 
     torch.manual_seed(0)
     config = BertConfig(
-        vocab_size=30522, hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=512, max_position_embeddings=512,
+        vocab_size=30522,
+        hidden_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=512,
+        max_position_embeddings=512,
     )
     BertForQuestionAnswering(config).eval().save_pretrained(directory)
     for name in ["tokenizer.json", "tokenizer_config.json", "vocab.txt"]:
@@ -95,11 +107,14 @@ def make_bert_tiny_shape(directory: Path) -> Path:
 
 
 def bake(source: Path, output: Path) -> Path:
-    """What production serves: the model as `manage.py fetch_model` writes it (ONNX, TorchScript)."""
+    """What production serves: the model as `manage.py fetch_model` writes it (ONNX and
+    TorchScript)."""
     from qa.baking import save_for_serving
     from qa.model_files import FAST_TORCHSCRIPT_FILE, ONNX_FILE, TORCHSCRIPT_FILE
 
-    if not all((output / name).is_file() for name in (ONNX_FILE, TORCHSCRIPT_FILE, FAST_TORCHSCRIPT_FILE)):
+    if not all(
+        (output / name).is_file() for name in (ONNX_FILE, TORCHSCRIPT_FILE, FAST_TORCHSCRIPT_FILE)
+    ):
         log(f"baking {source.name} (fetch_model's ONNX graph and TorchScript traces)")
         save_for_serving(source, output)
     return output
@@ -107,7 +122,9 @@ def bake(source: Path, output: Path) -> Path:
 
 def lambda_python() -> str | None:
     """Lambda's Python (3.12), as docker/lambda-python.sh finds it, or None."""
-    result = subprocess.run([str(ROOT / "docker" / "lambda-python.sh")], capture_output=True, text=True)
+    result = subprocess.run(
+        [str(ROOT / "docker" / "lambda-python.sh")], capture_output=True, text=True
+    )
     return result.stdout.strip() if result.returncode == 0 else None
 
 
@@ -125,8 +142,10 @@ def ensure_runtime_tree(baked: Path) -> str | None:
     afresh each run. Returns Lambda's Python, or None (saying so) when there is none."""
     python = lambda_python()
     if python is None:
-        log("no Python 3.12 (AWS Lambda's; see docker/lambda-python.sh): the runtime tree, its "
-            "zip, its cold start and its footprint are left out of this run")
+        log(
+            "no Python 3.12 (AWS Lambda's; see docker/lambda-python.sh): the runtime tree, its "
+            "zip, its cold start and its footprint are left out of this run"
+        )
         return None
     environment = {**os.environ, "PYTHON": python}
     stamp = fingerprint(ROOT / "requirements" / "runtime.txt", ROOT / "docker" / "build-runtime.sh")
@@ -134,15 +153,27 @@ def ensure_runtime_tree(baked: Path) -> str | None:
     if not marker.is_file() or marker.read_text() != stamp:
         log("building the torch-free runtime tree (docker/build-runtime.sh)")
         shutil.rmtree(TREE, ignore_errors=True)
-        subprocess.run([str(ROOT / "docker" / "build-runtime.sh"), str(TREE)], check=True,
-                       env=environment, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [str(ROOT / "docker" / "build-runtime.sh"), str(TREE)],
+            check=True,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+        )
         marker.write_text(stamp)
     for app in ("qa", "qasite", "templates"):  # so that no file deleted from the app lingers
         shutil.rmtree(TREE / app, ignore_errors=True)
-    subprocess.run([str(ROOT / "docker" / "assemble.sh"), str(TREE), str(baked)], check=True,
-                   env=environment, stdout=subprocess.DEVNULL)
-    subprocess.run([str(ROOT / "docker" / "zip.sh"), str(TREE), str(ZIP)], check=True,
-                   env=environment, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [str(ROOT / "docker" / "assemble.sh"), str(TREE), str(baked)],
+        check=True,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+    )
+    subprocess.run(
+        [str(ROOT / "docker" / "zip.sh"), str(TREE), str(ZIP)],
+        check=True,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+    )
     return python
 
 
@@ -153,11 +184,35 @@ def ensure_reference_tree() -> None:
     if not (REF_TREE / "installed").is_file():
         log("installing the reference's runtime tree (transformers, torch, numpy)")
         shutil.rmtree(REF_TREE, ignore_errors=True)
-        subprocess.run([REF_PYTHON, "-m", "pip", "install", "--quiet", "--no-warn-conflicts",
-                        "--target", str(REF_TREE), *REF_RUNTIME], check=True)
+        subprocess.run(
+            [
+                REF_PYTHON,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-warn-conflicts",
+                "--target",
+                str(REF_TREE),
+                *REF_RUNTIME,
+            ],
+            check=True,
+        )
         shutil.copy(BENCH / "reference_app.py", REF_TREE)
-        subprocess.run([REF_PYTHON, "-m", "compileall", "-q", "-j", "0", "-x", "py312_intrinsics",
-                        str(REF_TREE)], stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                REF_PYTHON,
+                "-m",
+                "compileall",
+                "-q",
+                "-j",
+                "0",
+                "-x",
+                "py312_intrinsics",
+                str(REF_TREE),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         (REF_TREE / "installed").write_text("")
     if not (REF_TREE / "size.json").is_file():
         (REF_TREE / "size.json").write_text(json.dumps(tree_size(REF_TREE, exclude="size.json")))
@@ -166,8 +221,14 @@ def ensure_reference_tree() -> None:
 def squad_questions() -> list[dict]:
     data = json.loads(SQUAD.read_text(encoding="utf-8"))["data"]
     return [
-        {"question": qa["question"], "context": p["context"], "answers": [a["text"] for a in qa["answers"]]}
-        for article in data for p in article["paragraphs"] for qa in p["qas"]
+        {
+            "question": qa["question"],
+            "context": p["context"],
+            "answers": [a["text"] for a in qa["answers"]],
+        }
+        for article in data
+        for p in article["paragraphs"]
+        for qa in p["qas"]
     ]
 
 
@@ -195,9 +256,16 @@ class Worker:
     def __init__(self, side: str, model: dict):
         reference = side.startswith("ref-")
         self.process = subprocess.Popen(
-            [REF_PYTHON if reference else PYTHON, str(BENCH / "worker.py"), side,
-             str(model["reference" if reference else "qasite"])],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            [
+                REF_PYTHON if reference else PYTHON,
+                str(BENCH / "worker.py"),
+                side,
+                str(model["reference" if reference else "qasite"]),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
             env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
         )
         self.ready = self._read()["ready"]
@@ -224,8 +292,11 @@ class Worker:
 # --- 1. parity ---------------------------------------------------------------------------------
 
 
-OPTION_SETS = {"defaults": {}, "handle_impossible_answer": {"handle_impossible_answer": True},
-               "top_k=3": {"top_k": 3}}
+OPTION_SETS = {
+    "defaults": {},
+    "handle_impossible_answer": {"handle_impossible_answer": True},
+    "top_k=3": {"top_k": 3},
+}
 SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]")
 
 
@@ -246,8 +317,12 @@ def why_different(item: dict, ours: list[dict], theirs: list[dict]) -> str:
 def quality(side: str, best: list[str], items: list[dict]) -> dict:
     """Exact match and F1 (in %) of each question's best answer against its gold answers."""
     return {
-        f"{side}_{name}": 100 * sum(best_over_truths(metric, answer, item["answers"])
-                                    for answer, item in zip(best, items)) / len(items)
+        f"{side}_{name}": 100
+        * sum(
+            best_over_truths(metric, answer, item["answers"])
+            for answer, item in zip(best, items, strict=True)
+        )
+        / len(items)
         for name, metric in (("exact_match", exact_match), ("f1", f1))
     }
 
@@ -267,11 +342,22 @@ def parity(questions: list[dict], count: int, model: dict) -> dict:
             theirs = reference.answer(item["question"], item["context"], **options)
             if spans(mine) == spans(theirs):
                 # v4's summed scores can pass 1 on long contexts; qasite reports them capped at 1.
-                max_diff = max([max_diff] + [abs(a["score"] - min(b["score"], 1.0))
-                                             for a, b in zip(mine, theirs)])
+                max_diff = max(
+                    [max_diff]
+                    + [
+                        abs(a["score"] - min(b["score"], 1.0))
+                        for a, b in zip(mine, theirs, strict=True)
+                    ]
+                )
             else:
-                differences.append({"index": index, "why": why_different(item, mine, theirs),
-                                    "qasite": mine, "reference": theirs})
+                differences.append(
+                    {
+                        "index": index,
+                        "why": why_different(item, mine, theirs),
+                        "qasite": mine,
+                        "reference": theirs,
+                    }
+                )
             best["qasite"].append(mine[0]["answer"])
             best["reference"].append(theirs[0]["answer"])
         same = count - len(differences)
@@ -291,18 +377,23 @@ def parity(questions: list[dict], count: int, model: dict) -> dict:
 
 
 def fast_agreement(questions: list[dict], count: int, model: dict) -> dict:
-    """Fast mode (TorchScript in bfloat16) against exact mode (the onnx engine), on the real model."""
+    """Fast mode (TorchScript in bfloat16) against exact mode (the onnx engine), on the real
+    model."""
     items = questions[:count]
     best = {}
     for mode, side in (("exact", "qasite-engine"), ("fast", "qasite-engine-fast")):
         worker = Worker(side, model)
         best[mode] = [worker.answer(item["question"], item["context"])[0] for item in items]
         worker.close()
-    same = sum(spans([a]) == spans([b]) for a, b in zip(best["exact"], best["fast"]))
+    same = sum(spans([a]) == spans([b]) for a, b in zip(best["exact"], best["fast"], strict=True))
     log(f"fast mode: {same}/{count} answers identical to exact mode")
-    return {"questions": count, "identical": same, "identical_share": same / count,
-            **quality("exact", [a["answer"] for a in best["exact"]], items),
-            **quality("fast", [a["answer"] for a in best["fast"]], items)}
+    return {
+        "questions": count,
+        "identical": same,
+        "identical_share": same / count,
+        **quality("exact", [a["answer"] for a in best["exact"]], items),
+        **quality("fast", [a["answer"] for a in best["fast"]], items),
+    }
 
 
 # --- 2. warm latency ---------------------------------------------------------------------------
@@ -310,16 +401,21 @@ def fast_agreement(questions: list[dict], count: int, model: dict) -> dict:
 
 # Each layer's sides, all interleaved round by round; "reference" is what ratios divide by.
 LAYERS = {
-    "in-process": {"onnx": "qasite-engine", "TorchScript": "qasite-engine-torch",
-                   "TorchScript bf16 (fast mode)": "qasite-engine-fast", "floor": "qasite-floor",
-                   "reference": "ref-pipeline"},
+    "in-process": {
+        "onnx": "qasite-engine",
+        "TorchScript": "qasite-engine-torch",
+        "TorchScript bf16 (fast mode)": "qasite-engine-fast",
+        "floor": "qasite-floor",
+        "reference": "ref-pipeline",
+    },
     # The Lambda handler (Django, DRF, apig-wsgi) against a bare WSGI app around the pipeline.
     "end-to-end": {"onnx": "qasite-handler", "reference": "ref-wsgi"},
 }
 
 
 def warm_latency(inputs: dict, plan: dict, rounds: int, repeat: dict) -> dict:
-    """``plan``: {model name: (model, [layers])}. Returns {model: {layer: {size: {side: summary}}}}."""
+    """``plan``: {model name: (model, [layers])}. Returns
+    {model: {layer: {size: {side: summary}}}}."""
     results = {}
     for model_name, (model, layers) in plan.items():
         for layer in layers:
@@ -332,11 +428,14 @@ def warm_latency(inputs: dict, plan: dict, rounds: int, repeat: dict) -> dict:
                 step = max(1, repeat[size] // 10)
                 for _ in range(rounds * -(-repeat[size] // step)):
                     for side, worker in workers.items():
-                        timings[side] += worker.ask(do="time", question=question, context=context,
-                                                    repeat=step)["durations"]
+                        timings[side] += worker.ask(
+                            do="time", question=question, context=context, repeat=step
+                        )["durations"]
                 row = table[size] = {side: summary(values) for side, values in timings.items()}
-                log(f"latency {model_name} {layer} {size}: " + ", ".join(
-                    f"{side} {row[side]['median_ms']:.2f} ms" for side in row))
+                log(
+                    f"latency {model_name} {layer} {size}: "
+                    + ", ".join(f"{side} {row[side]['median_ms']:.2f} ms" for side in row)
+                )
             for worker in workers.values():
                 worker.close()
     return results
@@ -379,15 +478,31 @@ def floor(inputs: dict, model: dict, repeat: dict) -> dict:
         "    out[size] = {key: 1000 * statistics.median(values) for key, values in times.items()}\n"
         "print(json.dumps(out))\n"
     )
-    result = subprocess.run([PYTHON, "-c", script], capture_output=True, text=True, check=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(
+        [PYTHON, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 # --- 3. memory ---------------------------------------------------------------------------------
 
 
-MEMORY_SIDES = {"onnx": "qasite-handler", "TorchScript": "qasite-handler-torch", "reference": "ref-wsgi"}
+MEMORY_SIDES = {
+    "onnx": "qasite-handler",
+    "TorchScript": "qasite-handler-torch",
+    "reference": "ref-wsgi",
+}
+
+
+def answer_each(worker, questions: list[tuple[str, str]], *, times: int) -> None:
+    """Ask ``worker`` each (question, context), ``times`` over."""
+    for _ in range(times):
+        for question, context in questions:
+            worker.answer(question, context)
 
 
 def memory(inputs: dict, models: dict) -> dict:
@@ -399,25 +514,24 @@ def memory(inputs: dict, models: dict) -> dict:
     for model_name, model in models.items():
         for side, name in MEMORY_SIDES.items():
             worker = Worker(name, model)
-
-            def answer_short():
-                for _ in range(3):
-                    for question, context in short:
-                        worker.answer(question, context)
-
-            answer_short()
+            answer_each(worker, short, times=3)
             warm = worker.ask(do="rss")
             worker.answer(*inputs["20,000 chars"])
             after = worker.ask(do="rss")
-            answer_short()
+            answer_each(worker, short, times=3)
             later = worker.ask(do="rss")
             worker.close()
             row = results.setdefault(model_name, {})[side] = {
-                "warm_mb": warm["current_mb"], "peak_mb": after["peak_mb"],
-                "after_mb": after["current_mb"], "after_short_mb": later["current_mb"],
+                "warm_mb": warm["current_mb"],
+                "peak_mb": after["peak_mb"],
+                "after_mb": after["current_mb"],
+                "after_short_mb": later["current_mb"],
             }
-            log(f"memory {model_name} {side}: warm {row['warm_mb']:.0f} MB, peak {row['peak_mb']:.0f}, "
-                f"after {row['after_mb']:.0f}, after short ones {row['after_short_mb']:.0f}")
+            log(
+                f"memory {model_name} {side}: warm {row['warm_mb']:.0f} MB, "
+                f"peak {row['peak_mb']:.0f}, after {row['after_mb']:.0f}, "
+                f"after short ones {row['after_short_mb']:.0f}"
+            )
     return results
 
 
@@ -444,14 +558,16 @@ assert status[0].startswith("200"), status
 REFERENCE_FIRST_ANSWER = """
 import io, json
 from reference_app import application
-body = json.dumps({"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}).encode()
+question = {"question": "What is my name?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
+body = json.dumps(question).encode()
 environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/answer", "CONTENT_LENGTH": str(len(body)),
            "wsgi.input": io.BytesIO(body)}
 json.loads(b"".join(application(environ, lambda s, h: None)))
 """
 PEAK_RSS = """
 import os
-print([int(line.split()[1]) / 1024 for line in open("/proc/self/status") if line.startswith("VmHWM:")][0])
+status = open("/proc/self/status").read().splitlines()
+print([int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:")][0])
 os._exit(0)  # without waiting for a background model load: the page is what is timed
 """
 FIRST_PAGE_LABEL = "qasite first page: runtime tree, WSGI app, model loading after it (Python 3.12)"
@@ -461,22 +577,44 @@ REFERENCE_LABEL = "reference first answer: WSGI app around the pipeline"
 
 def cold_commands(tiny: dict, tree_python: str | None) -> dict:
     """{label: (argv, environment, working directory)} of each fresh process timed."""
-    common = {**os.environ, "DJANGO_ALLOWED_HOSTS": "*", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    common = {
+        **os.environ,
+        "DJANGO_ALLOWED_HOSTS": "*",
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+    }
     # As Lambda runs the tree: its Python, nothing but the tree on the path (-S: no site-packages).
     in_tree = {**common, "PYTHONPATH": str(TREE), "QA_MODEL": str(TREE / "model")}
     in_repo = {**common, "PYTHONPATH": str(ROOT), "QA_MODEL": str(tiny["qasite"])}
     commands = {}
     if tree_python:
-        commands[FIRST_ANSWER_LABEL] = ([tree_python, "-S", "-c", FIRST_ANSWER + PEAK_RSS, str(EVENT)],
-                                        in_tree, TREE)
-        commands[FIRST_PAGE_LABEL] = ([tree_python, "-S", "-c", FIRST_PAGE + PEAK_RSS], in_tree, TREE)
+        commands[FIRST_ANSWER_LABEL] = (
+            [tree_python, "-S", "-c", FIRST_ANSWER + PEAK_RSS, str(EVENT)],
+            in_tree,
+            TREE,
+        )
+        commands[FIRST_PAGE_LABEL] = (
+            [tree_python, "-S", "-c", FIRST_PAGE + PEAK_RSS],
+            in_tree,
+            TREE,
+        )
     commands["qasite first answer: dev virtualenv, Lambda handler, onnx (Python 3.11)"] = (
-        [PYTHON, "-c", FIRST_ANSWER + PEAK_RSS, str(EVENT)], {**in_repo, "QA_ENGINE": "onnx"}, ROOT)
-    commands["qasite first answer: dev virtualenv, Lambda handler, TorchScript (QA_ENGINE=torch)"] = (
-        [PYTHON, "-c", FIRST_ANSWER + PEAK_RSS, str(EVENT)], {**in_repo, "QA_ENGINE": "torch"}, ROOT)
+        [PYTHON, "-c", FIRST_ANSWER + PEAK_RSS, str(EVENT)],
+        {**in_repo, "QA_ENGINE": "onnx"},
+        ROOT,
+    )
+    commands[
+        "qasite first answer: dev virtualenv, Lambda handler, TorchScript (QA_ENGINE=torch)"
+    ] = (
+        [PYTHON, "-c", FIRST_ANSWER + PEAK_RSS, str(EVENT)],
+        {**in_repo, "QA_ENGINE": "torch"},
+        ROOT,
+    )
     commands[REFERENCE_LABEL] = (
         [REF_PYTHON, "-c", REFERENCE_FIRST_ANSWER + PEAK_RSS],
-        {**common, "PYTHONPATH": str(BENCH), "QA_MODEL": str(tiny["reference"])}, BENCH)
+        {**common, "PYTHONPATH": str(BENCH), "QA_MODEL": str(tiny["reference"])},
+        BENCH,
+    )
     return commands
 
 
@@ -496,14 +634,18 @@ def cold_start(tiny: dict, tree_python: str | None, runs: int) -> dict:
             rss[label].append(float(result.stdout.strip().splitlines()[-1]))
     results = {}
     for label in commands:
-        results[label] = {"median_s": statistics.median(times[label]), "runs": runs,
-                          "peak_rss_mb": max(rss[label])}
+        results[label] = {
+            "median_s": statistics.median(times[label]),
+            "runs": runs,
+            "peak_rss_mb": max(rss[label]),
+        }
         log(f"cold start {label}: {results[label]['median_s']:.2f} s")
     if tree_python:
         for label in (FIRST_PAGE_LABEL, FIRST_ANSWER_LABEL):
             argv, environment, cwd = commands[label]
-            results[label]["imports_ms"] = import_times([argv[0], "-X", "importtime", *argv[1:]],
-                                                        environment, cwd)
+            results[label]["imports_ms"] = import_times(
+                [argv[0], "-X", "importtime", *argv[1:]], environment, cwd
+            )
     return results
 
 
@@ -534,12 +676,30 @@ def free_port() -> int:
 def serve(side: str, model: dict, port: int) -> subprocess.Popen:
     """gunicorn on loopback: 2 workers (one per core), 1 thread each, torch on 1 thread."""
     common = ["-w", "2", "--threads", "1", "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
-    env = {**os.environ, "QA_MODEL": str(model[side]), "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-           "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "QA_THROTTLE_RATE": "off"}  # one client
+    env = {
+        **os.environ,
+        "QA_MODEL": str(model[side]),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "QA_THROTTLE_RATE": "off",
+    }  # one client
     if side == "qasite":
-        command = [str(Path(PYTHON).parent / "gunicorn"), "--chdir", str(ROOT), *common, "qasite.wsgi:application"]
+        command = [
+            str(Path(PYTHON).parent / "gunicorn"),
+            "--chdir",
+            str(ROOT),
+            *common,
+            "qasite.wsgi:application",
+        ]
     else:
-        command = [str(REF_VENV / "bin" / "gunicorn"), "--chdir", str(BENCH), *common, "reference_app:application"]
+        command = [
+            str(REF_VENV / "bin" / "gunicorn"),
+            "--chdir",
+            str(BENCH),
+            *common,
+            "reference_app:application",
+        ]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -607,9 +767,14 @@ def throughput(model: dict, inputs: dict, levels: list[int], seconds: float) -> 
             # Until every worker has loaded its model (one answered is not all loaded).
             load(port, path, body, max(levels), seconds=3)
             for level in levels:
-                results[f"{side} | concurrency {level}"] = row = load(port, path, body, level, seconds)
-                log(f"throughput {side} c={level}: {row['requests_per_s']:.0f} req/s, "
-                    f"p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, errors {row['errors']}")
+                results[f"{side} | concurrency {level}"] = row = load(
+                    port, path, body, level, seconds
+                )
+                log(
+                    f"throughput {side} c={level}: {row['requests_per_s']:.0f} req/s, "
+                    f"p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, "
+                    f"errors {row['errors']}"
+                )
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -654,25 +819,37 @@ def footprint(tiny: dict, with_tree: bool) -> dict:
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     import onnxruntime
     import tokenizers
     import torch
     import transformers
 
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-        "onnxruntime": onnxruntime.__version__, "torch": torch.__version__,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "onnxruntime": onnxruntime.__version__,
+        "torch": torch.__version__,
         "transformers (qasite, build time)": transformers.__version__,
-        "tokenizers (qasite)": tokenizers.__version__, "transformers (reference)": "4.57.6",
+        "tokenizers (qasite)": tokenizers.__version__,
+        "transformers (reference)": "4.57.6",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer questions and repeats (< 3 min)")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer questions and repeats (< 3 min)"
+    )
     args = parser.parse_args()
     if not REAL_MODEL.is_dir() or not SQUAD.is_file():
         sys.exit(f"needs the shared model and data beside the repo: {SHARED}")
@@ -686,11 +863,19 @@ def main() -> None:
     real = {"qasite": bake(REAL_MODEL, BENCH / ".minilm-baked"), "reference": REAL_MODEL}
     tree_python = ensure_runtime_tree(tiny["qasite"])
     ensure_reference_tree()
-    repeat = {"Kit-Ho Mak": 20 if quick else 100, "SQuAD paragraph": 10 if quick else 50,
-              "5,000 chars": 2 if quick else 10, "20,000 chars": 1 if quick else 4}
+    repeat = {
+        "Kit-Ho Mak": 20 if quick else 100,
+        "SQuAD paragraph": 10 if quick else 50,
+        "5,000 chars": 2 if quick else 10,
+        "20,000 chars": 1 if quick else 4,
+    }
     started = time.perf_counter()
-    report = {"mode": "quick" if quick else "full", "machine": machine(),
-              "setup_seconds": started - setup_started, "load_average_start": os.getloadavg()}
+    report = {
+        "mode": "quick" if quick else "full",
+        "machine": machine(),
+        "setup_seconds": started - setup_started,
+        "load_average_start": os.getloadavg(),
+    }
     report["parity"] = parity(questions, 60 if quick else 1000, real)
     report["fast_mode"] = fast_agreement(questions, 60 if quick else 1000, real)
     plan = {"bert-tiny shape": (tiny, ["in-process", "end-to-end"])}
@@ -698,10 +883,14 @@ def main() -> None:
         plan["MiniLM (real)"] = (real, ["in-process"])
     report["latency"] = warm_latency(inputs, plan, rounds=3 if quick else 5, repeat=repeat)
     report["floor_ms"] = floor(inputs, tiny, repeat)
-    report["memory"] = memory(inputs, {"bert-tiny shape": tiny} if quick else
-                              {"bert-tiny shape": tiny, "MiniLM (real)": real})
+    report["memory"] = memory(
+        inputs,
+        {"bert-tiny shape": tiny} if quick else {"bert-tiny shape": tiny, "MiniLM (real)": real},
+    )
     report["cold_start"] = cold_start(tiny, tree_python, runs=2 if quick else 7)
-    report["throughput"] = throughput(tiny, inputs, [4] if quick else [1, 4, 16], 3 if quick else 15)
+    report["throughput"] = throughput(
+        tiny, inputs, [4] if quick else [1, 4, 16], 3 if quick else 15
+    )
     report["footprint"] = footprint(tiny, with_tree=tree_python is not None)
     report["load_average_end"] = os.getloadavg()
     report["seconds"] = time.perf_counter() - started

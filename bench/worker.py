@@ -55,7 +55,10 @@ def qasite_handler(model_dir, engine="onnx"):
     sys.path.insert(0, ROOT)
     # One client asking thousands of questions: the rate limit would stop it after 60.
     os.environ.update(
-        QA_MODEL=model_dir, DJANGO_ALLOWED_HOSTS="*", QA_THREADS="1", QA_THROTTLE_RATE="off",
+        QA_MODEL=model_dir,
+        DJANGO_ALLOWED_HOSTS="*",
+        QA_THREADS="1",
+        QA_THROTTLE_RATE="off",
         QA_ENGINE=engine,
     )
     with open(os.path.join(ROOT, "events", "http-api-v2-post-answer.json")) as file:
@@ -63,7 +66,9 @@ def qasite_handler(model_dir, engine="onnx"):
     from qasite import lambda_handler
 
     def answer(question, context, **options):
-        event = dict(template, body=json.dumps({"question": question, "context": context, **options}))
+        event = dict(
+            template, body=json.dumps({"question": question, "context": context, **options})
+        )
         with _quiet():
             response = lambda_handler.handler(event, None)
         if response["statusCode"] != 200:  # a timing of an error page would mean nothing
@@ -96,9 +101,14 @@ def ref_wsgi(model_dir):
     def answer(question, context, **options):
         body = json.dumps({"question": question, "context": context, **options}).encode()
         environ = {
-            "REQUEST_METHOD": "POST", "PATH_INFO": "/answer", "CONTENT_TYPE": "application/json",
-            "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
-            "SERVER_NAME": "localhost", "SERVER_PORT": "80", "wsgi.url_scheme": "http",
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/answer",
+            "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.input": io.BytesIO(body),
+            "SERVER_NAME": "localhost",
+            "SERVER_PORT": "80",
+            "wsgi.url_scheme": "http",
         }
         chunks = application(environ, lambda status, headers: None)
         return json.loads(b"".join(chunks))
@@ -157,8 +167,9 @@ def main():
                 durations.append(time.perf_counter() - begin)
             print(json.dumps({"durations": durations}), flush=True)
         elif command["do"] == "rss":
-            print(json.dumps({"peak_mb": rss_mb("VmHWM"), "current_mb": rss_mb("VmRSS")}),
-                  flush=True)
+            print(
+                json.dumps({"peak_mb": rss_mb("VmHWM"), "current_mb": rss_mb("VmRSS")}), flush=True
+            )
 
 
 if __name__ == "__main__":

@@ -281,9 +281,13 @@ class QuestionAnswerer:
                 top_k=decode_k,
                 max_answer_len=options.max_answer_len,
             )
-            null_score = spans.null_score if null_score is None else min(null_score, spans.null_score)
+            null_score = (
+                spans.null_score if null_score is None else min(null_score, spans.null_score)
+            )
             for start, end, score in zip(spans.starts, spans.ends, spans.scores, strict=True):
-                char_start, char_end = _char_span(window, int(start), int(end), options.align_to_words)
+                char_start, char_end = _char_span(
+                    window, int(start), int(end), options.align_to_words
+                )
                 text = context[char_start:char_end]
                 # Like v4, the same text found twice (in overlapping windows, or as different token
                 # spans of the same words) is one answer whose score is the sum of both.

@@ -56,11 +56,18 @@ def export_onnx(model, path: Path, *, dynamo: bool = False, check: bool = True) 
             warnings.simplefilter("ignore")  # TracerWarnings about Python values in the model
             axes = {0: "windows", 1: "tokens"}
             torch.onnx.export(
-                logits, tuple(example_batch(2, 24, **shape)), str(exported),
-                input_names=names, output_names=OUTPUT_NAMES, opset_version=18 if dynamo else OPSET,
+                logits,
+                tuple(example_batch(2, 24, **shape)),
+                str(exported),
+                input_names=names,
+                output_names=OUTPUT_NAMES,
+                opset_version=18 if dynamo else OPSET,
                 dynamo=dynamo,
-                **({"dynamic_shapes": dict.fromkeys(names, axes), "external_data": False} if dynamo
-                   else {"dynamic_axes": dict.fromkeys(names + OUTPUT_NAMES, axes)}),
+                **(
+                    {"dynamic_shapes": dict.fromkeys(names, axes), "external_data": False}
+                    if dynamo
+                    else {"dynamic_axes": dict.fromkeys(names + OUTPUT_NAMES, axes)}
+                ),
             )
         if check:
             worst = check_graph(logits, exported, shape)

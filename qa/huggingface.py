@@ -208,8 +208,12 @@ class QuestionAnsweringView(APIView):
         examples=[
             OpenApiExample(
                 "Kit-Ho Mak",
-                value={"inputs": {"question": "What is my name?",
-                                  "context": "I'm Kit-Ho Mak. I come from Hong Kong."}},
+                value={
+                    "inputs": {
+                        "question": "What is my name?",
+                        "context": "I'm Kit-Ho Mak. I come from Hong Kong.",
+                    }
+                },
                 request_only=True,
             )
         ],

@@ -36,7 +36,12 @@ def load_answerer(
     tokenizer, special_tokens, declared_max_length = load_tokenizer(directory)
     config = read_config(directory)
     forward = load_forward(
-        directory, config, engine=engine, threads=threads, cache_dir=cache_dir, fast=fast,
+        directory,
+        config,
+        engine=engine,
+        threads=threads,
+        cache_dir=cache_dir,
+        fast=fast,
         trace=trace,
     )
     vocab_size = config.get("vocab_size", 0)

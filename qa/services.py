@@ -23,7 +23,11 @@ def _lazy_answerer(model: str, engine: str, threads: int, cache_dir, fast: bool)
     return LazyAnswerer(
         _timed_load(
             functools.partial(
-                load_answerer, model, engine=engine, threads=threads, cache_dir=cache_dir,
+                load_answerer,
+                model,
+                engine=engine,
+                threads=threads,
+                cache_dir=cache_dir,
                 fast=fast,
             )
         )
@@ -50,7 +54,10 @@ def _timed_load(load):
 def lazy_answerer():
     """The process-wide model holder for the configured model."""
     return _lazy_answerer(
-        settings.QA_MODEL, settings.QA_ENGINE, settings.QA_THREADS, settings.QA_CACHE_DIR,
+        settings.QA_MODEL,
+        settings.QA_ENGINE,
+        settings.QA_THREADS,
+        settings.QA_CACHE_DIR,
         settings.QA_FAST,
     )
 

@@ -85,8 +85,10 @@ def load_tokenizer(directory: Path) -> tuple[Tokenizer, SpecialTokens, int | Non
     if ids["cls"] is None or ids["pad"] is None:
         raise ModelLoadError("The tokenizer has no classifier or padding token.")
     _check_tokenizer(tokenizer, unk_id=ids["unk"])
-    return tokenizer, SpecialTokens(cls_id=ids["cls"], pad_id=ids["pad"]), config.get(
-        "model_max_length"
+    return (
+        tokenizer,
+        SpecialTokens(cls_id=ids["cls"], pad_id=ids["pad"]),
+        config.get("model_max_length"),
     )
 
 

@@ -207,7 +207,10 @@ class HealthView(APIView):
     def get(self, request):
         model = services.model_status()
         return Response(
-            model, status=status.HTTP_503_SERVICE_UNAVAILABLE if model["state"] == ModelState.FAILED else 200
+            model,
+            status=status.HTTP_503_SERVICE_UNAVAILABLE
+            if model["state"] == ModelState.FAILED
+            else 200,
         )
 
 

@@ -114,7 +114,12 @@ def prime() -> list[int]:
                 **({"x-origin-verify": secrets[0]} if secrets else {}),
             },
             "requestContext": {
-                "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1"},
+                "http": {
+                    "method": method,
+                    "path": path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "127.0.0.1",
+                },
             },
             "body": body,
             "isBase64Encoded": False,

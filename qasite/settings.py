@@ -188,7 +188,9 @@ if QA_ENGINE not in {"onnx", "torch"}:
 # CPU threads the engine computes on. One is the fastest for a small model on a small, shared CPU;
 # raise it for big contexts. QA_TORCH_THREADS is its former name, still read.
 if "QA_THREADS" not in os.environ and "QA_TORCH_THREADS" in os.environ:
-    warnings.warn("QA_TORCH_THREADS is deprecated: set QA_THREADS", DeprecationWarning, stacklevel=1)
+    warnings.warn(
+        "QA_TORCH_THREADS is deprecated: set QA_THREADS", DeprecationWarning, stacklevel=1
+    )
     QA_THREADS = env_int("QA_TORCH_THREADS", 1)
 else:
     QA_THREADS = env_int("QA_THREADS", 1)

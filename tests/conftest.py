@@ -18,10 +18,20 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 # (servers the tests start inherit it; in-process tests get it from the unthrottled fixture).
 os.environ["QA_CACHE_DIR"] = tempfile.mkdtemp(prefix="qasite-tests-")
 
-TINY_SHAPE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+TINY_SHAPE = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+}
 # The production model's shape (mrm8488/bert-tiny-5-finetuned-squadv2's config.json), with BERT's
 # 30,522-token vocabulary.
-BERT_TINY_SHAPE = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 512}
+BERT_TINY_SHAPE = {
+    "hidden_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 512,
+}
 BERT_VOCAB_SIZE = 30_522
 
 
@@ -112,7 +122,9 @@ def modern_model_dir(tmp_path_factory) -> Path:
 def production_shape_model_dir(tmp_path_factory) -> Path:
     """Random weights of the production model's shape and size: for sizes, not answers."""
     return build_tiny_model(
-        tmp_path_factory.mktemp("production-shape-model"), legacy=False, shape=BERT_TINY_SHAPE,
+        tmp_path_factory.mktemp("production-shape-model"),
+        legacy=False,
+        shape=BERT_TINY_SHAPE,
         vocab_size=BERT_VOCAB_SIZE,
     )
 
@@ -293,5 +305,3 @@ class ManualClock:
 @pytest.fixture
 def manual_clock() -> ManualClock:
     return ManualClock()
-
-

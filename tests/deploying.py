@@ -51,6 +51,7 @@ def cfn_lint(template: Path, *args: str) -> None:
     # W3005: the framework adds a DependsOn that a Ref already implies; harmless, not ours.
     result = subprocess.run(
         [str(BIN / "cfn-lint"), "--ignore-checks", "W3005", *args, "--", str(template)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -74,8 +74,15 @@ def header(response, name):
 def set_cookies(response) -> list[str]:
     if "cookies" in response:
         return response["cookies"]
-    values = [v for k, vs in response.get("multiValueHeaders", {}).items() if k.lower() == "set-cookie" for v in vs]
-    return values or [v for k, v in response.get("headers", {}).items() if k.lower() == "set-cookie"]
+    values = [
+        v
+        for k, vs in response.get("multiValueHeaders", {}).items()
+        if k.lower() == "set-cookie"
+        for v in vs
+    ]
+    return values or [
+        v for k, v in response.get("headers", {}).items() if k.lower() == "set-cookie"
+    ]
 
 
 def body_of(response) -> str:

@@ -68,10 +68,22 @@ def emulator(task_root: Path, home: Path, **variables: str):
     started = time.perf_counter()
     # Both of the emulator's addresses free ones, so that two trees may be served at once.
     process = subprocess.Popen(
-        [str(RIE), "--runtime-interface-emulator-address", f"127.0.0.1:{port}",
-         "--runtime-api-address", f"127.0.0.1:{free_port()}",
-         python, "-S", "-m", "awslambdaric", "qasite.lambda_handler.handler"],
-        cwd=task_root, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            str(RIE),
+            "--runtime-interface-emulator-address",
+            f"127.0.0.1:{port}",
+            "--runtime-api-address",
+            f"127.0.0.1:{free_port()}",
+            python,
+            "-S",
+            "-m",
+            "awslambdaric",
+            "qasite.lambda_handler.handler",
+        ],
+        cwd=task_root,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -103,9 +115,25 @@ def emulator(task_root: Path, home: Path, **variables: str):
 # (what, event kind, method, path, body, headers, expected status).
 EVERY_KIND_OF_REQUEST = [
     ("page", "http-api-v2", "GET", "/", None, {"Accept": "text/html"}, 200),
-    ("answer", "http-api-v2", "POST", "/api/answer/", json.dumps({**KIT_HO, "top_k": 2}), JSON, 200),
+    (
+        "answer",
+        "http-api-v2",
+        "POST",
+        "/api/answer/",
+        json.dumps({**KIT_HO, "top_k": 2}),
+        JSON,
+        200,
+    ),
     ("batch", "rest-api-v1", "POST", "/api/answer/", json.dumps([KIT_HO, KIT_HO]), JSON, 200),
-    ("form", "alb", "POST", "/", urlencode({**KIT_HO, "csrfmiddlewaretoken": CSRF_SECRET}), FORM, 200),
+    (
+        "form",
+        "alb",
+        "POST",
+        "/",
+        urlencode({**KIT_HO, "csrfmiddlewaretoken": CSRF_SECRET}),
+        FORM,
+        200,
+    ),
     ("form without CSRF", "http-api-v2", "POST", "/", urlencode(KIT_HO), FORM, 403),
     ("health", "function-url", "GET", "/api/health/", None, JSON, 200),
     ("schema", "http-api-v2", "GET", "/api/schema/", None, {}, 200),
@@ -113,9 +141,24 @@ EVERY_KIND_OF_REQUEST = [
     ("static", "http-api-v2", "GET", "/static/qa/site.css", None, {}, 200),
     ("not found", "http-api-v2", "GET", "/no/such/page/", None, {"Accept": "text/html"}, 404),
     ("bad JSON", "http-api-v2", "POST", "/api/answer/", json.dumps(KIT_HO)[:-9], JSON, 400),
-    ("unknown field", "rest-api-v1", "POST", "/api/answer/", json.dumps({**KIT_HO, "x": 1}), JSON, 400),
-    ("over the upload limit", "http-api-v2", "POST", "/api/answer/",
-     json.dumps({"question": "Who?", "context": "x" * 6_000_000}), JSON, 413),
+    (
+        "unknown field",
+        "rest-api-v1",
+        "POST",
+        "/api/answer/",
+        json.dumps({**KIT_HO, "x": 1}),
+        JSON,
+        400,
+    ),
+    (
+        "over the upload limit",
+        "http-api-v2",
+        "POST",
+        "/api/answer/",
+        json.dumps({"question": "Who?", "context": "x" * 6_000_000}),
+        JSON,
+        413,
+    ),
 ]
 
 
@@ -153,13 +196,18 @@ def probe(task_root: Path, home: Path, **variables: str) -> dict:
     events = home / "events.json"
     events.write_text(json.dumps(every_kind_of_request()))
     result = subprocess.run(
-        [lambda_python(), "-S", "-c", PROBE, str(events)], cwd=task_root, capture_output=True,
-        text=True, env=lambda_environment(task_root, home, **variables),
+        [lambda_python(), "-S", "-c", PROBE, str(events)],
+        cwd=task_root,
+        capture_output=True,
+        text=True,
+        env=lambda_environment(task_root, home, **variables),
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     expected = [status for *_, status in EVERY_KIND_OF_REQUEST]
-    assert report["statuses"] == expected, list(zip(EVERY_KIND_OF_REQUEST, report["statuses"], strict=False))
+    assert report["statuses"] == expected, list(
+        zip(EVERY_KIND_OF_REQUEST, report["statuses"], strict=False)
+    )
     return report
 
 
@@ -169,7 +217,8 @@ def distributions(task_root: Path) -> dict[str, set[str]]:
     for record in task_root.glob("*.dist-info/RECORD"):
         names = {line.split(",")[0].split("/")[0] for line in record.read_text().splitlines()}
         tops[record.parent.name] = {
-            name.removesuffix(".py") for name in names
+            name.removesuffix(".py")
+            for name in names
             if not name.endswith((".dist-info", ".libs")) and name not in {"..", "bin"}
         }
     return tops
@@ -179,6 +228,7 @@ def unused_libraries(task_root: Path, report: dict, min_bytes: int) -> list[str]
     """Shared libraries of at least min_bytes in the tree that the probed process never mapped."""
     mapped = {Path(path).resolve() for path in report["libraries"]}
     return sorted(
-        str(path.relative_to(task_root)) for path in task_root.rglob("*.so*")
+        str(path.relative_to(task_root))
+        for path in task_root.rglob("*.so*")
         if path.is_file() and path.stat().st_size >= min_bytes and path.resolve() not in mapped
     )

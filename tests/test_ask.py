@@ -117,8 +117,10 @@ def test_ask_reads_the_context_from_stdin(tiny_model_settings, monkeypatch):
     [
         (["   ", "--context", KIT_HO_CONTEXT], "question: This field may not be blank."),
         (["Who?", "--context-file", "/nonexistent/file.txt"], "Cannot read /nonexistent/file.txt"),
-        (["Who?", "--context", KIT_HO_CONTEXT, "--top-k", "21"],
-         "top_k: Ensure this value is less than or equal to 20."),
+        (
+            ["Who?", "--context", KIT_HO_CONTEXT, "--top-k", "21"],
+            "top_k: Ensure this value is less than or equal to 20.",
+        ),
         (["Who?", "--context", "\u200b"], "context: The context contains no text"),
     ],
 )
@@ -167,7 +169,7 @@ def test_ask_from_the_command_line_with_the_real_model(real_model_dir, settings)
 def test_make_ask_passes_the_texts_verbatim(settings, modern_model_dir):
     """`make ask` (the README's command) with quotes, a "$" and backquotes in the texts: the
     offsets index the context exactly as typed. The context comes from standard input too."""
-    context = "It's \"$5\" for `Kit-Ho` $(Mak) $HOME"
+    context = 'It\'s "$5" for `Kit-Ho` $(Mak) $HOME'
     typed = [*MAKE_ASK, "QUESTION=What's $5?", f"CONTEXT={context}", "ASK=--top-k 3"]
     from_stdin = [*MAKE_ASK, "QUESTION=Who?"]
     for finished in [

@@ -83,9 +83,7 @@ def test_weights_that_do_not_load_are_refused_not_handed_to_torch(modern_model_d
     assert raised.value.reason == "The model weights could not be loaded."
 
 
-def test_without_torch_a_directory_without_a_graph_is_a_clear_error(
-    modern_model_dir, monkeypatch
-):
+def test_without_torch_a_directory_without_a_graph_is_a_clear_error(modern_model_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "qa.export", None)  # as if torch were not installed
     with pytest.raises(ModelLoadError) as raised:
         load_forward(modern_model_dir, read_config(modern_model_dir), engine="onnx", threads=1)
@@ -96,8 +94,10 @@ def test_without_torch_a_directory_without_a_graph_is_a_clear_error(
 
 @pytest.mark.parametrize(
     "options, message",
-    [({"engine": "tensorflow"}, "engine must be one of"),
-     ({"engine": "onnx", "fast": True}, "torch-engine option")],
+    [
+        ({"engine": "tensorflow"}, "engine must be one of"),
+        ({"engine": "onnx", "fast": True}, "torch-engine option"),
+    ],
 )
 def test_options_that_do_not_exist_are_programming_errors(baked_model_dir, options, message):
     with pytest.raises(ValueError, match=message):

@@ -21,7 +21,6 @@ def test_onnx_runtime_gives_the_logits_of_the_torchscript_trace_on_padded_batche
     from qa.backends import torch as torch_backend
     from qa.model_files import read_config
 
-
     config = read_config(baked_model_dir)
     on_onnx = onnx.load(baked_model_dir / "model.onnx", config, threads=1)
     on_torch = torch_backend.load(baked_model_dir, config, threads=1, fast=False, trace=True)
@@ -32,15 +31,19 @@ def test_onnx_runtime_gives_the_logits_of_the_torchscript_trace_on_padded_batche
         mask[-1, length // 2 :] = 0
         mask[0, length - 1 :] = 0
         types = (np.arange(length) >= length // 4) * mask
-        for got, expected in zip(on_onnx(ids * mask, mask, types), on_torch(ids * mask, mask, types), strict=True):
+        for got, expected in zip(
+            on_onnx(ids * mask, mask, types), on_torch(ids * mask, mask, types), strict=True
+        ):
             np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize(
     "question, options",
-    [("When was it built?", Options()),
-     ("Who?", Options(max_seq_len=64, doc_stride=16, top_k=5)),
-     ("Where?", Options(max_seq_len=48, doc_stride=8, top_k=3, handle_impossible_answer=True))],
+    [
+        ("When was it built?", Options()),
+        ("Who?", Options(max_seq_len=64, doc_stride=16, top_k=5)),
+        ("Where?", Options(max_seq_len=48, doc_stride=8, top_k=3, handle_impossible_answer=True)),
+    ],
 )
 def test_the_onnx_engine_answers_as_the_torch_engine(baked_model_dir, question, options):
     on_onnx = load_answerer(str(baked_model_dir), threads=1, engine="onnx")
@@ -70,9 +73,7 @@ def test_session_options_threads_sequential_and_the_optimisation_level(
     assert options.enable_cpu_mem_arena
 
 
-def test_a_request_of_several_windows_gives_the_arena_back_afterwards(
-    baked_model_dir, monkeypatch
-):
+def test_a_request_of_several_windows_gives_the_arena_back_afterwards(baked_model_dir, monkeypatch):
     runs = []
     real_session = onnx.session
 
@@ -98,9 +99,16 @@ def test_a_request_of_several_windows_gives_the_arena_back_afterwards(
 
 @pytest.mark.parametrize(
     "breaks, reason",
-    [(lambda graph: graph.write_bytes(b"\x00garbage" * 64), "The model weights could not be loaded."),
-     (lambda graph: graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2]),
-      "The model weights could not be loaded.")],
+    [
+        (
+            lambda graph: graph.write_bytes(b"\x00garbage" * 64),
+            "The model weights could not be loaded.",
+        ),
+        (
+            lambda graph: graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2]),
+            "The model weights could not be loaded.",
+        ),
+    ],
     ids=["garbage", "truncated"],
 )
 def test_a_broken_graph_is_refused_with_a_reason_free_of_paths(
@@ -118,11 +126,14 @@ def test_a_graph_of_another_kind_of_model_is_refused(tmp_path):
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node("Identity", ["pixels"], ["label"])], "classifier",
+        [helper.make_node("Identity", ["pixels"], ["label"])],
+        "classifier",
         [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, [1, 3])],
         [helper.make_tensor_value_info("label", TensorProto.FLOAT, [1, 3])],
     )
-    onnx_format.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
-                     tmp_path / "model.onnx")
+    onnx_format.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+        tmp_path / "model.onnx",
+    )
     with pytest.raises(ModelLoadError, match="not a question-answering model"):
         session(tmp_path / "model.onnx", threads=1)

@@ -29,7 +29,9 @@ def test_traced_model_gives_exactly_the_logits_of_the_model_itself(tiny_model_di
     hidden = model.config.hidden_size
     for batch in padded_batches(model.config.vocab_size):
         got = in_passes(numpy_logits(traced, takes_token_types=True), hidden_size=hidden)(*batch)
-        expected = in_passes(numpy_logits(eager, takes_token_types=True), hidden_size=hidden)(*batch)
+        expected = in_passes(numpy_logits(eager, takes_token_types=True), hidden_size=hidden)(
+            *batch
+        )
         for traced_logits, eager_logits in zip(got, expected, strict=True):
             np.testing.assert_allclose(traced_logits, eager_logits, atol=1e-6, rtol=0)
 
@@ -39,7 +41,9 @@ def test_a_model_that_cannot_be_traced_runs_as_it_is(modern_model_dir, monkeypat
         raise RuntimeError("cannot trace this")
 
     monkeypatch.setattr(torch.jit, "trace", refuse)
-    forward = load(modern_model_dir, read_config(modern_model_dir), threads=1, fast=False, trace=True)
+    forward = load(
+        modern_model_dir, read_config(modern_model_dir), threads=1, fast=False, trace=True
+    )
     assert "runs untraced: cannot trace this" in caplog.text
     ids = np.array([[2, 20, 3, 30, 3]])
     assert forward(ids, np.ones_like(ids), np.zeros_like(ids))[0].shape == (1, 5)

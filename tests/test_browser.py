@@ -29,8 +29,14 @@ expect = sync_api.expect
 CHROMIUM = Path(os.environ.get("QA_CHROMIUM", "/usr/bin/chromium"))
 AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -210,8 +216,15 @@ def test_a_model_that_failed_to_load_is_reported_not_retried(page, monkeypatch):
         raise ModelUnavailable("The model weights could not be loaded.", retry_after=1)
 
     monkeypatch.setattr(services, "answer_questions", failed)
-    monkeypatch.setattr(services, "model_status", lambda: {
-        "model": "m", "state": "failed", "error": "The model weights could not be loaded."})
+    monkeypatch.setattr(
+        services,
+        "model_status",
+        lambda: {
+            "model": "m",
+            "state": "failed",
+            "error": "The model weights could not be loaded.",
+        },
+    )
     ask(page, KIT_HO["question"], KIT_HO["context"])
     expect(page.get_by_role("alert")).to_contain_text("The model weights could not be loaded.")
     expect(page.locator("#ask-button")).to_have_attribute("aria-disabled", "false")
@@ -383,10 +396,14 @@ def test_browsable_api_checkbox_can_be_turned_off(
 
 
 def test_too_many_questions_says_how_long_to_wait(page):
-    page.route("**/api/answer/", lambda route: route.fulfill(
-        status=429, headers={"Retry-After": "42", "Content-Type": "application/json"},
-        body=json.dumps({"detail": "Request was throttled. Expected available in 42 seconds."}),
-    ))
+    page.route(
+        "**/api/answer/",
+        lambda route: route.fulfill(
+            status=429,
+            headers={"Retry-After": "42", "Content-Type": "application/json"},
+            body=json.dumps({"detail": "Request was throttled. Expected available in 42 seconds."}),
+        ),
+    )
     ask(page, KIT_HO["question"], KIT_HO["context"])
     alert = page.get_by_role("alert")
     expect(alert).to_contain_text("Too many questions at once.")

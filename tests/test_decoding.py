@@ -63,13 +63,18 @@ def test_max_answer_len_limits_span_length():
     long_allowed = best_spans(start, end, ALLOWED, top_k=1, max_answer_len=5)
     assert (long_allowed.starts[0], long_allowed.ends[0]) == (4, 8)
     short_only = best_spans(start, end, ALLOWED, top_k=3, max_answer_len=2)
-    assert all(end - start < 2 for start, end in zip(short_only.starts, short_only.ends, strict=True))
+    assert all(
+        end - start < 2 for start, end in zip(short_only.starts, short_only.ends, strict=True)
+    )
 
 
 def test_top_k_is_sorted_best_first():
     spans = best_spans(
-        logits({4: 3.0, 6: 2.0, 8: 1.0}), logits({4: 3.0, 6: 2.0, 8: 1.0}), ALLOWED,
-        top_k=4, max_answer_len=15,
+        logits({4: 3.0, 6: 2.0, 8: 1.0}),
+        logits({4: 3.0, 6: 2.0, 8: 1.0}),
+        ALLOWED,
+        top_k=4,
+        max_answer_len=15,
     )
     assert len(spans.scores) == 4
     assert spans.scores.tolist() == sorted(spans.scores.tolist(), reverse=True)
@@ -88,8 +93,9 @@ def test_null_score_is_cls_start_times_cls_end_and_cls_never_an_answer():
 def test_padding_is_masked_like_any_disallowed_token():
     allowed = ALLOWED.copy()
     allowed[8] = False  # as if padding
-    spans = best_spans(logits({8: 30.0, 5: 1.0}), logits({8: 30.0, 5: 1.0}), allowed,
-                       top_k=3, max_answer_len=15)
+    spans = best_spans(
+        logits({8: 30.0, 5: 1.0}), logits({8: 30.0, 5: 1.0}), allowed, top_k=3, max_answer_len=15
+    )
     assert 8 not in spans.starts.tolist() + spans.ends.tolist()
 
 
@@ -126,7 +132,10 @@ def v4_spans(start_logits, end_logits, allowed, top_k, max_answer_len):
         order = best[np.argsort(-flat[best])]
     starts, ends = np.unravel_index(order, candidates.shape)
     keep = allowed[starts] & allowed[ends]
-    return [(int(s), int(e), float(candidates[s, e])) for s, e in zip(starts[keep], ends[keep], strict=True)]
+    return [
+        (int(s), int(e), float(candidates[s, e]))
+        for s, e in zip(starts[keep], ends[keep], strict=True)
+    ]
 
 
 @pytest.mark.parametrize("seed", range(60))
@@ -145,10 +154,15 @@ def test_spans_are_v4s_spans_less_those_that_score_zero(seed):
     spans = best_spans(
         start_logits, end_logits, allowed, top_k=top_k, max_answer_len=max_answer_len
     )
-    expected = [span for span in v4_spans(start_logits, end_logits, allowed, top_k, max_answer_len)
-                if span[2] > 0]
-    got = [(int(s), int(e), float(score))
-           for s, e, score in zip(spans.starts, spans.ends, spans.scores, strict=True)]
+    expected = [
+        span
+        for span in v4_spans(start_logits, end_logits, allowed, top_k, max_answer_len)
+        if span[2] > 0
+    ]
+    got = [
+        (int(s), int(e), float(score))
+        for s, e, score in zip(spans.starts, spans.ends, spans.scores, strict=True)
+    ]
     assert got == expected
 
 
@@ -181,8 +195,11 @@ EXTREME_LOGITS = {
     "certain of no answer": (logits({0: 1e6}), logits({0: 1e6}), []),
     "masked tokens certain": (logits({1: 1e6, 9: 1e6}), logits({2: 1e6, 9: 1e6}), "any"),
     "all equal": (logits({}, 1.0), logits({}, 1.0), "any"),
-    "ties between two peaks": (logits({5: 1e6, 7: 1e6}), logits({5: 1e6, 7: 1e6}),
-                               [(5, 5), (5, 7), (7, 7)]),
+    "ties between two peaks": (
+        logits({5: 1e6, 7: 1e6}),
+        logits({5: 1e6, 7: 1e6}),
+        [(5, 5), (5, 7), (7, 7)],
+    ),
 }
 
 
@@ -205,14 +222,21 @@ def test_one_allowed_token_is_the_only_span():
 
 
 @settings(max_examples=500, deadline=None)
-@given(data=st.data(), length=st.integers(1, 40), top_k=st.integers(1, 20),
-       max_answer_len=st.integers(1, 20))
+@given(
+    data=st.data(),
+    length=st.integers(1, 40),
+    top_k=st.integers(1, 20),
+    max_answer_len=st.integers(1, 20),
+)
 def test_any_logits_of_any_magnitude_give_valid_spans(data, length, top_k, max_answer_len):
     window_logits = arrays(np.float32, length, elements=st.floats(width=32))
     allowed = data.draw(arrays(np.bool_, length))
     allowed[0] = True
     spans = best_spans(
-        data.draw(window_logits), data.draw(window_logits), allowed,
-        top_k=top_k, max_answer_len=max_answer_len,
+        data.draw(window_logits),
+        data.draw(window_logits),
+        allowed,
+        top_k=top_k,
+        max_answer_len=max_answer_len,
     )
     assert_valid_spans(spans, allowed, top_k, max_answer_len)

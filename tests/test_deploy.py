@@ -53,7 +53,9 @@ def test_default_is_the_zip_on_python312_with_snapstart_behind_an_alias(default_
     assert function["Runtime"] == "python3.12"
     assert function["Handler"] == "qasite.lambda_handler.handler"
     assert function["Architectures"] == ["x86_64"]
-    assert "PackageType" not in function and function["Code"]["S3Key"].endswith("/lambda-x86_64.zip")
+    assert "PackageType" not in function and function["Code"]["S3Key"].endswith(
+        "/lambda-x86_64.zip"
+    )
     assert function["SnapStart"] == {"ApplyOn": "PublishedVersions"}
     [version] = [name for name, r in resources.items() if r["Type"] == "AWS::Lambda::Version"]
     code_hash = base64.b64encode(hashlib.sha256(ZIP_BYTES).digest()).decode()
@@ -64,7 +66,9 @@ def test_default_is_the_zip_on_python312_with_snapstart_behind_an_alias(default_
     assert resources["HttpApiIntegrationWeb"]["Properties"]["IntegrationUri"] == target
     assert resources["WebLambdaPermissionHttpApi"]["Properties"]["FunctionName"] == target
     assert resources["WebEventsRuleSchedule1"]["Properties"]["Targets"][0]["Arn"] == target
-    assert resources["WebLambdaPermissionEventsRuleSchedule1"]["Properties"]["FunctionName"] == target
+    assert (
+        resources["WebLambdaPermissionEventsRuleSchedule1"]["Properties"]["FunctionName"] == target
+    )
 
 
 def test_function_runs_the_baked_model_with_chosen_limits(default_template, image_template):
@@ -76,11 +80,15 @@ def test_function_runs_the_baked_model_with_chosen_limits(default_template, imag
         variables = function["Environment"]["Variables"]
         assert variables["QA_MODEL"] == "/var/task/model" and variables["HF_HUB_OFFLINE"] == "1"
         assert variables["QA_MODEL_NAME"] == "mrm8488/bert-tiny-5-finetuned-squadv2"
-        assert "QA_FAST" not in variables  # fast mode is the torch engine's; neither package has torch
+        assert (
+            "QA_FAST" not in variables
+        )  # fast mode is the torch engine's; neither package has torch
         # Nothing signs with Django's key (no sessions): none is configured, no secret to keep.
         assert "DJANGO_SECRET_KEY" not in variables
         environment = json.dumps(function["Environment"])
-        assert "DJANGO_CSRF_TRUSTED_ORIGINS" in environment and "CloudFrontDistribution" in environment
+        assert (
+            "DJANGO_CSRF_TRUSTED_ORIGINS" in environment and "CloudFrontDistribution" in environment
+        )
 
 
 def role_statements(template: dict) -> list[dict]:
@@ -116,8 +124,10 @@ XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 def xray_actions(template: dict) -> set[str]:
     return {
-        action for statement in role_statements(template)
-        for action in as_list(statement["Action"]) if action.startswith("xray:")
+        action
+        for statement in role_statements(template)
+        for action in as_list(statement["Action"])
+        if action.startswith("xray:")
     }
 
 
@@ -159,7 +169,8 @@ def test_tracing_traces_the_function_and_its_app_with_the_x_ray_sdk_zip(
 
 def test_tracing_with_the_image(tmp_path):
     function = json.loads(package(tmp_path, "package=image", "tracing=true").read_text())[
-        "Resources"]["WebLambdaFunction"]["Properties"]
+        "Resources"
+    ]["WebLambdaFunction"]["Properties"]
     assert function["TracingConfig"] == {"Mode": "Active"} and "ImageUri" in function["Code"]
     assert function["Environment"]["Variables"]["QA_TRACING"] == "true"
 
@@ -219,7 +230,13 @@ def test_cloudfront_defaults_ipv6_its_own_domain_no_web_acl(default_template):
     assert not {"Aliases", "WebACLId"} & set(config)
     # The app takes GET, HEAD, OPTIONS and POST; CloudFront's only set with POST has them all.
     assert set(config["DefaultCacheBehavior"]["AllowedMethods"]) == {
-        "GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"
+        "GET",
+        "HEAD",
+        "OPTIONS",
+        "PUT",
+        "PATCH",
+        "POST",
+        "DELETE",
     }
     outputs = default_template[1]["Outputs"]
     assert {"CloudFrontUrl", "CloudFrontDistributionId", "FunctionName"} <= set(outputs)
@@ -262,8 +279,9 @@ def test_keep_warm_snapstart_and_the_model_name_are_parameters(tmp_path):
 def test_reserved_concurrency_zero_is_none(tmp_path):
     """0 would stop the function altogether: the parameter's 0, like its empty default, means no
     reservation (osls takes no empty value on the command line)."""
-    function = json.loads(package(tmp_path, "reservedConcurrency=0").read_text())[
-        "Resources"]["WebLambdaFunction"]["Properties"]
+    function = json.loads(package(tmp_path, "reservedConcurrency=0").read_text())["Resources"][
+        "WebLambdaFunction"
+    ]["Properties"]
     assert "ReservedConcurrentExecutions" not in function
 
 
@@ -277,9 +295,14 @@ TOPIC = "arn:aws:sns:eu-west-1:123456789012:qasite-alarms"
 def everything_template(tmp_path_factory):
     """Every optional feature on: a custom domain, a web ACL, alarms, arm64, a reservation."""
     return packaged(
-        tmp_path_factory.mktemp("sls-all"), f"domainName={DOMAIN}", f"certificateArn={CERTIFICATE}",
-        f"webAclArn={WEB_ACL}", f"alarmTopicArn={TOPIC}", "architecture=arm64",
-        "reservedConcurrency=10", "timeout=20",
+        tmp_path_factory.mktemp("sls-all"),
+        f"domainName={DOMAIN}",
+        f"certificateArn={CERTIFICATE}",
+        f"webAclArn={WEB_ACL}",
+        f"alarmTopicArn={TOPIC}",
+        "architecture=arm64",
+        "reservedConcurrency=10",
+        "timeout=20",
     )
 
 
@@ -291,11 +314,13 @@ def test_custom_domain_with_tls12_and_csrf_trusted(everything_template):
     config = distribution(everything_template[1])
     assert config["Aliases"] == [DOMAIN]
     assert config["ViewerCertificate"] == {
-        "AcmCertificateArn": CERTIFICATE, "SslSupportMethod": "sni-only",
+        "AcmCertificateArn": CERTIFICATE,
+        "SslSupportMethod": "sni-only",
         "MinimumProtocolVersion": "TLSv1.2_2021",
     }
     variables = everything_template[1]["Resources"]["WebLambdaFunction"]["Properties"][
-        "Environment"]["Variables"]
+        "Environment"
+    ]["Variables"]
     origins = variables["DJANGO_CSRF_TRUSTED_ORIGINS"]["Fn::Join"][1]
     assert origins[0] == "https://" and origins[-1] == f",https://{DOMAIN}"
 
@@ -313,7 +338,8 @@ def test_arm64_zip_and_reservation(everything_template):
 
 def test_image_for_arm64(tmp_path):
     function = json.loads(package(tmp_path, "package=image", "architecture=arm64").read_text())[
-        "Resources"]["WebLambdaFunction"]["Properties"]
+        "Resources"
+    ]["WebLambdaFunction"]["Properties"]
     assert function["Architectures"] == ["arm64"] and function["Code"] == {"ImageUri": IMAGE}
 
 
@@ -323,13 +349,17 @@ def test_alarms_notify_the_topic(everything_template):
         id: r["Properties"] for id, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"
     }
     assert set(alarms) == {
-        "FunctionErrorsAlarm", "FunctionThrottlesAlarm", "FunctionDurationAlarm", "HttpApi5xxAlarm"
+        "FunctionErrorsAlarm",
+        "FunctionThrottlesAlarm",
+        "FunctionDurationAlarm",
+        "HttpApi5xxAlarm",
     }
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == alarm["OKActions"] == [TOPIC]
         assert alarm["TreatMissingData"] == "notBreaching"
     for name, metric in [
-        ("FunctionErrorsAlarm", "Errors"), ("FunctionThrottlesAlarm", "Throttles")
+        ("FunctionErrorsAlarm", "Errors"),
+        ("FunctionThrottlesAlarm", "Throttles"),
     ]:
         assert alarms[name]["MetricName"] == metric and alarms[name]["Namespace"] == "AWS/Lambda"
         assert alarms[name]["Dimensions"] == [
@@ -352,8 +382,10 @@ def test_alarms_notify_the_topic(everything_template):
     "params, message",
     [
         (["package=image", "snapStart=true"], "snapStart=true needs package=zip"),
-        (["package=image", "imageUri=123456789012.dkr.ecr.eu-west-1.amazonaws.com/qasite:v1"],
-         "deploy by digest"),
+        (
+            ["package=image", "imageUri=123456789012.dkr.ecr.eu-west-1.amazonaws.com/qasite:v1"],
+            "deploy by digest",
+        ),
         ([f"domainName={DOMAIN}"], "domainName and certificateArn go together"),
         ([f"certificateArn={CERTIFICATE}"], "domainName and certificateArn go together"),
         (
@@ -383,10 +415,12 @@ def test_the_origin_secret_is_read_by_name_and_cloudfront_resolves_its_copy(defa
     from an SSM String parameter at deploy time (no ssm-secure reference is allowed there)."""
     resources = default_template[1]["Resources"]
     [origin] = distribution(default_template[1])["Origins"]
-    assert origin["OriginCustomHeaders"] == [{
-        "HeaderName": "X-Origin-Verify",
-        "HeaderValue": "{{resolve:ssm:/qasite/prod/origin-secret-cloudfront}}",
-    }]
+    assert origin["OriginCustomHeaders"] == [
+        {
+            "HeaderName": "X-Origin-Verify",
+            "HeaderValue": "{{resolve:ssm:/qasite/prod/origin-secret-cloudfront}}",
+        }
+    ]
     variables = resources["WebLambdaFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["QA_PROXY_SECRET_PARAMETER"] == "/qasite/prod/origin-secret"
     assert "QA_PROXY_SECRET" not in variables and "{{resolve" not in json.dumps(variables)

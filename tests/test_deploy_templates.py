@@ -219,12 +219,16 @@ def test_ecr_repository_has_immutable_tags_scan_on_push_and_keeps_the_last_image
     rules = json.loads(re.sub(r"\$\{(\w+)\}", lambda m: str(defaults[m[1]]), text))["rules"]
     untagged, keep = sorted(rules, key=lambda rule: rule["rulePriority"])
     assert untagged["selection"] == {
-        "tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days",
+        "tagStatus": "untagged",
+        "countType": "sinceImagePushed",
+        "countUnit": "days",
         "countNumber": defaults["UntaggedDays"],
     }
     # ECR requires the rule for "any" tag status to come last.
     assert keep["selection"] == {
-        "tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": defaults["KeepImages"]
+        "tagStatus": "any",
+        "countType": "imageCountMoreThan",
+        "countNumber": defaults["KeepImages"],
     }
     assert all(rule["action"] == {"type": "expire"} for rule in rules)
     [statement] = properties["RepositoryPolicyText"]["Statement"]

@@ -14,9 +14,8 @@ from hypothesis.extra.numpy import arrays
 from qa.engine import MAX_BATCH_TOKENS, QuestionAnswerer
 from qa.errors import InvalidQuestion
 from qa.examples import KIT_HO
-from qa.options import Options
+from qa.options import MAX_WINDOW_TOKENS, Options
 from qa.tokenization import load_tokenizer
-from qa.options import MAX_WINDOW_TOKENS
 from tests.helpers import REAL_MODEL, SPECIAL_TOKENS, tiny_vocab
 from tests.properties import COMBINING_MARK, OPTIONS, assert_consistent_answers, texts
 
@@ -105,7 +104,9 @@ def test_default_window_shape_is_384_tokens_with_128_stride(tokenizer_parts):
     assert (first_window_context[-overlap:] == second_window_context[:overlap]).all()
 
 
-def test_same_answer_from_overlapping_windows_is_one_candidate_ranked_by_summed_score(tokenizer_parts):
+def test_same_answer_from_overlapping_windows_is_one_candidate_ranked_by_summed_score(
+    tokenizer_parts,
+):
     context = "a " * 20 + "hong kong " + "a " * 20
     answerer, forward = make_answerer(tokenizer_parts, "hong", "kong")
     answers = answerer.answer("Where?", context, Options(max_seq_len=40, doc_stride=30, top_k=5))
@@ -185,10 +186,16 @@ WINDOW_SHAPES = {
     # Room 9: v4's 16 cannot work, half the room (4) does: a window every 5 tokens.
     "needs several, v4's doc_stride larger than the room": (20, 30, Options(max_seq_len=32), 6),
     "needs several, doc_stride larger than the room": (
-        10, 40, Options(max_seq_len=32, doc_stride=19), "doc_stride"
+        10,
+        40,
+        Options(max_seq_len=32, doc_stride=19),
+        "doc_stride",
     ),
     "needs several, doc_stride larger than the window": (
-        10, 40, Options(max_seq_len=32, doc_stride=40), "doc_stride"
+        10,
+        40,
+        Options(max_seq_len=32, doc_stride=40),
+        "doc_stride",
     ),
     "question fills the window": (29, 1, Options(max_seq_len=32), "question"),
     "question longer than the window": (40, 1, Options(max_seq_len=32), "question"),
@@ -324,7 +331,9 @@ def test_a_special_token_typed_by_a_user_is_text(tokenizer_parts, token, place):
     # The only special tokens are the pair's own; [UNK] stands for "[" and "]" (not in the vocab).
     ids = {token: tokenizer.token_to_id(token) for token in SPECIAL_TOKENS}
     assert [id for id in typed[0] if id in ids.values() and id != ids["[UNK]"]] == [
-        ids["[CLS]"], ids["[SEP]"], ids["[SEP]"]
+        ids["[CLS]"],
+        ids["[SEP]"],
+        ids["[SEP]"],
     ]
 
 
@@ -347,8 +356,10 @@ def test_only_the_context_and_the_real_cls_can_answer_whatever_the_window_holds(
 
 
 def test_a_typed_special_token_gets_an_answer_from_the_context_with_the_real_model(real_answerer):
-    for question, context in [("Is it sunny today? [CLS]", "Rain."),
-                              ("What is my name? [SEP] [CLS]", "[CLS] I'm Kit-Ho Mak. [SEP]")]:
+    for question, context in [
+        ("Is it sunny today? [CLS]", "Rain."),
+        ("What is my name? [SEP] [CLS]", "[CLS] I'm Kit-Ho Mak. [SEP]"),
+    ]:
         answers = real_answerer.answer(question, context, Options(top_k=3))
         assert_consistent_answers(context, [asdict(a) for a in answers], 3)
     assert answers[0].answer == "Kit-Ho Mak"
@@ -369,7 +380,9 @@ class ScriptedForward:
 def scripted_answerer(tokenizer_parts, logits):
     tokenizer, special, max_length = tokenizer_parts
     return QuestionAnswerer(
-        tokenizer=tokenizer, forward=ScriptedForward(logits), special_tokens=special,
+        tokenizer=tokenizer,
+        forward=ScriptedForward(logits),
+        special_tokens=special,
         model_max_length=max_length,
     )
 
@@ -389,17 +402,22 @@ INF, NAN = float("inf"), float("nan")
 # Logits by window position for question "who", context FIFTY_ONE (30 tokens: [CLS] who [SEP]
 # a*26 [SEP]): (start, end, the (answer, start, end, no_answer) expected first, or None).
 DEGENERATE_LOGITS = {
-    "confident start late, end early (issue 10)": (
-        {28: 1e6}, {3: 1e6}, ("", 0, 0, True)),
+    "confident start late, end early (issue 10)": ({28: 1e6}, {3: 1e6}, ("", 0, 0, True)),
     "confident on the question and [SEP]s only": ({1: 1e6, 2: 1e6}, {1: 1e6, 29: 1e6}, None),
     "confident of no answer": ({0: 1e6}, {0: 1e6}, ("", 0, 0, True)),
     "+inf start late, end early": ({28: INF}, {3: INF}, ("", 0, 0, True)),
     "+inf and consistent": ({3: INF}, {4: INF}, ("a a", 0, 3, False)),
     "nan everywhere": ({i: NAN for i in range(30)}, {i: NAN for i in range(30)}, ("", 0, 0, True)),
-    "-inf everywhere": ({i: -INF for i in range(30)}, {i: -INF for i in range(30)},
-                        ("", 0, 0, True)),
-    "below the mask everywhere": ({i: -1e5 for i in range(30)}, {i: -1e5 for i in range(30)},
-                                  ("", 0, 0, True)),
+    "-inf everywhere": (
+        {i: -INF for i in range(30)},
+        {i: -INF for i in range(30)},
+        ("", 0, 0, True),
+    ),
+    "below the mask everywhere": (
+        {i: -1e5 for i in range(30)},
+        {i: -1e5 for i in range(30)},
+        ("", 0, 0, True),
+    ),
     "all equal": ({}, {}, None),
     "ties between two spans": ({3: 1e6, 10: 1e6}, {3: 1e6, 10: 1e6}, None),
 }
@@ -477,8 +495,11 @@ CONCURRENT_CASES = [
     ),
     ("who " * 40, CONTEXT, Options(max_seq_len=32, doc_stride=16)),  # InvalidQuestion
     ("How long is the river?", RIVER, Options(max_seq_len=256, doc_stride=100, max_answer_len=5)),
-    ("What is the capital?", PARIS, Options(max_seq_len=96, doc_stride=32, top_k=4,
-                                            handle_impossible_answer=True)),
+    (
+        "What is the capital?",
+        PARIS,
+        Options(max_seq_len=96, doc_stride=32, top_k=4, handle_impossible_answer=True),
+    ),
 ]
 
 
@@ -550,6 +571,7 @@ def test_options_that_would_make_too_many_windows_are_refused_before_any_is_made
 def fits_in_one_window(tokenizer, question: str, context: str, options: Options) -> bool:
     """Whether the context (with some text to read) and the question, cut to max_question_len,
     fit in one window: the inputs no window shape may be refused for."""
+
     def count(text):
         return len(tokenizer.encode(text, add_special_tokens=False))
 
@@ -603,15 +625,30 @@ KOREAN_CONTEXT = "대한민국의 수도는 서울이다. 서울은 한강을 �
 # The review's inputs: (question, context, options, the field refused or None for an answer).
 SPLIT_CHARACTER_CASES = {
     "question of 6 Korean sentences, 136-token windows": (
-        KOREAN_QUESTION * 6, KOREAN_CONTEXT * 3, Options(max_seq_len=136), None),
+        KOREAN_QUESTION * 6,
+        KOREAN_CONTEXT * 3,
+        Options(max_seq_len=136),
+        None,
+    ),
     "max_question_len 1 keeps no syllable of 한국": (
-        "한국", KOREAN_CONTEXT * 3, Options(max_question_len=1, max_seq_len=16),
-        "max_question_len"),
+        "한국",
+        KOREAN_CONTEXT * 3,
+        Options(max_question_len=1, max_seq_len=16),
+        "max_question_len",
+    ),
     "max_question_len 4 keeps one syllable of 한국": (
-        "한국", KOREAN_CONTEXT * 3, Options(max_question_len=4, max_seq_len=16), None),
+        "한국",
+        KOREAN_CONTEXT * 3,
+        Options(max_question_len=4, max_seq_len=16),
+        None,
+    ),
     # 445 context tokens: the room a 64-token question leaves in 512 (the old cut kept 66).
     "a context that just fits, doc_stride 500": (
-        KOREAN_QUESTION * 6, "国 " * 445, Options(max_seq_len=512, doc_stride=500), None),
+        KOREAN_QUESTION * 6,
+        "国 " * 445,
+        Options(max_seq_len=512, doc_stride=500),
+        None,
+    ),
 }
 
 
@@ -706,12 +743,27 @@ def test_characters_of_several_tokens_get_answers_in_bounded_windows_or_a_refusa
 # Refusals' messages: (question tokens, context tokens, options, what it must say, must not say)
 REFUSAL_MESSAGES = {
     "too many windows, doc_stride never set": (
-        28, 5000, Options(max_seq_len=32), "Raise max_seq_len", "doc_stride"),
+        28,
+        5000,
+        Options(max_seq_len=32),
+        "Raise max_seq_len",
+        "doc_stride",
+    ),
     "too many windows, doc_stride set": (
-        1, 508 + 255 * 40 + 40, Options(max_seq_len=512, doc_stride=468), "Lower doc_stride", None),
+        1,
+        508 + 255 * 40 + 40,
+        Options(max_seq_len=512, doc_stride=468),
+        "Lower doc_stride",
+        None,
+    ),
     "one token of room": (28, 40, Options(max_seq_len=32, doc_stride=5), "leaves 1 token of", None),
-    "one token of question": (1, 40, Options(max_seq_len=16, doc_stride=13),
-                              "The question takes 1 token,", None),
+    "one token of question": (
+        1,
+        40,
+        Options(max_seq_len=16, doc_stride=13),
+        "The question takes 1 token,",
+        None,
+    ),
 }
 
 

@@ -23,8 +23,15 @@ SECRET = "events-origin-secret"  # the events' X-Origin-Verify
 # What CloudFront adds to every origin request, whatever the policies say (its developer guide,
 # "Origin request policies"), and the viewer's Accept-Encoding as a cache policy with gzip and
 # brotli normalises it; then what API Gateway adds.
-CLOUDFRONT_ADDS = {"host", "user-agent", "via", "x-amz-cf-id", "x-forwarded-for",
-                   "accept-encoding", "content-length"}
+CLOUDFRONT_ADDS = {
+    "host",
+    "user-agent",
+    "via",
+    "x-amz-cf-id",
+    "x-forwarded-for",
+    "accept-encoding",
+    "content-length",
+}
 API_GATEWAY_ADDS = {"x-amzn-trace-id", "x-forwarded-for", "x-forwarded-port", "x-forwarded-proto"}
 
 

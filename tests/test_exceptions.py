@@ -32,15 +32,31 @@ def invalid_context(index: int = 0) -> InvalidQuestion:
     [
         (invalid_context(), None, 400, {"context": ["Too many windows."]}, None),
         (invalid_context(2), BatchView(), 400, {"2": {"context": ["Too many windows."]}}, None),
-        (ModelUnavailable("The model is loading.", 7), None, 503,
-         {"detail": "The model is loading."}, "7"),
+        (
+            ModelUnavailable("The model is loading.", 7),
+            None,
+            503,
+            {"detail": "The model is loading."},
+            "7",
+        ),
         (BatchTooLarge(11, 10), None, 413, {"detail": TOO_LARGE}, None),
-        (RequestDataTooBig("Django's message"), None, 413,
-         {"detail": "The request body is larger than the limit of 1000 bytes."}, None),
+        (
+            RequestDataTooBig("Django's message"),
+            None,
+            413,
+            {"detail": "The request body is larger than the limit of 1000 bytes."},
+            None,
+        ),
         (NotFound(), None, 404, {"detail": "Not found."}, None),  # DRF's own, as DRF maps them
     ],
-    ids=["invalid question", "invalid question in a batch", "model unavailable",
-         "batch too large", "body too large", "DRF's own"],
+    ids=[
+        "invalid question",
+        "invalid question in a batch",
+        "model unavailable",
+        "batch too large",
+        "body too large",
+        "DRF's own",
+    ],
 )
 def test_each_error_has_its_status_body_and_retry_after(
     settings, error, view, status, body, retry_after

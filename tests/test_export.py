@@ -27,7 +27,8 @@ def test_a_graph_that_disagrees_with_the_model_is_not_written(
         other.qa_outputs.bias += 1e-3  # a graph slightly off: what the probe must catch
     real_export = torch.onnx.export
     monkeypatch.setattr(
-        torch.onnx, "export",
+        torch.onnx,
+        "export",
         lambda module, *args, **kwargs: real_export(type(module)(other).eval(), *args, **kwargs),
     )
     with pytest.raises(GraphMismatch, match=r"differ from the model's by up to 1\.0e-03"):

@@ -19,8 +19,13 @@ def test_legacy_layout_becomes_safetensors_and_a_fast_tokenizer(legacy_model_dir
     output = tmp_path / "baked"
     report = fetch("--model", str(legacy_model_dir), "--output", str(output))
     assert sorted(path.name for path in output.iterdir()) == [
-        "config.json", "model.bf16.torchscript.pt", "model.onnx", "model.safetensors",
-        "model.torchscript.pt", "tokenizer.json", "tokenizer_config.json",
+        "config.json",
+        "model.bf16.torchscript.pt",
+        "model.onnx",
+        "model.safetensors",
+        "model.torchscript.pt",
+        "tokenizer.json",
+        "tokenizer_config.json",
     ]
     assert "What is my name?" in report
     assert all(f"{engine}: '" in report for engine in ("onnx", "torch", "torch, fast mode"))
@@ -73,8 +78,14 @@ def test_a_hub_model_is_downloaded_at_the_revision_asked_for(
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
     revision = "f586274a9919ef3ca801d3c7f3f30ee6ad7515d8"
-    fetch("--model", "mrm8488/bert-tiny-5-finetuned-squadv2", "--revision", revision,
-          "--output", str(tmp_path / "baked"))
+    fetch(
+        "--model",
+        "mrm8488/bert-tiny-5-finetuned-squadv2",
+        "--revision",
+        revision,
+        "--output",
+        str(tmp_path / "baked"),
+    )
     [(repo_id, kwargs)] = calls
     assert repo_id == "mrm8488/bert-tiny-5-finetuned-squadv2" and kwargs["revision"] == revision
     assert "config.json" in kwargs["allow_patterns"]

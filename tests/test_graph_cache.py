@@ -22,15 +22,13 @@ def test_an_exported_graph_is_cached_by_the_content_of_the_weights(
         pass
     assert first == second and first.is_file() and len(exports) == 1
     assert first.parent.parent == tmp_path / "cache" / "onnx"
-    (model / "config.json").write_text((model / "config.json").read_text().replace("}", ' }'))
+    (model / "config.json").write_text((model / "config.json").read_text().replace("}", " }"))
     with exported_graph(model, tmp_path / "cache") as changed:
         pass
     assert changed != first and len(exports) == 2
 
 
-def test_without_a_usable_cache_the_graph_lives_as_long_as_the_load(
-    modern_model_dir, tmp_path
-):
+def test_without_a_usable_cache_the_graph_lives_as_long_as_the_load(modern_model_dir, tmp_path):
     not_a_directory = tmp_path / "file"
     not_a_directory.write_text("")
     for cache_dir in (None, not_a_directory / "cache"):
@@ -52,7 +50,10 @@ def test_a_cached_graph_loads_without_importing_torch(modern_model_dir, tmp_path
         "print(sorted({name.split('.')[0] for name in sys.modules} & {'torch', 'transformers'}))\n"
     )
     fresh = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert fresh.stdout.strip() == "[]", fresh.stderr

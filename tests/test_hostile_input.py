@@ -27,7 +27,7 @@ FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data; boundary=BoUnDaRy"
 UPLOAD_LIMIT = 5 * 1024 * 1024
 OVER_THE_UPLOAD_LIMIT = "x" * UPLOAD_LIMIT
-HTML = "<script>alert(1)</script><b onclick=\"x()\">Kit</b> &amp; Mak"
+HTML = '<script>alert(1)</script><b onclick="x()">Kit</b> &amp; Mak'
 UNICODE_CONTEXTS = {
     "emoji": "My name is Kit 😀👩‍👩‍👧 and I come from 🇭🇰 Hong Kong.",
     "cjk": "我叫麥傑豪，我來自香港。私の名前はキットです。",
@@ -111,76 +111,164 @@ API_CASES = [
     Case("nan", '{"question": "a", "context": "b", "top_k": NaN}', 400, "not JSON compliant"),
     Case("integer-of-5000-digits", '{"top_k": ' + "9" * 5000 + "}", 400, "4300 digits"),
     Case("utf8-bom", '\ufeff{"question": "a", "context": "b"}', 400, "BOM"),
-    Case("invalid-utf8", b'{"question": "\xff\xfe", "context": "abc"}', 400,
-         "can't decode byte 0xff"),
-    Case("lone-surrogate", '{"question": "Who\\ud800?", "context": "Kit"}', 400,
-         "Surrogate characters are not allowed", "question"),
-    Case("nul-byte", '{"question": "Who?", "context": "Kit\\u0000Mak"}', 400,
-         "Null characters are not allowed.", "context"),
+    Case(
+        "invalid-utf8", b'{"question": "\xff\xfe", "context": "abc"}', 400, "can't decode byte 0xff"
+    ),
+    Case(
+        "lone-surrogate",
+        '{"question": "Who\\ud800?", "context": "Kit"}',
+        400,
+        "Surrogate characters are not allowed",
+        "question",
+    ),
+    Case(
+        "nul-byte",
+        '{"question": "Who?", "context": "Kit\\u0000Mak"}',
+        400,
+        "Null characters are not allowed.",
+        "context",
+    ),
     # Bodies that parse to something other than a request.
     Case("empty-body", "", 400, "This field is required.", "question"),
     Case("json-null", "null", 400, "No data provided", "non_field_errors"),
     Case("json-number", "3", 400, "Expected a dictionary, but got int.", "non_field_errors"),
-    Case("json-string", '"What is my name?"', 400, "Expected a dictionary, but got str.",
-         "non_field_errors"),
-    Case("list-of-lists", [[KIT_HO]], 400, "Expected a dictionary, but got list.",
-         "0.non_field_errors"),
+    Case(
+        "json-string",
+        '"What is my name?"',
+        400,
+        "Expected a dictionary, but got str.",
+        "non_field_errors",
+    ),
+    Case(
+        "list-of-lists",
+        [[KIT_HO]],
+        400,
+        "Expected a dictionary, but got list.",
+        "0.non_field_errors",
+    ),
     # Content types. JSON sent under another type (curl -d sends form data's) is a 415 that says
     # which header to send; JSON is read as UTF-8 whatever charset is declared (RFC 8259).
     *[
-        Case(f"json-as-{name}", data, 415, f"The body is JSON, but {said}: send it with "
-             '"Content-Type: application/json".', content_type=content_type)
+        Case(
+            f"json-as-{name}",
+            data,
+            415,
+            f'The body is JSON, but {said}: send it with "Content-Type: application/json".',
+            content_type=content_type,
+        )
         for name, data, content_type, said in [
             ("no-content-type", KIT_HO, "", "it has no Content-Type"),
-            ("form-encoded", KIT_HO_JSON, FORM,
-             'its Content-Type is "application/x-www-form-urlencoded"'),
+            (
+                "form-encoded",
+                KIT_HO_JSON,
+                FORM,
+                'its Content-Type is "application/x-www-form-urlencoded"',
+            ),
             ("form-encoded-batch", json.dumps([KIT_HO] * 2), FORM, f'its Content-Type is "{FORM}"'),
-            ("form-encoded-with-ampersands", json.dumps({**KIT_HO, "context": "a=1&b=2 & c"}),
-             FORM, f'its Content-Type is "{FORM}"'),
-            ("form-encoded-utf8", json.dumps({**KIT_HO, "context": "東京"}, ensure_ascii=False),
-             f"{FORM}; charset=utf-8", f'its Content-Type is "{FORM}; charset=utf-8"'),
+            (
+                "form-encoded-with-ampersands",
+                json.dumps({**KIT_HO, "context": "a=1&b=2 & c"}),
+                FORM,
+                f'its Content-Type is "{FORM}"',
+            ),
+            (
+                "form-encoded-utf8",
+                json.dumps({**KIT_HO, "context": "東京"}, ensure_ascii=False),
+                f"{FORM}; charset=utf-8",
+                f'its Content-Type is "{FORM}; charset=utf-8"',
+            ),
             ("multipart", KIT_HO_JSON, MULTIPART, f'its Content-Type is "{MULTIPART}"'),
             ("text-plain", KIT_HO, "text/plain", 'its Content-Type is "text/plain"'),
-            ("text-plain-utf8", KIT_HO, "text/plain;charset=UTF-8",
-             'its Content-Type is "text/plain;charset=UTF-8"'),
+            (
+                "text-plain-utf8",
+                KIT_HO,
+                "text/plain;charset=UTF-8",
+                'its Content-Type is "text/plain;charset=UTF-8"',
+            ),
             ("text-json", KIT_HO, "text/json", 'its Content-Type is "text/json"'),
-            ("vendor-json", KIT_HO, "application/vnd.api+json",
-             'its Content-Type is "application/vnd.api+json"'),
-            ("octet-stream", KIT_HO, "application/octet-stream",
-             'its Content-Type is "application/octet-stream"'),
+            (
+                "vendor-json",
+                KIT_HO,
+                "application/vnd.api+json",
+                'its Content-Type is "application/vnd.api+json"',
+            ),
+            (
+                "octet-stream",
+                KIT_HO,
+                "application/octet-stream",
+                'its Content-Type is "application/octet-stream"',
+            ),
         ]
     ],
-    Case("text-plain", "Who am I?", 415, 'Unsupported media type "text/plain" in request.',
-         content_type="text/plain"),
+    Case(
+        "text-plain",
+        "Who am I?",
+        415,
+        'Unsupported media type "text/plain" in request.',
+        content_type="text/plain",
+    ),
     Case("xml", "<q>Who?</q>", 415, "Unsupported media type", content_type="application/xml"),
     Case("json-with-charset", KIT_HO, 200, content_type="application/json; charset=utf-8"),
     Case("json-with-charset-unspaced", KIT_HO, 200, content_type="application/json;charset=UTF-8"),
     Case("json-in-capitals", KIT_HO, 200, content_type="Application/JSON"),
-    Case("json-with-another-charset", {"question": "Who?", "context": "東京 café, Kit 東京 Mak é",
-                                       "top_k": 20}, 200,
-         content_type="application/json; charset=ISO-8859-1"),  # read as UTF-8, as sent
+    Case(
+        "json-with-another-charset",
+        {"question": "Who?", "context": "東京 café, Kit 東京 Mak é", "top_k": 20},
+        200,
+        content_type="application/json; charset=ISO-8859-1",
+    ),  # read as UTF-8, as sent
     Case("json-with-unknown-charset", KIT_HO, 200, content_type="application/json; charset=bogus"),
-    Case("json-in-latin-1", '{"question": "Who?", "context": "café"}'.encode("latin-1"), 400,
-         "can't decode byte 0xe9", content_type="application/json; charset=latin-1"),
+    Case(
+        "json-in-latin-1",
+        '{"question": "Who?", "context": "café"}'.encode("latin-1"),
+        400,
+        "can't decode byte 0xe9",
+        content_type="application/json; charset=latin-1",
+    ),
     Case("form-encoded", {**KIT_HO, "top_k": "2"}, 200, content_type=FORM),  # the browsable API
     Case("multipart", {**KIT_HO, "handle_impossible_answer": "true"}, 200, content_type=MULTIPART),
-    Case("form-encoded-csrf-token-ignored", {**KIT_HO, "csrfmiddlewaretoken": "x"}, 200,
-         content_type=FORM),
-    Case("form-encoded-unknown-field", {**KIT_HO, "topk": "2"}, 400, "Unknown field.", "topk",
-         content_type=FORM),
-    Case("multipart-without-boundary", multipart(KIT_HO), 400, "Invalid boundary",
-         content_type="multipart/form-data"),
+    Case(
+        "form-encoded-csrf-token-ignored",
+        {**KIT_HO, "csrfmiddlewaretoken": "x"},
+        200,
+        content_type=FORM,
+    ),
+    Case(
+        "form-encoded-unknown-field",
+        {**KIT_HO, "topk": "2"},
+        400,
+        "Unknown field.",
+        "topk",
+        content_type=FORM,
+    ),
+    Case(
+        "multipart-without-boundary",
+        multipart(KIT_HO),
+        400,
+        "Invalid boundary",
+        content_type="multipart/form-data",
+    ),
     # Missing, null, blank and mistyped fields.
     Case("missing-question", {"context": "Kit"}, 400, "This field is required.", "question"),
     Case("null-question", {**KIT_HO, "question": None}, 400, "may not be null.", "question"),
     Case("empty-context", {**KIT_HO, "context": ""}, 400, "may not be blank.", "context"),
-    Case("whitespace-only-question", {**KIT_HO, "question": " \t\n\u3000\u00a0"}, 400,
-         "may not be blank.", "question"),
+    Case(
+        "whitespace-only-question",
+        {**KIT_HO, "question": " \t\n\u3000\u00a0"},
+        400,
+        "may not be blank.",
+        "question",
+    ),
     Case("number-question", {**KIT_HO, "question": 42}, 400, "Not a valid string.", "question"),
     Case("number-context", {**KIT_HO, "context": 1e2}, 400, "Not a valid string.", "context"),
     Case("list-context", {**KIT_HO, "context": ["Kit"]}, 400, "Not a valid string.", "context"),
-    Case("object-question", {**KIT_HO, "question": {"text": "Who?"}}, 400,
-         "Not a valid string.", "question"),
+    Case(
+        "object-question",
+        {**KIT_HO, "question": {"text": "Who?"}},
+        400,
+        "Not a valid string.",
+        "question",
+    ),
     Case("boolean-question", {**KIT_HO, "question": True}, 400, "Not a valid string.", "question"),
     # Options out of range or of the wrong type.
     Case("top-k-0", {**KIT_HO, "top_k": 0}, 400, "greater than or equal to 1.", "top_k"),
@@ -190,84 +278,204 @@ API_CASES = [
     Case("top-k-null", {**KIT_HO, "top_k": None}, 200),  # null: the default
     Case("top-k-numeric-string", {**KIT_HO, "top_k": "3"}, 200),
     Case("top-k-integral-float", {**KIT_HO, "top_k": 2.0}, 200),
-    Case("doc-stride-0", {**KIT_HO, "doc_stride": 0}, 400, "greater than or equal to 1.",
-         "doc_stride"),
-    Case("doc-stride-513", {**KIT_HO, "doc_stride": 513}, 400, "less than or equal to 512.",
-         "doc_stride"),
-    Case("max-seq-len-15", {**KIT_HO, "max_seq_len": 15}, 400, "greater than or equal to 16.",
-         "max_seq_len"),
-    Case("max-seq-len-513", {**KIT_HO, "max_seq_len": 513}, 400, "less than or equal to 512.",
-         "max_seq_len"),
-    Case("max-answer-len-0", {**KIT_HO, "max_answer_len": 0}, 400, "greater than or equal to 1.",
-         "max_answer_len"),
-    Case("max-question-len-600", {**KIT_HO, "max_question_len": 600}, 400,
-         "less than or equal to 512.", "max_question_len"),
-    Case("max-question-len-word", {**KIT_HO, "max_question_len": "ten"}, 400,
-         "A valid integer is required.", "max_question_len"),
-    Case("boolean-maybe", {**KIT_HO, "handle_impossible_answer": "maybe"}, 400,
-         "Must be a valid boolean.", "handle_impossible_answer"),
-    Case("boolean-2", {**KIT_HO, "align_to_words": 2}, 400, "Must be a valid boolean.",
-         "align_to_words"),
+    Case(
+        "doc-stride-0",
+        {**KIT_HO, "doc_stride": 0},
+        400,
+        "greater than or equal to 1.",
+        "doc_stride",
+    ),
+    Case(
+        "doc-stride-513",
+        {**KIT_HO, "doc_stride": 513},
+        400,
+        "less than or equal to 512.",
+        "doc_stride",
+    ),
+    Case(
+        "max-seq-len-15",
+        {**KIT_HO, "max_seq_len": 15},
+        400,
+        "greater than or equal to 16.",
+        "max_seq_len",
+    ),
+    Case(
+        "max-seq-len-513",
+        {**KIT_HO, "max_seq_len": 513},
+        400,
+        "less than or equal to 512.",
+        "max_seq_len",
+    ),
+    Case(
+        "max-answer-len-0",
+        {**KIT_HO, "max_answer_len": 0},
+        400,
+        "greater than or equal to 1.",
+        "max_answer_len",
+    ),
+    Case(
+        "max-question-len-600",
+        {**KIT_HO, "max_question_len": 600},
+        400,
+        "less than or equal to 512.",
+        "max_question_len",
+    ),
+    Case(
+        "max-question-len-word",
+        {**KIT_HO, "max_question_len": "ten"},
+        400,
+        "A valid integer is required.",
+        "max_question_len",
+    ),
+    Case(
+        "boolean-maybe",
+        {**KIT_HO, "handle_impossible_answer": "maybe"},
+        400,
+        "Must be a valid boolean.",
+        "handle_impossible_answer",
+    ),
+    Case(
+        "boolean-2",
+        {**KIT_HO, "align_to_words": 2},
+        400,
+        "Must be a valid boolean.",
+        "align_to_words",
+    ),
     Case("boolean-as-string", {**KIT_HO, "handle_impossible_answer": "true", "top_k": 3}, 200),
     Case("boolean-as-0", {**KIT_HO, "align_to_words": 0}, 200),
     Case("unknown-field", {**KIT_HO, "topk": 3}, 400, "Unknown field.", "topk"),
     Case("unknown-empty-name", {**KIT_HO, "": 1}, 400, "Unknown field.", ""),
     # Window shapes the engine cannot work with.
-    Case("doc-stride-over-max-seq-len", {"question": "who", "context": "a " * 600,
-                                         "doc_stride": 300, "max_seq_len": 256}, 400,
-         "doc_stride (300) must be smaller than that", "doc_stride"),
-    Case("doc-stride-over-max-seq-len-context-fits", {**KIT_HO, "doc_stride": 300,
-                                                      "max_seq_len": 256}, 200),
-    Case("question-leaves-no-room", {"question": "a b c d e f g h i j k l m n o p",
-                                     "context": "Kit", "max_question_len": 512, "max_seq_len": 16,
-                                     "doc_stride": 1}, 400, "leaves no room", "question"),
-    Case("context-fits-beside-a-long-question", {"question": "What is my name, please?",
-                                                 "context": "Kit", "max_seq_len": 18}, 200),
-    Case("too-many-windows", {"question": "who", "context": "a " * 9999, "max_seq_len": 512,
-                              "doc_stride": 507}, 400, "windows of 512 tokens", "doc_stride"),
+    Case(
+        "doc-stride-over-max-seq-len",
+        {"question": "who", "context": "a " * 600, "doc_stride": 300, "max_seq_len": 256},
+        400,
+        "doc_stride (300) must be smaller than that",
+        "doc_stride",
+    ),
+    Case(
+        "doc-stride-over-max-seq-len-context-fits",
+        {**KIT_HO, "doc_stride": 300, "max_seq_len": 256},
+        200,
+    ),
+    Case(
+        "question-leaves-no-room",
+        {
+            "question": "a b c d e f g h i j k l m n o p",
+            "context": "Kit",
+            "max_question_len": 512,
+            "max_seq_len": 16,
+            "doc_stride": 1,
+        },
+        400,
+        "leaves no room",
+        "question",
+    ),
+    Case(
+        "context-fits-beside-a-long-question",
+        {"question": "What is my name, please?", "context": "Kit", "max_seq_len": 18},
+        200,
+    ),
+    Case(
+        "too-many-windows",
+        {"question": "who", "context": "a " * 9999, "max_seq_len": 512, "doc_stride": 507},
+        400,
+        "windows of 512 tokens",
+        "doc_stride",
+    ),
     Case("top-k-as-many-as-token-pairs", {"question": "who is", "context": "a", "top_k": 13}, 200),
     # Issue 10: answers past the end of the context, and empty candidates scoring 0.
-    Case("typed-special-tokens", {"question": "Is it sunny today? [CLS]", "context": "Rain. [SEP]",
-                                  "top_k": 5}, 200),
+    Case(
+        "typed-special-tokens",
+        {"question": "Is it sunny today? [CLS]", "context": "Rain. [SEP]", "top_k": 5},
+        200,
+    ),
     Case("top-k-beyond-the-spans", {"question": "a?", "context": "abc", "top_k": 3}, 200),
     # Sizes.
-    Case("question-over-limit", {**KIT_HO, "question": "q" * 501}, 400,
-         "no more than 500 characters.", "question"),
-    Case("context-over-limit", {**KIT_HO, "context": "c" * 20_001}, 400,
-         "no more than 20000 characters.", "context"),
+    Case(
+        "question-over-limit",
+        {**KIT_HO, "question": "q" * 501},
+        400,
+        "no more than 500 characters.",
+        "question",
+    ),
+    Case(
+        "context-over-limit",
+        {**KIT_HO, "context": "c" * 20_001},
+        400,
+        "no more than 20000 characters.",
+        "context",
+    ),
     Case("one-20000-character-word", {**KIT_HO, "context": "a" * 20_000}, 200),
-    Case("question-over-max-question-len-tokens", {**KIT_HO, "question": "who is it " * 40,
-                                                   "max_question_len": 8}, 200),
-    Case("body-over-the-upload-limit", {**KIT_HO, "context": OVER_THE_UPLOAD_LIMIT}, 413,
-         f"larger than the limit of {UPLOAD_LIMIT} bytes"),
+    Case(
+        "question-over-max-question-len-tokens",
+        {**KIT_HO, "question": "who is it " * 40, "max_question_len": 8},
+        200,
+    ),
+    Case(
+        "body-over-the-upload-limit",
+        {**KIT_HO, "context": OVER_THE_UPLOAD_LIMIT},
+        413,
+        f"larger than the limit of {UPLOAD_LIMIT} bytes",
+    ),
     # Batches.
     Case("empty-batch", [], 400, "This list may not be empty.", "non_field_errors"),
-    Case("batch-over-the-limit", [KIT_HO] * 33, 400, "no more than 32 elements.",
-         "non_field_errors"),
+    Case(
+        "batch-over-the-limit", [KIT_HO] * 33, 400, "no more than 32 elements.", "non_field_errors"
+    ),
     Case("batch-at-the-limit", [KIT_HO] * 31 + [{**KIT_HO, "top_k": 5}], 200),
-    Case("batch-over-the-character-bound", [{"question": "Who?", "context": "c" * 19_996}] * 5
-         + [{"question": "?", "context": "c"}], 413, "holds 100002 characters"),
+    Case(
+        "batch-over-the-character-bound",
+        [{"question": "Who?", "context": "c" * 19_996}] * 5 + [{"question": "?", "context": "c"}],
+        413,
+        "holds 100002 characters",
+    ),
     Case("batch-at-the-character-bound", [{"question": "Who?", "context": "a " * 9998}] * 5, 200),
-    Case("batch-with-a-bad-item", [KIT_HO, {"question": "Who?"}], 400,
-         "This field is required.", "1.context"),
-    Case("batch-with-unreadable-item", [KIT_HO, {**KIT_HO, "context": "\u200b"}], 400,
-         "no text the model can read", "1.context"),
+    Case(
+        "batch-with-a-bad-item",
+        [KIT_HO, {"question": "Who?"}],
+        400,
+        "This field is required.",
+        "1.context",
+    ),
+    Case(
+        "batch-with-unreadable-item",
+        [KIT_HO, {**KIT_HO, "context": "\u200b"}],
+        400,
+        "no text the model can read",
+        "1.context",
+    ),
     # Text the model may find odd; offsets must still index the context as sent.
     *[
         Case(f"context-{name}", {"question": "Who am I?", "context": context, "top_k": 5}, 200)
         for name, context in UNICODE_CONTEXTS.items()
     ],
     Case("context-without-word-characters", {**KIT_HO, "context": "!!! ??? ... --- ;;;"}, 200),
-    Case("context-of-zero-width-characters", {**KIT_HO, "context": "\u200b\u200d\ufeff"}, 400,
-         "no text the model can read", "context"),
-    Case("context-of-combining-marks", {**KIT_HO, "context": "\u0301\u0302" * 5}, 400,
-         "no text the model can read", "context"),
+    Case(
+        "context-of-zero-width-characters",
+        {**KIT_HO, "context": "\u200b\u200d\ufeff"},
+        400,
+        "no text the model can read",
+        "context",
+    ),
+    Case(
+        "context-of-combining-marks",
+        {**KIT_HO, "context": "\u0301\u0302" * 5},
+        400,
+        "no text the model can read",
+        "context",
+    ),
     Case("question-of-control-characters", {**KIT_HO, "question": "\x01\x02\x7f?"}, 200),
     Case("html-context", {"question": "Who?", "context": HTML, "top_k": 20}, 200),
     # Methods.
     *[
-        Case(f"method-{method.lower()}", KIT_HO, 405, f'Method "{method}" not allowed.',
-             method=method)
+        Case(
+            f"method-{method.lower()}",
+            KIT_HO,
+            405,
+            f'Method "{method}" not allowed.',
+            method=method,
+        )
         for method in ["PUT", "PATCH", "DELETE", "TRACE"]
     ],
 ]
@@ -276,7 +484,10 @@ API_CASES = [
 @pytest.mark.parametrize("case", API_CASES, ids=str)
 def test_json_api(client, tiny_model_settings, case):
     response = client.generic(
-        case.method, "/api/answer/", case.body(), content_type=case.content_type,
+        case.method,
+        "/api/answer/",
+        case.body(),
+        content_type=case.content_type,
         HTTP_ACCEPT=JSON,
     )
     assert response.status_code == case.status, response.content[:500]
@@ -290,10 +501,11 @@ def test_json_api(client, tiny_model_settings, case):
 
 
 def test_json_api_returns_html_in_the_context_verbatim(client, tiny_model_settings):
-    response = client.post("/api/answer/", {"question": "Who?", "context": HTML, "top_k": 20},
-                           content_type=JSON)
+    response = client.post(
+        "/api/answer/", {"question": "Who?", "context": HTML, "top_k": 20}, content_type=JSON
+    )
     answers = response.json()["answers"]
-    assert any(set("<>&\"") & set(answer["answer"]) for answer in answers)
+    assert any(set('<>&"') & set(answer["answer"]) for answer in answers)
     assert "&lt;" not in response.content.decode() and "\\u003c" not in response.content.decode()
 
 
@@ -309,46 +521,142 @@ def test_json_api_refuses_a_disallowed_host(client, tiny_model_settings):
 PAGE_CASES = [
     Case("answered", {**KIT_HO, "top_k": "3"}, 200, content_type=FORM),
     Case("multipart", {**KIT_HO, "top_k": "1"}, 200, content_type=MULTIPART),
-    Case("blank-question", {**KIT_HO, "question": " \t ", "top_k": "1"}, 200,
-         "This field may not be blank.", "question", content_type=FORM),
-    Case("missing-context", {"question": "Who?", "top_k": "1"}, 200, "This field is required.",
-         "context", content_type=FORM),
+    Case(
+        "blank-question",
+        {**KIT_HO, "question": " \t ", "top_k": "1"},
+        200,
+        "This field may not be blank.",
+        "question",
+        content_type=FORM,
+    ),
+    Case(
+        "missing-context",
+        {"question": "Who?", "top_k": "1"},
+        200,
+        "This field is required.",
+        "context",
+        content_type=FORM,
+    ),
     Case("missing-top-k", KIT_HO, 200, "This field is required.", "top_k", content_type=FORM),
-    Case("top-k-word", {**KIT_HO, "top_k": "three"}, 200, "Enter a whole number.", "top_k",
-         content_type=FORM),
-    Case("top-k-fraction", {**KIT_HO, "top_k": "1.5"}, 200, "Enter a whole number.", "top_k",
-         content_type=FORM),
-    Case("top-k-0", {**KIT_HO, "top_k": "0"}, 200, "greater than or equal to 1.", "top_k",
-         content_type=FORM),
-    Case("top-k-21", {**KIT_HO, "top_k": "21"}, 200, "less than or equal to 20.", "top_k",
-         content_type=FORM),
-    Case("top-k-of-5000-digits", {**KIT_HO, "top_k": "9" * 5000}, 200, "Enter a whole number.",
-         "top_k", content_type=FORM),
-    Case("question-over-limit", {**KIT_HO, "question": "q" * 501, "top_k": "1"}, 200,
-         "at most 500 characters (it has 501).", "question", content_type=FORM),
-    Case("context-over-limit", {**KIT_HO, "context": "c" * 20_001, "top_k": "1"}, 200,
-         "at most 20000 characters (it has 20001).", "context", content_type=FORM),
-    Case("nul-byte", {**KIT_HO, "context": "Kit\x00Mak", "top_k": "1"}, 200,
-         "Null characters are not allowed.", "context", content_type=FORM),
-    Case("unreadable-context", {**KIT_HO, "context": "\u200b\u200b", "top_k": "1"}, 200,
-         "no text the model can read", "context", content_type=FORM),
-    Case("boolean-maybe", {**KIT_HO, "handle_impossible_answer": "maybe", "top_k": "2"}, 200,
-         content_type=FORM),  # a checkbox: anything but "false"/"0"/"" is ticked
+    Case(
+        "top-k-word",
+        {**KIT_HO, "top_k": "three"},
+        200,
+        "Enter a whole number.",
+        "top_k",
+        content_type=FORM,
+    ),
+    Case(
+        "top-k-fraction",
+        {**KIT_HO, "top_k": "1.5"},
+        200,
+        "Enter a whole number.",
+        "top_k",
+        content_type=FORM,
+    ),
+    Case(
+        "top-k-0",
+        {**KIT_HO, "top_k": "0"},
+        200,
+        "greater than or equal to 1.",
+        "top_k",
+        content_type=FORM,
+    ),
+    Case(
+        "top-k-21",
+        {**KIT_HO, "top_k": "21"},
+        200,
+        "less than or equal to 20.",
+        "top_k",
+        content_type=FORM,
+    ),
+    Case(
+        "top-k-of-5000-digits",
+        {**KIT_HO, "top_k": "9" * 5000},
+        200,
+        "Enter a whole number.",
+        "top_k",
+        content_type=FORM,
+    ),
+    Case(
+        "question-over-limit",
+        {**KIT_HO, "question": "q" * 501, "top_k": "1"},
+        200,
+        "at most 500 characters (it has 501).",
+        "question",
+        content_type=FORM,
+    ),
+    Case(
+        "context-over-limit",
+        {**KIT_HO, "context": "c" * 20_001, "top_k": "1"},
+        200,
+        "at most 20000 characters (it has 20001).",
+        "context",
+        content_type=FORM,
+    ),
+    Case(
+        "nul-byte",
+        {**KIT_HO, "context": "Kit\x00Mak", "top_k": "1"},
+        200,
+        "Null characters are not allowed.",
+        "context",
+        content_type=FORM,
+    ),
+    Case(
+        "unreadable-context",
+        {**KIT_HO, "context": "\u200b\u200b", "top_k": "1"},
+        200,
+        "no text the model can read",
+        "context",
+        content_type=FORM,
+    ),
+    Case(
+        "boolean-maybe",
+        {**KIT_HO, "handle_impossible_answer": "maybe", "top_k": "2"},
+        200,
+        content_type=FORM,
+    ),  # a checkbox: anything but "false"/"0"/"" is ticked
     Case("unknown-field", {**KIT_HO, "top_k": "1", "topk": "3"}, 200, content_type=FORM),
-    Case("one-20000-character-word", {**KIT_HO, "context": "a" * 20_000, "top_k": "1"}, 200,
-         content_type=FORM),
+    Case(
+        "one-20000-character-word",
+        {**KIT_HO, "context": "a" * 20_000, "top_k": "1"},
+        200,
+        content_type=FORM,
+    ),
     *[
-        Case(f"context-{name}", {"question": "Who am I?", "context": context, "top_k": "5"}, 200,
-             content_type=FORM)
+        Case(
+            f"context-{name}",
+            {"question": "Who am I?", "context": context, "top_k": "5"},
+            200,
+            content_type=FORM,
+        )
         for name, context in UNICODE_CONTEXTS.items()
     ],
     Case("invalid-utf8", b"question=%FF%FE&context=Kit+Mak&top_k=1", 200, content_type=FORM),
-    Case("not-utf8-charset", b"question=Who&context=Kit&top_k=1", 400, "Bad request", "page",
-         content_type=f"{FORM}; charset=latin-1"),
-    Case("too-many-fields", "&".join(f"f{i}=1" for i in range(1001)), 400, "Bad request", "page",
-         content_type=FORM),
-    Case("body-over-the-upload-limit", {**KIT_HO, "context": OVER_THE_UPLOAD_LIMIT, "top_k": "1"},
-         400, "Bad request", "page", content_type=FORM),
+    Case(
+        "not-utf8-charset",
+        b"question=Who&context=Kit&top_k=1",
+        400,
+        "Bad request",
+        "page",
+        content_type=f"{FORM}; charset=latin-1",
+    ),
+    Case(
+        "too-many-fields",
+        "&".join(f"f{i}=1" for i in range(1001)),
+        400,
+        "Bad request",
+        "page",
+        content_type=FORM,
+    ),
+    Case(
+        "body-over-the-upload-limit",
+        {**KIT_HO, "context": OVER_THE_UPLOAD_LIMIT, "top_k": "1"},
+        400,
+        "Bad request",
+        "page",
+        content_type=FORM,
+    ),
     Case("json-body", KIT_HO, 200, "The answer will appear here", "page"),  # an empty form
     *[
         Case(f"method-{method.lower()}", {}, 405, "GET, HEAD, POST", "Allow", method=method)
@@ -375,7 +683,10 @@ def field_errors(html: str, field: str) -> str:
 @pytest.mark.parametrize("case", PAGE_CASES, ids=str)
 def test_html_form(csrf_client, tiny_model_settings, case):
     response = csrf_client.generic(
-        case.method, "/", case.body(), content_type=case.content_type,
+        case.method,
+        "/",
+        case.body(),
+        content_type=case.content_type,
         HTTP_X_CSRFTOKEN=csrf_client.token,
     )
     assert response.status_code == case.status, response.content[:500]
@@ -396,8 +707,12 @@ def test_html_form(csrf_client, tiny_model_settings, case):
 
 
 def test_html_form_escapes_html_in_the_context(csrf_client, tiny_model_settings):
-    data = {"question": "Who?", "context": HTML, "top_k": "5",
-            "csrfmiddlewaretoken": csrf_client.token}
+    data = {
+        "question": "Who?",
+        "context": HTML,
+        "top_k": "5",
+        "csrfmiddlewaretoken": csrf_client.token,
+    }
     html = csrf_client.post("/", data).content.decode()
     assert "<script>alert(1)</script>" not in html and 'onclick="x()"' not in html
     assert escape(HTML) in html  # the textarea gives the context back, escaped
@@ -419,26 +734,57 @@ def test_html_form_without_a_valid_csrf_token_is_a_403_page(
 
 LAMBDA_CASES = [
     Case("not-base64", "not base64!!!", 400, "not valid base64", base64=True),
-    Case("base64-of-invalid-utf8", b'{"question": "\xff", "context": "Kit"}', 400,
-         "JSON parse error"),
+    Case(
+        "base64-of-invalid-utf8", b'{"question": "\xff", "context": "Kit"}', 400, "JSON parse error"
+    ),
     Case("base64-of-binary", bytes(range(256)), 400, "JSON parse error"),
     Case("malformed-json", "{not json", 400, "JSON parse error"),
     Case("nested-too-deeply", "[" * 50_000 + "]" * 50_000, 400, "nested too deeply"),
-    Case("nul-byte", '{"question": "Who?", "context": "Kit\\u0000"}', 400,
-         "Null characters are not allowed.", "context"),
+    Case(
+        "nul-byte",
+        '{"question": "Who?", "context": "Kit\\u0000"}',
+        400,
+        "Null characters are not allowed.",
+        "context",
+    ),
     Case("unknown-field", {**KIT_HO, "topk": 2}, 400, "Unknown field.", "topk"),
-    Case("json-without-content-type", KIT_HO, 415, "The body is JSON, but it has no Content-Type",
-         content_type=""),
-    Case("json-as-form-encoded", KIT_HO_JSON, 415, 'send it with "Content-Type: application/json"',
-         content_type=FORM),
-    Case("batch-over-the-limit", [KIT_HO] * 33, 400, "no more than 32 elements.",
-         "non_field_errors"),
-    Case("body-over-the-upload-limit", {**KIT_HO, "context": OVER_THE_UPLOAD_LIMIT}, 413,
-         f"larger than the limit of {UPLOAD_LIMIT} bytes"),
-    Case("batch-over-the-character-bound", [{"question": "Who?", "context": "가" * 20_000}] * 32,
-         413, "one call may hold at most 100000"),
-    Case("unicode", [{"question": "Who am I?", "context": context, "top_k": 5}
-                     for context in UNICODE_CONTEXTS.values()], 200),
+    Case(
+        "json-without-content-type",
+        KIT_HO,
+        415,
+        "The body is JSON, but it has no Content-Type",
+        content_type="",
+    ),
+    Case(
+        "json-as-form-encoded",
+        KIT_HO_JSON,
+        415,
+        'send it with "Content-Type: application/json"',
+        content_type=FORM,
+    ),
+    Case(
+        "batch-over-the-limit", [KIT_HO] * 33, 400, "no more than 32 elements.", "non_field_errors"
+    ),
+    Case(
+        "body-over-the-upload-limit",
+        {**KIT_HO, "context": OVER_THE_UPLOAD_LIMIT},
+        413,
+        f"larger than the limit of {UPLOAD_LIMIT} bytes",
+    ),
+    Case(
+        "batch-over-the-character-bound",
+        [{"question": "Who?", "context": "가" * 20_000}] * 32,
+        413,
+        "one call may hold at most 100000",
+    ),
+    Case(
+        "unicode",
+        [
+            {"question": "Who am I?", "context": context, "top_k": 5}
+            for context in UNICODE_CONTEXTS.values()
+        ],
+        200,
+    ),
     Case("html-context", {"question": "Who?", "context": HTML, "top_k": 20}, 200),
     Case("method-put", KIT_HO, 405, 'Method "PUT" not allowed.', method="PUT"),
 ]
@@ -476,8 +822,13 @@ def test_lambda_event(lambda_settings, case, kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_lambda_refuses_a_disallowed_host(lambda_settings, kind):
-    event = make_event(kind, "POST", "/api/answer/", body=KIT_HO_JSON,
-                       headers={"Content-Type": JSON, "Host": "evil.example"})
+    event = make_event(
+        kind,
+        "POST",
+        "/api/answer/",
+        body=KIT_HO_JSON,
+        headers={"Content-Type": JSON, "Host": "evil.example"},
+    )
     response = invoke(event)
     assert response["statusCode"] == 400
     assert "Traceback" not in body_of(response)
@@ -485,8 +836,9 @@ def test_lambda_refuses_a_disallowed_host(lambda_settings, kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_lambda_form_post_without_csrf_token_is_a_403_page(lambda_settings, kind):
-    event = make_event(kind, "POST", "/", body=urlencode({**KIT_HO, "top_k": 1}),
-                       headers={"Content-Type": FORM})
+    event = make_event(
+        kind, "POST", "/", body=urlencode({**KIT_HO, "top_k": 1}), headers={"Content-Type": FORM}
+    )
     response = invoke(event)
     assert response["statusCode"] == 403
     assert header(response, "Content-Type").startswith("text/html")
@@ -497,9 +849,17 @@ def test_lambda_form_post_without_csrf_token_is_a_403_page(lambda_settings, kind
 def test_lambda_form_post_in_a_charset_other_than_utf8_is_a_400_page(lambda_settings, kind):
     """Django refuses to read such a body; its CSRF check and its 400 page both tried: a 500."""
     form = urlencode({**KIT_HO, "top_k": 1, "csrfmiddlewaretoken": CSRF_SECRET}, encoding="latin-1")
-    event = make_event(kind, "POST", "/", body=form, cookies={"csrftoken": CSRF_SECRET}, headers={
-        "Content-Type": f"{FORM}; charset=latin-1", "Origin": CLOUDFRONT,
-    })
+    event = make_event(
+        kind,
+        "POST",
+        "/",
+        body=form,
+        cookies={"csrftoken": CSRF_SECRET},
+        headers={
+            "Content-Type": f"{FORM}; charset=latin-1",
+            "Origin": CLOUDFRONT,
+        },
+    )
     response = invoke(event)
     assert response["statusCode"] == 400
     assert "Bad request" in body_of(response)

@@ -31,9 +31,27 @@ TRACING_TREE = REPO / "build" / "runtime-tracing"
 OLD_DEMO_IMAGE_MB = 490
 # What serving never imports: build-time tools, their dependencies, and test tools.
 NEVER = {
-    "torch", "transformers", "sympy", "mpmath", "networkx", "safetensors", "huggingface_hub",
-    "hf_xet", "regex", "jsonschema", "setuptools", "onnx", "onnxscript", "pytest", "_pytest",
-    "hypothesis", "cfnlint", "google", "flatbuffers", "packaging", "nvidia",
+    "torch",
+    "transformers",
+    "sympy",
+    "mpmath",
+    "networkx",
+    "safetensors",
+    "huggingface_hub",
+    "hf_xet",
+    "regex",
+    "jsonschema",
+    "setuptools",
+    "onnx",
+    "onnxscript",
+    "pytest",
+    "_pytest",
+    "hypothesis",
+    "cfnlint",
+    "google",
+    "flatbuffers",
+    "packaging",
+    "nvidia",
 }
 SERVING_FILES = ["config.json", "model.onnx", "tokenizer.json", "tokenizer_config.json"]
 
@@ -63,7 +81,9 @@ def report(tree, tmp_path_factory) -> dict:
 def test_every_distribution_in_the_tree_is_imported_by_serving(tree, report):
     """After every kind of request, the process has imported a module of each distribution the
     tree holds: nothing is installed that serving never uses."""
-    unused = {dist for dist, tops in distributions(tree).items() if not tops & set(report["modules"])}
+    unused = {
+        dist for dist, tops in distributions(tree).items() if not tops & set(report["modules"])
+    }
     assert not unused
     assert not set(report["modules"]) & NEVER
 
@@ -83,16 +103,20 @@ def test_tree_is_small(tree, capsys):
     size = tree_size(tree)
     without_model = tree_size(tree, exclude="model")
     with capsys.disabled():
-        print(f"\nruntime tree: {size['installed_mb']:.0f} MB installed, "
-              f"{size['gzipped_mb']:.0f} MB gzipped; without the model "
-              f"{without_model['installed_mb']:.0f} MB, {without_model['gzipped_mb']:.0f} MB gzipped")
+        print(
+            f"\nruntime tree: {size['installed_mb']:.0f} MB installed, "
+            f"{size['gzipped_mb']:.0f} MB gzipped; without the model "
+            f"{without_model['installed_mb']:.0f} MB, {without_model['gzipped_mb']:.0f} MB gzipped"
+        )
     assert without_model["installed_mb"] < 150
     assert without_model["gzipped_mb"] < OLD_DEMO_IMAGE_MB / 8
 
 
 @pytest.fixture(scope="module")
 def served(tree, tmp_path_factory):
-    with emulator(tree, tmp_path_factory.mktemp("lambda-tmp"), QA_MODEL_NAME="qa-minilm-squad") as invoke:
+    with emulator(
+        tree, tmp_path_factory.mktemp("lambda-tmp"), QA_MODEL_NAME="qa-minilm-squad"
+    ) as invoke:
         yield invoke
 
 
@@ -103,10 +127,17 @@ def test_emulator_answers_the_json_api(served):
 
 
 def test_emulator_answers_base64_bodies_from_a_rest_api(served):
-    body = json.dumps({"question": "Where do I come from?",
-                       "context": "I'm Kit-Ho Mak. I come from Hong Kong."})
-    event = make_event("rest-api-v1", "POST", "/api/answer/", body=body, b64=True,
-                       headers={"Content-Type": "application/json", "Accept": "application/json"})
+    body = json.dumps(
+        {"question": "Where do I come from?", "context": "I'm Kit-Ho Mak. I come from Hong Kong."}
+    )
+    event = make_event(
+        "rest-api-v1",
+        "POST",
+        "/api/answer/",
+        body=body,
+        b64=True,
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
     response = served(event)
     assert response["statusCode"] == 200
     assert json.loads(response["body"])["answer"] == "Hong Kong"
@@ -123,7 +154,9 @@ def test_emulator_serves_every_kind_of_request(served):
             assert response["cookies"] and "Secure" in response["cookies"][0]
         if what == "health":
             assert json.loads(body_of(response)) == {
-                "model": "qa-minilm-squad", "state": "ready", "error": None,
+                "model": "qa-minilm-squad",
+                "state": "ready",
+                "error": None,
             }
     assert served(json.loads((EVENTS / "keep-warm.json").read_text())) == {"warm": True}
 
@@ -143,9 +176,7 @@ def test_the_tracing_tree_adds_the_x_ray_sdk_and_nothing_else(tree, tracing_tree
     assert not {path.name for path in tracing_tree.iterdir()} & {"botocore", "boto3"}
 
 
-def test_every_distribution_in_the_tracing_tree_is_imported_with_tracing_on(
-    tracing_tree, tmp_path
-):
+def test_every_distribution_in_the_tracing_tree_is_imported_with_tracing_on(tracing_tree, tmp_path):
     report = probe(tracing_tree, tmp_path, QA_TRACING="1")
     modules = set(report["modules"])
     unused = {dist for dist, tops in distributions(tracing_tree).items() if not tops & modules}
@@ -186,14 +217,21 @@ def test_the_tracing_tree_sends_x_ray_segments_without_what_users_send(tracing_t
         port = free.getsockname()[1]
     event = EVENTS / "http-api-v2-post-answer.json"
     environment = lambda_environment(
-        tracing_tree, tmp_path, QA_TRACING="1", AWS_XRAY_DAEMON_ADDRESS=f"127.0.0.1:{port}",
+        tracing_tree,
+        tmp_path,
+        QA_TRACING="1",
+        AWS_XRAY_DAEMON_ADDRESS=f"127.0.0.1:{port}",
         _X_AMZN_TRACE_ID="Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;"
         "Sampled=1",
         AWS_LAMBDA_FUNCTION_NAME="qasite-test",
     )
     result = subprocess.run(
-        [lambda_python(), "-S", "-c", TRACED, str(event), str(port)], cwd=tracing_tree,
-        env=environment, capture_output=True, text=True, timeout=120,
+        [lambda_python(), "-S", "-c", TRACED, str(event), str(port)],
+        cwd=tracing_tree,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     datagrams = json.loads(result.stdout.splitlines()[-1])

@@ -101,15 +101,22 @@ CLIENT_ADDRESSES = [
     ("REST API without identity", with_context("rest-api-v1", identity=None), ""),
     ("ALB: the entry it appended", forwarded_for("alb", f"{FORGED}, 203.0.113.7"), "203.0.113.7"),
     ("ALB: IPv6", forwarded_for("alb", "2001:db8::1"), "2001:db8::1"),
-    ("ALB, multi-value headers", alb_with_multi_value_headers(FORGED, "10.0.0.1, 203.0.113.9"),
-     "203.0.113.9"),
-    ("ALB health check: no X-Forwarded-For",
-     {**event("alb"), "headers": {"user-agent": "ELB-HealthChecker/2.0"}}, ""),
+    (
+        "ALB, multi-value headers",
+        alb_with_multi_value_headers(FORGED, "10.0.0.1, 203.0.113.9"),
+        "203.0.113.9",
+    ),
+    (
+        "ALB health check: no X-Forwarded-For",
+        {**event("alb"), "headers": {"user-agent": "ELB-HealthChecker/2.0"}},
+        "",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("what", "aws_event", "address"), CLIENT_ADDRESSES,
-                         ids=[case[0] for case in CLIENT_ADDRESSES])
+@pytest.mark.parametrize(
+    ("what", "aws_event", "address"), CLIENT_ADDRESSES, ids=[case[0] for case in CLIENT_ADDRESSES]
+)
 def test_client_address_is_the_one_aws_vouches_for(what, aws_event, address):
     assert client_address(aws_event) == address
 
@@ -130,39 +137,76 @@ def base_path_mapped(base: str, site_path: str) -> dict:
 PREFIXES = [
     # (what, event, (prefix, the site's path))
     ("REST API stage URL", with_context("rest-api-v1", "/", path="/prod/"), ("/prod", "/")),
-    ("REST API stage URL without the slash", with_context("rest-api-v1", "/", path="/prod"),
-     ("/prod", "/")),
-    ("REST API stage URL, a page", with_context("rest-api-v1", "/api/", path="/prod/api/"),
-     ("/prod", "/api/")),
-    ("REST API, custom domain mapped to the root",
-     with_context("rest-api-v1", "/api/", path="/api/"), ("", "/api/")),
-    ("REST API, a base path and a stage",
-     with_context("rest-api-v1", "/api/", path="/v1/prod/api/"), ("/v1/prod", "/api/")),
-    ("REST API, custom domain with a base path mapping", base_path_mapped("/qa", "/api/"),
-     ("/qa", "/api/")),
-    ("REST API, custom domain with a base path mapping, its root", base_path_mapped("/qa", "/"),
-     ("/qa", "/")),
-    ("REST API, custom domain with a base path mapping, its root without the slash",
-     base_path_mapped("/qa", ""), ("/qa", "/")),
-    ("REST API, custom domain with a base path mapping and no stage",
-     base_path_mapped("/qa/prod", "/api/東京"), ("/qa/prod", "/api/東京")),
-    ("REST API, non-ASCII", with_context("rest-api-v1", "/東京", path="/prod/%E6%9D%B1%E4%BA%AC"),
-     ("/prod", "/東京")),
+    (
+        "REST API stage URL without the slash",
+        with_context("rest-api-v1", "/", path="/prod"),
+        ("/prod", "/"),
+    ),
+    (
+        "REST API stage URL, a page",
+        with_context("rest-api-v1", "/api/", path="/prod/api/"),
+        ("/prod", "/api/"),
+    ),
+    (
+        "REST API, custom domain mapped to the root",
+        with_context("rest-api-v1", "/api/", path="/api/"),
+        ("", "/api/"),
+    ),
+    (
+        "REST API, a base path and a stage",
+        with_context("rest-api-v1", "/api/", path="/v1/prod/api/"),
+        ("/v1/prod", "/api/"),
+    ),
+    (
+        "REST API, custom domain with a base path mapping",
+        base_path_mapped("/qa", "/api/"),
+        ("/qa", "/api/"),
+    ),
+    (
+        "REST API, custom domain with a base path mapping, its root",
+        base_path_mapped("/qa", "/"),
+        ("/qa", "/"),
+    ),
+    (
+        "REST API, custom domain with a base path mapping, its root without the slash",
+        base_path_mapped("/qa", ""),
+        ("/qa", "/"),
+    ),
+    (
+        "REST API, custom domain with a base path mapping and no stage",
+        base_path_mapped("/qa/prod", "/api/東京"),
+        ("/qa/prod", "/api/東京"),
+    ),
+    (
+        "REST API, non-ASCII",
+        with_context("rest-api-v1", "/東京", path="/prod/%E6%9D%B1%E4%BA%AC"),
+        ("/prod", "/東京"),
+    ),
     ("REST API, no requestContext.path", with_context("rest-api-v1", "/", path=None), ("", "/")),
     ("HTTP API, $default stage", event("http-api-v2", "/api/"), ("", "/api/")),
-    ("HTTP API, named stage", with_context("http-api-v2", "/prod/api/", stage="prod"),
-     ("/prod", "/api/")),
-    ("HTTP API, named stage's root", with_context("http-api-v2", "/prod", stage="prod"),
-     ("/prod", "/")),
-    ("HTTP API, a path that only starts like the stage",
-     with_context("http-api-v2", "/production/", stage="prod"), ("", "/production/")),
+    (
+        "HTTP API, named stage",
+        with_context("http-api-v2", "/prod/api/", stage="prod"),
+        ("/prod", "/api/"),
+    ),
+    (
+        "HTTP API, named stage's root",
+        with_context("http-api-v2", "/prod", stage="prod"),
+        ("/prod", "/"),
+    ),
+    (
+        "HTTP API, a path that only starts like the stage",
+        with_context("http-api-v2", "/production/", stage="prod"),
+        ("", "/production/"),
+    ),
     ("function URL", event("function-url", "/api/health/"), ("", "/api/health/")),
     ("ALB", event("alb", "/prod/"), ("", "/prod/")),
 ]
 
 
-@pytest.mark.parametrize(("what", "aws_event", "expected"), PREFIXES,
-                         ids=[case[0] for case in PREFIXES])
+@pytest.mark.parametrize(
+    ("what", "aws_event", "expected"), PREFIXES, ids=[case[0] for case in PREFIXES]
+)
 def test_prefix_and_path(what, aws_event, expected):
     assert prefix_and_path(aws_event) == expected
 

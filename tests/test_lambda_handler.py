@@ -28,9 +28,8 @@ from qa import services
 from qa.examples import EXAMPLES, KIT_HO
 from qa.log_filters import ascii_json
 from qasite import lambda_handler
-from tests.helpers import rust_panic
 from tests.deploying import REPO
-from tests.helpers import LambdaContext, invoke
+from tests.helpers import LambdaContext, invoke, rust_panic
 from tests.lambda_events import (
     CLOUDFRONT,
     CSRF_SECRET,
@@ -62,8 +61,12 @@ def test_page_is_served_with_the_csrf_cookie(lambda_settings, kind):
 @pytest.mark.parametrize("b64", [False, True])
 def test_json_api_answers(lambda_settings, kind, b64):
     event = make_event(
-        kind, "POST", "/api/answer/", body=json.dumps({**KIT_HO, "top_k": 2}),
-        headers={"Content-Type": "application/json", "Accept": "application/json"}, b64=b64,
+        kind,
+        "POST",
+        "/api/answer/",
+        body=json.dumps({**KIT_HO, "top_k": 2}),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+        b64=b64,
     )
     response = invoke(event)
     assert response["statusCode"] == 200, body_of(response)
@@ -77,7 +80,11 @@ def test_json_api_answers(lambda_settings, kind, b64):
 def test_form_post_with_csrf_cookie_and_token(lambda_settings, kind):
     form = urlencode({**KIT_HO, "top_k": 1, "csrfmiddlewaretoken": CSRF_SECRET})
     event = make_event(
-        kind, "POST", "/", body=form, cookies={"csrftoken": CSRF_SECRET},
+        kind,
+        "POST",
+        "/",
+        body=form,
+        cookies={"csrftoken": CSRF_SECRET},
         headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": CLOUDFRONT},
     )
     response = invoke(event)
@@ -87,14 +94,24 @@ def test_form_post_with_csrf_cookie_and_token(lambda_settings, kind):
 
 @pytest.mark.parametrize(
     ("origin", "token", "status"),
-    [(CLOUDFRONT, None, 403), ("https://evil.example", CSRF_SECRET, 403), (CLOUDFRONT, CSRF_SECRET, 200)],
+    [
+        (CLOUDFRONT, None, 403),
+        ("https://evil.example", CSRF_SECRET, 403),
+        (CLOUDFRONT, CSRF_SECRET, 200),
+    ],
 )
 def test_form_csrf_check_passes_only_for_the_trusted_origin_with_a_token(
     lambda_settings, origin, token, status
 ):
-    form = "question=Who%3F&context=Kit&top_k=1" + (f"&csrfmiddlewaretoken={token}" if token else "")
+    form = "question=Who%3F&context=Kit&top_k=1" + (
+        f"&csrfmiddlewaretoken={token}" if token else ""
+    )
     event = make_event(
-        "http-api-v2", "POST", "/", body=form, cookies={"csrftoken": CSRF_SECRET},
+        "http-api-v2",
+        "POST",
+        "/",
+        body=form,
+        cookies={"csrftoken": CSRF_SECRET},
         headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": origin},
     )
     assert invoke(event)["statusCode"] == status
@@ -167,8 +184,9 @@ def test_rate_limit_counts_the_cloudfront_viewer_not_the_edge_nor_a_forged_heade
     lambda_settings.QA_PROXY_SECRET = "origin-secret"
 
     def ask(viewer, port, *, secret="origin-secret", source_ip="198.51.100.20"):
-        event = post_answer(kind, **{"CloudFront-Viewer-Address": f"{viewer}:{port}",
-                                     "X-Origin-Verify": secret})
+        event = post_answer(
+            kind, **{"CloudFront-Viewer-Address": f"{viewer}:{port}", "X-Origin-Verify": secret}
+        )
         return invoke(from_client(event, kind, source_ip, viewer))["statusCode"]
 
     assert [ask("203.0.113.7", port) for port in (41001, 41002, 41003)] == [200, 200, 429]
@@ -182,8 +200,18 @@ def test_rate_limit_counts_the_cloudfront_viewer_not_the_edge_nor_a_forged_heade
 
 # Paths as API Gateway, an ALB or a function URL may deliver them: decoded or percent-encoded.
 UNICODE_PATHS = [
-    "/€", "/東京", "/%E2%82%AC", "/%E6%9D%B1%E4%BA%AC", "/café", "/caf%C3%A9", "/%FF%FE",
-    "/😀/\u202e/\u0301", "/a\x00b", "/\ud800", "/api/answer/€", "/static/東京.css",
+    "/€",
+    "/東京",
+    "/%E2%82%AC",
+    "/%E6%9D%B1%E4%BA%AC",
+    "/café",
+    "/caf%C3%A9",
+    "/%FF%FE",
+    "/😀/\u202e/\u0301",
+    "/a\x00b",
+    "/\ud800",
+    "/api/answer/€",
+    "/static/東京.css",
 ]
 
 
@@ -234,8 +262,17 @@ SURROGATES = [
     ("ALB query parameter", "alb", "GET", "/", "a=\udfff", None),
     ("HTTP API query string", "http-api-v2", "GET", "/", "a=\ud800", None),
     ("path", "rest-api-v1", "GET", "/\ud800", "", None),
-    *[(f"text body, {kind}", kind, "POST", "/api/answer/", "",
-       json.dumps({**KIT_HO, "question": "Who?\ud800"}, ensure_ascii=False)) for kind in KINDS],
+    *[
+        (
+            f"text body, {kind}",
+            kind,
+            "POST",
+            "/api/answer/",
+            "",
+            json.dumps({**KIT_HO, "question": "Who?\ud800"}, ensure_ascii=False),
+        )
+        for kind in KINDS
+    ],
 ]
 
 
@@ -258,22 +295,43 @@ def test_a_lone_surrogate_in_an_event_is_read_as_u_fffd(
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_unicode_header_values_are_read(lambda_settings, kind):
-    headers = {"User-Agent": "東京 😀", "Accept-Language": "日本語", "Cookie": "name=東京",
-               "Referer": "https://example.com/€", "X-Anything": "\u202e\u0301"}
+    headers = {
+        "User-Agent": "東京 😀",
+        "Accept-Language": "日本語",
+        "Cookie": "name=東京",
+        "Referer": "https://example.com/€",
+        "X-Anything": "\u202e\u0301",
+    }
     response = invoke(make_event(kind, headers=headers))
     assert response["statusCode"] == 200
-    api = invoke(make_event(kind, "POST", "/api/answer/", body=json.dumps(KIT_HO),
-                            headers={**JSON, **headers}))
+    api = invoke(
+        make_event(
+            kind, "POST", "/api/answer/", body=json.dumps(KIT_HO), headers={**JSON, **headers}
+        )
+    )
     assert api["statusCode"] == 200
 
 
 # Lone surrogates too: JSON can carry them ("\ud800"), UTF-8 cannot.
 ANY_TEXT = st.text(st.characters() | st.sampled_from("%/?&=+ #\x00\ud800\udfff"), max_size=40)
-HEADER_NAMES = st.sampled_from([
-    "X-Name", "User-Agent", "Accept", "Accept-Language", "Cookie", "Referer", "Origin",
-    "Content-Type", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Port",
-    "CloudFront-Viewer-Address", "X-Origin-Verify", "Host",
-]) | st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)
+HEADER_NAMES = st.sampled_from(
+    [
+        "X-Name",
+        "User-Agent",
+        "Accept",
+        "Accept-Language",
+        "Cookie",
+        "Referer",
+        "Origin",
+        "Content-Type",
+        "X-Forwarded-For",
+        "X-Forwarded-Proto",
+        "X-Forwarded-Port",
+        "CloudFront-Viewer-Address",
+        "X-Origin-Verify",
+        "Host",
+    ]
+) | st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)
 
 
 @hypothesis_settings(
@@ -402,16 +460,19 @@ def test_the_api_answers_under_a_prefix(lambda_settings, how):
     assert json.loads(body_of(response))["answer"]
 
 
-@pytest.mark.parametrize("how", [*PREFIXES, "no prefix", "DJANGO_FORCE_SCRIPT_NAME=/qa",
-                                 "DJANGO_FORCE_SCRIPT_NAME=/"])
+@pytest.mark.parametrize(
+    "how", [*PREFIXES, "no prefix", "DJANGO_FORCE_SCRIPT_NAME=/qa", "DJANGO_FORCE_SCRIPT_NAME=/"]
+)
 def test_the_schemas_servers_are_the_prefix_it_was_asked_under(lambda_settings, how):
     """The review: Swagger UI's "Try it out" posted to /api/answer/ at the root under a prefix:
     the schema had no servers. Its paths stay the site's; servers adds the prefix (none without
     one, where OpenAPI's default "/" is right)."""
     path = "/api/schema/?format=json"
     if how in PREFIXES:
-        event, expected = prefixed(how, "GET", "/api/schema/", query="format=json"), [
-            {"url": PREFIXES[how][1]}]
+        event, expected = (
+            prefixed(how, "GET", "/api/schema/", query="format=json"),
+            [{"url": PREFIXES[how][1]}],
+        )
     else:
         forced = how.partition("=")[2] or None
         lambda_settings.FORCE_SCRIPT_NAME = forced
@@ -443,8 +504,11 @@ def is_text(content_type: str) -> bool:
     major, _, subtype = media_type.strip().lower().partition("/")
     textual = ("json", "xml", "yaml", "x-yaml", "javascript", "ecmascript")
     return (
-        major == "text" or "charset=" in parameters.lower() or subtype in textual
-        or subtype.rpartition("+")[2] in textual or subtype.startswith("vnd.oai.openapi")
+        major == "text"
+        or "charset=" in parameters.lower()
+        or subtype in textual
+        or subtype.rpartition("+")[2] in textual
+        or subtype.startswith("vnd.oai.openapi")
     )
 
 
@@ -494,9 +558,15 @@ def test_text_is_never_sent_as_base64(lambda_settings, kind):
             assert base64.b64decode(response["body"]) == on_disk, path
         seen.add(content_type.split(";")[0])
     # What the site serves, text and not: the test covers the kinds the issue names.
-    assert {"text/html", "application/json", "application/vnd.oai.openapi",
-            "application/vnd.oai.openapi+json", "text/css", "text/javascript",
-            "image/svg+xml"} <= seen, seen
+    assert {
+        "text/html",
+        "application/json",
+        "application/vnd.oai.openapi",
+        "application/vnd.oai.openapi+json",
+        "text/css",
+        "text/javascript",
+        "image/svg+xml",
+    } <= seen, seen
 
 
 # --- load balancers' health checks ----------------------------------------------------------------
@@ -527,7 +597,13 @@ def test_unknown_host_is_refused(lambda_settings):
 
 
 def test_body_that_is_not_base64_is_a_400(lambda_settings):
-    event = make_event("http-api-v2", "POST", "/api/answer/", body="{}", headers={"Content-Type": "application/json"})
+    event = make_event(
+        "http-api-v2",
+        "POST",
+        "/api/answer/",
+        body="{}",
+        headers={"Content-Type": "application/json"},
+    )
     event["body"], event["isBase64Encoded"] = "not base64!!!", True
     response = invoke(event)
     assert response["statusCode"] == 400
@@ -559,7 +635,11 @@ def test_each_invocation_publishes_its_metrics_after_its_log_line(
     assert (request["status"], request_404["status"]) == (200, 404)
     loaded = {"ModelLoadTime"} & emf_metrics(first).keys()  # if the model loaded just then
     assert emf_metrics(first).keys() - loaded == {
-        "ColdStart", "Requests", "Latency", "Answers", "NoAnswer"
+        "ColdStart",
+        "Requests",
+        "Latency",
+        "Answers",
+        "NoAnswer",
     }
     assert (emf_metrics(client_error), client_error["status"]) == ({"ClientErrors": [1.0]}, "404")
     assert emf_metrics(second).keys() == {"Requests", "Latency"}  # warm now
@@ -583,17 +663,26 @@ def test_one_json_log_line_per_request(lambda_settings, capsys, monkeypatch):
     """Powertools' structured log: the request's line with the invocation's keys."""
     monkeypatch.setattr(lambda_handler, "_cold", True)
     event = make_event(
-        "http-api-v2", "POST", "/api/answer/", body=json.dumps(KIT_HO),
+        "http-api-v2",
+        "POST",
+        "/api/answer/",
+        body=json.dumps(KIT_HO),
         headers={"Content-Type": "application/json"},
     )
     invoke(event)
     invoke(event)
     first, second = log_lines(capsys)
     assert first == {
-        "level": "INFO", "location": first["location"], "message": "request",
-        "timestamp": first["timestamp"], "service": "qasite",
-        "method": "POST", "path": "/api/answer/", "status": 200,
-        "duration_ms": first["duration_ms"], "cold_start": True,
+        "level": "INFO",
+        "location": first["location"],
+        "message": "request",
+        "timestamp": first["timestamp"],
+        "service": "qasite",
+        "method": "POST",
+        "path": "/api/answer/",
+        "status": 200,
+        "duration_ms": first["duration_ms"],
+        "cold_start": True,
         "function_request_id": LambdaContext.aws_request_id,
     }
     assert second["cold_start"] is False
@@ -603,7 +692,9 @@ def test_one_json_log_line_per_request(lambda_settings, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("configured_key", [False, True])
-def test_after_restore_resets_what_init_left_behind(lambda_settings, monkeypatch, capsys, configured_key):
+def test_after_restore_resets_what_init_left_behind(
+    lambda_settings, monkeypatch, capsys, configured_key
+):
     """Every instance restored from one snapshot starts with the state init left: after restore
     (the runtime calls the hooks registered with snapshot_restore_py, as awslambdaric does), its
     first request is a cold start, no client is throttled by counts made before the snapshot,
@@ -620,7 +711,10 @@ def test_after_restore_resets_what_init_left_behind(lambda_settings, monkeypatch
         monkeypatch.delenv("DJANGO_SECRET_KEY", raising=False)
     monkeypatch.setattr(lambda_handler, "_cold", True)
     event = make_event(
-        "http-api-v2", "POST", "/api/answer/", body=json.dumps(KIT_HO),
+        "http-api-v2",
+        "POST",
+        "/api/answer/",
+        body=json.dumps(KIT_HO),
         headers={"Content-Type": "application/json"},
     )
     assert [invoke(event)["statusCode"] for _ in range(2)] == [200, 429]  # before the snapshot
@@ -682,9 +776,13 @@ def test_handler_loads_without_snapshot_hooks(modern_model_dir, tmp_path):
         "print(handler(event, None)['statusCode'])"
     )
     env = {
-        "PATH": os.environ["PATH"], "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
-        "QA_MODEL": str(modern_model_dir), "DJANGO_ALLOWED_HOSTS": ".amazonaws.com",
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "PYTHONDONTWRITEBYTECODE": "1",
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "HF_HUB_OFFLINE": "1",
+        "QA_MODEL": str(modern_model_dir),
+        "DJANGO_ALLOWED_HOSTS": ".amazonaws.com",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "PYTHONDONTWRITEBYTECODE": "1",
     }
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
@@ -738,26 +836,87 @@ PRIVACY_REQUESTS = [
     ("answer", "http-api-v2", "POST", "/api/answer/", json.dumps(ask(top_k=3)), JSON, 200),
     ("batch", "rest-api-v1", "POST", "/api/answer/", json.dumps([ask(1), ask(2)]), JSON, 200),
     ("unknown field", "alb", "POST", "/api/answer/", json.dumps({**ask(), MARKER: 1}), JSON, 400),
-    ("over the limits", "function-url", "POST", "/api/answer/",
-     json.dumps({"question": MARKER * 40, "context": MARKER * 1600}), JSON, 400),
+    (
+        "over the limits",
+        "function-url",
+        "POST",
+        "/api/answer/",
+        json.dumps({"question": MARKER * 40, "context": MARKER * 1600}),
+        JSON,
+        400,
+    ),
     ("bad JSON", "http-api-v2", "POST", "/api/answer/", json.dumps(ask())[:-9], JSON, 400),
-    ("InvalidQuestion", "http-api-v2", "POST", "/api/answer/",
-     json.dumps({"question": f"{MARKER} " * 30, "context": MARKER, "max_seq_len": 32}), JSON, 400),
-    ("over the upload limit", "http-api-v2", "POST", "/api/answer/",
-     json.dumps({"question": MARKER, "context": MARKER * 400_000}), JSON, 413),
-    ("HF shape", "function-url", "POST", "/api/hf/question-answering/",
-     json.dumps({"inputs": [ask(1), ask(2)], "parameters": {"top_k": 2}}), JSON, 200),
-    ("HF shape, errors", "alb", "POST", "/api/hf/question-answering/",
-     json.dumps({"inputs": {"question": MARKER * 501, "context": ""}, "parameters": {MARKER: 1}}),
-     JSON, 400),
-    ("HF shape, InvalidQuestion", "rest-api-v1", "POST", "/api/hf/question-answering/",
-     json.dumps({"inputs": {"question": MARKER, "context": f"{MARKER} " * 300},
-                 "parameters": {"doc_stride": 300, "max_seq_len": 256}}), JSON, 400),
-    ("form", "http-api-v2", "POST", "/",
-     urlencode({**ask(top_k=1), "csrfmiddlewaretoken": CSRF_SECRET}), FORM, 200),
+    (
+        "InvalidQuestion",
+        "http-api-v2",
+        "POST",
+        "/api/answer/",
+        json.dumps({"question": f"{MARKER} " * 30, "context": MARKER, "max_seq_len": 32}),
+        JSON,
+        400,
+    ),
+    (
+        "over the upload limit",
+        "http-api-v2",
+        "POST",
+        "/api/answer/",
+        json.dumps({"question": MARKER, "context": MARKER * 400_000}),
+        JSON,
+        413,
+    ),
+    (
+        "HF shape",
+        "function-url",
+        "POST",
+        "/api/hf/question-answering/",
+        json.dumps({"inputs": [ask(1), ask(2)], "parameters": {"top_k": 2}}),
+        JSON,
+        200,
+    ),
+    (
+        "HF shape, errors",
+        "alb",
+        "POST",
+        "/api/hf/question-answering/",
+        json.dumps(
+            {"inputs": {"question": MARKER * 501, "context": ""}, "parameters": {MARKER: 1}}
+        ),
+        JSON,
+        400,
+    ),
+    (
+        "HF shape, InvalidQuestion",
+        "rest-api-v1",
+        "POST",
+        "/api/hf/question-answering/",
+        json.dumps(
+            {
+                "inputs": {"question": MARKER, "context": f"{MARKER} " * 300},
+                "parameters": {"doc_stride": 300, "max_seq_len": 256},
+            }
+        ),
+        JSON,
+        400,
+    ),
+    (
+        "form",
+        "http-api-v2",
+        "POST",
+        "/",
+        urlencode({**ask(top_k=1), "csrfmiddlewaretoken": CSRF_SECRET}),
+        FORM,
+        200,
+    ),
     ("form without CSRF", "rest-api-v1", "POST", "/", urlencode(ask(top_k=1)), FORM, 403),
-    ("form with a field error", "alb", "POST", "/",
-     urlencode({"question": MARKER, "context": "", "csrfmiddlewaretoken": CSRF_SECRET}), FORM, 200),
+    (
+        "form with a field error",
+        "alb",
+        "POST",
+        "/",
+        urlencode({"question": MARKER, "context": "", "csrfmiddlewaretoken": CSRF_SECRET}),
+        FORM,
+        200,
+    ),
     ("health", "function-url", "GET", "/api/health/", None, {}, 200),
     ("browsable API", "alb", "GET", "/api/answer/", None, {"Accept": "text/html"}, 200),
     ("schema", "http-api-v2", "GET", "/api/schema/", None, {}, 200),
@@ -782,15 +941,24 @@ def test_nothing_users_send_is_logged_or_printed_and_only_csrftoken_is_set(
     responses = []
     for what, kind, method, path, body, headers, expected in PRIVACY_REQUESTS:
         cookies = {"csrftoken": CSRF_SECRET} if (method, path) == ("POST", "/") else None
-        response = invoke(make_event(
-            kind, method, path, body=body, headers=headers, cookies=cookies,
-        ))
+        response = invoke(
+            make_event(
+                kind,
+                method,
+                path,
+                body=body,
+                headers=headers,
+                cookies=cookies,
+            )
+        )
         assert response["statusCode"] == expected, (what, body_of(response)[:300])
         responses.append(response)
 
     # Query strings, which nothing reads but Django's records of 4xx and 5xx carry (the request).
-    for kind, method, path, expected in [("http-api-v2", "GET", "/no/such/page/", 404),
-                                         ("alb", "POST", "/", 403)]:
+    for kind, method, path, expected in [
+        ("http-api-v2", "GET", "/no/such/page/", 404),
+        ("alb", "POST", "/", 403),
+    ]:
         response = invoke(make_event(kind, method, path, query=f"question={MARKER}"))
         assert response["statusCode"] == expected
         responses.append(response)
@@ -803,10 +971,17 @@ def test_nothing_users_send_is_logged_or_printed_and_only_csrftoken_is_set(
         ("http-api-v2", "/api/answer/", json.dumps(ask()), JSON),
         ("rest-api-v1", "/", urlencode({**ask(top_k=1), "csrfmiddlewaretoken": CSRF_SECRET}), FORM),
     ]:
-        response = invoke(make_event(
-            kind, "POST", path, body=body, headers=headers, cookies={"csrftoken": CSRF_SECRET},
-            query=f"context={MARKER}",
-        ))
+        response = invoke(
+            make_event(
+                kind,
+                "POST",
+                path,
+                body=body,
+                headers=headers,
+                cookies={"csrftoken": CSRF_SECRET},
+                query=f"context={MARKER}",
+            )
+        )
         assert response["statusCode"] == 500
         responses.append(response)
 
@@ -824,11 +999,21 @@ def test_nothing_users_send_is_logged_or_printed_and_only_csrftoken_is_set(
     assert crash_line["exception"].endswith("builtins.RuntimeError: (message withheld)")
     published = {
         metric["Name"]
-        for line in lines if "_aws" in line
-        for directive in line["_aws"]["CloudWatchMetrics"] for metric in directive["Metrics"]
+        for line in lines
+        if "_aws" in line
+        for directive in line["_aws"]["CloudWatchMetrics"]
+        for metric in directive["Metrics"]
     }
-    assert published == {"ColdStart", "ModelLoadTime", "Requests", "Latency", "Answers",
-                         "NoAnswer", "ClientErrors", "ServerErrors"}
+    assert published == {
+        "ColdStart",
+        "ModelLoadTime",
+        "Requests",
+        "Latency",
+        "Answers",
+        "NoAnswer",
+        "ClientErrors",
+        "ServerErrors",
+    }
     assert MARKER not in logged + printed.out + printed.err + django_json.getvalue()
     cookie_names = [[c.split("=")[0].strip() for c in set_cookies(r)] for r in responses]
     assert ["csrftoken"] in cookie_names  # the page sets it, and no response sets anything else
@@ -858,16 +1043,25 @@ def test_with_tracing_on_x_ray_gets_neither_answers_nor_what_users_send(modern_m
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {
-        **os.environ, "QA_TRACING": "1", "LAMBDA_TASK_ROOT": str(REPO),
+        **os.environ,
+        "QA_TRACING": "1",
+        "LAMBDA_TASK_ROOT": str(REPO),
         "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;"
         "Sampled=1",
-        "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{port}", "AWS_LAMBDA_FUNCTION_NAME": "qasite-test",
-        "QA_MODEL": str(modern_model_dir), "DJANGO_SETTINGS_MODULE": "qasite.settings",
-        "DJANGO_ALLOWED_HOSTS": ".execute-api.eu-west-1.amazonaws.com", "PYTHONPATH": str(REPO),
+        "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{port}",
+        "AWS_LAMBDA_FUNCTION_NAME": "qasite-test",
+        "QA_MODEL": str(modern_model_dir),
+        "DJANGO_SETTINGS_MODULE": "qasite.settings",
+        "DJANGO_ALLOWED_HOSTS": ".execute-api.eu-west-1.amazonaws.com",
+        "PYTHONPATH": str(REPO),
     }
     result = subprocess.run(
-        [sys.executable, "-c", script, str(port)], capture_output=True, text=True, env=env,
-        cwd=REPO, timeout=120,
+        [sys.executable, "-c", script, str(port)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     datagrams = json.loads(result.stdout.splitlines()[-1])

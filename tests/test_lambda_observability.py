@@ -19,8 +19,10 @@ class FullContext:
 
 def test_invocation_keys_are_powertools_names_and_skip_what_is_missing():
     assert lambda_observability.invocation_keys(FullContext(), True) == {
-        "cold_start": True, "function_request_id": FullContext.aws_request_id,
-        "function_name": "qasite-prod-web", "function_memory_size": 2048,
+        "cold_start": True,
+        "function_request_id": FullContext.aws_request_id,
+        "function_name": "qasite-prod-web",
+        "function_memory_size": 2048,
         "function_arn": FullContext.invoked_function_arn,
     }
     assert lambda_observability.invocation_keys(None, False) == {"cold_start": False}

@@ -79,8 +79,8 @@ def test_the_server_runs_the_gunicorn_the_tests_run():
 def test_builds_install_from_the_locks_by_hash_from_one_index_at_a_time():
     build = (REPO / "docker" / "build-runtime.sh").read_text()
     assert "--require-hashes" in build and "requirements/runtime.lock" in build
-    assert "requirements/tracing.lock" in build and "tracing.txt\"" not in build
-    assert "runtime.txt\"" not in build
+    assert "requirements/tracing.lock" in build and 'tracing.txt"' not in build
+    assert 'runtime.txt"' not in build
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "--extra-index-url" not in dockerfile + build
     server = " ".join(dockerfile.replace("\\\n", " ").split())

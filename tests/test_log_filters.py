@@ -26,8 +26,13 @@ def filtered_record(path: str) -> logging.LogRecord:
         fail_with(MARKER)
     except ValueError:
         record = logging.LogRecord(
-            "django.request", logging.ERROR, __file__, 1, "Internal Server Error: %s",
-            (path,), sys.exc_info(),
+            "django.request",
+            logging.ERROR,
+            __file__,
+            1,
+            "Internal Server Error: %s",
+            (path,),
+            sys.exc_info(),
         )
     assert WithholdExceptionMessages().filter(record)
     return record

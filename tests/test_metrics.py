@@ -33,12 +33,19 @@ def values(document: dict) -> dict:
 
 @pytest.mark.parametrize(
     ("function_name", "disabled", "expected"),
-    [(None, None, False), ("qasite", None, True), ("qasite", "true", False),
-     ("qasite", "false", True), (None, "false", False)],
+    [
+        (None, None, False),
+        ("qasite", None, True),
+        ("qasite", "true", False),
+        ("qasite", "false", True),
+        (None, "false", False),
+    ],
 )
 def test_enabled_on_lambda_unless_disabled(monkeypatch, function_name, disabled, expected):
-    for name, value in [("AWS_LAMBDA_FUNCTION_NAME", function_name),
-                        ("POWERTOOLS_METRICS_DISABLED", disabled)]:
+    for name, value in [
+        ("AWS_LAMBDA_FUNCTION_NAME", function_name),
+        ("POWERTOOLS_METRICS_DISABLED", disabled),
+    ]:
         if value is None:
             monkeypatch.delenv(name, raising=False)
         else:
@@ -54,8 +61,10 @@ def test_one_document_per_invocation(on_lambda, capsys):
     [document] = documents(capsys)
     found = values(document)
     assert found == {
-        "Requests": ("Count", [1.0, 1.0]), "Latency": ("Milliseconds", [12.5, 2.0]),
-        "ServerErrors": ("Count", [1.0]), "Answers": ("Count", [2.0]),
+        "Requests": ("Count", [1.0, 1.0]),
+        "Latency": ("Milliseconds", [12.5, 2.0]),
+        "ServerErrors": ("Count", [1.0]),
+        "Answers": ("Count", [2.0]),
     }
     assert document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
     metrics.publish()  # nothing recorded since: nothing printed, no warning

@@ -87,7 +87,14 @@ def test_no_html_we_serve_needs_inline_script_or_style(every_response, client, m
     monkeypatch.setattr(services, "answer_questions", fail)
     crashed = Client(raise_request_exception=False).post("/", {**KIT_HO, "top_k": 1})
     html["500 page"] = crashed.content.decode()
-    expected = {"page", "browsable API", "API reference", "404 page", "CSRF failure page", "500 page"}
+    expected = {
+        "page",
+        "browsable API",
+        "API reference",
+        "404 page",
+        "CSRF failure page",
+        "500 page",
+    }
     assert expected <= set(html)
     for name, text in html.items():
         for what, pattern in INLINE.items():
@@ -208,29 +215,74 @@ def test_only_a_rust_panic_is_turned_into_an_error(rf):
 API_ERRORS = [
     ("unknown path", {"path": "/api/no/such/endpoint/"}, 404, "Not found.", None),
     ("unknown path under an endpoint", {"path": "/api/answer/more/"}, 404, "Not found.", None),
-    ("unknown path, browser", {"path": "/api/nope/", "HTTP_ACCEPT": "text/html"}, 404,
-     "Not found.", None),
+    (
+        "unknown path, browser",
+        {"path": "/api/nope/", "HTTP_ACCEPT": "text/html"},
+        404,
+        "Not found.",
+        None,
+    ),
     ("method not allowed", {"path": "/api/health/", "method": "POST"}, 405, None, None),
-    ("bad host", {"path": "/api/answer/", "HTTP_HOST": "attacker.example"}, 400,
-     "Bad request.", None),
-    ("forbidden user agent", {"path": "/api/answer/", "HTTP_USER_AGENT": "BadBot/1.0"}, 403,
-     "Permission denied.", "bad_bot"),
+    (
+        "bad host",
+        {"path": "/api/answer/", "HTTP_HOST": "attacker.example"},
+        400,
+        "Bad request.",
+        None,
+    ),
+    (
+        "forbidden user agent",
+        {"path": "/api/answer/", "HTTP_USER_AGENT": "BadBot/1.0"},
+        403,
+        "Permission denied.",
+        "bad_bot",
+    ),
     ("malformed JSON", {"path": "/api/answer/", "method": "POST", "data": "{"}, 400, None, None),
-    ("JSON sent as form data", {"path": "/api/answer/", "method": "POST",
-                                "content_type": "application/x-www-form-urlencoded"}, 415,
-     'The body is JSON, but its Content-Type is "application/x-www-form-urlencoded": send it '
-     'with "Content-Type: application/json".', None),
-    ("body over the upload limit", {"path": "/api/answer/", "method": "POST",
-                                    "data": json.dumps({**KIT_HO, "context": "x" * 2000})},
-     413, None, "small_uploads"),
-    ("unexpected error", {"path": "/api/answer/", "method": "POST"}, 500,
-     "Internal server error.", "crash"),
-    ("unexpected error, browsable API", {"path": "/api/answer/", "method": "POST",
-                                         "HTTP_ACCEPT": "text/html"}, 500,
-     "Internal server error.", "crash"),
+    (
+        "JSON sent as form data",
+        {
+            "path": "/api/answer/",
+            "method": "POST",
+            "content_type": "application/x-www-form-urlencoded",
+        },
+        415,
+        'The body is JSON, but its Content-Type is "application/x-www-form-urlencoded": send it '
+        'with "Content-Type: application/json".',
+        None,
+    ),
+    (
+        "body over the upload limit",
+        {
+            "path": "/api/answer/",
+            "method": "POST",
+            "data": json.dumps({**KIT_HO, "context": "x" * 2000}),
+        },
+        413,
+        None,
+        "small_uploads",
+    ),
+    (
+        "unexpected error",
+        {"path": "/api/answer/", "method": "POST"},
+        500,
+        "Internal server error.",
+        "crash",
+    ),
+    (
+        "unexpected error, browsable API",
+        {"path": "/api/answer/", "method": "POST", "HTTP_ACCEPT": "text/html"},
+        500,
+        "Internal server error.",
+        "crash",
+    ),
     # A BaseException, which Django's handlers let through to the server (text/plain 500).
-    ("Rust panic", {"path": "/api/answer/", "method": "POST"}, 500, "Internal server error.",
-     "panic"),
+    (
+        "Rust panic",
+        {"path": "/api/answer/", "method": "POST"},
+        500,
+        "Internal server error.",
+        "panic",
+    ),
 ]
 
 
@@ -252,8 +304,12 @@ def test_errors_under_the_api_are_json_in_every_mode(
         monkeypatch.setattr(services, "answer_questions", crash)
     elif setup == "panic":
         monkeypatch.setattr(services, "answer_questions", panic)
-    args = {"method": "GET", "data": json.dumps(KIT_HO), "content_type": "application/json",
-            **request_args}
+    args = {
+        "method": "GET",
+        "data": json.dumps(KIT_HO),
+        "content_type": "application/json",
+        **request_args,
+    }
     response = Client(raise_request_exception=False).generic(
         args.pop("method"), args.pop("path"), args.pop("data"), **args
     )
@@ -349,6 +405,8 @@ def test_errors_outside_the_api_stay_pages(client):
     response = client.get("/no/such/page/")
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")
+
+
 # --- the health check answers any Host ----------------------------------------------------------
 
 
@@ -372,8 +430,15 @@ def test_health_answers_any_host_in_json_with_the_security_headers(
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("get", "/"), ("get", "/api/answer/"), ("get", "/api/schema/"), ("post", "/api/health/"),
-     ("get", "/api/health//"), ("get", "/api/health/x"), ("get", "/api/healthx")],
+    [
+        ("get", "/"),
+        ("get", "/api/answer/"),
+        ("get", "/api/schema/"),
+        ("post", "/api/health/"),
+        ("get", "/api/health//"),
+        ("get", "/api/health/x"),
+        ("get", "/api/healthx"),
+    ],
 )
 def test_every_other_request_keeps_the_host_check(client, method, path):
     response = getattr(client, method)(path, HTTP_HOST="10.0.1.85")
@@ -454,8 +519,9 @@ def test_with_either_secret_of_a_rotation_requests_are_served(client, behind_a_p
     assert client.get("/", **verified).status_code == 200
     assert client.get("/api/health/", **verified).status_code == 200
     assert client.get("/static/qa/ask.js", **verified).status_code == 200
-    answer = client.post("/api/answer/", json.dumps(KIT_HO), content_type="application/json",
-                         **verified)
+    answer = client.post(
+        "/api/answer/", json.dumps(KIT_HO), content_type="application/json", **verified
+    )
     assert answer.status_code == 200 and answer.json()["answer"]
 
 

@@ -103,7 +103,13 @@ def test_forget_secrets_makes_the_next_read_go_to_ssm_and_keeps_the_last_as_fall
 
 def test_a_request_through_the_proxy_carries_one_of_the_secrets(rf, ssm):
     answer(ssm, "new-secret old-secret")
-    for sent, expected in [("new-secret", True), ("old-secret", True), ("", False),
-                           ("new-secret old-secret", False), ("new", False), (None, False)]:
+    for sent, expected in [
+        ("new-secret", True),
+        ("old-secret", True),
+        ("", False),
+        ("new-secret old-secret", False),
+        ("new", False),
+        (None, False),
+    ]:
         headers = {} if sent is None else {"HTTP_X_ORIGIN_VERIFY": sent}
         assert origin.through_proxy(rf.get("/", **headers)) is expected, sent

@@ -20,7 +20,9 @@ def parse(raw: str | bytes, media_type="application/json"):
 
 
 def test_json_is_parsed_as_drf_parses_it():
-    assert parse('[{"question": "Who?", "context": "Kit"}]') == [{"question": "Who?", "context": "Kit"}]
+    assert parse('[{"question": "Who?", "context": "Kit"}]') == [
+        {"question": "Who?", "context": "Kit"}
+    ]
 
 
 def test_json_nested_too_deeply_is_a_parse_error_not_a_crash():
@@ -122,12 +124,14 @@ def test_form_data_in_a_charset_other_than_utf8_is_a_415_that_says_so(
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
-MEDIA_TYPE_TOKENS = st.text(alphabet=string.ascii_lowercase + string.digits + "+-.", min_size=1,
-                            max_size=12)
+MEDIA_TYPE_TOKENS = st.text(
+    alphabet=string.ascii_lowercase + string.digits + "+-.", min_size=1, max_size=12
+)
 
 
 @settings(max_examples=300, deadline=None)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from qa.engine import Options
 from bench.squad import best_over_truths, exact_match, f1, normalize_answer
+from qa.engine import Options
 
 pytestmark = pytest.mark.quality
 
@@ -51,12 +51,16 @@ def test_no_answer_only_when_the_context_is_about_something_else(real_answerer, 
 
     questions = squad_sample[:40]
     own = [(item["question"], item["context"]) for item in questions]
-    foreign = [(item["question"], squad_sample[-1 - i]["context"]) for i, item in enumerate(questions)]
+    foreign = [
+        (item["question"], squad_sample[-1 - i]["context"]) for i, item in enumerate(questions)
+    ]
     assert refused(foreign) >= 36
     assert refused(own) <= 4
 
 
-def test_the_onnx_engine_answers_as_the_torchscript_trace(real_answerer, real_model_dir, squad_sample):
+def test_the_onnx_engine_answers_as_the_torchscript_trace(
+    real_answerer, real_model_dir, squad_sample
+):
     """real_answerer runs on ONNX Runtime (the default engine); the torch engine on TorchScript.
     Same spans, scores within 1e-4 (the issue's bound against transformers v4), padded batches
     included: long contexts and top_k=3 make several windows of unequal length."""

@@ -34,7 +34,10 @@ def test_text_must_be_a_json_string_whose_offsets_the_client_can_use():
     # DRF would take 1e2 as the text "100.0": answers would index a text the client never sent.
     serializer = AnswerRequestSerializer(data={"question": 42, "context": 1e2})
     assert not serializer.is_valid()
-    assert serializer.errors == {"question": ["Not a valid string."], "context": ["Not a valid string."]}
+    assert serializer.errors == {
+        "question": ["Not a valid string."],
+        "context": ["Not a valid string."],
+    }
 
 
 @pytest.mark.parametrize(("sizes", "valid"), [([(2, 3), (1, 4)], True), ([(2, 3), (1, 5)], False)])

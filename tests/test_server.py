@@ -39,14 +39,35 @@ def server(tmp_path_factory):
     # The server target's command and environment; -S: no site-packages, nothing but the tree
     # and gunicorn can be imported.
     process = subprocess.Popen(
-        [lambda_python(), "-S", "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--threads", "4", "--worker-tmp-dir", str(home), "qasite.wsgi"],
-        cwd=TREE, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        [
+            lambda_python(),
+            "-S",
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--worker-tmp-dir",
+            str(home),
+            "qasite.wsgi",
+        ],
+        cwd=TREE,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
         env={
-            "PATH": "/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(home),
-            "PYTHONPATH": f"{TREE}:{SERVER}", "PYTHONDONTWRITEBYTECODE": "1",
-            "QA_MODEL": str(TREE / "model"), "QA_MODEL_NAME": "baked", "HF_HUB_OFFLINE": "1",
-            "DJANGO_SETTINGS_MODULE": "qasite.settings", "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(home),
+            "TMPDIR": str(home),
+            "PYTHONPATH": f"{TREE}:{SERVER}",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "QA_MODEL": str(TREE / "model"),
+            "QA_MODEL_NAME": "baked",
+            "HF_HUB_OFFLINE": "1",
+            "DJANGO_SETTINGS_MODULE": "qasite.settings",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         },
     )
     url = f"http://127.0.0.1:{port}"

@@ -16,7 +16,9 @@ def test_answer_questions_returns_best_and_candidates(tiny_model_settings):
     [result] = services.answer_questions(
         questions=[{"question": "Who?", "context": "Kit-Ho Mak is here.", "top_k": 2}]
     )
-    assert result["answers"][0] == {k: result[k] for k in ("answer", "score", "start", "end", "no_answer")}
+    assert result["answers"][0] == {
+        k: result[k] for k in ("answer", "score", "start", "end", "no_answer")
+    }
     assert len(result["answers"]) == 2  # the context has far more than two spans
 
 
@@ -34,9 +36,7 @@ def test_model_status_follows_the_configured_model(settings, tiny_model_settings
     assert services.model_status()["state"] == "idle"
 
 
-@pytest.mark.parametrize(
-    "engine, fast", [("onnx", False), ("torch", False), ("torch", True)]
-)
+@pytest.mark.parametrize("engine, fast", [("onnx", False), ("torch", False), ("torch", True)])
 def test_the_engine_threads_and_fast_mode_come_from_settings(
     settings, tiny_model_settings, monkeypatch, engine, fast
 ):
@@ -73,10 +73,16 @@ def recorded_metrics(monkeypatch) -> list[tuple]:
 
 def test_answers_and_the_no_answer_share_are_metrics(tiny_model_settings, monkeypatch):
     recorded = recorded_metrics(monkeypatch)
-    results = services.answer_questions(questions=[
-        {"question": "Who?", "context": "Kit-Ho Mak is here."},
-        {"question": "Who?", "context": "Kit-Ho Mak is here.", "handle_impossible_answer": True},
-    ])
+    results = services.answer_questions(
+        questions=[
+            {"question": "Who?", "context": "Kit-Ho Mak is here."},
+            {
+                "question": "Who?",
+                "context": "Kit-Ho Mak is here.",
+                "handle_impossible_answer": True,
+            },
+        ]
+    )
     shares = [100 if result["no_answer"] else 0 for result in results]
     answered = [metric for metric in recorded if metric[0] != "ModelLoadTime"]  # if it loaded
     assert answered == [("Answers", "Count", 2), *[("NoAnswer", "Percent", s) for s in shares]]
@@ -142,7 +148,9 @@ def test_a_broken_model_is_a_503_everywhere_then_recovers_without_a_restart(
     best = answer.json()
     assert KIT_HO["context"][best["start"] : best["end"]] == best["answer"]
     assert client.get("/api/health/").json() == {
-        "model": settings.QA_MODEL_NAME, "state": "ready", "error": None,
+        "model": settings.QA_MODEL_NAME,
+        "state": "ready",
+        "error": None,
     }
 
 
@@ -150,8 +158,12 @@ def test_a_broken_model_is_a_503_everywhere_then_recovers_without_a_restart(
 
 # "who" is one token and "a " * n is n tokens: with 512-token windows and doc_stride 468, a new
 # window every 40 tokens; 200 windows (102,400 tokens) each, within MAX_BATCH_TOKENS alone.
-HEAVY = {"question": "who", "context": "a " * (508 + 199 * 40), "max_seq_len": 512,
-         "doc_stride": 468}
+HEAVY = {
+    "question": "who",
+    "context": "a " * (508 + 199 * 40),
+    "max_seq_len": 512,
+    "doc_stride": 468,
+}
 
 
 @pytest.fixture

@@ -21,7 +21,10 @@ def python(*args: str, **env: str) -> subprocess.CompletedProcess:
     """A fresh interpreter in the repository, with only these variables set for qasite."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "QA_"))}
     return subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, cwd=REPO,
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
         env={**clean, "DJANGO_SETTINGS_MODULE": "qasite.settings", **env},
     )
 
@@ -80,8 +83,10 @@ def test_https_mode_lets_a_plain_http_health_check_by_ip_address_through():
         print(json.dumps({
             "health": client.get("/api/health/", HTTP_HOST="10.0.1.85").status_code,
             "health, no Host": client.get("/api/health/", SERVER_NAME="").status_code,
-            "health without its slash": client.get("/api/health", HTTP_HOST="10.0.1.85").status_code,
-            "health without its slash, no Host": client.get("/api/health", SERVER_NAME="").status_code,
+            "health without its slash":
+                client.get("/api/health", HTTP_HOST="10.0.1.85").status_code,
+            "health without its slash, no Host":
+                client.get("/api/health", SERVER_NAME="").status_code,
             "page": client.get("/", HTTP_HOST="10.0.1.85").status_code,
             "page, allowed host": client.get("/").status_code,
         }))
@@ -90,8 +95,12 @@ def test_https_mode_lets_a_plain_http_health_check_by_ip_address_through():
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
-        "health": 200, "health, no Host": 200, "health without its slash": 200,
-        "health without its slash, no Host": 200, "page": 400, "page, allowed host": 301,
+        "health": 200,
+        "health, no Host": 200,
+        "health without its slash": 200,
+        "health without its slash, no Host": 200,
+        "page": 400,
+        "page, allowed host": 301,
     }
 
 
@@ -196,16 +205,27 @@ def every_kind_of_request(client) -> dict:
     token = page.content.decode().split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
     form = client.post("/", {**KIT_HO, "top_k": 1, "csrfmiddlewaretoken": token})
     api = client.post("/api/answer/", json.dumps(KIT_HO), content_type="application/json")
-    hf = client.post("/api/hf/question-answering/", json.dumps({"inputs": KIT_HO}),
-                     content_type="application/json")
-    others = {path: client.get(path, HTTP_ACCEPT=accept).status_code for path, accept in [
-        ("/api/health/", "application/json"), ("/api/schema/", "application/vnd.oai.openapi"),
-        ("/api/docs/", "text/html"), ("/api/answer/", "text/html"), ("/no/such/page/", "text/html"),
-        ("/static/qa/ask.js", "*/*"),
-    ]}
+    hf = client.post(
+        "/api/hf/question-answering/",
+        json.dumps({"inputs": KIT_HO}),
+        content_type="application/json",
+    )
+    others = {
+        path: client.get(path, HTTP_ACCEPT=accept).status_code
+        for path, accept in [
+            ("/api/health/", "application/json"),
+            ("/api/schema/", "application/vnd.oai.openapi"),
+            ("/api/docs/", "text/html"),
+            ("/api/answer/", "text/html"),
+            ("/no/such/page/", "text/html"),
+            ("/static/qa/ask.js", "*/*"),
+        ]
+    }
     return {
-        "page": page.status_code, "form": (form.status_code, "<mark>" in form.content.decode()),
-        "api": (api.status_code, api.json()["answer"]), "hf": (hf.status_code, hf.json()["answer"]),
+        "page": page.status_code,
+        "form": (form.status_code, "<mark>" in form.content.decode()),
+        "api": (api.status_code, api.json()["answer"]),
+        "hf": (hf.status_code, hf.json()["answer"]),
         **others,
     }
 
@@ -239,9 +259,12 @@ def test_a_csrf_cookie_from_one_instance_is_good_on_another_with_another_key(tin
 
 @pytest.mark.parametrize(
     ("env", "expected"),
-    [({}, "text"), ({"AWS_LAMBDA_FUNCTION_NAME": "qasite-prod-web"}, "json"),
-     ({"AWS_LAMBDA_FUNCTION_NAME": "qasite-prod-web", "DJANGO_LOG_FORMAT": "text"}, "text"),
-     ({"DJANGO_LOG_FORMAT": "json"}, "json")],
+    [
+        ({}, "text"),
+        ({"AWS_LAMBDA_FUNCTION_NAME": "qasite-prod-web"}, "json"),
+        ({"AWS_LAMBDA_FUNCTION_NAME": "qasite-prod-web", "DJANGO_LOG_FORMAT": "text"}, "text"),
+        ({"DJANGO_LOG_FORMAT": "json"}, "json"),
+    ],
 )
 def test_logs_are_json_on_lambda_and_text_elsewhere(env, expected):
     code = """

@@ -284,13 +284,20 @@ def test_the_report_is_one_line_per_check_and_the_exit_status_is_1(stub_site):
     url = stub_site({("GET", "/api/health/"): lambda r: health(r, state="failed", status=503)})
     result = subprocess.run(
         [sys.executable, "manage.py", "smoke", url, "--wait=0"],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert [line.split()[:2] for line in lines] == [
-        ["PASS", "page"], ["SKIP", "compression"], ["FAIL", "health"],
-        ["PASS", "answer"], ["PASS", "4xx"], ["PASS", "form"],
+        ["PASS", "page"],
+        ["SKIP", "compression"],
+        ["FAIL", "health"],
+        ["PASS", "answer"],
+        ["PASS", "4xx"],
+        ["PASS", "form"],
     ]
     assert "CommandError: 1 of 6 checks failed: health" in result.stderr
 
@@ -373,8 +380,12 @@ def test_a_live_server_with_a_broken_model_fails_health_with_the_reason(
     report, error = smoke_report(live_server.url, "--wait=30")
     assert error.returncode == 1
     assert statuses(report) == {
-        "page": "PASS", "compression": "SKIP", "health": "FAIL",
-        "answer": "FAIL", "4xx": "PASS", "form": "FAIL",
+        "page": "PASS",
+        "compression": "SKIP",
+        "health": "FAIL",
+        "answer": "FAIL",
+        "4xx": "PASS",
+        "form": "FAIL",
     }
     details = {check["name"]: check["detail"] for check in report["checks"]}
     assert details["health"] == f"the model failed to load: {broken_model.reason}"

@@ -31,8 +31,11 @@ def test_every_link_of_the_page_follows_the_script_name_of_each_request(prefix):
         status, html = get("/", script_name)
         assert status.startswith("200")
         found = links(html)
-        assert {f"{script_name}/static/qa/site.css", f"{script_name}/static/qa/ask.js",
-                f"{script_name}/api/answer/"} <= found
+        assert {
+            f"{script_name}/static/qa/site.css",
+            f"{script_name}/static/qa/ask.js",
+            f"{script_name}/api/answer/",
+        } <= found
         assert all(link.startswith(f"{script_name}/") for link in found), found
 
 

@@ -62,8 +62,12 @@ def test_api_and_form_share_one_budget_and_reading_is_free(client, three_a_minut
     assert ask_api(client).status_code == 200
     assert ask_form(client).status_code == 429
     assert ask_api(client).status_code == 429
-    for path, accept in [("/", "text/html"), ("/api/answer/", "application/json"),
-                         ("/api/answer/", "text/html"), ("/api/health/", "application/json")]:
+    for path, accept in [
+        ("/", "text/html"),
+        ("/api/answer/", "application/json"),
+        ("/api/answer/", "text/html"),
+        ("/api/health/", "application/json"),
+    ]:
         assert client.get(path, HTTP_ACCEPT=accept).status_code == 200, path
 
 
@@ -131,8 +135,16 @@ def test_each_refused_or_invalid_request_costs_one(client, three_a_minute):
 
 @pytest.mark.parametrize(
     ("spent", "count", "outcome"),
-    [(0, 3, "charged"), (1, 2, "charged"), (2, 1, "charged"), (0, 0, "charged"),
-     (1, 3, "throttled"), (2, 2, "throttled"), (3, 1, "throttled"), (0, 4, "never")],
+    [
+        (0, 3, "charged"),
+        (1, 2, "charged"),
+        (2, 1, "charged"),
+        (0, 0, "charged"),
+        (1, 3, "throttled"),
+        (2, 2, "throttled"),
+        (3, 1, "throttled"),
+        (0, 4, "never"),
+    ],
 )
 def test_charge_questions(rf, three_a_minute, spent, count, outcome):
     """charge_questions(request, n), as any view taking batches calls it: n in all, the one
@@ -180,8 +192,11 @@ EDGE = "130.176.1.1"  # one CloudFront edge: the REMOTE_ADDR of all its viewers
 
 
 def via_cloudfront(viewer: str) -> dict:
-    return {"REMOTE_ADDR": EDGE, "HTTP_CLOUDFRONT_VIEWER_ADDRESS": viewer,
-            "HTTP_X_ORIGIN_VERIFY": SECRET}
+    return {
+        "REMOTE_ADDR": EDGE,
+        "HTTP_CLOUDFRONT_VIEWER_ADDRESS": viewer,
+        "HTTP_X_ORIGIN_VERIFY": SECRET,
+    }
 
 
 def test_behind_cloudfront_each_viewer_has_its_own_budget(client, behind_cloudfront):
@@ -205,8 +220,12 @@ def test_bypassing_cloudfront_is_refused_and_spends_no_viewers_budget(client, be
 
 def test_without_the_secret_the_viewer_header_is_not_believed(rf, behind_cloudfront):
     """The rate limit's own line, should a request without the secret reach it."""
-    request = rf.get("/", REMOTE_ADDR="198.51.100.66", HTTP_CLOUDFRONT_VIEWER_ADDRESS="10.0.0.1:2",
-                     HTTP_X_ORIGIN_VERIFY="?")
+    request = rf.get(
+        "/",
+        REMOTE_ADDR="198.51.100.66",
+        HTTP_CLOUDFRONT_VIEWER_ADDRESS="10.0.0.1:2",
+        HTTP_X_ORIGIN_VERIFY="?",
+    )
     assert client_ip(request) == "198.51.100.66"
     request = rf.get("/", **via_cloudfront("10.0.0.1:2"))
     assert client_ip(request) == "10.0.0.1"
@@ -237,6 +256,11 @@ def test_client_ip_with_a_trusted_header_and_no_secret(rf, settings, meta, expec
 
 def test_client_ip_ignores_every_header_by_default(rf, settings):
     assert settings.QA_CLIENT_IP_HEADER == "" and settings.QA_PROXY_SECRET == ""
-    request = rf.get("/", REMOTE_ADDR="192.0.2.1", HTTP_X_FORWARDED_FOR="1.2.3.4",
-                     HTTP_X_REAL_IP="1.2.3.5", HTTP_CLOUDFRONT_VIEWER_ADDRESS="1.2.3.6:1")
+    request = rf.get(
+        "/",
+        REMOTE_ADDR="192.0.2.1",
+        HTTP_X_FORWARDED_FOR="1.2.3.4",
+        HTTP_X_REAL_IP="1.2.3.5",
+        HTTP_CLOUDFRONT_VIEWER_ADDRESS="1.2.3.6:1",
+    )
     assert client_ip(request) == "192.0.2.1"

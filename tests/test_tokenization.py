@@ -7,8 +7,19 @@ def test_tokenizer_really_tokenizes_in_both_layouts(tiny_model_dir):
     tokenizer, special, _ = load_tokenizer(tiny_model_dir)
     encoding = tokenizer.encode("Where is Hong Kong?", "The city of Paris.")
     assert encoding.tokens == [
-        "[CLS]", "where", "is", "hong", "kong", "?", "[SEP]",
-        "the", "city", "of", "paris", ".", "[SEP]",
+        "[CLS]",
+        "where",
+        "is",
+        "hong",
+        "kong",
+        "?",
+        "[SEP]",
+        "the",
+        "city",
+        "of",
+        "paris",
+        ".",
+        "[SEP]",
     ]
     assert encoding.type_ids == [0] * 7 + [1] * 6
     assert special.cls_id == tokenizer.token_to_id("[CLS]")
@@ -26,7 +37,11 @@ def test_legacy_and_modern_layouts_tokenize_identically(legacy_model_dir, modern
 def test_real_model_tokenizer_matches_its_vocabulary(real_model_dir):
     tokenizer, _, max_length = load_tokenizer(real_model_dir)
     assert tokenizer.encode("What is my name?", add_special_tokens=False).tokens == [
-        "what", "is", "my", "name", "?",
+        "what",
+        "is",
+        "my",
+        "name",
+        "?",
     ]
     assert max_length == 512
 

@@ -83,11 +83,18 @@ def test_api_keeps_whitespace_so_offsets_index_the_context_as_sent(client, tiny_
         ({**KIT_HO, "top_k": 21}, "top_k", "less than or equal to 20"),
         ({**KIT_HO, "top_k": 1.5}, "top_k", "A valid integer is required."),
         ({**KIT_HO, "max_seq_len": 8}, "max_seq_len", "greater than or equal to 16"),
-        ({**KIT_HO, "handle_impossible_answer": "maybe"}, "handle_impossible_answer", "valid boolean"),
+        (
+            {**KIT_HO, "handle_impossible_answer": "maybe"},
+            "handle_impossible_answer",
+            "valid boolean",
+        ),
         ({**KIT_HO, "topk": 3}, "topk", "Unknown field."),
         ({**KIT_HO, "context": "a\x00b"}, "context", "Null characters are not allowed."),
-        ({"question": "who", "context": "a " * 600, "doc_stride": 300, "max_seq_len": 256},
-         "doc_stride", "must be smaller"),
+        (
+            {"question": "who", "context": "a " * 600, "doc_stride": 300, "max_seq_len": 256},
+            "doc_stride",
+            "must be smaller",
+        ),
         ({**KIT_HO, "context": "\u200b\u200b"}, "context", "no text the model can read"),
     ],
 )
@@ -148,8 +155,12 @@ def test_api_body_over_the_upload_limit_is_a_413(client, tiny_model_settings, se
 def test_api_batch_over_the_token_bound_is_a_413_naming_it(client, tiny_model_settings):
     """Each item fits alone (200 windows of 512 tokens); two would put 204,800 tokens through
     the model, over the 131,072 one call may: refused before any runs."""
-    heavy = {"question": "who", "context": "a " * (508 + 199 * 40), "max_seq_len": 512,
-             "doc_stride": 468}
+    heavy = {
+        "question": "who",
+        "context": "a " * (508 + 199 * 40),
+        "max_seq_len": 512,
+        "doc_stride": 468,
+    }
     assert post_json(client, [heavy]).status_code == 200
     response = post_json(client, [heavy, heavy])
     assert response.status_code == 413
@@ -160,12 +171,21 @@ def test_api_batch_over_the_token_bound_is_a_413_naming_it(client, tiny_model_se
     }
 
 
-ALL_OPTIONS = ["top_k", "doc_stride", "max_answer_len", "max_seq_len", "max_question_len",
-               "handle_impossible_answer", "align_to_words"]
+ALL_OPTIONS = [
+    "top_k",
+    "doc_stride",
+    "max_answer_len",
+    "max_seq_len",
+    "max_question_len",
+    "handle_impossible_answer",
+    "align_to_words",
+]
 # Options sent as null: (name, the options). null is the default, as if absent.
 NULL_OPTIONS = {
     "doc_stride and max_seq_len (the browsable API's raw data)": {
-        "doc_stride": None, "max_seq_len": None},
+        "doc_stride": None,
+        "max_seq_len": None,
+    },
     "every option": dict.fromkeys(ALL_OPTIONS),
     **{name: {name: None} for name in ALL_OPTIONS},
 }
@@ -264,7 +284,12 @@ def test_schema_describes_request_and_response(client):
     assert request["properties"]["question"]["maxLength"] == 500
     assert request["properties"]["top_k"]["maximum"] == 20
     assert set(components["AnswerResponse"]["properties"]) == {
-        "answer", "score", "start", "end", "no_answer", "answers",
+        "answer",
+        "score",
+        "start",
+        "end",
+        "no_answer",
+        "answers",
     }
     post = schema["paths"]["/api/answer/"]["post"]
     assert {"200", "400", "413", "503"} <= set(post["responses"])
@@ -325,7 +350,11 @@ def test_form_says_when_the_model_is_unavailable(client, broken_model_settings):
 
 
 def test_only_cookie_set_is_csrftoken(client, tiny_model_settings):
-    responses = [client.get("/"), client.post("/", {**KIT_HO, "top_k": 1}), post_json(client, KIT_HO)]
+    responses = [
+        client.get("/"),
+        client.post("/", {**KIT_HO, "top_k": 1}),
+        post_json(client, KIT_HO),
+    ]
     for response in responses:
         assert set(response.cookies) <= {"csrftoken"}
 
@@ -453,8 +482,10 @@ def test_schema_documents_batches_and_error_bodies(client):
     post = schema["paths"]["/api/answer/"]["post"]
 
     def one_or_many(name):
-        return [{"$ref": f"#/components/schemas/{name}"},
-                {"type": "array", "items": {"$ref": f"#/components/schemas/{name}"}}]
+        return [
+            {"$ref": f"#/components/schemas/{name}"},
+            {"type": "array", "items": {"$ref": f"#/components/schemas/{name}"}},
+        ]
 
     body = post["requestBody"]["content"]
     assert components[body["application/json"]["schema"]["$ref"].split("/")[-1]]["oneOf"] == (
@@ -531,8 +562,11 @@ def test_every_boolean_option_is_listed():
     from qa.serializers import AnswerRequestSerializer
 
     fields = AnswerRequestSerializer().fields
-    booleans = {name: field.default for name, field in fields.items()
-                if isinstance(field, serializers.BooleanField)}
+    booleans = {
+        name: field.default
+        for name, field in fields.items()
+        if isinstance(field, serializers.BooleanField)
+    }
     assert booleans == BOOLEAN_OPTIONS
 
 
@@ -542,8 +576,11 @@ def test_browsable_api_checkboxes_start_at_the_default_and_send_false_when_unche
     html = client.get("/api/answer/", HTTP_ACCEPT="text/html").content.decode()
     for name, default in BOOLEAN_OPTIONS.items():
         hidden = html.index(f'<input type="hidden" name="{name}" value="false">')
-        checkbox = re.search(rf'<input type="checkbox" id="checkbox-{name}" name="{name}" '
-                             rf'value="true" ?(checked)?>', html)
+        checkbox = re.search(
+            rf'<input type="checkbox" id="checkbox-{name}" name="{name}" '
+            rf'value="true" ?(checked)?>',
+            html,
+        )
         assert hidden < checkbox.start()
         assert bool(checkbox.group(1)) is default
         assert f'<label for="checkbox-{name}"' in html
@@ -592,8 +629,13 @@ def stub_candidates(monkeypatch, scores: list[float]):
 
     def answer_questions(*, questions):
         answers = [
-            {"answer": KIT_HO["context"][start:end], "score": score, "start": start, "end": end,
-             "no_answer": False}
+            {
+                "answer": KIT_HO["context"][start:end],
+                "score": score,
+                "start": start,
+                "end": end,
+                "no_answer": False,
+            }
             for (start, end), score in zip(spans, scores, strict=False)
         ]
         return [{**answers[0], "answers": answers}]
@@ -618,9 +660,7 @@ def test_page_says_what_candidate_percentages_mean(client, monkeypatch, scores, 
     ("path", "example"),
     [("/api/answer/", KIT_HO), ("/api/hf/question-answering/", {"inputs": KIT_HO})],
 )
-def test_swaggers_request_example_is_the_kit_ho_example_with_default_options(
-    client, path, example
-):
+def test_swaggers_request_example_is_the_kit_ho_example_with_default_options(client, path, example):
     """The review: Try it out started from doc_stride 512, max_seq_len 512 (the schema's
     maxima), a 400 for a long context. Every request example is the page's, options absent."""
     schema = client.get("/api/schema/?format=json").json()
@@ -634,7 +674,9 @@ def test_swaggers_request_example_is_the_kit_ho_example_with_default_options(
 def test_api_form_data_in_utf16_is_a_415_not_a_garbled_field(client, tiny_model_settings):
     body = "question=Who%3F&context=Kit".encode("utf-16")
     response = client.generic(
-        "POST", "/api/answer/", body,
+        "POST",
+        "/api/answer/",
+        body,
         content_type="application/x-www-form-urlencoded; charset=utf-16",
     )
     assert response.status_code == 415

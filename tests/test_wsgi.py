@@ -82,7 +82,15 @@ def test_requests_wait_for_the_background_load_within_the_bound_and_it_loads_onc
     result = run_fresh(script, model=modern_model_dir, cwd=settings.BASE_DIR)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
-        "200", "idle", "0", "loading", "503", "1", "The_model_is_still_loading.", "200", "1",
+        "200",
+        "idle",
+        "0",
+        "loading",
+        "503",
+        "1",
+        "The_model_is_still_loading.",
+        "200",
+        "1",
     ]
 
 
@@ -206,10 +214,26 @@ def test_gunicorn_serves_a_mixed_load_without_errors_and_steady_memory(
     log_path = tmp_path / "gunicorn.log"
     log = log_path.open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "qasite.wsgi:application", "--workers", "2",
-         "--worker-class", "gthread", "--threads", "4", "--bind", f"127.0.0.1:{port}",
-         "--log-level", "warning"],
-        cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "qasite.wsgi:application",
+            "--workers",
+            "2",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "4",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 60
@@ -239,4 +263,3 @@ def test_gunicorn_serves_a_mixed_load_without_errors_and_steady_memory(
     assert after.keys() == before.keys()  # no worker died or was replaced
     for pid, rss in before.items():
         assert after[pid] - rss < 40, f"worker {pid} grew from {rss:.1f} to {after[pid]:.1f} MB"
-

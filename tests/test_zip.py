@@ -37,12 +37,16 @@ def production_zip(tmp_path_factory, production_shape_model_dir) -> Path:
     python = lambda_python()
     work = tmp_path_factory.mktemp("zip")
     tree = shutil.copytree(
-        TREE, work / "tree", ignore=lambda folder, names: {"model", "installed"} if folder == str(TREE) else ()
+        TREE,
+        work / "tree",
+        ignore=lambda folder, names: {"model", "installed"} if folder == str(TREE) else (),
     )
     call_command("fetch_model", model=str(production_shape_model_dir), output=str(work / "model"))
     assembled = subprocess.run(
         [str(REPO / "docker" / "assemble.sh"), str(tree), str(work / "model")],
-        capture_output=True, text=True, env={**os.environ, "PYTHON": python},
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": python},
     )
     assert assembled.returncode == 0, assembled.stderr
     result = make_zip(tree, work / "lambda-x86_64.zip")
@@ -58,8 +62,10 @@ def test_zip_is_under_lambdas_limit_with_the_production_model(production_zip, ca
     model = sum(entry.file_size for entry in entries if entry.filename.startswith("model/"))
     with capsys.disabled():
         zipped = production_zip.stat().st_size
-        print(f"\nLambda zip, production model's shape: {zipped / 1e6:.0f} MB, "
-              f"{unzipped / 1e6:.0f} MB unzipped ({model / 1e6:.0f} MB of it the model)")
+        print(
+            f"\nLambda zip, production model's shape: {zipped / 1e6:.0f} MB, "
+            f"{unzipped / 1e6:.0f} MB unzipped ({model / 1e6:.0f} MB of it the model)"
+        )
     assert unzipped < TARGET_INSTALLED_BYTES < LAMBDA_LIMIT_BYTES
     names = {entry.filename for entry in entries}
     assert {"qasite/lambda_handler.py", "model/model.onnx", "onnxruntime/__init__.py"} <= names
@@ -112,12 +118,16 @@ def test_emulator_serves_the_unpacked_zip(task_root, tmp_path, capsys):
         assert KIT_HO["context"][answer["start"] : answer["end"]] == answer["answer"]
         page = invoke(make_event("http-api-v2", headers={"Accept": "text/html"}))
         assert page["statusCode"] == 200 and "Kit-Ho Mak" in body_of(page)
-        health = invoke(make_event("function-url", path="/api/health/", headers={"Accept": "application/json"}))
+        health = invoke(
+            make_event("function-url", path="/api/health/", headers={"Accept": "application/json"})
+        )
         assert json.loads(body_of(health))["state"] == "ready"
         assert invoke(json.loads((EVENTS / "keep-warm.json").read_text())) == {"warm": True}
     with capsys.disabled():
-        print(f"\nzip through the emulator: first answer {cold_start:.2f} s after the emulator "
-              "started")
+        print(
+            f"\nzip through the emulator: first answer {cold_start:.2f} s after the emulator "
+            "started"
+        )
 
 
 RESTORE = """
@@ -141,7 +151,9 @@ def test_snapshot_hooks_prime_and_reset_in_the_zip(task_root, tmp_path):
     assert (RIC / "snapshot_restore_py.py").is_file()  # what Lambda's Python runtime provides
     result = subprocess.run(
         [lambda_python(), "-S", "-c", RESTORE, str(EVENTS / "http-api-v2-post-answer.json")],
-        cwd=task_root, capture_output=True, text=True,
+        cwd=task_root,
+        capture_output=True,
+        text=True,
         env=lambda_environment(task_root, tmp_path, QA_THROTTLE_RATE="1/min"),
     )
     assert result.returncode == 0, result.stderr

@@ -49,13 +49,18 @@ def in_passes(run: Run, *, hidden_size: int) -> Forward:
 
     def forward(input_ids, attention_mask, token_type_ids):
         windows, tokens = input_ids.shape
-        rows = max(1, round(PASS_HIDDEN_FLOATS / (tokens * hidden_size))) if hidden_size else windows
+        rows = (
+            max(1, round(PASS_HIDDEN_FLOATS / (tokens * hidden_size))) if hidden_size else windows
+        )
         if rows >= windows:
             return run(input_ids, attention_mask, token_type_ids)
         starts, ends = zip(
             *(
-                run(input_ids[first : first + rows], attention_mask[first : first + rows],
-                    token_type_ids[first : first + rows])
+                run(
+                    input_ids[first : first + rows],
+                    attention_mask[first : first + rows],
+                    token_type_ids[first : first + rows],
+                )
                 for first in range(0, windows, rows)
             ),
             strict=True,
@@ -66,8 +71,14 @@ def in_passes(run: Run, *, hidden_size: int) -> Forward:
 
 
 def load_forward(
-    directory: Path, config: dict, *, engine: str, threads: int, cache_dir: Path | None = None,
-    fast: bool = False, trace: bool = True,
+    directory: Path,
+    config: dict,
+    *,
+    engine: str,
+    threads: int,
+    cache_dir: Path | None = None,
+    fast: bool = False,
+    trace: bool = True,
 ) -> Forward:
     """The Forward of the model in ``directory`` (whose parsed ``config.json`` is ``config``)
     on ``engine`` ("onnx" or "torch"), computing on ``threads`` CPU threads.
@@ -96,7 +107,9 @@ def load_forward(
         except Exception as error:
             logger.warning(
                 "QA_ENGINE=onnx: the model could not be exported to ONNX (%s: %s); "
-                "the torch engine serves it", type(error).__name__, error,
+                "the torch engine serves it",
+                type(error).__name__,
+                error,
             )
     from qa.backends import torch
 

@@ -45,16 +45,12 @@ def session(
     releasing = onnxruntime.RunOptions()
     releasing.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
     try:
-        ort = onnxruntime.InferenceSession(
-            str(graph), options, providers=["CPUExecutionProvider"]
-        )
+        ort = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
     except Exception as error:  # not a graph, truncated, or an operator this runtime lacks
         raise ModelLoadError("The model weights could not be loaded.", str(error)) from error
     names = [node.name for node in ort.get_inputs()]
     if names not in (list(INPUT_NAMES[:2]), list(INPUT_NAMES)) or len(ort.get_outputs()) != 2:
-        raise ModelLoadError(
-            "The ONNX graph is not a question-answering model.", f"inputs {names}"
-        )
+        raise ModelLoadError("The ONNX graph is not a question-answering model.", f"inputs {names}")
 
     def run(input_ids, attention_mask, token_type_ids, *, release_memory=False):
         # A graph without token_type_ids names two inputs: zip stops there.

@@ -29,7 +29,7 @@ REPEAT = {"Kit-Ho Mak": 40, "SQuAD paragraph": 20, "5,000 chars": 4, "20,000 cha
 
 def batches(directory: Path) -> dict:
     """The engine's own padded batches of windows for the four sizes."""
-    from qa.engine import DEFAULT_MAX_SEQ_LEN, Options, QuestionAnswerer
+    from qa.engine import Options, QuestionAnswerer
     from qa.tokenization import load_tokenizer
 
     tokenizer, special, _ = load_tokenizer(directory)
@@ -38,8 +38,8 @@ def batches(directory: Path) -> dict:
     )
     out = {}
     for size, (question, context) in latency_inputs(squad_questions()).items():
-        windows = answerer._encode(question, context, Options(), DEFAULT_MAX_SEQ_LEN)
-        out[size] = answerer._batch(windows)
+        windows = answerer.windows(question, context, Options())  # 384-token windows
+        out[size] = answerer._batch(answerer._encode(windows))
     return out
 
 

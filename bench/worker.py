@@ -37,14 +37,14 @@ def qasite_floor(model_dir):
     """Tokenization plus the onnx engine's forward pass over all windows, nothing else: what no
     implementation of the algorithm avoids."""
     sys.path.insert(0, ROOT)
-    from qa.engine import DEFAULT_MAX_SEQ_LEN, Options
+    from qa.engine import Options
     from qa.loading import load_answerer
 
     answerer = load_answerer(model_dir, threads=1)
-    window = min(answerer.model_max_length, DEFAULT_MAX_SEQ_LEN)
 
     def answer(question, context, **options):
-        answerer._forward(*answerer._batch(answerer._encode(question, context, Options(), window)))
+        windows = answerer.windows(question, context, Options())
+        answerer._forward(*answerer._batch(answerer._encode(windows)))
         return []
 
     return answer

@@ -211,8 +211,8 @@ def test_a_model_that_failed_to_load_is_reported_not_retried(page, monkeypatch):
     the rate limit on each retry. Health says failed: the 503's detail is shown, no retry."""
     calls = []
 
-    def failed(*, requests):
-        calls.append(requests)
+    def failed(*, questions):
+        calls.append(questions)
         raise ModelUnavailable("The model weights could not be loaded.", retry_after=1)
 
     monkeypatch.setattr(services, "answer_questions", failed)

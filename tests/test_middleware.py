@@ -186,7 +186,7 @@ def crash(*, questions):
     raise RuntimeError("/secret/path/marker")
 
 
-def panic(*, requests):
+def panic(*, questions):
     raise rust_panic()
 
 

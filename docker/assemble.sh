@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Put the app and a baked model (the output of `manage.py fetch_model`, which needs torch and so
+# Put the app and a baked model (the output of `manage.py bake_model`, which needs torch and so
 # runs elsewhere) into a runtime tree made by build-runtime.sh, compile all bytecode, and check
 # that the tree answers with nothing but what it holds.
 #   usage: docker/assemble.sh TARGET MODEL_DIR
@@ -14,11 +14,13 @@ arch=${ARCH:-x86_64}
 
 cp -r "$here"/manage.py "$here"/qasite "$here"/qa "$here"/templates "$target"/
 find "$target"/qasite "$target"/qa -type d -name __pycache__ -prune -exec rm -rf {} +
-# Of the baked model, what the onnx engine reads: the graph, the tokenizer and the config (not the
-# safetensors weights nor the TorchScript traces, which only the torch engine reads).
+# Of the baked model, what the onnx engine reads (docker/runtime-tree.txt's "serve" lines): not the
+# safetensors weights nor the TorchScript traces, which only the torch engine reads.
 rm -rf "$target/model"
 mkdir "$target/model"
-cp "$model"/{model.onnx,config.json,tokenizer.json,tokenizer_config.json} "$target/model"/
+while read -r kind name; do
+    if [[ $kind == serve ]]; then cp "$model/$name" "$target/model/"; fi
+done <"$here/docker/runtime-tree.txt"
 # Lambda's file system is read-only, so bytecode is compiled here or at every cold start. Checked
 # by nothing, not even the source's timestamp: a zip keeps timestamps to 2 seconds only, which
 # would make every timestamp-checked file stale, compiled again at each cold start.

@@ -38,27 +38,12 @@ if [[ $tracing == 1 ]]; then install "$here/requirements/tracing.lock"; fi
 size() { du -sm "$1" | cut -f1; }
 before=$(size "$target")
 
-# Parts of the installed packages that serving never imports or loads (the tree's test lists the
-# modules and shared libraries a process holds after every kind of request):
-# - ONNX Runtime: the C API library (the Python module links the runtime in; it loads only the
-#   tiny providers_shared library), and the optimisation, quantisation, conversion and test tools.
-rm -rf "$target"/onnxruntime/capi/libonnxruntime.so.* "$target"/onnxruntime/{backend,datasets,quantization,tools,transformers}
-# - numpy: its tests and SIMD test module, the Fortran wrapper generator, C headers and
-#   libraries, type stubs.
-find "$target/numpy" -type d -name tests -prune -exec rm -rf {} +
-rm -f "$target"/numpy/_core/_simd.*
-rm -rf "$target"/numpy/{f2py,_pyinstaller,_core/include,_core/lib,doc}
-find "$target/numpy" -name '*.pyi' -delete
-# - Django: apps and translations the project does not use (USE_I18N is off).
-rm -rf "$target"/django/contrib/{admin/static,flatpages,gis,humanize,postgres,redirects,sitemaps,sites,syndication}
-find "$target/django" "$target/rest_framework" "$target/drf_spectacular" -type d -path '*/locale/*' -prune -exec rm -rf {} +
-# - Scripts (django-admin...), wrapt's type stubs (with TRACING=1), and any bytecode of the build
-#   machine's (assemble.sh compiles).
-rm -rf "$target"/bin "$target"/wrapt-stubs
-# - drf-spectacular-sidecar: Redoc and the source maps (the API reference is Swagger UI).
-rm -rf "$target"/drf_spectacular_sidecar/static/drf_spectacular_sidecar/redoc
-find "$target/drf_spectacular_sidecar" -name '*.map' -delete
-find "$target" -type d -name __pycache__ -prune -exec rm -rf {} +
+# What serving never imports or loads (docker/runtime-tree.txt's "drop" lines, with their reasons).
+shopt -s globstar nullglob
+while read -r kind pattern; do
+    # Unquoted: the pattern is expanded (globstar) under the tree; nothing if it matches nothing.
+    if [[ $kind == drop ]]; then rm -rf "$target"/$pattern; fi
+done <"$here/docker/runtime-tree.txt"
 
 after=$(size "$target")
 echo "runtime tree: ${before} MB installed, ${after} MB after dropping unused parts"

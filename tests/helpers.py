@@ -1,15 +1,25 @@
 """Helpers shared by test modules (fixtures live in conftest.py): where the real model is, the
-tiny model's words, invoking the Lambda handler in process, and a model forward that scores
-"no answer" best."""
+tiny model's words, what the runtime tree keeps and drops, invoking the Lambda handler in
+process, and a model forward that scores "no answer" best."""
 
 from pathlib import Path
 
 import numpy as np
 
+REPO = Path(__file__).resolve().parent.parent
 # The team's real trained model and SQuAD sample, beside the repository (tests skip without).
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+SHARED = REPO.parent / "shared"
 REAL_MODEL = SHARED / "models" / "qa-minilm-squad"
 SQUAD_SAMPLE = SHARED / "data" / "squad-v1.1-dev-sample.json"
+
+
+def runtime_tree(kind: str) -> list[str]:
+    """The entries of one kind in docker/runtime-tree.txt, in order: "serve" (the baked files
+    the tree's model/ holds), "bake" (the baked files it leaves out) or "drop" (globs deleted
+    from the tree)."""
+    lines = (REPO / "docker" / "runtime-tree.txt").read_text().splitlines()
+    return [line.split()[1] for line in lines if line.split()[:1] == [kind]]
+
 
 # The tiny random model's special tokens, and the whole words of its vocabulary.
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

@@ -1,20 +1,22 @@
-"""A model baked to serve: ONNX graph, traces, safetensors, fast tokenizer."""
+"""A model baked to serve: ONNX graph, traces, safetensors, fast tokenizer, source."""
+
+import json
 
 from qa.baking import save_for_serving
 from qa.engine import Options
 from qa.loading import load_answerer
+from tests.helpers import runtime_tree
 
 
-def test_a_baked_directory_holds_the_graph_the_traces_and_the_weights(baked_model_dir):
-    assert {
-        "model.onnx",
-        "model.torchscript.pt",
-        "model.bf16.torchscript.pt",
-        "model.safetensors",
-        "config.json",
-        "tokenizer.json",
-        "tokenizer_config.json",
-    } == {path.name for path in baked_model_dir.iterdir()}
+def test_a_baked_directory_holds_what_the_runtime_tree_list_names(baked_model_dir):
+    """The graph, the traces, the weights, the tokenizer and the source: docker/runtime-tree.txt
+    says which the tree keeps ("serve") and which it leaves out ("bake")."""
+    expected = runtime_tree("serve") + runtime_tree("bake")
+    assert sorted(path.name for path in baked_model_dir.iterdir()) == sorted(expected)
+    assert json.loads((baked_model_dir / "source.json").read_text()) == {
+        "model": "tiny/legacy",
+        "revision": None,
+    }
 
 
 def test_every_engine_answers_from_the_baked_directory_as_from_the_original(
@@ -43,5 +45,5 @@ def test_a_graph_that_disagrees_leaves_nothing_half_baked(legacy_model_dir, tmp_
 
     monkeypatch.setattr(baking, "export_onnx", mismatch)
     with pytest.raises(GraphMismatch):
-        save_for_serving(legacy_model_dir, tmp_path / "baked")
+        save_for_serving(legacy_model_dir, tmp_path / "baked", name="tiny", revision=None)
     assert not any((tmp_path / "baked").iterdir())

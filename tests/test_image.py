@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.run import tree_size
+from tests.helpers import runtime_tree
 from tests.lambda_events import EVENTS, body_of, make_event
 from tests.lambda_runtime import (
     REPO,
@@ -53,7 +54,6 @@ NEVER = {
     "packaging",
     "nvidia",
 }
-SERVING_FILES = ["config.json", "model.onnx", "tokenizer.json", "tokenizer_config.json"]
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +68,21 @@ def test_tree_holds_no_torch_and_the_model_as_an_onnx_graph(tree):
     assert {"django", "rest_framework", "onnxruntime", "numpy", "tokenizers", "apig_wsgi"} <= names
     assert {"qa", "qasite", "templates", "manage.py"} <= names
     assert not names & NEVER
-    assert sorted(path.name for path in (tree / "model").iterdir()) == SERVING_FILES
+    assert sorted(path.name for path in (tree / "model").iterdir()) == sorted(runtime_tree("serve"))
     # Bytecode for Lambda's Python, compiled at build time.
     assert list((tree / "qa").glob("__pycache__/*.cpython-312.pyc"))
+
+
+def test_nothing_the_list_drops_is_left_in_the_tree(tree):
+    """Each "drop" line of docker/runtime-tree.txt matches nothing in the tree built with it,
+    and every line below a package names a package the tree has (a misspelt one would match
+    nothing in any tree)."""
+    patterns = runtime_tree("drop")
+    assert patterns
+    for pattern in patterns:
+        assert not list(tree.glob(pattern)), pattern
+        top, *below = pattern.rstrip("/").split("/")
+        assert not below or top == "**" or (tree / top).is_dir(), pattern
 
 
 @pytest.fixture(scope="module")
@@ -114,9 +126,7 @@ def test_tree_is_small(tree, capsys):
 
 @pytest.fixture(scope="module")
 def served(tree, tmp_path_factory):
-    with emulator(
-        tree, tmp_path_factory.mktemp("lambda-tmp"), QA_MODEL_NAME="qa-minilm-squad"
-    ) as invoke:
+    with emulator(tree, tmp_path_factory.mktemp("lambda-tmp")) as invoke:
         yield invoke
 
 

@@ -15,6 +15,12 @@
 #   docker buildx imagetools inspect public.ecr.aws/lambda/python:3.12
 # ("Digest:" at the top) and put it here; docs/deploying.md ("Supply chain").
 ARG BASE_IMAGE=public.ecr.aws/lambda/python:3.12@sha256:0628ddc11919f85f4261517d356392dbbc6b3181568d87a376ae2e814464c230
+# The model to bake: empty for the production model at its pinned hub commit, both declared in
+# qasite/settings.py (PRODUCTION_MODEL, PRODUCTION_MODEL_REVISION); another hub model with
+#   --build-arg QA_MODEL=<hub id> --build-arg QA_MODEL_REVISION=<commit>
+# (so that a rebuild bakes the same weights). Health reports the id the bake records.
+ARG QA_MODEL=
+ARG QA_MODEL_REVISION=
 
 # 1. Bake the model (hub download at a pinned revision, ONNX export checked against torch):
 #    needs torch.
@@ -30,11 +36,10 @@ RUN python3.12 -m pip install --no-cache-dir --index-url https://download.pytorc
 COPY manage.py ./
 COPY qasite qasite
 COPY qa qa
-ARG QA_MODEL=mrm8488/bert-tiny-5-finetuned-squadv2
-# The hub commit of QA_MODEL to bake, so that a rebuild bakes the same weights.
-ARG QA_MODEL_REVISION=f586274a9919ef3ca801d3c7f3f30ee6ad7515d8
-RUN python3.12 manage.py fetch_model --model "${QA_MODEL}" --revision "${QA_MODEL_REVISION}" \
-        --output /model
+# The settings read the two from the environment, where empty means the production model.
+ARG QA_MODEL
+ARG QA_MODEL_REVISION
+RUN python3.12 manage.py bake_model --output /model
 
 # 2. The runtime tree, without torch: what serving imports (from requirements/runtime.lock, by
 #    hash), the app, the baked model, bytecode. For this stage's CPU (uname -m). With
@@ -44,7 +49,7 @@ FROM ${BASE_IMAGE} AS build
 ARG TRACING=0
 WORKDIR /build
 COPY requirements/runtime.lock requirements/tracing.lock requirements/
-COPY docker/build-runtime.sh docker/build-runtime.sh
+COPY docker/build-runtime.sh docker/runtime-tree.txt docker/
 RUN ARCH="$(uname -m)" TRACING="${TRACING}" PYTHON=python3.12 \
         docker/build-runtime.sh "${LAMBDA_TASK_ROOT}"
 COPY manage.py ./
@@ -52,15 +57,13 @@ COPY qasite qasite
 COPY qa qa
 COPY templates templates
 COPY events/http-api-v2-post-answer.json events/http-api-v2-post-answer.json
-COPY docker/assemble.sh docker/assemble.sh
+COPY docker/assemble.sh docker/runtime-tree.txt docker/
 COPY --from=bake /model /model
 RUN ARCH="$(uname -m)" PYTHON=python3.12 docker/assemble.sh "${LAMBDA_TASK_ROOT}" /model
 
 # 3. The plain HTTP server: the same tree, and gunicorn (requirements/server.lock, by hash).
 FROM ${BASE_IMAGE} AS server
-ARG QA_MODEL=mrm8488/bert-tiny-5-finetuned-squadv2
 ENV QA_MODEL=/var/task/model \
-    QA_MODEL_NAME=${QA_MODEL} \
     HF_HUB_OFFLINE=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONPATH=/var/task \
@@ -80,9 +83,7 @@ CMD ["python3.12", "-m", "gunicorn", "--bind", "0.0.0.0:8080", "--workers", "2",
 
 # 4. AWS Lambda (the default target: last).
 FROM ${BASE_IMAGE}
-ARG QA_MODEL=mrm8488/bert-tiny-5-finetuned-squadv2
 ENV QA_MODEL=/var/task/model \
-    QA_MODEL_NAME=${QA_MODEL} \
     HF_HUB_OFFLINE=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_SETTINGS_MODULE=qasite.settings

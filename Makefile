@@ -2,14 +2,13 @@
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 SHARED_MODEL := ../shared/models/qa-minilm-squad
-PRODUCTION_MODEL := mrm8488/bert-tiny-5-finetuned-squadv2
-# Locally, prefer the team's shared model (no download); otherwise the production default.
-QA_MODEL ?= $(if $(wildcard $(SHARED_MODEL)/config.json),$(abspath $(SHARED_MODEL)),$(PRODUCTION_MODEL))
-# The hub revision (a commit hash) of a hub QA_MODEL that the tree bakes, so that a rebuild bakes
-# the same weights: for the production model, the commit the Dockerfile pins too; for another hub
-# model, QA_MODEL_REVISION=<commit> (empty: the hub's main as it is now).
-PRODUCTION_REVISION := f586274a9919ef3ca801d3c7f3f30ee6ad7515d8
-QA_MODEL_REVISION ?= $(if $(filter $(PRODUCTION_MODEL),$(QA_MODEL)),$(PRODUCTION_REVISION))
+# Locally, prefer the team's shared model (no download). Empty: the production model at its pinned
+# hub commit (qasite/settings.py declares both); another hub model takes QA_MODEL=<hub id>
+# QA_MODEL_REVISION=<commit>, so that a rebuild bakes the same weights. The settings read both
+# from the environment (MODEL_ENV).
+QA_MODEL ?= $(if $(wildcard $(SHARED_MODEL)/config.json),$(abspath $(SHARED_MODEL)))
+QA_MODEL_REVISION ?=
+MODEL_ENV = QA_MODEL='$(QA_MODEL)' QA_MODEL_REVISION='$(QA_MODEL_REVISION)'
 # The Lambda Runtime Interface Emulator ships inside the aws-sam-cli wheel.
 SAM_CLI := aws-sam-cli==1.170.0
 RIC := awslambdaric==4.2.2
@@ -76,7 +75,7 @@ build/qa-model: FORCE
 # by the Dockerfile's own scripts: the model baked with the venv's torch, the rest for Lambda.
 $(RUNTIME)/installed: build/qa-model requirements/runtime.lock $(if $(filter 1,$(TRACING)),requirements/tracing.lock) requirements/build.txt docker/build-runtime.sh docker/assemble.sh $(APP_FILES) | $(VENV)/installed
 	rm -rf $(RUNTIME) build/model
-	$(PYTHON) manage.py fetch_model --model $(QA_MODEL) $(if $(QA_MODEL_REVISION),--revision $(QA_MODEL_REVISION)) --output build/model
+	$(MODEL_ENV) $(PYTHON) manage.py bake_model --output build/model
 	ARCH=$(ARCH) TRACING=$(TRACING) docker/build-runtime.sh $(RUNTIME)
 	ARCH=$(ARCH) docker/assemble.sh $(RUNTIME) build/model
 	touch $@
@@ -97,7 +96,7 @@ $(ZIP): $(RUNTIME)/installed docker/zip.sh
 zip: $(ZIP)
 
 run: $(VENV)/installed
-	DJANGO_DEBUG=1 QA_MODEL=$(QA_MODEL) $(PYTHON) manage.py runserver 127.0.0.1:8000
+	DJANGO_DEBUG=1 $(MODEL_ENV) $(PYTHON) manage.py runserver 127.0.0.1:8000
 
 # One question from the shell with the model `make run` serves:
 #   make ask QUESTION="What is my name?" CONTEXT="I'm Kit-Ho Mak." [ASK="--top-k 3 --allow-no-answer"]
@@ -106,7 +105,7 @@ run: $(VENV)/installed
 quote = '$(subst ','\'',$(value $(1)))'
 unexport QUESTION CONTEXT
 ask: $(VENV)/installed
-	@QA_MODEL=$(QA_MODEL) $(PYTHON) manage.py ask $(call quote,QUESTION) $(if $(value CONTEXT),--context $(call quote,CONTEXT)) $(ASK)
+	@$(MODEL_ENV) $(PYTHON) manage.py ask $(call quote,QUESTION) $(if $(value CONTEXT),--context $(call quote,CONTEXT)) $(ASK)
 
 test: $(VENV)/installed node_modules/installed build/tools/installed $(if $(LAMBDA_PYTHON),build/lambda-ric/installed build/server/installed $(RUNTIME)/installed $(TRACING_RUNTIME)/installed)
 	$(PYTHON) -m pytest

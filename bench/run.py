@@ -107,7 +107,7 @@ def make_bert_tiny_shape(directory: Path) -> Path:
 
 
 def bake(source: Path, output: Path) -> Path:
-    """What production serves: the model as `manage.py fetch_model` writes it (ONNX and
+    """What production serves: the model as `manage.py bake_model` writes it (ONNX and
     TorchScript)."""
     from qa.baking import save_for_serving
     from qa.model_files import FAST_TORCHSCRIPT_FILE, ONNX_FILE, TORCHSCRIPT_FILE
@@ -115,8 +115,8 @@ def bake(source: Path, output: Path) -> Path:
     if not all(
         (output / name).is_file() for name in (ONNX_FILE, TORCHSCRIPT_FILE, FAST_TORCHSCRIPT_FILE)
     ):
-        log(f"baking {source.name} (fetch_model's ONNX graph and TorchScript traces)")
-        save_for_serving(source, output)
+        log(f"baking {source.name} (bake_model's ONNX graph and TorchScript traces)")
+        save_for_serving(source, output, name=source.name, revision=None)
     return output
 
 

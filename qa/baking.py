@@ -1,4 +1,4 @@
-"""A model directory made ready to serve: what ``manage.py fetch_model`` writes."""
+"""A model directory made ready to serve: what ``manage.py bake_model`` writes."""
 
 import json
 from pathlib import Path
@@ -7,18 +7,19 @@ import torch
 
 from qa.backends.torch import load_model, logits_module
 from qa.export import export_onnx
-from qa.model_files import FAST_TORCHSCRIPT_FILE, ONNX_FILE, TORCHSCRIPT_FILE
+from qa.model_files import FAST_TORCHSCRIPT_FILE, ONNX_FILE, SOURCE_FILE, TORCHSCRIPT_FILE
 from qa.tokenization import load_tokenizer, longest_input, tokenizer_config
 
 
-def save_for_serving(source: Path, output: Path) -> None:
+def save_for_serving(source: Path, output: Path, *, name: str, revision: str | None) -> None:
     """Write the model in ``source`` to ``output`` ready to serve, so that loading converts
     nothing and imports neither torch nor transformers on the onnx engine:
 
     - ``model.onnx``: the ONNX graph (qa/export.py), written only if it agrees with the model;
     - safetensors weights, ``config.json``, a fast ``tokenizer.json`` and its config;
     - TorchScript traces for the torch engine, exact (float32) and fast (bfloat16), when the
-      model traces.
+      model traces;
+    - ``source.json``: the model's ``name`` (its hub id) and hub ``revision``, for health.
 
     Raises ModelLoadError if the model cannot be loaded, GraphMismatch if its graph disagrees.
     """
@@ -36,3 +37,5 @@ def save_for_serving(source: Path, output: Path) -> None:
         logits, _ = logits_module(variant, trace=True)
         if isinstance(logits, torch.jit.ScriptModule):
             torch.jit.save(logits, str(output / filename))
+    source_record = {"model": name, "revision": revision}
+    (output / SOURCE_FILE).write_text(json.dumps(source_record, indent=2), encoding="utf-8")

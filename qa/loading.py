@@ -18,21 +18,23 @@ def load_answerer(
     model: str,
     *,
     threads: int,
+    revision: str | None = None,
     engine: str = "onnx",
     cache_dir: Path | None = None,
     fast: bool = False,
     trace: bool = True,
 ) -> QuestionAnswerer:
     """The answerer for ``model`` (hub id or directory) on ``engine`` ("onnx" or "torch"), on
-    ``threads`` CPU threads. Raises ModelLoadError, with a reason free of paths, if it cannot be
+    ``threads`` CPU threads; a hub id at ``revision`` (the hub's default branch if None). Raises
+    ModelLoadError, with a reason free of paths, if it cannot be
     loaded.
 
-    A directory baked by ``fetch_model`` loads fastest (no transformers import, no model
+    A directory baked by ``manage.py bake_model`` loads fastest (no transformers import, no model
     construction): that is what the Lambda image serves. ``cache_dir``: where the onnx engine
     caches the graph of a directory without one (qa.export.exported_graph). ``fast`` (bfloat16,
     README "Fast mode") and ``trace`` are torch-engine options (see qa.backends.load_forward).
     """
-    directory = resolve_model_dir(model)
+    directory = resolve_model_dir(model, revision)
     tokenizer, special_tokens, declared_max_length = load_tokenizer(directory)
     config = read_config(directory)
     forward = load_forward(

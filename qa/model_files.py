@@ -2,7 +2,8 @@
 
 A model is a Hugging Face hub id or a local directory, in the hub's legacy layout (``config.json``,
 ``pytorch_model.bin``, ``vocab.txt``) or the modern one (``model.safetensors``, ``tokenizer.json``),
-plus what ``manage.py fetch_model`` bakes beside them (an ONNX graph and TorchScript traces).
+plus what ``manage.py bake_model`` writes beside them (an ONNX graph, TorchScript traces and a
+record of the model's source). docker/runtime-tree.txt lists the files of a baked directory.
 """
 
 import json
@@ -22,11 +23,13 @@ MODEL_FILES = [
 ]
 # The weights as transformers saves them, in the order it prefers them.
 WEIGHTS_FILES = ["model.safetensors", "pytorch_model.bin"]
-# What fetch_model bakes beside the weights: the ONNX graph (the onnx engine), and the model
-# traced with TorchScript in float32 and in bfloat16 (the torch engine, exact and fast mode).
+# What bake_model writes beside the weights: the ONNX graph (the onnx engine), the model traced
+# with TorchScript in float32 and in bfloat16 (the torch engine, exact and fast mode), and where
+# the model came from (its hub id and revision), which health reports.
 ONNX_FILE = "model.onnx"
 TORCHSCRIPT_FILE = "model.torchscript.pt"
 FAST_TORCHSCRIPT_FILE = "model.bf16.torchscript.pt"
+SOURCE_FILE = "source.json"
 
 
 def resolve_model_dir(model: str, revision: str | None = None) -> Path:
@@ -38,7 +41,7 @@ def resolve_model_dir(model: str, revision: str | None = None) -> Path:
     path = Path(model).expanduser()
     if path.is_dir():
         return path
-    if path.is_absolute() or model.startswith((".", "~")) or model.count("/") > 1:
+    if _names_a_directory(model):
         raise ModelLoadError("The model directory does not exist.", f"No directory {path}")
     from huggingface_hub import snapshot_download
 
@@ -50,6 +53,15 @@ def resolve_model_dir(model: str, revision: str | None = None) -> Path:
             "(no network, or no such model).",
             f"{type(error).__name__}: {error}",
         ) from error
+
+
+def _names_a_directory(model: str) -> bool:
+    """Whether ``model`` can only be a directory (a hub id is ``name`` or ``owner/name``)."""
+    return (
+        Path(model).expanduser().is_absolute()
+        or model.startswith((".", "~"))
+        or model.count("/") > 1
+    )
 
 
 def read_json(path: Path) -> dict:
@@ -72,3 +84,18 @@ def read_config(directory: Path) -> dict:
     if not config:
         raise ModelLoadError("The model has no config.json.")
     return config
+
+
+def model_name(model: str) -> str:
+    """``model`` (a hub id or a directory) named for people to read: a hub id as it is; a baked
+    directory by the source it records (SOURCE_FILE); any other directory, even a missing one, by
+    its own name, never its path. Never raises: a record that cannot be read counts as none.
+    """
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        return path.name if _names_a_directory(model) else model
+    try:
+        recorded = read_json(path / SOURCE_FILE).get("model")
+    except ModelLoadError:
+        recorded = None
+    return recorded if isinstance(recorded, str) and recorded else path.name

@@ -11,11 +11,14 @@ from django.conf import settings
 from qa import metrics
 from qa.errors import InvalidQuestion, ModelLoadError, ModelUnavailable, TooMuchWork
 from qa.lazy import LazyAnswerer, ModelState
+from qa.model_files import model_name
 from qa.options import OPTION_NAMES, Options
 
 
 @functools.cache
-def _lazy_answerer(model: str, engine: str, threads: int, cache_dir, fast: bool):
+def _lazy_answerer(
+    model: str, revision: str | None, engine: str, threads: int, cache_dir, fast: bool
+):
     # Imported here, not above: the loader brings numpy and the tokenizer, which a first page
     # from cold should not wait for.
     from qa.loading import load_answerer
@@ -25,6 +28,7 @@ def _lazy_answerer(model: str, engine: str, threads: int, cache_dir, fast: bool)
             functools.partial(
                 load_answerer,
                 model,
+                revision=revision,
                 engine=engine,
                 threads=threads,
                 cache_dir=cache_dir,
@@ -55,6 +59,7 @@ def lazy_answerer():
     """The process-wide model holder for the configured model."""
     return _lazy_answerer(
         settings.QA_MODEL,
+        settings.QA_MODEL_REVISION,
         settings.QA_ENGINE,
         settings.QA_THREADS,
         settings.QA_CACHE_DIR,
@@ -115,7 +120,7 @@ def model_status() -> dict:
     holder = lazy_answerer()
     error = holder.error if holder.state == ModelState.FAILED else None
     return {
-        "model": settings.QA_MODEL_NAME,
+        "model": settings.QA_MODEL_NAME or model_name(settings.QA_MODEL),
         "state": holder.state,
         "error": _public_reason(error) if error else None,
     }

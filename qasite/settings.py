@@ -176,10 +176,22 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# The question-answering model: a Hugging Face hub id or a local directory.
-QA_MODEL = os.environ.get("QA_MODEL", "mrm8488/bert-tiny-5-finetuned-squadv2")
-# The name health reports (QA_MODEL may be a directory whose path is nobody's business).
-QA_MODEL_NAME = os.environ.get("QA_MODEL_NAME", QA_MODEL)
+# The production model and the hub commit of it that is downloaded and baked (so that a rebuild
+# bakes the same weights). Declared here only: `manage.py bake_model`, and through it the Makefile
+# and the Dockerfile, bake it when they are given no other model.
+PRODUCTION_MODEL = "mrm8488/bert-tiny-5-finetuned-squadv2"
+PRODUCTION_MODEL_REVISION = "f586274a9919ef3ca801d3c7f3f30ee6ad7515d8"
+# The question-answering model: a Hugging Face hub id, or a local directory (a baked one on
+# Lambda). Empty means the default too (the Dockerfile passes its build arguments on as they are).
+QA_MODEL = os.environ.get("QA_MODEL") or PRODUCTION_MODEL
+# The hub revision (commit, branch or tag) of a hub QA_MODEL: pinned for the production model;
+# for another, the hub's default branch unless QA_MODEL_REVISION names one.
+QA_MODEL_REVISION = os.environ.get("QA_MODEL_REVISION") or (
+    PRODUCTION_MODEL_REVISION if QA_MODEL == PRODUCTION_MODEL else None
+)
+# The name health reports. Unset: what a baked directory records of its source (qa.model_files.
+# model_name), so no directory path is shown.
+QA_MODEL_NAME = os.environ.get("QA_MODEL_NAME") or None
 # The engine that runs the model (qa/backends): "onnx" (ONNX Runtime; no torch needed to serve a
 # baked graph) or "torch" (TorchScript). The same default in development and on Lambda.
 QA_ENGINE = os.environ.get("QA_ENGINE", "onnx").strip().lower()

@@ -136,11 +136,12 @@ def tiny_model_dir(request) -> Path:
 
 @pytest.fixture(scope="session")
 def baked_model_dir(tmp_path_factory, legacy_model_dir) -> Path:
-    """The tiny model as fetch_model bakes it: ONNX graph, TorchScript traces, safetensors."""
+    """The tiny model as bake_model bakes it: ONNX graph, TorchScript traces, safetensors, and
+    its source."""
     from qa.baking import save_for_serving
 
     directory = tmp_path_factory.mktemp("baked-model")
-    save_for_serving(legacy_model_dir, directory)
+    save_for_serving(legacy_model_dir, directory, name="tiny/legacy", revision=None)
     return directory
 
 

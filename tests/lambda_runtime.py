@@ -46,7 +46,6 @@ def lambda_environment(task_root: Path, home: Path, **variables: str) -> dict:
         "LAMBDA_TASK_ROOT": str(task_root),
         "PYTHONPATH": f"{task_root}:{RIC}",
         "QA_MODEL": str(task_root / "model"),
-        "QA_MODEL_NAME": "baked",
         "HF_HUB_OFFLINE": "1",
         "DJANGO_HTTPS": "1",
         "DJANGO_ALLOWED_HOSTS": ".execute-api.eu-west-1.amazonaws.com,.elb.amazonaws.com,.on.aws",

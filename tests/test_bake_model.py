@@ -1,16 +1,101 @@
-"""`python manage.py bake_model`: fetch_model under the README's verb."""
+"""`python manage.py bake_model`: bake a model directory that serves offline."""
 
 import io
+import json
 
-from django.core.management import call_command
+import pytest
+from django.core.management import CommandError, call_command
 
-from qa.examples import KIT_HO
+from qa.loading import load_answerer
+from tests.helpers import runtime_tree
 
 
-def test_bake_model_bakes_and_checks_as_fetch_model_does(legacy_model_dir, tmp_path):
+def bake(*args) -> str:
     out = io.StringIO()
-    call_command(
-        "bake_model", "--model", str(legacy_model_dir), "--output", str(tmp_path), stdout=out
+    call_command("bake_model", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_legacy_layout_becomes_safetensors_and_a_fast_tokenizer(legacy_model_dir, tmp_path):
+    output = tmp_path / "baked"
+    report = bake("--model", str(legacy_model_dir), "--output", str(output))
+    # Every file the runtime tree's list names, and nothing else.
+    assert sorted(path.name for path in output.iterdir()) == sorted(
+        runtime_tree("serve") + runtime_tree("bake")
     )
-    assert (tmp_path / "model.onnx").is_file() and (tmp_path / "model.torchscript.pt").is_file()
-    assert f'Check: "{KIT_HO["question"]}" -> onnx: ' in out.getvalue()
+    assert json.loads((output / "source.json").read_text()) == {
+        "model": legacy_model_dir.name,
+        "revision": None,
+    }
+    assert "What is my name?" in report
+    assert all(f"{engine}: '" in report for engine in ("onnx", "torch", "torch, fast mode"))
+    assert json.loads((output / "tokenizer_config.json").read_text())["model_max_length"] == 512
+    context = "I'm Kit-Ho Mak. I come from Hong Kong and the city is long."
+    original = load_answerer(str(legacy_model_dir), threads=1).answer("Who?", context)
+    baked = load_answerer(str(output), threads=1).answer("Who?", context)
+    assert baked == original
+
+
+def test_a_graph_that_disagrees_with_the_model_fails_the_command(
+    legacy_model_dir, tmp_path, monkeypatch
+):
+    from qa import baking
+    from qa.export import GraphMismatch
+
+    def mismatch(*args, **kwargs):
+        raise GraphMismatch("the ONNX graph's logits differ from the model's by up to 1.0e-03")
+
+    monkeypatch.setattr(baking, "export_onnx", mismatch)
+    with pytest.raises(CommandError, match="differ from the model's"):
+        bake("--model", str(legacy_model_dir), "--output", str(tmp_path / "baked"))
+    assert not (tmp_path / "baked" / "model.onnx").exists()
+
+
+def test_the_default_source_is_the_qa_model_setting(settings, modern_model_dir, tmp_path):
+    settings.QA_MODEL = str(modern_model_dir)
+    bake("--output", str(tmp_path / "baked"))
+    assert (tmp_path / "baked" / "model.safetensors").is_file()
+
+
+def test_offline_hub_id_fails_with_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(CommandError, match="could not be downloaded from the Hugging Face hub"):
+        bake("--model", "mrm8488/bert-tiny-5-finetuned-squadv2", "--output", str(tmp_path / "out"))
+
+
+PRODUCTION, PINNED = "someone/production", "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.mark.parametrize(
+    ("args", "downloaded"),
+    [
+        ([], (PRODUCTION, PINNED)),
+        (["--model", PRODUCTION], (PRODUCTION, PINNED)),
+        (["--revision", "v2"], (PRODUCTION, "v2")),
+        (["--model", "someone/other"], ("someone/other", None)),
+        (["--model", "someone/other", "--revision", "abc"], ("someone/other", "abc")),
+    ],
+)
+def test_a_hub_model_is_downloaded_and_recorded_at_its_revision(
+    args, downloaded, settings, modern_model_dir, tmp_path, monkeypatch
+):
+    """The production model is baked at the commit the settings pin (QA_MODEL_REVISION), so a
+    rebuild bakes the same weights; another at the revision asked for (None: the hub's main).
+    The bake records which, for health."""
+    import huggingface_hub
+
+    settings.QA_MODEL, settings.QA_MODEL_REVISION = PRODUCTION, PINNED
+    calls = []
+
+    def snapshot_download(repo_id, **kwargs):
+        calls.append((repo_id, kwargs))
+        return str(modern_model_dir)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    bake(*args, "--output", str(tmp_path / "baked"))
+    [(repo_id, kwargs)] = calls
+    assert (repo_id, kwargs["revision"]) == downloaded
+    assert "config.json" in kwargs["allow_patterns"]
+    model, revision = downloaded
+    recorded = json.loads((tmp_path / "baked" / "source.json").read_text())
+    assert recorded == {"model": model, "revision": revision}

@@ -79,7 +79,8 @@ def test_function_runs_the_baked_model_with_chosen_limits(default_template, imag
         assert "ReservedConcurrentExecutions" not in function
         variables = function["Environment"]["Variables"]
         assert variables["QA_MODEL"] == "/var/task/model" and variables["HF_HUB_OFFLINE"] == "1"
-        assert variables["QA_MODEL_NAME"] == "mrm8488/bert-tiny-5-finetuned-squadv2"
+        # Health names the model by what its bake recorded (model/source.json).
+        assert "QA_MODEL_NAME" not in variables
         assert (
             "QA_FAST" not in variables
         )  # fast mode is the torch engine's; neither package has torch
@@ -448,7 +449,7 @@ def test_the_image_serves_the_torch_free_tree():
     stages = text.split("\nFROM ")[1:]
     bake, build, server, final = stages
     assert bake.startswith("${BASE_IMAGE} AS bake")
-    assert "requirements/build.txt" in bake and "fetch_model" in bake
+    assert "requirements/build.txt" in bake and "bake_model" in bake
     assert "requirements/build.txt" not in build + server + final
     assert "docker/build-runtime.sh" in build and "docker/assemble.sh" in build
     assert "COPY --from=bake /model " in build
@@ -465,16 +466,36 @@ def test_the_base_image_is_pinned_by_digest_and_the_model_by_revision():
     assert re.fullmatch(r"public\.ecr\.aws/lambda/python:3\.12@sha256:[0-9a-f]{64}", base)
     froms = re.findall(r"^FROM .*", text, re.MULTILINE)
     assert all(line.startswith("FROM ${BASE_IMAGE}") for line in froms)
-    [revision] = re.findall(r"^ARG QA_MODEL_REVISION=(.*)$", text, re.MULTILINE)
-    assert re.fullmatch(r"[0-9a-f]{40}", revision)
-    assert '--revision "${QA_MODEL_REVISION}"' in text
-    # `make zip` bakes the production model at the same commit.
-    makefile = (REPO / "Makefile").read_text()
-    assert f"PRODUCTION_REVISION := {revision}\n" in makefile
+    # The model: none named here (empty build arguments), so bake_model bakes the settings'
+    # production model at its pinned commit, as `make zip` does.
+    assert re.findall(r"^ARG (QA_MODEL\w*)=(.*)$", text, re.MULTILINE) == [
+        ("QA_MODEL", ""),
+        ("QA_MODEL_REVISION", ""),
+    ]
+    assert "RUN python3.12 manage.py bake_model --output /model\n" in text
     # Every file the image's stages copy is in the build context .dockerignore lets through.
     allowed = (REPO / ".dockerignore").read_text()
     for source in re.findall(r"^COPY (?!--from)(\S+)", text, re.MULTILINE):
         assert f"!{source}" in allowed or f"!{source.split('/')[0]}/" in allowed, source
+
+
+def test_the_production_model_and_its_commit_are_declared_once():
+    """qasite/settings.py names them; the code, the builds and the deploy take them from there."""
+    from django.conf import settings
+
+    assert re.fullmatch(r"[0-9a-f]{40}", settings.PRODUCTION_MODEL_REVISION)
+    builds = ["Dockerfile", "Makefile", "serverless.yml", ".ci/run", "docker", "deploy", "qa"]
+    paths = [REPO / name for name in builds]
+    files = [path for path in paths if path.is_file()] + [
+        file for path in paths if path.is_dir() for file in path.rglob("*") if file.is_file()
+    ]
+    assert len(files) > 20
+    for file in files:
+        if file.suffix in {".pyc", ".png", ".ico", ".woff2"}:
+            continue
+        text = file.read_text(encoding="utf-8")
+        assert settings.PRODUCTION_MODEL not in text, file
+        assert settings.PRODUCTION_MODEL_REVISION not in text, file
 
 
 def test_the_image_is_built_for_either_cpu():

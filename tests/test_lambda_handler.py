@@ -124,7 +124,7 @@ def test_browsable_api_health_and_404(lambda_settings, kind):
     assert 'name="question"' in body_of(browsable)
     health = invoke(make_event(kind, path="/api/health/", headers={"Accept": "application/json"}))
     assert health["statusCode"] == 200
-    assert json.loads(body_of(health))["model"] == lambda_settings.QA_MODEL_NAME
+    assert json.loads(body_of(health))["model"] == Path(lambda_settings.QA_MODEL).name
     assert invoke(make_event(kind, path="/no/such/page/"))["statusCode"] == 404
 
 
@@ -578,7 +578,7 @@ def test_an_alb_health_check_of_a_lambda_function_gets_200(lambda_settings):
     event["headers"] = {"user-agent": "ELB-HealthChecker/2.0"}
     response = invoke(event)
     assert response["statusCode"] == 200
-    assert json.loads(body_of(response))["model"] == lambda_settings.QA_MODEL_NAME
+    assert json.loads(body_of(response))["model"] == Path(lambda_settings.QA_MODEL).name
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -37,10 +37,11 @@ def test_model_status_follows_the_configured_model(settings, tiny_model_settings
 
 
 @pytest.mark.parametrize("engine, fast", [("onnx", False), ("torch", False), ("torch", True)])
-def test_the_engine_threads_and_fast_mode_come_from_settings(
+def test_the_revision_engine_threads_and_fast_mode_come_from_settings(
     settings, tiny_model_settings, monkeypatch, engine, fast
 ):
     settings.QA_ENGINE, settings.QA_FAST, settings.QA_THREADS = engine, fast, 2
+    settings.QA_MODEL_REVISION = "v1"  # a directory has none: resolve_model_dir ignores it
     asked = []
     real_load = loading.load_answerer
 
@@ -51,7 +52,13 @@ def test_the_engine_threads_and_fast_mode_come_from_settings(
     monkeypatch.setattr(loading, "load_answerer", recording_load)
     [result] = services.answer_questions(questions=[{"question": "Who?", "context": "Kit-Ho Mak"}])
     assert asked == [
-        {"engine": engine, "threads": 2, "cache_dir": settings.QA_CACHE_DIR, "fast": fast}
+        {
+            "revision": "v1",
+            "engine": engine,
+            "threads": 2,
+            "cache_dir": settings.QA_CACHE_DIR,
+            "fast": fast,
+        }
     ]
     assert "Kit-Ho Mak"[result["start"] : result["end"]] == result["answer"]
 
@@ -148,7 +155,7 @@ def test_a_broken_model_is_a_503_everywhere_then_recovers_without_a_restart(
     best = answer.json()
     assert KIT_HO["context"][best["start"] : best["end"]] == best["answer"]
     assert client.get("/api/health/").json() == {
-        "model": settings.QA_MODEL_NAME,
+        "model": broken_model.directory.name,
         "state": "ready",
         "error": None,
     }

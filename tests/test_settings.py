@@ -160,6 +160,34 @@ def test_the_engine_is_onnx_unless_asked_and_threads_keep_their_former_name(env,
     assert ("QA_TORCH_THREADS is deprecated: set QA_THREADS" in result.stderr) == deprecated
 
 
+MODEL = (
+    "from qasite import settings\n"
+    "print(repr((settings.QA_MODEL, settings.QA_MODEL_REVISION, settings.QA_MODEL_NAME)))"
+)
+PRODUCTION = ("mrm8488/bert-tiny-5-finetuned-squadv2", "f586274a9919ef3ca801d3c7f3f30ee6ad7515d8")
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, (*PRODUCTION, None)),
+        # The Dockerfile's build arguments, empty unless given, reach the settings as they are.
+        ({"QA_MODEL": "", "QA_MODEL_REVISION": ""}, (*PRODUCTION, None)),
+        ({"QA_MODEL": "someone/model"}, ("someone/model", None, None)),
+        ({"QA_MODEL": "someone/model", "QA_MODEL_REVISION": "v2"}, ("someone/model", "v2", None)),
+        ({"QA_MODEL_REVISION": "main"}, (PRODUCTION[0], "main", None)),
+        (
+            {"QA_MODEL": "/var/task/model", "QA_MODEL_NAME": "ours"},
+            ("/var/task/model", None, "ours"),
+        ),
+    ],
+)
+def test_the_production_model_is_the_default_at_its_pinned_revision(env, expected):
+    result = run(MODEL, **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == repr(expected)
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [

@@ -30,7 +30,7 @@ def make_zip(tree: Path, out: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def production_zip(tmp_path_factory, production_shape_model_dir) -> Path:
-    """The runtime tree with a model of the production shape baked by fetch_model, put together
+    """The runtime tree with a model of the production shape baked by bake_model, put together
     by assemble.sh and zipped by zip.sh, as `make zip` does."""
     if not (TREE / "installed").is_file():
         pytest.skip("no runtime tree: `make runtime` (or `make test`) builds build/runtime")
@@ -41,7 +41,7 @@ def production_zip(tmp_path_factory, production_shape_model_dir) -> Path:
         work / "tree",
         ignore=lambda folder, names: {"model", "installed"} if folder == str(TREE) else (),
     )
-    call_command("fetch_model", model=str(production_shape_model_dir), output=str(work / "model"))
+    call_command("bake_model", model=str(production_shape_model_dir), output=str(work / "model"))
     assembled = subprocess.run(
         [str(REPO / "docker" / "assemble.sh"), str(tree), str(work / "model")],
         capture_output=True,

@@ -1,8 +1,63 @@
-"""``manage.py bake_model``: the README's verb for what ``fetch_model`` does (the model written
-ready to serve offline). ``fetch_model`` stays, under which the build scripts call it."""
+from pathlib import Path
 
-from qa.management.commands import fetch_model
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from qa.baking import save_for_serving
+from qa.errors import ModelLoadError
+from qa.examples import KIT_HO
+from qa.export import GraphMismatch
+from qa.loading import load_answerer
+from qa.model_files import model_name, resolve_model_dir
+
+# The engines a baked directory serves on, each checked on Kit-Ho Mak once written.
+CHECKS = {
+    "onnx": {"engine": "onnx"},
+    "torch": {"engine": "torch"},
+    "torch, fast mode": {"engine": "torch", "fast": True},
+}
 
 
-class Command(fetch_model.Command):
-    pass
+class Command(BaseCommand):
+    help = (
+        "Download QA_MODEL (or --model) from the Hugging Face hub, or read a local directory, and "
+        "write it to --output ready to serve offline: an ONNX graph checked against the model, "
+        "safetensors weights, a fast tokenizer, TorchScript traces for the torch engine, and "
+        "the model's source."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--output", required=True, help="Directory to write the model to.")
+        parser.add_argument("--model", help="Hub id or directory (default: the QA_MODEL setting).")
+        parser.add_argument(
+            "--revision",
+            help="The hub revision to download (a commit hash, so a rebuild bakes the same "
+            "weights; default: QA_MODEL_REVISION for QA_MODEL, which is pinned for the "
+            "production model; otherwise the hub's main branch as it is now).",
+        )
+
+    def handle(self, *args, output, model, revision, **options):
+        if not model or model == settings.QA_MODEL:
+            model, revision = settings.QA_MODEL, revision or settings.QA_MODEL_REVISION
+        output = Path(output)
+        try:
+            save_for_serving(
+                resolve_model_dir(model, revision),
+                output,
+                name=model_name(model),
+                revision=revision,
+            )
+            answers = {
+                label: load_answerer(str(output), threads=1, **engine).answer(**KIT_HO)[0]
+                for label, engine in CHECKS.items()
+            }
+        except (ModelLoadError, GraphMismatch) as error:
+            raise CommandError(f"Cannot bake {model}: {error}") from error
+        files = ", ".join(
+            f"{path.name} ({path.stat().st_size / 1e6:.1f} MB)" for path in sorted(output.iterdir())
+        )
+        self.stdout.write(f"Wrote {model} to {output}: {files}")
+        self.stdout.write(
+            f'Check: "{KIT_HO["question"]}" -> '
+            + "; ".join(f"{label}: {a.answer!r} ({a.score:.3f})" for label, a in answers.items())
+        )

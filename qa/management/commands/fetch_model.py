@@ -1,55 +1,13 @@
-from pathlib import Path
+"""``manage.py fetch_model``: the former name of ``bake_model``, kept for scripts that call it."""
 
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
-
-from qa.baking import save_for_serving
-from qa.errors import ModelLoadError
-from qa.examples import KIT_HO
-from qa.export import GraphMismatch
-from qa.loading import load_answerer
-from qa.model_files import resolve_model_dir
-
-# The engines a baked directory serves on, each checked on Kit-Ho Mak once written.
-CHECKS = {
-    "onnx": {"engine": "onnx"},
-    "torch": {"engine": "torch"},
-    "torch, fast mode": {"engine": "torch", "fast": True},
-}
+from qa.management.commands import bake_model
 
 
-class Command(BaseCommand):
-    help = (
-        "Download QA_MODEL (or --model) from the Hugging Face hub, or read a local directory, and "
-        "write it to --output ready to serve offline: an ONNX graph checked against the model, "
-        "safetensors weights, a fast tokenizer, and TorchScript traces for the torch engine."
-    )
+class Command(bake_model.Command):
+    help = "Deprecated: use bake_model. " + bake_model.Command.help
 
-    def add_arguments(self, parser):
-        parser.add_argument("--output", required=True, help="Directory to write the model to.")
-        parser.add_argument("--model", help="Hub id or directory (default: the QA_MODEL setting).")
-        parser.add_argument(
-            "--revision",
-            help="The hub revision to download (a commit hash, so a rebuild bakes the same "
-            "weights; default: the hub's main branch as it is now).",
+    def handle(self, *args, **options):
+        self.stderr.write(
+            "fetch_model is deprecated: use `manage.py bake_model` (the same options)."
         )
-
-    def handle(self, *args, output, model, revision, **options):
-        model = model or settings.QA_MODEL
-        output = Path(output)
-        try:
-            save_for_serving(resolve_model_dir(model, revision), output)
-            answers = {
-                label: load_answerer(str(output), threads=1, **engine).answer(**KIT_HO)[0]
-                for label, engine in CHECKS.items()
-            }
-        except (ModelLoadError, GraphMismatch) as error:
-            raise CommandError(f"Cannot fetch {model}: {error}") from error
-        files = ", ".join(
-            f"{path.name} ({path.stat().st_size / 1e6:.1f} MB)" for path in sorted(output.iterdir())
-        )
-        self.stdout.write(f"Wrote {model} to {output}: {files}")
-        self.stdout.write(
-            f'Check: "{KIT_HO["question"]}" -> '
-            + "; ".join(f"{label}: {a.answer!r} ({a.score:.3f})" for label, a in answers.items())
-        )
+        super().handle(*args, **options)

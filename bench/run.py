@@ -52,7 +52,7 @@ EVENT = ROOT / "events" / "http-api-v2-post-answer.json"
 
 if not __package__:  # run as a script, bench/run.py: the repository's packages become importable
     sys.path.insert(0, str(ROOT))
-from bench.squad import best_over_truths, exact_match, f1  # noqa: E402  (after the path, above)
+from bench.squad import best_over_truths, exact_match, f1, load_questions  # noqa: E402  (after the path, above)
 
 
 def log(message: str) -> None:
@@ -216,20 +216,6 @@ def ensure_reference_tree() -> None:
         (REF_TREE / "installed").write_text("")
     if not (REF_TREE / "size.json").is_file():
         (REF_TREE / "size.json").write_text(json.dumps(tree_size(REF_TREE, exclude="size.json")))
-
-
-def squad_questions() -> list[dict]:
-    data = json.loads(SQUAD.read_text(encoding="utf-8"))["data"]
-    return [
-        {
-            "question": qa["question"],
-            "context": p["context"],
-            "answers": [a["text"] for a in qa["answers"]],
-        }
-        for article in data
-        for p in article["paragraphs"]
-        for qa in p["qas"]
-    ]
 
 
 def latency_inputs(questions: list[dict]) -> dict[str, tuple[str, str]]:
@@ -855,7 +841,7 @@ def main() -> None:
     quick = args.quick
     setup_started = time.perf_counter()
     ensure_reference_venv()
-    questions = squad_questions()
+    questions = load_questions(SQUAD)
     inputs = latency_inputs(questions)
     tiny_weights = make_bert_tiny_shape(BENCH / ".bert-tiny-shape")
     tiny = {"qasite": bake(tiny_weights, BENCH / ".bert-tiny-baked"), "reference": tiny_weights}

@@ -62,24 +62,20 @@ def log(message: str) -> None:
 # --- set-up ------------------------------------------------------------------------------------
 
 
+def reference_pip_install(packages: list[str], *options: str) -> None:
+    """pip install ``packages`` with the reference virtualenv's pip (``options`` before them, e.g.
+    ``--target DIR``). Raises subprocess.CalledProcessError if pip fails."""
+    quiet = ["--quiet", "--disable-pip-version-check", "--no-warn-conflicts"]
+    subprocess.run([REF_PYTHON, "-m", "pip", "install", *quiet, *options, *packages], check=True)
+
+
 def ensure_reference_venv() -> None:
     marker = REF_VENV / "installed"
     if marker.is_file() and marker.read_text() == " ".join(REF_PACKAGES):
         return
     log("creating the reference virtualenv (transformers 4.57.6)")
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(REF_VENV)], check=True)
-    subprocess.run(
-        [
-            REF_PYTHON,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            *REF_PACKAGES,
-        ],
-        check=True,
-    )
+    reference_pip_install(REF_PACKAGES)
     marker.write_text(" ".join(REF_PACKAGES))
 
 
@@ -184,20 +180,7 @@ def ensure_reference_tree() -> None:
     if not (REF_TREE / "installed").is_file():
         log("installing the reference's runtime tree (transformers, torch, numpy)")
         shutil.rmtree(REF_TREE, ignore_errors=True)
-        subprocess.run(
-            [
-                REF_PYTHON,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--no-warn-conflicts",
-                "--target",
-                str(REF_TREE),
-                *REF_RUNTIME,
-            ],
-            check=True,
-        )
+        reference_pip_install(REF_RUNTIME, "--target", str(REF_TREE))
         shutil.copy(BENCH / "reference_app.py", REF_TREE)
         subprocess.run(
             [

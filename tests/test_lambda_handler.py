@@ -36,7 +36,9 @@ from tests.lambda_events import (
     EVENTS,
     KINDS,
     V2_KINDS,
+    api_post,
     body_of,
+    form_post,
     header,
     make_event,
     set_cookies,
@@ -60,15 +62,9 @@ def test_page_is_served_with_the_csrf_cookie(lambda_settings, kind):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("b64", [False, True])
 def test_json_api_answers(lambda_settings, kind, b64):
-    event = make_event(
-        kind,
-        "POST",
-        "/api/answer/",
-        body=json.dumps({**KIT_HO, "top_k": 2}),
-        headers={"Content-Type": "application/json", "Accept": "application/json"},
-        b64=b64,
+    response = invoke(
+        api_post(kind, {**KIT_HO, "top_k": 2}, headers={"Accept": "application/json"}, b64=b64)
     )
-    response = invoke(event)
     assert response["statusCode"] == 200, body_of(response)
     assert header(response, "Content-Type") == "application/json"
     answer = json.loads(body_of(response))
@@ -78,16 +74,7 @@ def test_json_api_answers(lambda_settings, kind, b64):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_form_post_with_csrf_cookie_and_token(lambda_settings, kind):
-    form = urlencode({**KIT_HO, "top_k": 1, "csrfmiddlewaretoken": CSRF_SECRET})
-    event = make_event(
-        kind,
-        "POST",
-        "/",
-        body=form,
-        cookies={"csrftoken": CSRF_SECRET},
-        headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": CLOUDFRONT},
-    )
-    response = invoke(event)
+    response = invoke(form_post(kind, {**KIT_HO, "top_k": 1}))
     assert response["statusCode"] == 200, body_of(response)[:500]
     assert "<mark>" in body_of(response)
 
@@ -103,17 +90,8 @@ def test_form_post_with_csrf_cookie_and_token(lambda_settings, kind):
 def test_form_csrf_check_passes_only_for_the_trusted_origin_with_a_token(
     lambda_settings, origin, token, status
 ):
-    form = "question=Who%3F&context=Kit&top_k=1" + (
-        f"&csrfmiddlewaretoken={token}" if token else ""
-    )
-    event = make_event(
-        "http-api-v2",
-        "POST",
-        "/",
-        body=form,
-        cookies={"csrftoken": CSRF_SECRET},
-        headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": origin},
-    )
+    form = {"question": "Who?", "context": "Kit", "top_k": 1}
+    event = form_post("http-api-v2", form, token=token, origin=origin)
     assert invoke(event)["statusCode"] == status
 
 
@@ -304,11 +282,7 @@ def test_unicode_header_values_are_read(lambda_settings, kind):
     }
     response = invoke(make_event(kind, headers=headers))
     assert response["statusCode"] == 200
-    api = invoke(
-        make_event(
-            kind, "POST", "/api/answer/", body=json.dumps(KIT_HO), headers={**JSON, **headers}
-        )
-    )
+    api = invoke(api_post(kind, KIT_HO, headers=headers))
     assert api["statusCode"] == 200
 
 
@@ -597,13 +571,7 @@ def test_unknown_host_is_refused(lambda_settings):
 
 
 def test_body_that_is_not_base64_is_a_400(lambda_settings):
-    event = make_event(
-        "http-api-v2",
-        "POST",
-        "/api/answer/",
-        body="{}",
-        headers={"Content-Type": "application/json"},
-    )
+    event = api_post("http-api-v2", {})
     event["body"], event["isBase64Encoded"] = "not base64!!!", True
     response = invoke(event)
     assert response["statusCode"] == 400
@@ -662,13 +630,7 @@ def test_every_log_line_of_an_invocation_carries_its_request_id(lambda_settings,
 def test_one_json_log_line_per_request(lambda_settings, capsys, monkeypatch):
     """Powertools' structured log: the request's line with the invocation's keys."""
     monkeypatch.setattr(lambda_handler, "_cold", True)
-    event = make_event(
-        "http-api-v2",
-        "POST",
-        "/api/answer/",
-        body=json.dumps(KIT_HO),
-        headers={"Content-Type": "application/json"},
-    )
+    event = api_post("http-api-v2", KIT_HO)
     invoke(event)
     invoke(event)
     first, second = log_lines(capsys)
@@ -710,13 +672,7 @@ def test_after_restore_resets_what_init_left_behind(
     else:
         monkeypatch.delenv("DJANGO_SECRET_KEY", raising=False)
     monkeypatch.setattr(lambda_handler, "_cold", True)
-    event = make_event(
-        "http-api-v2",
-        "POST",
-        "/api/answer/",
-        body=json.dumps(KIT_HO),
-        headers={"Content-Type": "application/json"},
-    )
+    event = api_post("http-api-v2", KIT_HO)
     assert [invoke(event)["statusCode"] for _ in range(2)] == [200, 429]  # before the snapshot
     random_state = random.getstate()
     capsys.readouterr()

@@ -8,7 +8,6 @@ import logging
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 import textwrap
@@ -29,7 +28,7 @@ from qa.examples import EXAMPLES, KIT_HO
 from qa.log_filters import ascii_json
 from qasite import lambda_handler
 from tests.deploying import REPO
-from tests.helpers import LambdaContext, invoke, rust_panic
+from tests.helpers import LambdaContext, invoke, rust_panic, traced_twice
 from tests.lambda_events import (
     CLOUDFRONT,
     CSRF_SECRET,
@@ -976,55 +975,28 @@ def test_nothing_users_send_is_logged_or_printed_and_only_csrftoken_is_set(
     assert all(names in ([], ["csrftoken"]) for names in cookie_names), cookie_names
 
 
-def test_with_tracing_on_x_ray_gets_neither_answers_nor_what_users_send(modern_model_dir):
+def test_with_tracing_on_x_ray_gets_neither_answers_nor_what_users_send(modern_model_dir, tmp_path):
     """QA_TRACING=1 as on Lambda (a trace id from the runtime, LAMBDA_TASK_ROOT set), with a
     fake X-Ray daemon on loopback: each invocation sends its subsegment, annotated with the cold
     start, and nothing of the question, the context or the answer."""
-    script = textwrap.dedent(
-        f"""
-        import json, socket, sys
-        daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        daemon.bind(("127.0.0.1", int(sys.argv[1])))
-        daemon.settimeout(5)
-        from qasite import lambda_handler
-        for _ in range(2):
-            event = json.load(open({str(EVENTS / "http-api-v2-post-answer.json")!r}))
-            event["body"] = json.dumps({{"question": "Who is {MARKER}?",
-                                         "context": "{MARKER} is Kit-Ho Mak."}})
-            assert lambda_handler.handler(event, None)["statusCode"] == 200
-        print(json.dumps([daemon.recv(65535).decode() for _ in range(2)]))
-        """
+    event = json.loads((EVENTS / "http-api-v2-post-answer.json").read_text())
+    event["body"] = json.dumps(
+        {"question": f"Who is {MARKER}?", "context": f"{MARKER} is Kit-Ho Mak."}
     )
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps(event))
+    environment = {
         **os.environ,
-        "QA_TRACING": "1",
         "LAMBDA_TASK_ROOT": str(REPO),
-        "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;"
-        "Sampled=1",
-        "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{port}",
-        "AWS_LAMBDA_FUNCTION_NAME": "qasite-test",
         "QA_MODEL": str(modern_model_dir),
         "DJANGO_SETTINGS_MODULE": "qasite.settings",
         "DJANGO_ALLOWED_HOSTS": ".execute-api.eu-west-1.amazonaws.com",
         "PYTHONPATH": str(REPO),
     }
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(port)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    datagrams = json.loads(result.stdout.splitlines()[-1])
-    segments = [json.loads(datagram.split("\n", 1)[1]) for datagram in datagrams]
+    datagrams, segments, printed = traced_twice([sys.executable], event_file, environment, REPO)
     assert [segment["annotations"]["ColdStart"] for segment in segments] == [True, False]
     assert all(segment["name"] == "## serve" and "metadata" not in segment for segment in segments)
-    assert MARKER not in result.stdout + result.stderr
+    assert MARKER not in printed
     assert "Kit-Ho" not in "".join(datagrams)
 
 

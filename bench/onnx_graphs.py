@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import BENCH, REAL_MODEL, latency_inputs, log, make_bert_tiny_shape, squad_questions  # noqa: E402
+from bench.run import BENCH, REAL_MODEL, SQUAD, latency_inputs, log, make_bert_tiny_shape  # noqa: E402
+from bench.squad import load_questions  # noqa: E402
 
 GRAPHS = BENCH / ".onnx-graphs"
 LEVELS = ("basic", "extended", "all")
@@ -37,7 +38,7 @@ def batches(directory: Path) -> dict:
         tokenizer=tokenizer, forward=None, special_tokens=special, model_max_length=512
     )
     out = {}
-    for size, (question, context) in latency_inputs(squad_questions()).items():
+    for size, (question, context) in latency_inputs(load_questions(SQUAD)).items():
         windows = answerer.windows(question, context, Options())  # 384-token windows
         out[size] = answerer._batch(answerer._encode(windows))
     return out

@@ -21,7 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import BENCH, REAL_MODEL, latency_inputs, squad_questions  # noqa: E402
+from bench.run import BENCH, REAL_MODEL, SQUAD, latency_inputs  # noqa: E402
+from bench.squad import load_questions  # noqa: E402
 
 MODELS = {"bert-tiny shape": BENCH / ".bert-tiny-shape", "MiniLM": REAL_MODEL}
 CONFIGS = {
@@ -90,7 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    inputs = json.dumps(latency_inputs(squad_questions()))
+    inputs = json.dumps(latency_inputs(load_questions(SQUAD)))
     samples = {}
     for _ in range(args.runs):  # interleaved: each configuration once per run
         for name, directory in MODELS.items():

@@ -30,12 +30,24 @@ def share_verdict(share: float, target: float) -> str:
     )
 
 
+def table_head(*columns: str) -> list[str]:
+    """A Markdown table's first two lines: the column names, then the rule under them."""
+    return ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+
+
 def parity_section(report: dict) -> list[str]:
     lines = [
         "## Parity (real MiniLM, SQuAD sample, onnx engine against v4's pipeline)",
         "",
-        "| options | questions | identical (answer, start, end) | max score diff when identical (v4's capped at 1) | differing, and why | EM / F1 qasite | EM / F1 reference |",
-        "|---|---|---|---|---|---|---|",
+        *table_head(
+            "options",
+            "questions",
+            "identical (answer, start, end)",
+            "max score diff when identical (v4's capped at 1)",
+            "differing, and why",
+            "EM / F1 qasite",
+            "EM / F1 reference",
+        ),
     ]
     for label, row in report["parity"].items():
         reasons = {}
@@ -76,12 +88,13 @@ def latency_section(report: dict) -> list[str]:
             lines += [
                 f"### {model}, {layer}",
                 "",
-                "| input | "
-                + " | ".join(sides)
-                + " | reference | "
-                + " | ".join(f"{side} / reference" for side in sides)
-                + (" | onnx / floor |" if with_floor else " |"),
-                "|---" * (2 + 2 * len(sides)) + ("|---|" if with_floor else "|"),
+                *table_head(
+                    "input",
+                    *sides,
+                    "reference",
+                    *(f"{side} / reference" for side in sides),
+                    *(["onnx / floor"] if with_floor else []),
+                ),
             ]
             short_target, long_target = LATENCY_TARGET[layer]
             for size, row in table.items():
@@ -126,8 +139,16 @@ def memory_section(report: dict) -> list[str]:
     lines = [
         "## Memory around a 20,000-character request (RSS MB; Lambda handler / reference WSGI app, fresh process each)",
         "",
-        "| model | side | warm | peak after the request | right after it | after short requests again | peak / reference's | after − warm |",
-        "|---|---|---|---|---|---|---|---|",
+        *table_head(
+            "model",
+            "side",
+            "warm",
+            "peak after the request",
+            "right after it",
+            "after short requests again",
+            "peak / reference's",
+            "after − warm",
+        ),
     ]
     for model, sides in report["memory"].items():
         reference = sides["reference"]["peak_mb"]
@@ -150,8 +171,7 @@ def cold_section(report: dict) -> list[str]:
     lines = [
         "## Cold start (fresh process to first response, bert-tiny shape; median)",
         "",
-        "| what | seconds | / reference's first answer | peak RSS MB |",
-        "|---|---|---|---|",
+        *table_head("what", "seconds", "/ reference's first answer", "peak RSS MB"),
     ]
     for label, row in cold.items():
         target = (
@@ -181,8 +201,7 @@ def throughput_section(report: dict) -> list[str]:
     lines = [
         "## Throughput (gunicorn on loopback, 2 workers × 1 thread, SQuAD paragraph, bert-tiny shape, onnx engine)",
         "",
-        "| server | clients | requests/s | p50 ms | p99 ms | errors |",
-        "|---|---|---|---|---|---|",
+        *table_head("server", "clients", "requests/s", "p50 ms", "p99 ms", "errors"),
     ]
     for key, row in report["throughput"].items():
         server, clients = key.split(" | concurrency ")
@@ -195,7 +214,7 @@ def throughput_section(report: dict) -> list[str]:
 
 def footprint_section(report: dict) -> list[str]:
     foot = report["footprint"]
-    lines = ["## Footprint", "", "| tree | installed MB | gzipped MB |", "|---|---|---|"]
+    lines = ["## Footprint", "", *table_head("tree", "installed MB", "gzipped MB")]
     names = {
         "qasite with the model": "qasite's torch-free runtime tree (Python 3.12), with the production-shape model (bert-tiny: an 18 MB graph)",
         "qasite": "the same, without the model",

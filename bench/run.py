@@ -52,7 +52,7 @@ EVENT = ROOT / "events" / "http-api-v2-post-answer.json"
 
 if not __package__:  # run as a script, bench/run.py: the repository's packages become importable
     sys.path.insert(0, str(ROOT))
-from bench.squad import best_over_truths, exact_match, f1  # noqa: E402  (after the path, above)
+from bench.squad import best_over_truths, exact_match, f1, load_questions  # noqa: E402  (after the path, above)
 
 
 def log(message: str) -> None:
@@ -62,24 +62,20 @@ def log(message: str) -> None:
 # --- set-up ------------------------------------------------------------------------------------
 
 
+def reference_pip_install(packages: list[str], *options: str) -> None:
+    """pip install ``packages`` with the reference virtualenv's pip (``options`` before them, e.g.
+    ``--target DIR``). Raises subprocess.CalledProcessError if pip fails."""
+    quiet = ["--quiet", "--disable-pip-version-check", "--no-warn-conflicts"]
+    subprocess.run([REF_PYTHON, "-m", "pip", "install", *quiet, *options, *packages], check=True)
+
+
 def ensure_reference_venv() -> None:
     marker = REF_VENV / "installed"
     if marker.is_file() and marker.read_text() == " ".join(REF_PACKAGES):
         return
     log("creating the reference virtualenv (transformers 4.57.6)")
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(REF_VENV)], check=True)
-    subprocess.run(
-        [
-            REF_PYTHON,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            *REF_PACKAGES,
-        ],
-        check=True,
-    )
+    reference_pip_install(REF_PACKAGES)
     marker.write_text(" ".join(REF_PACKAGES))
 
 
@@ -184,20 +180,7 @@ def ensure_reference_tree() -> None:
     if not (REF_TREE / "installed").is_file():
         log("installing the reference's runtime tree (transformers, torch, numpy)")
         shutil.rmtree(REF_TREE, ignore_errors=True)
-        subprocess.run(
-            [
-                REF_PYTHON,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--no-warn-conflicts",
-                "--target",
-                str(REF_TREE),
-                *REF_RUNTIME,
-            ],
-            check=True,
-        )
+        reference_pip_install(REF_RUNTIME, "--target", str(REF_TREE))
         shutil.copy(BENCH / "reference_app.py", REF_TREE)
         subprocess.run(
             [
@@ -216,20 +199,6 @@ def ensure_reference_tree() -> None:
         (REF_TREE / "installed").write_text("")
     if not (REF_TREE / "size.json").is_file():
         (REF_TREE / "size.json").write_text(json.dumps(tree_size(REF_TREE, exclude="size.json")))
-
-
-def squad_questions() -> list[dict]:
-    data = json.loads(SQUAD.read_text(encoding="utf-8"))["data"]
-    return [
-        {
-            "question": qa["question"],
-            "context": p["context"],
-            "answers": [a["text"] for a in qa["answers"]],
-        }
-        for article in data
-        for p in article["paragraphs"]
-        for qa in p["qas"]
-    ]
 
 
 def latency_inputs(questions: list[dict]) -> dict[str, tuple[str, str]]:
@@ -855,7 +824,7 @@ def main() -> None:
     quick = args.quick
     setup_started = time.perf_counter()
     ensure_reference_venv()
-    questions = squad_questions()
+    questions = load_questions(SQUAD)
     inputs = latency_inputs(questions)
     tiny_weights = make_bert_tiny_shape(BENCH / ".bert-tiny-shape")
     tiny = {"qasite": bake(tiny_weights, BENCH / ".bert-tiny-baked"), "reference": tiny_weights}

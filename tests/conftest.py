@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.squad import load_questions
 from tests.helpers import REAL_MODEL, SPECIAL_TOKENS, SQUAD_SAMPLE, tiny_vocab
 
 # No test may reach the network: a hub id fails at once instead of trying to download.
@@ -277,17 +278,7 @@ def squad_sample() -> list[dict]:
     """The SQuAD sample's questions in file order: question, context, gold answer texts."""
     if not SQUAD_SAMPLE.is_file():
         pytest.skip(f"the SQuAD sample is not in {SQUAD_SAMPLE} (../shared is absent)")
-    data = json.loads(SQUAD_SAMPLE.read_text(encoding="utf-8"))["data"]
-    return [
-        {
-            "question": qa["question"],
-            "context": paragraph["context"],
-            "answers": [answer["text"] for answer in qa["answers"]],
-        }
-        for article in data
-        for paragraph in article["paragraphs"]
-        for qa in paragraph["qas"]
-    ]
+    return load_questions(SQUAD_SAMPLE)
 
 
 class ManualClock:

@@ -1,7 +1,11 @@
 """Helpers shared by test modules (fixtures live in conftest.py): where the real model is, the
-tiny model's words, what the runtime tree keeps and drops, invoking the Lambda handler in
-process, and a model forward that scores "no answer" best."""
+tiny model's words, what the runtime tree keeps and drops, invoking the Lambda handler in process
+or with X-Ray tracing on, and a model forward that scores "no answer" best."""
 
+import json
+import socket
+import subprocess
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +44,54 @@ def invoke(event: dict) -> dict:
     from qasite import lambda_handler
 
     return lambda_handler.handler(event, LambdaContext())
+
+
+# A sampled trace id, as Lambda's runtime sets it in a function with active tracing.
+TRACE_ID = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+# Run by the Python under test: the handler answers the event file argv[1] twice, with a fake
+# X-Ray daemon on the loopback UDP port argv[2]; prints the datagrams the daemon received.
+TRACED = textwrap.dedent(
+    """
+    import json, socket, sys
+    daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    daemon.bind(("127.0.0.1", int(sys.argv[2])))
+    daemon.settimeout(10)
+    from qasite.lambda_handler import handler
+    for _ in range(2):
+        assert handler(json.load(open(sys.argv[1])), None)["statusCode"] == 200
+    print(json.dumps([daemon.recv(65535).decode() for _ in range(2)]))
+    """
+)
+
+
+def traced_twice(python: list[str], event: Path, environment: dict, cwd: Path):
+    """The event file ``event`` answered twice (each a 200) by the Lambda handler in a fresh
+    process (``python``: the interpreter and its options) with X-Ray tracing on as on Lambda: the
+    ``environment`` given plus QA_TRACING, a trace id, the function's name and a fake daemon's
+    address. Returns (the datagrams the daemon received, as text; the segments in them, dicts;
+    all the process printed, str). Fails the test if the process fails."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    tracing = {
+        "QA_TRACING": "1",
+        "_X_AMZN_TRACE_ID": TRACE_ID,
+        "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{port}",
+        "AWS_LAMBDA_FUNCTION_NAME": "qasite-test",
+    }
+    result = subprocess.run(
+        [*python, "-c", TRACED, str(event), str(port)],
+        cwd=cwd,
+        env={**environment, **tracing},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    datagrams = json.loads(result.stdout.splitlines()[-1])
+    # A datagram is the daemon protocol's header line, then the segment's JSON.
+    segments = [json.loads(datagram.split("\n", 1)[1]) for datagram in datagrams]
+    return datagrams, segments, result.stdout + result.stderr
 
 
 def no_answer_best(input_ids, attention_mask, token_type_ids):

@@ -4,7 +4,7 @@ Standard library only: a runtime tree's own Python (3.12, no pytest) runs events
 import base64
 import json
 from pathlib import Path
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 KINDS = ["http-api-v2", "rest-api-v1", "alb", "function-url"]
@@ -58,6 +58,37 @@ def make_event(
             added = headers if key == "headers" else {k: [v] for k, v in headers.items()}
             event[key] = {**kept, **added}
     return event
+
+
+def api_post(kind, request, *, headers=None, b64=False):
+    """One of the events/ fixtures, changed to POST ``request`` (a question, a batch, any JSON
+    value) as JSON to the API, /api/answer/; ``headers`` are sent beside its Content-Type."""
+    return make_event(
+        kind,
+        "POST",
+        "/api/answer/",
+        body=json.dumps(request),
+        headers={"Content-Type": "application/json", **(headers or {})},
+        b64=b64,
+    )
+
+
+def form_post(kind, fields, *, token=CSRF_SECRET, origin=CLOUDFRONT, charset=None):
+    """One of the events/ fixtures, changed to POST the HTML form's ``fields`` to / as a browser
+    on ``origin`` does: with the CSRF cookie, and ``token`` (unless None) as the form's CSRF token;
+    url-encoded in ``charset`` (declared in the Content-Type) when one is given, else UTF-8."""
+    form = {**fields, **({"csrfmiddlewaretoken": token} if token is not None else {})}
+    content_type = "application/x-www-form-urlencoded"
+    if charset:
+        content_type += f"; charset={charset}"
+    return make_event(
+        kind,
+        "POST",
+        "/",
+        body=urlencode(form, encoding=charset),
+        cookies={"csrftoken": CSRF_SECRET},
+        headers={"Content-Type": content_type, "Origin": origin},
+    )
 
 
 def header(response, name):

@@ -18,7 +18,7 @@ from django.test import Client
 
 from qa.examples import KIT_HO
 from tests.helpers import invoke
-from tests.lambda_events import CLOUDFRONT, CSRF_SECRET, KINDS, body_of, header, make_event
+from tests.lambda_events import KINDS, api_post, body_of, form_post, header, make_event
 from tests.properties import assert_consistent_answers
 
 KIT_HO_JSON = json.dumps(KIT_HO)
@@ -822,13 +822,7 @@ def test_lambda_event(lambda_settings, case, kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_lambda_refuses_a_disallowed_host(lambda_settings, kind):
-    event = make_event(
-        kind,
-        "POST",
-        "/api/answer/",
-        body=KIT_HO_JSON,
-        headers={"Content-Type": JSON, "Host": "evil.example"},
-    )
+    event = api_post(kind, KIT_HO, headers={"Host": "evil.example"})
     response = invoke(event)
     assert response["statusCode"] == 400
     assert "Traceback" not in body_of(response)
@@ -848,18 +842,7 @@ def test_lambda_form_post_without_csrf_token_is_a_403_page(lambda_settings, kind
 @pytest.mark.parametrize("kind", KINDS)
 def test_lambda_form_post_in_a_charset_other_than_utf8_is_a_400_page(lambda_settings, kind):
     """Django refuses to read such a body; its CSRF check and its 400 page both tried: a 500."""
-    form = urlencode({**KIT_HO, "top_k": 1, "csrfmiddlewaretoken": CSRF_SECRET}, encoding="latin-1")
-    event = make_event(
-        kind,
-        "POST",
-        "/",
-        body=form,
-        cookies={"csrftoken": CSRF_SECRET},
-        headers={
-            "Content-Type": f"{FORM}; charset=latin-1",
-            "Origin": CLOUDFRONT,
-        },
-    )
+    event = form_post(kind, {**KIT_HO, "top_k": 1}, charset="latin-1")
     response = invoke(event)
     assert response["statusCode"] == 400
     assert "Bad request" in body_of(response)

@@ -3,15 +3,12 @@ built outside Docker by the Dockerfile's own scripts for Lambda's Python (3.12),
 served by the real Lambda runtime: the Runtime Interface Emulator running awslambdaric."""
 
 import json
-import socket
-import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from bench.run import tree_size
-from tests.helpers import runtime_tree
+from tests.helpers import runtime_tree, traced_twice
 from tests.lambda_events import EVENTS, body_of, make_event
 from tests.lambda_runtime import (
     REPO,
@@ -202,50 +199,13 @@ def test_the_emulator_serves_the_tracing_tree_with_tracing_on(tracing_tree, tmp_
     assert json.loads(response["body"])["answer"] == "Kit-Ho Mak"
 
 
-# Two answers through the handler, as Lambda runs it with active tracing (a sampled trace id, the
-# X-Ray daemon's address); prints what the daemon received.
-TRACED = textwrap.dedent(
-    """
-    import json, socket, sys
-    daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    daemon.bind(("127.0.0.1", int(sys.argv[2])))
-    daemon.settimeout(10)
-    from qasite.lambda_handler import handler
-    for _ in range(2):
-        assert handler(json.load(open(sys.argv[1])), None)["statusCode"] == 200
-    print(json.dumps([daemon.recv(65535).decode() for _ in range(2)]))
-    """
-)
-
-
 def test_the_tracing_tree_sends_x_ray_segments_without_what_users_send(tracing_tree, tmp_path):
     """Under Lambda's Python, with nothing but the tree (no botocore: the X-Ray SDK needs none
     on Lambda), each invocation's segment reaches the daemon, with the cold start and neither
     the question, the context nor the answer."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
     event = EVENTS / "http-api-v2-post-answer.json"
-    environment = lambda_environment(
-        tracing_tree,
-        tmp_path,
-        QA_TRACING="1",
-        AWS_XRAY_DAEMON_ADDRESS=f"127.0.0.1:{port}",
-        _X_AMZN_TRACE_ID="Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;"
-        "Sampled=1",
-        AWS_LAMBDA_FUNCTION_NAME="qasite-test",
-    )
-    result = subprocess.run(
-        [lambda_python(), "-S", "-c", TRACED, str(event), str(port)],
-        cwd=tracing_tree,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    datagrams = json.loads(result.stdout.splitlines()[-1])
-    segments = [json.loads(datagram.split("\n", 1)[1]) for datagram in datagrams]
+    environment = lambda_environment(tracing_tree, tmp_path)
+    datagrams, segments, _ = traced_twice([lambda_python(), "-S"], event, environment, tracing_tree)
     assert [segment["annotations"]["ColdStart"] for segment in segments] == [True, False]
     assert all("metadata" not in segment for segment in segments)
     for text in json.loads(json.loads(event.read_text())["body"]).values():

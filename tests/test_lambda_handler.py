@@ -8,7 +8,6 @@ import logging
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 import textwrap
@@ -29,14 +28,16 @@ from qa.examples import EXAMPLES, KIT_HO
 from qa.log_filters import ascii_json
 from qasite import lambda_handler
 from tests.deploying import REPO
-from tests.helpers import LambdaContext, invoke, rust_panic
+from tests.helpers import LambdaContext, invoke, rust_panic, traced_twice
 from tests.lambda_events import (
     CLOUDFRONT,
     CSRF_SECRET,
     EVENTS,
     KINDS,
     V2_KINDS,
+    api_post,
     body_of,
+    form_post,
     header,
     make_event,
     set_cookies,
@@ -60,15 +61,9 @@ def test_page_is_served_with_the_csrf_cookie(lambda_settings, kind):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("b64", [False, True])
 def test_json_api_answers(lambda_settings, kind, b64):
-    event = make_event(
-        kind,
-        "POST",
-        "/api/answer/",
-        body=json.dumps({**KIT_HO, "top_k": 2}),
-        headers={"Content-Type": "application/json", "Accept": "application/json"},
-        b64=b64,
+    response = invoke(
+        api_post(kind, {**KIT_HO, "top_k": 2}, headers={"Accept": "application/json"}, b64=b64)
     )
-    response = invoke(event)
     assert response["statusCode"] == 200, body_of(response)
     assert header(response, "Content-Type") == "application/json"
     answer = json.loads(body_of(response))
@@ -78,16 +73,7 @@ def test_json_api_answers(lambda_settings, kind, b64):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_form_post_with_csrf_cookie_and_token(lambda_settings, kind):
-    form = urlencode({**KIT_HO, "top_k": 1, "csrfmiddlewaretoken": CSRF_SECRET})
-    event = make_event(
-        kind,
-        "POST",
-        "/",
-        body=form,
-        cookies={"csrftoken": CSRF_SECRET},
-        headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": CLOUDFRONT},
-    )
-    response = invoke(event)
+    response = invoke(form_post(kind, {**KIT_HO, "top_k": 1}))
     assert response["statusCode"] == 200, body_of(response)[:500]
     assert "<mark>" in body_of(response)
 
@@ -103,17 +89,8 @@ def test_form_post_with_csrf_cookie_and_token(lambda_settings, kind):
 def test_form_csrf_check_passes_only_for_the_trusted_origin_with_a_token(
     lambda_settings, origin, token, status
 ):
-    form = "question=Who%3F&context=Kit&top_k=1" + (
-        f"&csrfmiddlewaretoken={token}" if token else ""
-    )
-    event = make_event(
-        "http-api-v2",
-        "POST",
-        "/",
-        body=form,
-        cookies={"csrftoken": CSRF_SECRET},
-        headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": origin},
-    )
+    form = {"question": "Who?", "context": "Kit", "top_k": 1}
+    event = form_post("http-api-v2", form, token=token, origin=origin)
     assert invoke(event)["statusCode"] == status
 
 
@@ -304,11 +281,7 @@ def test_unicode_header_values_are_read(lambda_settings, kind):
     }
     response = invoke(make_event(kind, headers=headers))
     assert response["statusCode"] == 200
-    api = invoke(
-        make_event(
-            kind, "POST", "/api/answer/", body=json.dumps(KIT_HO), headers={**JSON, **headers}
-        )
-    )
+    api = invoke(api_post(kind, KIT_HO, headers=headers))
     assert api["statusCode"] == 200
 
 
@@ -597,13 +570,7 @@ def test_unknown_host_is_refused(lambda_settings):
 
 
 def test_body_that_is_not_base64_is_a_400(lambda_settings):
-    event = make_event(
-        "http-api-v2",
-        "POST",
-        "/api/answer/",
-        body="{}",
-        headers={"Content-Type": "application/json"},
-    )
+    event = api_post("http-api-v2", {})
     event["body"], event["isBase64Encoded"] = "not base64!!!", True
     response = invoke(event)
     assert response["statusCode"] == 400
@@ -662,13 +629,7 @@ def test_every_log_line_of_an_invocation_carries_its_request_id(lambda_settings,
 def test_one_json_log_line_per_request(lambda_settings, capsys, monkeypatch):
     """Powertools' structured log: the request's line with the invocation's keys."""
     monkeypatch.setattr(lambda_handler, "_cold", True)
-    event = make_event(
-        "http-api-v2",
-        "POST",
-        "/api/answer/",
-        body=json.dumps(KIT_HO),
-        headers={"Content-Type": "application/json"},
-    )
+    event = api_post("http-api-v2", KIT_HO)
     invoke(event)
     invoke(event)
     first, second = log_lines(capsys)
@@ -710,13 +671,7 @@ def test_after_restore_resets_what_init_left_behind(
     else:
         monkeypatch.delenv("DJANGO_SECRET_KEY", raising=False)
     monkeypatch.setattr(lambda_handler, "_cold", True)
-    event = make_event(
-        "http-api-v2",
-        "POST",
-        "/api/answer/",
-        body=json.dumps(KIT_HO),
-        headers={"Content-Type": "application/json"},
-    )
+    event = api_post("http-api-v2", KIT_HO)
     assert [invoke(event)["statusCode"] for _ in range(2)] == [200, 429]  # before the snapshot
     random_state = random.getstate()
     capsys.readouterr()
@@ -1020,55 +975,28 @@ def test_nothing_users_send_is_logged_or_printed_and_only_csrftoken_is_set(
     assert all(names in ([], ["csrftoken"]) for names in cookie_names), cookie_names
 
 
-def test_with_tracing_on_x_ray_gets_neither_answers_nor_what_users_send(modern_model_dir):
+def test_with_tracing_on_x_ray_gets_neither_answers_nor_what_users_send(modern_model_dir, tmp_path):
     """QA_TRACING=1 as on Lambda (a trace id from the runtime, LAMBDA_TASK_ROOT set), with a
     fake X-Ray daemon on loopback: each invocation sends its subsegment, annotated with the cold
     start, and nothing of the question, the context or the answer."""
-    script = textwrap.dedent(
-        f"""
-        import json, socket, sys
-        daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        daemon.bind(("127.0.0.1", int(sys.argv[1])))
-        daemon.settimeout(5)
-        from qasite import lambda_handler
-        for _ in range(2):
-            event = json.load(open({str(EVENTS / "http-api-v2-post-answer.json")!r}))
-            event["body"] = json.dumps({{"question": "Who is {MARKER}?",
-                                         "context": "{MARKER} is Kit-Ho Mak."}})
-            assert lambda_handler.handler(event, None)["statusCode"] == 200
-        print(json.dumps([daemon.recv(65535).decode() for _ in range(2)]))
-        """
+    event = json.loads((EVENTS / "http-api-v2-post-answer.json").read_text())
+    event["body"] = json.dumps(
+        {"question": f"Who is {MARKER}?", "context": f"{MARKER} is Kit-Ho Mak."}
     )
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps(event))
+    environment = {
         **os.environ,
-        "QA_TRACING": "1",
         "LAMBDA_TASK_ROOT": str(REPO),
-        "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;"
-        "Sampled=1",
-        "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{port}",
-        "AWS_LAMBDA_FUNCTION_NAME": "qasite-test",
         "QA_MODEL": str(modern_model_dir),
         "DJANGO_SETTINGS_MODULE": "qasite.settings",
         "DJANGO_ALLOWED_HOSTS": ".execute-api.eu-west-1.amazonaws.com",
         "PYTHONPATH": str(REPO),
     }
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(port)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    datagrams = json.loads(result.stdout.splitlines()[-1])
-    segments = [json.loads(datagram.split("\n", 1)[1]) for datagram in datagrams]
+    datagrams, segments, printed = traced_twice([sys.executable], event_file, environment, REPO)
     assert [segment["annotations"]["ColdStart"] for segment in segments] == [True, False]
     assert all(segment["name"] == "## serve" and "metadata" not in segment for segment in segments)
-    assert MARKER not in result.stdout + result.stderr
+    assert MARKER not in printed
     assert "Kit-Ho" not in "".join(datagrams)
 
 

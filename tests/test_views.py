@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, event, given, settings
 
 from qa import services
 from qa.examples import KIT_HO
+from qa.options import OPTION_NAMES
 from tests.helpers import no_answer_best
 from tests.properties import OPTIONS, assert_consistent_answers, texts
 
@@ -172,15 +173,7 @@ def test_api_batch_over_the_token_bound_is_a_413_naming_it(client, tiny_model_se
     }
 
 
-ALL_OPTIONS = [
-    "top_k",
-    "doc_stride",
-    "max_answer_len",
-    "max_seq_len",
-    "max_question_len",
-    "handle_impossible_answer",
-    "align_to_words",
-]
+ALL_OPTIONS = sorted(OPTION_NAMES)  # every option the engine takes, in a stable order
 # Options sent as null: (name, the options). null is the default, as if absent.
 NULL_OPTIONS = {
     "doc_stride and max_seq_len (the browsable API's raw data)": {

@@ -1,5 +1,5 @@
 """The example questions: the page's presets, the API's usage example, and the question every
-model check asks (fetch_model's check after baking, the Lambda priming request, the smoke test).
+model check asks (bake_model's check after baking, the Lambda priming request, the smoke test).
 
 One source: tests import these too.
 """

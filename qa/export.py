@@ -1,6 +1,6 @@
 """The ONNX graph of a torch model, checked against the model before it is written.
 
-Build-time tooling (torch and transformers): ``fetch_model`` bakes the graph beside the weights
+Build-time tooling (torch and transformers): ``bake_model`` bakes the graph beside the weights
 (qa/baking.py), and the onnx engine exports a model directory that has none (qa/graph_cache.py).
 """
 

@@ -77,7 +77,9 @@ def test_nothing_the_list_drops_is_left_in_the_tree(tree):
     patterns = runtime_tree("drop")
     assert patterns
     for pattern in patterns:
-        assert not list(tree.glob(pattern)), pattern
+        # Bytecode is compiled again after the drop (assemble.sh), for Lambda's Python.
+        left = [path for path in tree.glob(pattern) if "__pycache__" not in path.parts]
+        assert not left, pattern
         top, *below = pattern.rstrip("/").split("/")
         assert not below or top == "**" or (tree / top).is_dir(), pattern
 

@@ -2,10 +2,10 @@
 
 Two engines, chosen by the QA_ENGINE setting, give the same logits (within float32 rounding):
 
-- ``onnx``: ONNX Runtime on the graph ``fetch_model`` baked (``model.onnx``); imports neither torch
+- ``onnx``: ONNX Runtime on the graph ``bake_model`` baked (``model.onnx``); imports neither torch
   nor transformers. A directory without one gets a graph exported once, cached (qa/graph_cache.py),
   and runs on torch, with a warning, if the export fails.
-- ``torch``: the TorchScript trace ``fetch_model`` baked, or the transformers model traced at load
+- ``torch``: the TorchScript trace ``bake_model`` baked, or the transformers model traced at load
   (run as it is if it cannot be traced). Only this engine has fast mode (bfloat16).
 
 Each backend module makes a Run (one pass of the model) and has ``load(...) -> Forward``, the Run in

@@ -1,4 +1,4 @@
-"""The torch engine: the model traced with TorchScript (baked by fetch_model, or traced at load),
+"""The torch engine: the model traced with TorchScript (baked by bake_model, or traced at load),
 or the transformers model as it is. Also what qa/export.py and qa/baking.py build from.
 """
 

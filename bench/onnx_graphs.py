@@ -18,10 +18,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+if not __package__:  # run as a script: the repository's packages become importable
+    sys.path.insert(0, str(ROOT))
 
-from bench.run import BENCH, REAL_MODEL, SQUAD, latency_inputs, log, make_bert_tiny_shape  # noqa: E402
-from bench.squad import load_questions  # noqa: E402
+from bench.run import BENCH, REAL_MODEL, SQUAD, latency_inputs, log, make_bert_tiny_shape  # noqa: E402  (after the path, above)
+from bench.squad import load_questions  # noqa: E402  (after the path, above)
 
 GRAPHS = BENCH / ".onnx-graphs"
 LEVELS = ("basic", "extended", "all")

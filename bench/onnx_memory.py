@@ -19,10 +19,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+if not __package__:  # run as a script: the repository's packages become importable
+    sys.path.insert(0, str(ROOT))
 
-from bench.run import BENCH, REAL_MODEL, SQUAD, latency_inputs  # noqa: E402
-from bench.squad import load_questions  # noqa: E402
+from bench.run import BENCH, REAL_MODEL, SQUAD, latency_inputs  # noqa: E402  (after the path, above)
+from bench.squad import load_questions  # noqa: E402  (after the path, above)
 
 MODELS = {"bert-tiny shape": BENCH / ".bert-tiny-shape", "MiniLM": REAL_MODEL}
 CONFIGS = {

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO
+
 SERVERLESS = REPO / "node_modules" / ".bin" / "serverless"
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/qasite@sha256:" + "0" * 64
 BIN = Path(sys.executable).parent

@@ -8,13 +8,11 @@ import secrets
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from qa.examples import KIT_HO
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO
 
 
 def python(*args: str, **env: str) -> subprocess.CompletedProcess:

@@ -15,8 +15,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from qa import services, smoke
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 CHECKS = ["page", "compression", "health", "answer", "4xx", "form"]
 STRICT_CSP = "default-src 'self'; script-src 'self'; style-src 'self'"
 PAGE = (

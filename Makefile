@@ -6,9 +6,14 @@ SHARED_MODEL := ../shared/models/qa-minilm-squad
 # hub commit (qasite/settings.py declares both); another hub model takes QA_MODEL=<hub id>
 # QA_MODEL_REVISION=<commit>, so that a rebuild bakes the same weights. The settings read both
 # from the environment (MODEL_ENV).
-QA_MODEL ?= $(if $(wildcard $(SHARED_MODEL)/config.json),$(abspath $(SHARED_MODEL)))
+ifeq ($(origin QA_MODEL),undefined)
+QA_MODEL := $(if $(wildcard $(SHARED_MODEL)/config.json),$(abspath $(SHARED_MODEL)))
+endif
 QA_MODEL_REVISION ?=
-MODEL_ENV = QA_MODEL='$(QA_MODEL)' QA_MODEL_REVISION='$(QA_MODEL_REVISION)'
+# A make variable's text as one shell word, never expanded by make (a "$" or a quote in a path
+# or a question stays as typed): $(call quote,NAME).
+quote = '$(subst ','\'',$(value $(1)))'
+MODEL_ENV = QA_MODEL=$(call quote,QA_MODEL) QA_MODEL_REVISION=$(call quote,QA_MODEL_REVISION)
 # The Lambda Runtime Interface Emulator ships inside the aws-sam-cli wheel.
 SAM_CLI := aws-sam-cli==1.170.0
 RIC := awslambdaric==4.2.2
@@ -69,7 +74,7 @@ lock: | $(VENV)/installed
 # The model the tree bakes: rewritten (so the tree rebuilt) only when QA_MODEL or its revision changes.
 build/qa-model: FORCE
 	@mkdir -p build
-	@echo '$(QA_MODEL)@$(QA_MODEL_REVISION)' | cmp -s - $@ || echo '$(QA_MODEL)@$(QA_MODEL_REVISION)' > $@
+	@echo $(call quote,QA_MODEL)@$(call quote,QA_MODEL_REVISION) | cmp -s - $@ || echo $(call quote,QA_MODEL)@$(call quote,QA_MODEL_REVISION) > $@
 
 # The torch-free tree that is the image's /var/task and the zip's contents, built outside Docker
 # by the Dockerfile's own scripts: the model baked with the venv's torch, the rest for Lambda.
@@ -100,9 +105,8 @@ run: $(VENV)/installed
 
 # One question from the shell with the model `make run` serves:
 #   make ask QUESTION="What is my name?" CONTEXT="I'm Kit-Ho Mak." [ASK="--top-k 3 --allow-no-answer"]
-# Without CONTEXT the context is read from standard input. The texts reach the command verbatim:
-# quoted for the shell, never expanded by make (a "$" stays a "$").
-quote = '$(subst ','\'',$(value $(1)))'
+# Without CONTEXT the context is read from standard input. The texts reach the command verbatim
+# (quote).
 unexport QUESTION CONTEXT
 ask: $(VENV)/installed
 	@$(MODEL_ENV) $(PYTHON) manage.py ask $(call quote,QUESTION) $(if $(value CONTEXT),--context $(call quote,CONTEXT)) $(ASK)

@@ -180,3 +180,16 @@ def test_make_ask_passes_the_texts_verbatim(settings, modern_model_dir):
         for answer in json.loads(finished.stdout)["answers"]:
             assert 0 <= answer["start"] <= answer["end"] <= len(context)
             assert context[answer["start"] : answer["end"]] == answer["answer"]
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="make is not installed")
+@pytest.mark.parametrize("name", ["o'brien's model", "$HOME model", "$(shell false) `id` \\"])
+def test_make_ask_hands_the_model_path_over_verbatim(settings, modern_model_dir, tmp_path, name):
+    """QA_MODEL reaches the settings as typed, whatever the shell or make would make of it: the
+    Makefile quotes the model as it quotes the texts (a quote broke the command; a "$" was
+    expanded, so another directory was asked for)."""
+    model = tmp_path / name
+    shutil.copytree(modern_model_dir, model)
+    finished = run(settings, model, [*MAKE_ASK, "QUESTION=Who?", f"CONTEXT={KIT_HO_CONTEXT}"])
+    assert finished.returncode == 0, finished.stderr
+    assert json.loads(finished.stdout)["answers"]

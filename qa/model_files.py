@@ -30,6 +30,9 @@ ONNX_FILE = "model.onnx"
 TORCHSCRIPT_FILE = "model.torchscript.pt"
 FAST_TORCHSCRIPT_FILE = "model.bf16.torchscript.pt"
 SOURCE_FILE = "source.json"
+# The longest name a SOURCE_FILE may give: a hub id is at most 96 characters each side of its
+# "/", a directory's name at most 255 bytes.
+MAX_NAME = 255
 
 
 def resolve_model_dir(model: str, revision: str | None = None) -> Path:
@@ -65,13 +68,14 @@ def _names_a_directory(model: str) -> bool:
 
 
 def read_json(path: Path) -> dict:
-    """A JSON object from a model file ({} if there is no such file); ModelLoadError if it is
-    not JSON, or not an object."""
-    if not path.is_file():
-        return {}
+    """A JSON object from a model file ({} if there is no such file); ModelLoadError if it
+    cannot be read, is not JSON (not UTF-8, or nested deeper than Python's recursion limit), or
+    is not an object."""
     try:
+        if not path.is_file():
+            return {}
         content = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:
         raise ModelLoadError(f"{path.name} is not valid JSON.", str(error)) from error
     if not isinstance(content, dict):
         raise ModelLoadError(f"{path.name} is not a JSON object.")
@@ -88,14 +92,21 @@ def read_config(directory: Path) -> dict:
 
 def model_name(model: str) -> str:
     """``model`` (a hub id or a directory) named for people to read: a hub id as it is; a baked
-    directory by the source it records (SOURCE_FILE); any other directory, even a missing one, by
-    its own name, never its path. Never raises: a record that cannot be read counts as none.
+    directory by the source it records (SOURCE_FILE); any other directory, even a missing or
+    unreadable one, by its own name, never its path. Never raises: a record that cannot be read,
+    or that names nothing a name can be (a string of 1 to MAX_NAME characters), counts as none.
+    The name is text, whatever the bytes of the path or the record (a byte or a lone surrogate
+    that is not text becomes "?"), so health can always send it.
     """
     path = Path(model).expanduser()
-    if not path.is_dir():
-        return path.name if _names_a_directory(model) else model
+    is_dir, recorded = False, None
     try:
-        recorded = read_json(path / SOURCE_FILE).get("model")
-    except ModelLoadError:
-        recorded = None
-    return recorded if isinstance(recorded, str) and recorded else path.name
+        is_dir = path.is_dir()
+        recorded = read_json(path / SOURCE_FILE).get("model") if is_dir else None
+    except (OSError, ModelLoadError):  # a directory that may not be searched, a broken record
+        pass
+    if isinstance(recorded, str) and 0 < len(recorded) <= MAX_NAME:
+        name = recorded
+    else:
+        name = path.name if is_dir or _names_a_directory(model) else model
+    return name.encode("utf-8", "replace").decode("utf-8")

@@ -264,6 +264,34 @@ def test_health_reports_the_model_state(client, tiny_model_settings):
     }
 
 
+@pytest.mark.parametrize(
+    ("record", "model"),
+    [
+        (b'{"model": "someone/model", "revision": "abc"}', "someone/model"),
+        (b"[" * 100_000, "baked"),  # deeper than Python's recursion limit
+        (b'{"model": "\xff\xfe"}', "baked"),  # not UTF-8
+        (b'{"model": "a\\udc80"}', "a?"),  # a lone surrogate, which no JSON response can hold
+        (b'{"model": "' + b"a" * 100_000 + b'"}', "baked"),  # no name sent with every check
+        (None, "baked"),  # a directory where the record should be
+    ],
+)
+def test_health_names_the_model_whatever_its_record_holds(
+    client, tiny_model_settings, tmp_path, record, model
+):
+    """The name comes from the baked directory's source.json (qa.model_files.model_name): a
+    record no bake wrote never makes health fail (a 500 where a 200 or a 503 is expected)."""
+    directory = tmp_path / "baked"
+    directory.mkdir()
+    if record is None:
+        (directory / "source.json").mkdir()
+    else:
+        (directory / "source.json").write_bytes(record)
+    tiny_model_settings.QA_MODEL = str(directory)
+    response = client.get("/api/health/")
+    assert response.status_code == 200
+    assert response.json() == {"model": model, "state": "idle", "error": None}
+
+
 def test_health_says_why_the_model_failed(client, broken_model_settings):
     post_json(client, KIT_HO)
     response = client.get("/api/health/")

@@ -76,15 +76,20 @@ PRODUCTION, PINNED = "someone/production", "0123456789abcdef0123456789abcdef0123
         (["--model", "someone/other", "--revision", "abc"], ("someone/other", "abc")),
     ],
 )
+@pytest.mark.parametrize("qa_model", [PRODUCTION, "/srv/models/ours"])
 def test_a_hub_model_is_downloaded_and_recorded_at_its_revision(
-    args, downloaded, settings, modern_model_dir, tmp_path, monkeypatch
+    qa_model, args, downloaded, settings, modern_model_dir, tmp_path, monkeypatch
 ):
-    """The production model is baked at the commit the settings pin (QA_MODEL_REVISION), so a
-    rebuild bakes the same weights; another at the revision asked for (None: the hub's main).
-    The bake records which, for health."""
+    """The production model is baked at the commit the settings pin, so a rebuild bakes the
+    same weights, whether it is QA_MODEL or named by --model beside another; another model at
+    the revision asked for (None: the hub's main). The bake records which, for health."""
     import huggingface_hub
 
-    settings.QA_MODEL, settings.QA_MODEL_REVISION = PRODUCTION, PINNED
+    settings.PRODUCTION_MODEL, settings.PRODUCTION_MODEL_REVISION = PRODUCTION, PINNED
+    settings.QA_MODEL = qa_model
+    settings.QA_MODEL_REVISION = PINNED if qa_model == PRODUCTION else None
+    if qa_model != PRODUCTION and "--model" not in args:  # the production model all the same
+        args = ["--model", PRODUCTION, *args]
     calls = []
 
     def snapshot_download(repo_id, **kwargs):

@@ -18,6 +18,15 @@ CHECKS = {
 }
 
 
+def pinned_revision(model: str) -> str | None:
+    """The hub revision settings pin for ``model``: QA_MODEL_REVISION for QA_MODEL, the
+    production model's commit for it however it is named (a --model beside another QA_MODEL);
+    None (the hub's default branch) for any other."""
+    if model == settings.QA_MODEL:
+        return settings.QA_MODEL_REVISION
+    return settings.PRODUCTION_MODEL_REVISION if model == settings.PRODUCTION_MODEL else None
+
+
 class Command(BaseCommand):
     help = (
         "Download QA_MODEL (or --model) from the Hugging Face hub, or read a local directory, and "
@@ -32,13 +41,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--revision",
             help="The hub revision to download (a commit hash, so a rebuild bakes the same "
-            "weights; default: QA_MODEL_REVISION for QA_MODEL, which is pinned for the "
+            "weights; default: QA_MODEL_REVISION for QA_MODEL, the pinned commit for the "
             "production model; otherwise the hub's main branch as it is now).",
         )
 
     def handle(self, *args, output, model, revision, **options):
-        if not model or model == settings.QA_MODEL:
-            model, revision = settings.QA_MODEL, revision or settings.QA_MODEL_REVISION
+        model = model or settings.QA_MODEL
+        if not revision:
+            revision = pinned_revision(model)
         output = Path(output)
         try:
             save_for_serving(

@@ -18,6 +18,20 @@ arch=${ARCH:-x86_64}
 tracing=${TRACING:-0}
 [[ $tracing == 0 || $tracing == 1 ]] || { echo "TRACING=$tracing: expected 0 or 1" >&2; exit 2; }
 
+# What serving never imports or loads (docker/runtime-tree.txt's "drop" lines, with their
+# reasons), deleted after the install; read first, so a malformed line fails the build before it
+# starts. One pattern under the tree a line: it is expanded unquoted, so a second word would be
+# deleted from the working directory, and an absolute or ".." pattern outside the tree.
+drops=()
+while read -r kind pattern rest; do
+    [[ $kind == drop ]] || continue
+    if [[ -z $pattern || -n $rest || $pattern == /* || $pattern == *..* ]]; then
+        echo "runtime-tree.txt: \"drop $pattern $rest\": expected one pattern under the tree" >&2
+        exit 2
+    fi
+    drops+=("$pattern")
+done <"$here/docker/runtime-tree.txt"
+
 # Binary wheels for Lambda's OS and CPU, whatever machine builds the tree: Amazon Linux 2023 has
 # glibc 2.34, so any manylinux wheel up to 2.34 runs there (a newer one, which pip would pick for
 # a newer build machine, would not).
@@ -38,12 +52,11 @@ if [[ $tracing == 1 ]]; then install "$here/requirements/tracing.lock"; fi
 size() { du -sm "$1" | cut -f1; }
 before=$(size "$target")
 
-# What serving never imports or loads (docker/runtime-tree.txt's "drop" lines, with their reasons).
 shopt -s globstar nullglob
-while read -r kind pattern; do
+for pattern in "${drops[@]}"; do
     # Unquoted: the pattern is expanded (globstar) under the tree; nothing if it matches nothing.
-    if [[ $kind == drop ]]; then rm -rf "$target"/$pattern; fi
-done <"$here/docker/runtime-tree.txt"
+    rm -rf "$target"/$pattern
+done
 
 after=$(size "$target")
 echo "runtime tree: ${before} MB installed, ${after} MB after dropping unused parts"

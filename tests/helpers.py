@@ -20,9 +20,15 @@ SQUAD_SAMPLE = SHARED / "data" / "squad-v1.1-dev-sample.json"
 def runtime_tree(kind: str) -> list[str]:
     """The entries of one kind in docker/runtime-tree.txt, in order: "serve" (the baked files
     the tree's model/ holds), "bake" (the baked files it leaves out) or "drop" (globs deleted
-    from the tree)."""
-    lines = (REPO / "docker" / "runtime-tree.txt").read_text().splitlines()
-    return [line.split()[1] for line in lines if line.split()[:1] == [kind]]
+    from the tree). Every line but comments and blank ones is one of them and one name, as the
+    scripts read it (build-runtime.sh refuses a "drop" line of another shape)."""
+    entries = []
+    for line in (REPO / "docker" / "runtime-tree.txt").read_text().splitlines():
+        words = line.split()
+        if words and not words[0].startswith("#"):
+            assert len(words) == 2 and words[0] in {"serve", "bake", "drop"}, line
+            entries += words[1:] if words[0] == kind else []
+    return entries
 
 
 # The tiny random model's special tokens, and the whole words of its vocabulary.

@@ -3,6 +3,10 @@ built outside Docker by the Dockerfile's own scripts for Lambda's Python (3.12),
 served by the real Lambda runtime: the Runtime Interface Emulator running awslambdaric."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,6 +86,31 @@ def test_nothing_the_list_drops_is_left_in_the_tree(tree):
         assert not left, pattern
         top, *below = pattern.rstrip("/").split("/")
         assert not below or top == "**" or (tree / top).is_dir(), pattern
+
+
+@pytest.mark.parametrize(
+    "line", ["drop numpy tests", "drop", "drop /usr/lib/", "drop ../tests/", "drop numpy/../.."]
+)
+def test_a_drop_line_that_could_reach_outside_the_tree_fails_the_build_first(tmp_path, line):
+    """Each "drop" pattern is expanded unquoted under the tree: a second word ("tests") would be
+    deleted from the working directory, an empty one would delete the tree, an absolute or ".."
+    one what lies outside it. build-runtime.sh refuses such a line before it installs anything."""
+    (tmp_path / "docker").mkdir()
+    shutil.copy(REPO / "docker" / "build-runtime.sh", tmp_path / "docker")
+    (tmp_path / "docker" / "runtime-tree.txt").write_text(
+        f"# a comment\nserve config.json\n{line}\n"
+    )
+    (tmp_path / "tests").mkdir()
+    finished = subprocess.run(
+        [str(tmp_path / "docker" / "build-runtime.sh"), str(tmp_path / "tree")],
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"], "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+    )
+    assert finished.returncode == 2, finished.stderr
+    assert "expected one pattern under the tree" in finished.stderr
+    assert (tmp_path / "tests").is_dir() and not (tmp_path / "tree").exists()
 
 
 @pytest.fixture(scope="module")

@@ -112,7 +112,7 @@ class QuestionAnswerer:
         """
         return self.answer_windows(self.windows(question, context, options))
 
-    def windows(self, question: str, context: str, options: Options = Options()) -> "Windows":
+    def windows(self, question: str, context: str, options: Options = DEFAULT_OPTIONS) -> "Windows":
         """How the question and context will be cut into windows, settled without making them
         or running the model: what a caller needs to bound the work of several requests
         together (``Windows.tokens``) before any runs.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from qa.backends.onnx import session
+from qa.backends.onnx import INPUT_NAMES, session
 from qa.backends.torch import Logits, example_batch
 from qa.model_files import ONNX_FILE
 
@@ -30,7 +30,6 @@ TOLERANCE = 2.5e-5
 # Probe batches (windows, tokens) the graph must agree with the model on, the last row of each
 # half padding (qa.backends.torch.example_batch): a short input, several rows, a full window.
 PROBES = [(1, 23), (3, 57), (2, 384)]
-INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
 OUTPUT_NAMES = ["start_logits", "end_logits"]
 
 
@@ -48,7 +47,7 @@ def export_onnx(model, path: Path, *, dynamo: bool = False, check: bool = True) 
     """
     logits = Logits(model).eval()
     shape = {"vocab_size": model.config.vocab_size, "with_token_types": logits.takes_token_types}
-    names = INPUT_NAMES[: 3 if logits.takes_token_types else 2]
+    names = list(INPUT_NAMES[: 3 if logits.takes_token_types else 2])
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
         exported = Path(scratch) / ONNX_FILE

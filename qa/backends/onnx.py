@@ -13,6 +13,7 @@ from qa.backends import Run, in_passes
 from qa.engine import Forward
 from qa.errors import ModelLoadError
 
+# The graph's inputs, as qa/export.py names them (a graph without token types has the first two).
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OPTIMIZATION_LEVELS = {
     "disabled": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,

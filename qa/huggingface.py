@@ -33,6 +33,7 @@ from rest_framework.views import APIView
 
 from qa import services
 from qa.errors import InvalidQuestion
+from qa.examples import KIT_HO
 from qa.options import OPTION_NAMES
 from qa.parsers import JSONParser
 from qa.serializers import (
@@ -208,12 +209,7 @@ class QuestionAnsweringView(APIView):
         examples=[
             OpenApiExample(
                 "Kit-Ho Mak",
-                value={
-                    "inputs": {
-                        "question": "What is my name?",
-                        "context": "I'm Kit-Ho Mak. I come from Hong Kong.",
-                    }
-                },
+                value={"inputs": KIT_HO},
                 request_only=True,
             )
         ],

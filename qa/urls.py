@@ -1,4 +1,4 @@
-from django.urls import path, re_path
+from django.urls import path
 
 from qa import huggingface, views
 
@@ -9,10 +9,10 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("api/answer/", views.AnswerView.as_view(), name="api-answer"),
     path(HEALTH_PATH.lstrip("/"), views.HealthView.as_view(), name="api-health"),
-    # With or without the final slash: HF's endpoint URLs have none, and Django's APPEND_SLASH
-    # cannot redirect a POST (the client would follow with a GET).
-    re_path(
-        r"^api/hf/question-answering/?$",
+    # Also asked without the final slash (HF's endpoint URLs have none): answered as if it had
+    # it by qasite.middleware.TrailingSlashMiddleware, as every path under /api/ is.
+    path(
+        "api/hf/question-answering/",
         huggingface.QuestionAnsweringView.as_view(),
         name="api-hf-question-answering",
     ),

@@ -49,7 +49,7 @@ FROM ${BASE_IMAGE} AS build
 ARG TRACING=0
 WORKDIR /build
 COPY requirements/runtime.lock requirements/tracing.lock requirements/
-COPY docker/build-runtime.sh docker/runtime-tree.txt docker/
+COPY docker/build-runtime.sh docker/wheel-platforms.sh docker/runtime-tree.txt docker/
 RUN ARCH="$(uname -m)" TRACING="${TRACING}" PYTHON=python3.12 \
         docker/build-runtime.sh "${LAMBDA_TASK_ROOT}"
 COPY manage.py ./

@@ -78,7 +78,7 @@ build/qa-model: FORCE
 
 # The torch-free tree that is the image's /var/task and the zip's contents, built outside Docker
 # by the Dockerfile's own scripts: the model baked with the venv's torch, the rest for Lambda.
-$(RUNTIME)/installed: build/qa-model requirements/runtime.lock $(if $(filter 1,$(TRACING)),requirements/tracing.lock) requirements/build.txt docker/build-runtime.sh docker/assemble.sh docker/runtime-tree.txt $(APP_FILES) | $(VENV)/installed
+$(RUNTIME)/installed: build/qa-model requirements/runtime.lock $(if $(filter 1,$(TRACING)),requirements/tracing.lock) requirements/build.txt docker/build-runtime.sh docker/wheel-platforms.sh docker/assemble.sh docker/runtime-tree.txt $(APP_FILES) | $(VENV)/installed
 	rm -rf $(RUNTIME) build/model
 	$(MODEL_ENV) $(PYTHON) manage.py bake_model --output build/model
 	ARCH=$(ARCH) TRACING=$(TRACING) docker/build-runtime.sh $(RUNTIME)

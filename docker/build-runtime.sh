@@ -32,11 +32,8 @@ while read -r kind pattern rest; do
     drops+=("$pattern")
 done <"$here/docker/runtime-tree.txt"
 
-# Binary wheels for Lambda's OS and CPU, whatever machine builds the tree: Amazon Linux 2023 has
-# glibc 2.34, so any manylinux wheel up to 2.34 runs there (a newer one, which pip would pick for
-# a newer build machine, would not).
-platforms=(--platform "manylinux2014_$arch")
-for minor in $(seq 17 34); do platforms+=(--platform "manylinux_2_${minor}_$arch"); done
+# Binary wheels for Lambda's OS and CPU, whatever machine builds the tree.
+mapfile -t platforms < <("$here/docker/wheel-platforms.sh" "$arch")
 # --no-deps: runtime.txt lists every distribution serving imports, pinned; runtime.lock holds
 # their files' hashes (docker/lock.sh writes it from runtime.txt). The same for tracing.txt,
 # whose X-Ray SDK must use the botocore of Lambda's runtime, not one of its own.

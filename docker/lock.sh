@@ -13,9 +13,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 for arch in x86_64 aarch64; do
-    # The platforms build-runtime.sh installs for: Amazon Linux 2023's glibc 2.34 and older.
-    platforms=(--platform "manylinux2014_$arch")
-    for minor in $(seq 17 34); do platforms+=(--platform "manylinux_2_${minor}_$arch"); done
+    # The platforms build-runtime.sh installs for.
+    mapfile -t platforms < <("$(dirname "$0")/wheel-platforms.sh" "$arch")
     "$python" -m pip --isolated download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
         --implementation cp --python-version 3.12 "${platforms[@]}" \
         --index-url https://pypi.org/simple --dest "$work/$arch" -r "$requirements"

@@ -52,6 +52,13 @@ EVENT = ROOT / "events" / "http-api-v2-post-answer.json"
 
 if not __package__:  # run as a script, bench/run.py: the repository's packages become importable
     sys.path.insert(0, str(ROOT))
+from bench.report import (  # noqa: E402  (after the path, above)
+    FIRST_ANSWER_LABEL,
+    FIRST_PAGE_LABEL,
+    REFERENCE_LABEL,
+    chart,
+    markdown,
+)
 from bench.squad import best_over_truths, exact_match, f1, load_questions  # noqa: E402  (after the path, above)
 
 
@@ -538,9 +545,6 @@ status = open("/proc/self/status").read().splitlines()
 print([int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:")][0])
 os._exit(0)  # without waiting for a background model load: the page is what is timed
 """
-FIRST_PAGE_LABEL = "qasite first page: runtime tree, WSGI app, model loading after it (Python 3.12)"
-FIRST_ANSWER_LABEL = "qasite first answer: runtime tree, Lambda handler, onnx (Python 3.12)"
-REFERENCE_LABEL = "reference first answer: WSGI app around the pipeline"
 
 
 def cold_commands(tiny: dict, tree_python: str | None) -> dict:
@@ -865,8 +869,6 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     name = "quick" if quick else "latest"
     (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    from bench.report import chart, markdown
-
     (RESULTS / f"{name}.md").write_text(markdown(report))
     chart(report, RESULTS / f"{name}-latency.png")
     log(f"done in {report['seconds']:.0f} s: bench/results/{name}.md")

@@ -140,9 +140,10 @@ def fingerprint(*paths: Path) -> str:
 
 def ensure_runtime_tree(baked: Path) -> str | None:
     """The torch-free runtime tree as Lambda runs it, with the ``baked`` model, and its zip, by
-    the Dockerfile's and `make zip`'s own scripts. The installed packages are reused while
-    requirements/runtime.txt and build-runtime.sh are unchanged; the app and the model are put in
-    afresh each run. Returns Lambda's Python, or None (saying so) when there is none."""
+    the Dockerfile's and `make zip`'s own scripts. The installed packages are reused while what
+    build-runtime.sh reads (itself, requirements/runtime.lock, docker/runtime-tree.txt) is
+    unchanged; the app and the model are put in afresh each run. Returns Lambda's Python, or
+    None (saying so) when there is none."""
     python = lambda_python()
     if python is None:
         log(
@@ -151,7 +152,11 @@ def ensure_runtime_tree(baked: Path) -> str | None:
         )
         return None
     environment = {**os.environ, "PYTHON": python}
-    stamp = fingerprint(ROOT / "requirements" / "runtime.txt", ROOT / "docker" / "build-runtime.sh")
+    stamp = fingerprint(
+        ROOT / "docker" / "build-runtime.sh",
+        ROOT / "requirements" / "runtime.lock",
+        ROOT / "docker" / "runtime-tree.txt",
+    )
     marker = TREE / "installed"  # zip.sh leaves out this name, as it does the Makefile's marker
     if not marker.is_file() or marker.read_text() != stamp:
         log("building the torch-free runtime tree (docker/build-runtime.sh)")

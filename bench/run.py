@@ -138,6 +138,13 @@ def fingerprint(*paths: Path) -> str:
     return digest.hexdigest()
 
 
+def docker_script(name: str, *arguments: Path, environment: dict) -> None:
+    """Run docker/``name`` with ``arguments``, its output dropped. Raises
+    subprocess.CalledProcessError if it fails."""
+    command = [str(ROOT / "docker" / name), *map(str, arguments)]
+    subprocess.run(command, check=True, env=environment, stdout=subprocess.DEVNULL)
+
+
 def ensure_runtime_tree(baked: Path) -> str | None:
     """The torch-free runtime tree as Lambda runs it, with the ``baked`` model, and its zip, by
     the Dockerfile's and `make zip`'s own scripts. The installed packages are reused while what
@@ -161,27 +168,12 @@ def ensure_runtime_tree(baked: Path) -> str | None:
     if not marker.is_file() or marker.read_text() != stamp:
         log("building the torch-free runtime tree (docker/build-runtime.sh)")
         shutil.rmtree(TREE, ignore_errors=True)
-        subprocess.run(
-            [str(ROOT / "docker" / "build-runtime.sh"), str(TREE)],
-            check=True,
-            env=environment,
-            stdout=subprocess.DEVNULL,
-        )
+        docker_script("build-runtime.sh", TREE, environment=environment)
         marker.write_text(stamp)
     for app in ("qa", "qasite", "templates"):  # so that no file deleted from the app lingers
         shutil.rmtree(TREE / app, ignore_errors=True)
-    subprocess.run(
-        [str(ROOT / "docker" / "assemble.sh"), str(TREE), str(baked)],
-        check=True,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-    )
-    subprocess.run(
-        [str(ROOT / "docker" / "zip.sh"), str(TREE), str(ZIP)],
-        check=True,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-    )
+    docker_script("assemble.sh", TREE, baked, environment=environment)
+    docker_script("zip.sh", TREE, ZIP, environment=environment)
     return python
 
 

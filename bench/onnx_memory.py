@@ -38,15 +38,11 @@ CHILD = """
 import json, statistics, sys, time
 sys.path.insert(0, {root!r})
 from pathlib import Path
+from bench.worker import rss_mb
 from qa.backends import in_passes, onnx
 from qa.engine import QuestionAnswerer
 from qa.model_files import read_config
 from qa.tokenization import load_tokenizer
-
-def rss(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1]) / 1024
 
 if {glibc!r}:  # (imports torch: compare this configuration's RSS by differences only)
     from qa.backends.torch import keep_scratch_memory
@@ -69,13 +65,13 @@ short = [inputs["Kit-Ho Mak"], inputs["SQuAD paragraph"]]
 for _ in range(3):
     for question, context in short:
         answerer.answer(question, context)
-warm = rss("VmRSS")
+warm = rss_mb("VmRSS")
 answerer.answer(*inputs["20,000 chars"])
-peak, after = rss("VmHWM"), rss("VmRSS")
+peak, after = rss_mb("VmHWM"), rss_mb("VmRSS")
 for _ in range(3):
     for question, context in short:
         answerer.answer(question, context)
-report = {{"warm": warm, "peak": peak, "after": after, "after short": rss("VmRSS")}}
+report = {{"warm": warm, "peak": peak, "after": after, "after short": rss_mb("VmRSS")}}
 for size, count in {repeat!r}.items():
     durations = []
     for _ in range(count):
@@ -83,7 +79,7 @@ for size, count in {repeat!r}.items():
         answerer.answer(*inputs[size])
         durations.append(time.perf_counter() - started)
     report[size + " ms"] = 1000 * statistics.median(durations)
-report["after all"] = rss("VmRSS")
+report["after all"] = rss_mb("VmRSS")
 print(json.dumps(report))
 """
 

@@ -52,6 +52,13 @@ EVENT = ROOT / "events" / "http-api-v2-post-answer.json"
 
 if not __package__:  # run as a script, bench/run.py: the repository's packages become importable
     sys.path.insert(0, str(ROOT))
+from bench.report import (  # noqa: E402  (after the path, above)
+    FIRST_ANSWER_LABEL,
+    FIRST_PAGE_LABEL,
+    REFERENCE_LABEL,
+    chart,
+    markdown,
+)
 from bench.squad import best_over_truths, exact_match, f1, load_questions  # noqa: E402  (after the path, above)
 
 
@@ -131,11 +138,19 @@ def fingerprint(*paths: Path) -> str:
     return digest.hexdigest()
 
 
+def docker_script(name: str, *arguments: Path, environment: dict) -> None:
+    """Run docker/``name`` with ``arguments``, its output dropped. Raises
+    subprocess.CalledProcessError if it fails."""
+    command = [str(ROOT / "docker" / name), *map(str, arguments)]
+    subprocess.run(command, check=True, env=environment, stdout=subprocess.DEVNULL)
+
+
 def ensure_runtime_tree(baked: Path) -> str | None:
     """The torch-free runtime tree as Lambda runs it, with the ``baked`` model, and its zip, by
-    the Dockerfile's and `make zip`'s own scripts. The installed packages are reused while
-    requirements/runtime.txt and build-runtime.sh are unchanged; the app and the model are put in
-    afresh each run. Returns Lambda's Python, or None (saying so) when there is none."""
+    the Dockerfile's and `make zip`'s own scripts. The installed packages are reused while what
+    build-runtime.sh reads (itself, requirements/runtime.lock, docker/runtime-tree.txt) is
+    unchanged; the app and the model are put in afresh each run. Returns Lambda's Python, or
+    None (saying so) when there is none."""
     python = lambda_python()
     if python is None:
         log(
@@ -144,32 +159,21 @@ def ensure_runtime_tree(baked: Path) -> str | None:
         )
         return None
     environment = {**os.environ, "PYTHON": python}
-    stamp = fingerprint(ROOT / "requirements" / "runtime.txt", ROOT / "docker" / "build-runtime.sh")
+    stamp = fingerprint(
+        ROOT / "docker" / "build-runtime.sh",
+        ROOT / "requirements" / "runtime.lock",
+        ROOT / "docker" / "runtime-tree.txt",
+    )
     marker = TREE / "installed"  # zip.sh leaves out this name, as it does the Makefile's marker
     if not marker.is_file() or marker.read_text() != stamp:
         log("building the torch-free runtime tree (docker/build-runtime.sh)")
         shutil.rmtree(TREE, ignore_errors=True)
-        subprocess.run(
-            [str(ROOT / "docker" / "build-runtime.sh"), str(TREE)],
-            check=True,
-            env=environment,
-            stdout=subprocess.DEVNULL,
-        )
+        docker_script("build-runtime.sh", TREE, environment=environment)
         marker.write_text(stamp)
     for app in ("qa", "qasite", "templates"):  # so that no file deleted from the app lingers
         shutil.rmtree(TREE / app, ignore_errors=True)
-    subprocess.run(
-        [str(ROOT / "docker" / "assemble.sh"), str(TREE), str(baked)],
-        check=True,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-    )
-    subprocess.run(
-        [str(ROOT / "docker" / "zip.sh"), str(TREE), str(ZIP)],
-        check=True,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-    )
+    docker_script("assemble.sh", TREE, baked, environment=environment)
+    docker_script("zip.sh", TREE, ZIP, environment=environment)
     return python
 
 
@@ -538,9 +542,6 @@ status = open("/proc/self/status").read().splitlines()
 print([int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:")][0])
 os._exit(0)  # without waiting for a background model load: the page is what is timed
 """
-FIRST_PAGE_LABEL = "qasite first page: runtime tree, WSGI app, model loading after it (Python 3.12)"
-FIRST_ANSWER_LABEL = "qasite first answer: runtime tree, Lambda handler, onnx (Python 3.12)"
-REFERENCE_LABEL = "reference first answer: WSGI app around the pipeline"
 
 
 def cold_commands(tiny: dict, tree_python: str | None) -> dict:
@@ -865,8 +866,6 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     name = "quick" if quick else "latest"
     (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    from bench.report import chart, markdown
-
     (RESULTS / f"{name}.md").write_text(markdown(report))
     chart(report, RESULTS / f"{name}-latency.png")
     log(f"done in {report['seconds']:.0f} s: bench/results/{name}.md")

@@ -38,9 +38,10 @@ class QasiteParams {
     const service = this.serverless.service;
     // As ${param:name} resolves: --param, else the stage's params, else the default ones.
     const params = this.serverless.configurationInput.params || {};
+    const given = this.given();
+    const sources = [given, params[service.provider.stage] || {}, params.default || {}];
     const param = (name) => {
-      const given = this.given();
-      for (const source of [given, params[service.provider.stage] || {}, params.default || {}]) {
+      for (const source of sources) {
         if (name in source) return source[name] === null ? '' : String(source[name]);
       }
       return '';
@@ -56,7 +57,7 @@ class QasiteParams {
       this.fail(`architecture=${architecture}: expected x86_64 or arm64`);
     }
     if (pkg === 'image') {
-      if (this.given().snapStart === 'true') {
+      if (given.snapStart === 'true') {
         this.fail(
           'snapStart=true needs package=zip: AWS Lambda offers SnapStart for no container ' +
             'image. Deploy the zip (package=zip, the default), or the image without snapStart.'
@@ -135,9 +136,7 @@ class QasiteParams {
         template.Resources[id] = settle(resource);
       }
     }
-    for (const section of ['Outputs']) {
-      if (template[section]) template[section] = settle(template[section]);
-    }
+    if (template.Outputs) template.Outputs = settle(template.Outputs);
     delete template.Conditions;
 
     const alarm = template.Resources.FunctionDurationAlarm;

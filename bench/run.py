@@ -148,7 +148,7 @@ def docker_script(name: str, *arguments: Path, environment: dict) -> None:
 def ensure_runtime_tree(baked: Path) -> str | None:
     """The torch-free runtime tree as Lambda runs it, with the ``baked`` model, and its zip, by
     the Dockerfile's and `make zip`'s own scripts. The installed packages are reused while what
-    build-runtime.sh reads (itself, requirements/runtime.lock, docker/runtime-tree.txt) is
+    build-runtime.sh reads (itself, wheel-platforms.sh, runtime.lock, runtime-tree.txt) is
     unchanged; the app and the model are put in afresh each run. Returns Lambda's Python, or
     None (saying so) when there is none."""
     python = lambda_python()
@@ -161,6 +161,7 @@ def ensure_runtime_tree(baked: Path) -> str | None:
     environment = {**os.environ, "PYTHON": python}
     stamp = fingerprint(
         ROOT / "docker" / "build-runtime.sh",
+        ROOT / "docker" / "wheel-platforms.sh",
         ROOT / "requirements" / "runtime.lock",
         ROOT / "docker" / "runtime-tree.txt",
     )

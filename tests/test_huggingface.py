@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import httpx2
 import huggingface_hub
@@ -22,7 +21,7 @@ from hypothesis import HealthCheck, event, given, settings
 from qa import services
 from qa.examples import KIT_HO
 from qa.serializers import AnswerOptionsSerializer
-from tests.helpers import no_answer_best
+from tests.helpers import REPO, no_answer_best
 from tests.properties import OPTIONS, texts
 
 PATH = "/api/hf/question-answering/"
@@ -31,9 +30,8 @@ MOON = {
     "context": "Hong Kong is a special administrative region on the southern coast of China. "
     "It has a population of about 7.5 million people.",
 }
-ROOT = Path(__file__).resolve().parent.parent
-EVENT = ROOT / "events" / "http-api-v2.json"
-NODE_TEST = ROOT / "tests" / "js" / "huggingface-inference.test.mjs"
+EVENT = REPO / "events" / "http-api-v2.json"
+NODE_TEST = REPO / "tests" / "js" / "huggingface-inference.test.mjs"
 PARAMETERS = set(AnswerOptionsSerializer().fields)  # the rest is inputs
 LAMBDA_URL = "https://abc123defg.execute-api.eu-west-1.amazonaws.com" + PATH
 
@@ -490,7 +488,7 @@ def node_test(live_server):
     """Runs one test of tests/js/huggingface-inference.test.mjs against the live server."""
     if NODE is None:
         pytest.skip("node is not installed")
-    if not (ROOT / "node_modules" / "@huggingface" / "inference").is_dir():
+    if not (REPO / "node_modules" / "@huggingface" / "inference").is_dir():
         pytest.skip("@huggingface/inference is not installed (npm ci)")
 
     def run(name: str) -> None:
@@ -506,7 +504,7 @@ def node_test(live_server):
             capture_output=True,
             text=True,
             timeout=120,
-            cwd=ROOT,
+            cwd=REPO,
         )
         assert result.returncode == 0, result.stdout + result.stderr
         # A name that matched no test would pass too: exactly this one ran, and passed.

@@ -27,8 +27,7 @@ from qa import services
 from qa.examples import EXAMPLES, KIT_HO
 from qa.log_filters import ascii_json
 from qasite import lambda_handler
-from tests.deploying import REPO
-from tests.helpers import LambdaContext, invoke, rust_panic, traced_twice
+from tests.helpers import REPO, LambdaContext, invoke, rust_panic, traced_twice
 from tests.lambda_events import (
     CLOUDFRONT,
     CSRF_SECRET,
@@ -736,7 +735,7 @@ def test_handler_loads_without_snapshot_hooks(modern_model_dir, tmp_path):
         "HF_HUB_OFFLINE": "1",
         "QA_MODEL": str(modern_model_dir),
         "DJANGO_ALLOWED_HOSTS": ".amazonaws.com",
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "PYTHONPATH": str(REPO),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
@@ -1002,7 +1001,6 @@ def test_with_tracing_on_x_ray_gets_neither_answers_nor_what_users_send(modern_m
 
 def test_run_on_an_event_file_from_the_command_line(real_model_dir, tmp_path):
     """A fresh interpreter loads the model at import, answers, and writes only in its temp dir."""
-    repo = Path(__file__).resolve().parent.parent
     script = textwrap.dedent(
         f"""
         import os, sys
@@ -1037,9 +1035,9 @@ def test_run_on_an_event_file_from_the_command_line(real_model_dir, tmp_path):
         "PYTHONDONTWRITEBYTECODE": "1",  # as the Dockerfile sets it
         "QA_MODEL": str(real_model_dir),
         "DJANGO_ALLOWED_HOSTS": ".execute-api.eu-west-1.amazonaws.com",
-        "PYTHONPATH": str(repo),
+        "PYTHONPATH": str(REPO),
     }
-    before = {path: path.stat().st_mtime_ns for path in repo.rglob("*") if ".git" not in path.parts}
+    before = {path: path.stat().st_mtime_ns for path in REPO.rglob("*") if ".git" not in path.parts}
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path
     )
@@ -1048,5 +1046,5 @@ def test_run_on_an_event_file_from_the_command_line(real_model_dir, tmp_path):
     assert response["statusCode"] == 200
     assert json.loads(response["body"])["answer"] == "Kit-Ho Mak"
     assert "WRITES []" in result.stderr, result.stderr
-    after = {path: path.stat().st_mtime_ns for path in repo.rglob("*") if ".git" not in path.parts}
+    after = {path: path.stat().st_mtime_ns for path in REPO.rglob("*") if ".git" not in path.parts}
     assert after == before

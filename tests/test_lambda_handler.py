@@ -32,6 +32,7 @@ from tests.lambda_events import (
     CLOUDFRONT,
     CSRF_SECRET,
     EVENTS,
+    FORM,
     KINDS,
     V2_KINDS,
     api_post,
@@ -129,11 +130,6 @@ def from_client(event: dict, kind: str, address: str, forwarded_for: str = "") -
     return event
 
 
-def post_answer(kind: str, **headers) -> dict:
-    body = json.dumps(KIT_HO)
-    return make_event(kind, "POST", "/api/answer/", body=body, headers={**JSON, **headers})
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_rate_limit_counts_the_address_aws_vouches_for_never_x_forwarded_for(lambda_settings, kind):
     """The issue's case: at 2/min, five POSTs each with a new X-Forwarded-For all got 200 on
@@ -142,7 +138,8 @@ def test_rate_limit_counts_the_address_aws_vouches_for_never_x_forwarded_for(lam
     attacker, victim = "198.51.100.66", "203.0.113.7"
 
     def ask(client, forwarded_for):
-        return invoke(from_client(post_answer(kind), kind, client, forwarded_for))["statusCode"]
+        event = from_client(api_post(kind, KIT_HO), kind, client, forwarded_for)
+        return invoke(event)["statusCode"]
 
     assert [ask(attacker, f"10.9.9.{n}") for n in range(5)] == [200, 200, 429, 429, 429]
     assert [ask(attacker, victim) for _ in range(2)] == [429, 429]  # naming the victim: no escape
@@ -160,9 +157,8 @@ def test_rate_limit_counts_the_cloudfront_viewer_not_the_edge_nor_a_forged_heade
     lambda_settings.QA_PROXY_SECRET = "origin-secret"
 
     def ask(viewer, port, *, secret="origin-secret", source_ip="198.51.100.20"):
-        event = post_answer(
-            kind, **{"CloudFront-Viewer-Address": f"{viewer}:{port}", "X-Origin-Verify": secret}
-        )
+        headers = {"CloudFront-Viewer-Address": f"{viewer}:{port}", "X-Origin-Verify": secret}
+        event = api_post(kind, KIT_HO, headers=headers)
         return invoke(from_client(event, kind, source_ip, viewer))["statusCode"]
 
     assert [ask("203.0.113.7", port) for port in (41001, 41002, 41003)] == [200, 200, 429]
@@ -439,16 +435,13 @@ def test_the_schemas_servers_are_the_prefix_it_was_asked_under(lambda_settings, 
     """The review: Swagger UI's "Try it out" posted to /api/answer/ at the root under a prefix:
     the schema had no servers. Its paths stay the site's; servers adds the prefix (none without
     one, where OpenAPI's default "/" is right)."""
-    path = "/api/schema/?format=json"
     if how in PREFIXES:
-        event, expected = (
-            prefixed(how, "GET", "/api/schema/", query="format=json"),
-            [{"url": PREFIXES[how][1]}],
-        )
+        event = prefixed(how, "GET", "/api/schema/", query="format=json")
+        expected = [{"url": PREFIXES[how][1]}]
     else:
         forced = how.partition("=")[2] or None
         lambda_settings.FORCE_SCRIPT_NAME = forced
-        event = make_event("http-api-v2", "GET", path.partition("?")[0], query="format=json")
+        event = make_event("http-api-v2", "GET", "/api/schema/", query="format=json")
         expected = [{"url": forced}] if forced not in (None, "/") else None
     schema = json.loads(body_of(invoke(event)))
     assert schema.get("servers") == expected
@@ -595,7 +588,7 @@ def test_each_invocation_publishes_its_metrics_after_its_log_line(
 ):
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "qasite-test")
     monkeypatch.setattr(lambda_handler, "_cold", True)
-    invoke(post_answer("http-api-v2"))
+    invoke(api_post("http-api-v2", KIT_HO))
     invoke(make_event("http-api-v2", path="/no/such/page/"))
     request, first, client_error, request_404, second = log_lines(capsys)  # a 4xx's at once
     assert (request["status"], request_404["status"]) == (200, 404)
@@ -783,7 +776,6 @@ def ask(index: int = 0, **options) -> dict:
     return {"question": f"Who is {marked}?", "context": f"{marked} is here.", **options}
 
 
-FORM = {"Content-Type": "application/x-www-form-urlencoded", "Origin": CLOUDFRONT}
 # (what, event kind, method, path, body, headers, expected status), run in this order.
 PRIVACY_REQUESTS = [
     ("page", "http-api-v2", "GET", "/", None, {}, 200),

@@ -2,7 +2,6 @@
 
 import base64
 import importlib
-import io
 import json
 import logging
 import os
@@ -27,7 +26,7 @@ from qa import services
 from qa.examples import EXAMPLES, KIT_HO
 from qa.log_filters import ascii_json
 from qasite import lambda_handler
-from tests.helpers import REPO, LambdaContext, invoke, rust_panic, traced_twice
+from tests.helpers import REPO, LambdaContext, console_output, invoke, rust_panic, traced_twice
 from tests.lambda_events import (
     CLOUDFRONT,
     CSRF_SECRET,
@@ -606,10 +605,7 @@ def test_each_invocation_publishes_its_metrics_after_its_log_line(
 
 def test_every_log_line_of_an_invocation_carries_its_request_id(lambda_settings, monkeypatch):
     """Django's own lines too (the 404's warning here), as settings format them on Lambda."""
-    [console] = [h for h in logging.getLogger().handlers if h.get_name() == "console"]
-    django_json = io.StringIO()
-    monkeypatch.setattr(console, "stream", django_json)
-    monkeypatch.setattr(console, "formatter", LambdaPowertoolsFormatter(json_serializer=ascii_json))
+    django_json = console_output(monkeypatch, LambdaPowertoolsFormatter(json_serializer=ascii_json))
     invoke(make_event("http-api-v2", path="/no/such/page/"))
     line = json.loads(django_json.getvalue())
     assert line["message"] == "Not Found: /no/such/page/"
@@ -880,10 +876,7 @@ def test_nothing_users_send_is_logged_or_printed_and_only_csrftoken_is_set(
     assert lambda_settings.DEBUG is False
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "qasite-test")  # metrics on, as on Lambda
     monkeypatch.setattr(lambda_handler, "_cold", True)
-    [console] = [h for h in logging.getLogger().handlers if h.get_name() == "console"]
-    django_json = io.StringIO()  # the root logger's handler, formatting as settings do on Lambda
-    monkeypatch.setattr(console, "stream", django_json)
-    monkeypatch.setattr(console, "formatter", LambdaPowertoolsFormatter(json_serializer=ascii_json))
+    django_json = console_output(monkeypatch, LambdaPowertoolsFormatter(json_serializer=ascii_json))
     responses = []
     for what, kind, method, path, body, headers, expected in PRIVACY_REQUESTS:
         cookies = {"csrftoken": CSRF_SECRET} if (method, path) == ("POST", "/") else None

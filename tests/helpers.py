@@ -1,11 +1,12 @@
 """Helpers shared by test modules (fixtures live in conftest.py): where the real model is, the
 tiny model's words, what the runtime tree keeps and drops, invoking the Lambda handler in process
-or with X-Ray tracing on, what the console log handler writes, and a model forward that scores
-"no answer" best."""
+or with X-Ray tracing on, what the console log handler writes, a page's links, and a model
+forward that scores "no answer" best."""
 
 import io
 import json
 import logging
+import re
 import socket
 import subprocess
 import textwrap
@@ -64,6 +65,14 @@ def console_output(monkeypatch, formatter: logging.Formatter | None = None) -> i
     if formatter is not None:
         monkeypatch.setattr(console, "formatter", formatter)
     return output
+
+
+LINK = re.compile(r'(?:href|src|action|data-api-url)="(/[^"]*)"')
+
+
+def links(html: str) -> set[str]:
+    """Every root-relative URL of a page: links, form actions, scripts, stylesheets."""
+    return set(LINK.findall(html))
 
 
 # A sampled trace id, as Lambda's runtime sets it in a function with active tracing.

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import random
-import re
 import subprocess
 import sys
 import textwrap
@@ -26,7 +25,15 @@ from qa import services
 from qa.examples import EXAMPLES, KIT_HO
 from qa.log_filters import ascii_json
 from qasite import lambda_handler
-from tests.helpers import REPO, LambdaContext, console_output, invoke, rust_panic, traced_twice
+from tests.helpers import (
+    REPO,
+    LambdaContext,
+    console_output,
+    invoke,
+    links,
+    rust_panic,
+    traced_twice,
+)
 from tests.lambda_events import (
     CLOUDFRONT,
     CSRF_SECRET,
@@ -369,14 +376,6 @@ def test_a_failure_outside_django_is_a_500_and_a_log_line(monkeypatch, capsys):
 
 
 # --- a path prefix: REST API stages, HTTP API named stages, proxies -----------------------------
-
-LINK = re.compile(r'(?:href|src|action|data-api-url)="(/[^"]*)"')
-
-
-def links(html: str) -> set[str]:
-    """Every root-relative URL of a page: links, form actions, scripts, stylesheets."""
-    return set(LINK.findall(html))
-
 
 # How each shape carries a prefix: (event kind, prefix, where it comes from)
 PREFIXES = {

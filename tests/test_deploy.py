@@ -10,7 +10,8 @@ import subprocess
 import pytest
 
 from qasite.settings import env_bool
-from tests.deploying import BIN, IMAGE, REPO, ZIP_BYTES, cfn_lint, package, run_package
+from tests.deploying import BIN, IMAGE, ZIP_BYTES, cfn_lint, package, run_package
+from tests.helpers import REPO
 
 
 def packaged(directory, *params: str) -> tuple:

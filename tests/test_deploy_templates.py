@@ -16,7 +16,8 @@ import cfnlint
 import pytest
 from cfnlint.decode import cfn_yaml
 
-from tests.deploying import IMAGE, REPO, cfn_lint, package
+from tests.deploying import IMAGE, cfn_lint, package
+from tests.helpers import REPO
 
 DEPLOY = REPO / "deploy"
 POLICY = DEPLOY / "deployer-policy.json"

@@ -260,6 +260,15 @@ def broken_model(request, tmp_path) -> BrokenModel:
 
 
 @pytest.fixture(scope="session")
+def image_template(tmp_path_factory) -> tuple[Path, dict]:
+    """`serverless package --param=package=image`: the template's path and content (packaged
+    once for the deployment tests that read it)."""
+    from tests.deploying import packaged
+
+    return packaged(tmp_path_factory.mktemp("sls-image"), "package=image")
+
+
+@pytest.fixture(scope="session")
 def real_model_dir() -> Path:
     if not (REAL_MODEL / "config.json").is_file():
         pytest.skip(f"the real QA model is not in {REAL_MODEL} (../shared is absent)")

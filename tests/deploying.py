@@ -1,5 +1,6 @@
 """Helpers for the deployment tests: `serverless package` offline, and cfn-lint."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -46,6 +47,17 @@ def package(tmp_path: Path, *params: str) -> Path:
     result = run_package(tmp_path, *params)
     assert result.returncode == 0, result.stdout + result.stderr
     return tmp_path / ".serverless" / "cloudformation-template-update-stack.json"
+
+
+def packaged(directory: Path, *params: str) -> tuple[Path, dict]:
+    """The generated template's path and content, after `serverless package` in directory."""
+    path = package(directory, *params)
+    return path, json.loads(path.read_text())
+
+
+def as_list(value) -> list:
+    """A template's value that may be one item or a list of them (an IAM Action, a Resource)."""
+    return value if isinstance(value, list) else [value]
 
 
 def cfn_lint(template: Path, *args: str) -> None:

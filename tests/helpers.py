@@ -1,8 +1,12 @@
 """Helpers shared by test modules (fixtures live in conftest.py): where the real model is, the
 tiny model's words, what the runtime tree keeps and drops, invoking the Lambda handler in process
-or with X-Ray tracing on, and a model forward that scores "no answer" best."""
+or with X-Ray tracing on, what the console log handler writes, a page's links, and a model
+forward that scores "no answer" best."""
 
+import io
 import json
+import logging
+import re
 import socket
 import subprocess
 import textwrap
@@ -50,6 +54,25 @@ def invoke(event: dict) -> dict:
     from qasite import lambda_handler
 
     return lambda_handler.handler(event, LambdaContext())
+
+
+def console_output(monkeypatch, formatter: logging.Formatter | None = None) -> io.StringIO:
+    """What the root logger's one handler ("console" in settings.LOGGING) writes from now on,
+    formatted by ``formatter`` when one is given (as settings format it on Lambda)."""
+    [console] = [h for h in logging.getLogger().handlers if h.get_name() == "console"]
+    output = io.StringIO()
+    monkeypatch.setattr(console, "stream", output)
+    if formatter is not None:
+        monkeypatch.setattr(console, "formatter", formatter)
+    return output
+
+
+LINK = re.compile(r'(?:href|src|action|data-api-url)="(/[^"]*)"')
+
+
+def links(html: str) -> set[str]:
+    """Every root-relative URL of a page: links, form actions, scripts, stylesheets."""
+    return set(LINK.findall(html))
 
 
 # A sampled trace id, as Lambda's runtime sets it in a function with active tracing.

@@ -13,6 +13,8 @@ V2_KINDS = {"http-api-v2", "function-url"}
 # and form token.
 CLOUDFRONT = "https://d111111abcdef8.cloudfront.net"
 CSRF_SECRET = "k" * 32
+# The headers of the HTML form posted by a browser on the site (through CloudFront).
+FORM = {"Content-Type": "application/x-www-form-urlencoded", "Origin": CLOUDFRONT}
 
 
 def make_event(

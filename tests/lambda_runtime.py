@@ -16,12 +16,11 @@ import pytest
 from bench.run import free_port
 from qa.examples import KIT_HO
 from tests.helpers import REPO
-from tests.lambda_events import CLOUDFRONT, CSRF_SECRET, make_event
+from tests.lambda_events import CLOUDFRONT, CSRF_SECRET, FORM, make_event
 
 RIE = REPO / "build" / "tools" / "samcli" / "local" / "rapid" / "aws-lambda-rie-x86_64"
 RIC = REPO / "build" / "lambda-ric"  # awslambdaric (and snapshot_restore_py) for Lambda's Python
 JSON = {"Content-Type": "application/json", "Accept": "application/json"}
-FORM = {"Content-Type": "application/x-www-form-urlencoded", "Origin": CLOUDFRONT}
 
 
 def lambda_python() -> str:

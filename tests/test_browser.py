@@ -17,7 +17,7 @@ import pytest
 from qa import services
 from qa.errors import ModelUnavailable
 from qa.examples import KIT_HO
-from tests.helpers import REAL_MODEL
+from tests.helpers import REAL_MODEL, REPO
 
 pytestmark = pytest.mark.browser
 
@@ -27,7 +27,7 @@ sync_api = pytest.importorskip(
 expect = sync_api.expect
 
 CHROMIUM = Path(os.environ.get("QA_CHROMIUM", "/usr/bin/chromium"))
-AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
+AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

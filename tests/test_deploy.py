@@ -10,23 +10,22 @@ import subprocess
 import pytest
 
 from qasite.settings import env_bool
-from tests.deploying import BIN, IMAGE, REPO, ZIP_BYTES, cfn_lint, package, run_package
-
-
-def packaged(directory, *params: str) -> tuple:
-    """The generated template's path and content, after `serverless package` in directory."""
-    path = package(directory, *params)
-    return path, json.loads(path.read_text())
+from tests.deploying import (
+    BIN,
+    IMAGE,
+    ZIP_BYTES,
+    as_list,
+    cfn_lint,
+    package,
+    packaged,
+    run_package,
+)
+from tests.helpers import REPO
 
 
 @pytest.fixture(scope="module")
 def default_template(tmp_path_factory):
     return packaged(tmp_path_factory.mktemp("sls"))
-
-
-@pytest.fixture(scope="module")
-def image_template(tmp_path_factory):
-    return packaged(tmp_path_factory.mktemp("sls-image"), "package=image")
 
 
 def test_default_template_passes_cfn_lint(default_template):
@@ -114,10 +113,6 @@ def test_role_may_write_logs_and_read_only_its_secret(default_template):
         "Fn::Sub": "ssm.${AWS::Region}.amazonaws.com"
     }
     assert kms["Condition"]["ForAnyValue:StringEquals"] == {"kms:ResourceAliases": "alias/aws/ssm"}
-
-
-def as_list(value) -> list:
-    return value if isinstance(value, list) else [value]
 
 
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}

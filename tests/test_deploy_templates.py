@@ -16,7 +16,8 @@ import cfnlint
 import pytest
 from cfnlint.decode import cfn_yaml
 
-from tests.deploying import IMAGE, REPO, cfn_lint, package
+from tests.deploying import as_list, cfn_lint, package
+from tests.helpers import REPO
 
 DEPLOY = REPO / "deploy"
 POLICY = DEPLOY / "deployer-policy.json"
@@ -137,10 +138,6 @@ def policy() -> dict:
     return json.loads(POLICY.read_text())
 
 
-def as_list(value) -> list:
-    return value if isinstance(value, list) else [value]
-
-
 def statements() -> list[dict]:
     return policy()["Statement"]
 
@@ -168,7 +165,7 @@ def allowed(action: str, resource: str | None = None) -> bool:
 
 
 @pytest.fixture(scope="module")
-def deployed_templates(tmp_path_factory) -> dict[str, dict]:
+def deployed_templates(tmp_path_factory, image_template) -> dict[str, dict]:
     """Every template a deploy creates stacks from: the site's (as serverless packages it: the
     zip with every optional resource, and the image), the ECR repository's, the web ACL's and
     the CloudFront alarm's."""
@@ -182,10 +179,9 @@ def deployed_templates(tmp_path_factory) -> dict[str, dict]:
         "tracing=true",
     ]
     zip_site = package(tmp_path_factory.mktemp("sls"), *everything)
-    image_site = package(tmp_path_factory.mktemp("sls-image"), "package=image", f"imageUri={IMAGE}")
     return {
         "serverless.yml": json.loads(zip_site.read_text()),
-        "serverless.yml, package=image": json.loads(image_site.read_text()),
+        "serverless.yml, package=image": image_template[1],
         "deploy/ecr.yml": load_template(DEPLOY / "ecr.yml"),
         "deploy/waf.yml": load_template(DEPLOY / "waf.yml"),
         "deploy/cloudfront-alarms.yml": load_template(DEPLOY / "cloudfront-alarms.yml"),

@@ -53,13 +53,17 @@ def tokenizer_parts(request):
     return tokenizer, special, max_length
 
 
-def make_answerer(tokenizer_parts, start, end, **kwargs):
+def answerer_with(tokenizer_parts, forward) -> QuestionAnswerer:
+    """The engine on a tokenizer set up as tokenizer_parts gives it, with ``forward`` for model."""
     tokenizer, special, max_length = tokenizer_parts
-    forward = PointingForward(tokenizer, start, end, **kwargs)
-    answerer = QuestionAnswerer(
+    return QuestionAnswerer(
         tokenizer=tokenizer, forward=forward, special_tokens=special, model_max_length=max_length
     )
-    return answerer, forward
+
+
+def make_answerer(tokenizer_parts, start, end, **kwargs):
+    forward = PointingForward(tokenizer_parts[0], start, end, **kwargs)
+    return answerer_with(tokenizer_parts, forward), forward
 
 
 def test_answer_is_the_pointed_span_with_exact_offsets(tokenizer_parts):
@@ -131,7 +135,6 @@ def test_no_answer_needs_handle_impossible_answer(tokenizer_parts):
 
 
 def test_null_score_is_the_lowest_over_windows(tokenizer_parts):
-    tokenizer, special, max_length = tokenizer_parts
     null_scores = []
 
     def forward(input_ids, attention_mask, token_type_ids):
@@ -145,9 +148,7 @@ def test_null_score_is_the_lowest_over_windows(tokenizer_parts):
             null_scores.append(p_cls**2)
         return logits, logits.copy()
 
-    answerer = QuestionAnswerer(
-        tokenizer=tokenizer, forward=forward, special_tokens=special, model_max_length=max_length
-    )
+    answerer = answerer_with(tokenizer_parts, forward)
     options = Options(handle_impossible_answer=True, max_seq_len=32, doc_stride=20)
     [best] = answerer.answer("Where?", "the city " * 20, options)
     assert len(null_scores) > 2
@@ -281,12 +282,9 @@ class SpecialTokenLover:
 
 
 def special_token_answerer(tokenizer_parts):
-    tokenizer, special, max_length = tokenizer_parts
+    tokenizer = tokenizer_parts[0]
     lover = SpecialTokenLover(tokenizer)
-    answerer = QuestionAnswerer(
-        tokenizer=tokenizer, forward=lover, special_tokens=special, model_max_length=max_length
-    )
-    return tokenizer, answerer, lover
+    return tokenizer, answerer_with(tokenizer_parts, lover), lover
 
 
 def test_the_table_below_covers_every_special_token_of_the_tokenizers(tokenizer_parts, request):
@@ -378,13 +376,7 @@ class ScriptedForward:
 
 
 def scripted_answerer(tokenizer_parts, logits):
-    tokenizer, special, max_length = tokenizer_parts
-    return QuestionAnswerer(
-        tokenizer=tokenizer,
-        forward=ScriptedForward(logits),
-        special_tokens=special,
-        model_max_length=max_length,
-    )
+    return answerer_with(tokenizer_parts, ScriptedForward(logits))
 
 
 # "a " * 25 + "a": 51 characters, 26 one-token words; in a window of "who" they are tokens 3-28.
@@ -720,11 +712,8 @@ def test_characters_of_several_tokens_get_answers_in_bounded_windows_or_a_refusa
     doc_stride: answers within the context, from windows of at most max_seq_len tokens (as the
     model receives them), exactly as many as the plan counted; or an InvalidQuestion. Never
     another exception (the tokenizer's panic was a BaseException)."""
-    tokenizer, special, max_length = hangul_tokenizer_parts
     recorder = WindowRecorder()
-    answerer = QuestionAnswerer(
-        tokenizer=tokenizer, forward=recorder, special_tokens=special, model_max_length=max_length
-    )
+    answerer = answerer_with(hangul_tokenizer_parts, recorder)
     options = Options(
         max_question_len=max_question_len, max_seq_len=max_seq_len, doc_stride=doc_stride
     )

@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from tests.deploying import REPO
+from tests.helpers import REPO
 from tests.lambda_events import CLOUDFRONT, EVENTS, body_of, header
 
 THROUGH_CLOUDFRONT = {  # event: (status, Content-Type)

@@ -3,10 +3,10 @@
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 from qa import graph_cache
 from qa.graph_cache import exported_graph
+from tests.helpers import REPO
 
 
 def test_an_exported_graph_is_cached_by_the_content_of_the_weights(
@@ -54,6 +54,6 @@ def test_a_cached_graph_loads_without_importing_torch(modern_model_dir, tmp_path
         capture_output=True,
         text=True,
         timeout=120,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=REPO,
     )
     assert fresh.stdout.strip() == "[]", fresh.stderr

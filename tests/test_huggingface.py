@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import httpx2
 import huggingface_hub
@@ -22,7 +21,8 @@ from hypothesis import HealthCheck, event, given, settings
 from qa import services
 from qa.examples import KIT_HO
 from qa.serializers import AnswerOptionsSerializer
-from tests.helpers import no_answer_best
+from tests.helpers import REPO, invoke, no_answer_best
+from tests.lambda_events import body_of, make_event
 from tests.properties import OPTIONS, texts
 
 PATH = "/api/hf/question-answering/"
@@ -31,9 +31,7 @@ MOON = {
     "context": "Hong Kong is a special administrative region on the southern coast of China. "
     "It has a population of about 7.5 million people.",
 }
-ROOT = Path(__file__).resolve().parent.parent
-EVENT = ROOT / "events" / "http-api-v2.json"
-NODE_TEST = ROOT / "tests" / "js" / "huggingface-inference.test.mjs"
+NODE_TEST = REPO / "tests" / "js" / "huggingface-inference.test.mjs"
 PARAMETERS = set(AnswerOptionsSerializer().fields)  # the rest is inputs
 LAMBDA_URL = "https://abc123defg.execute-api.eu-west-1.amazonaws.com" + PATH
 
@@ -450,19 +448,16 @@ class LambdaTransport(httpx2.BaseTransport):
     event, in the shape events/http-api-v2.json records, and the handler's answer back."""
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        from qasite import lambda_handler
-
-        event = json.loads(EVENT.read_text())
-        event["rawPath"] = event["requestContext"]["http"]["path"] = request.url.path
-        event["requestContext"]["http"]["method"] = request.method
-        event["headers"] = {
-            **event["headers"],
-            **{k.lower(): v for k, v in request.headers.items()},
-        }
-        event["body"] = request.read().decode()
-        response = lambda_handler.handler(event, None)
+        event = make_event(
+            "http-api-v2",
+            request.method,
+            request.url.path,
+            body=request.read().decode(),
+            headers=dict(request.headers),
+        )
+        response = invoke(event)
         return httpx2.Response(
-            response["statusCode"], headers=response["headers"], content=response["body"].encode()
+            response["statusCode"], headers=response["headers"], content=body_of(response).encode()
         )
 
 
@@ -490,7 +485,7 @@ def node_test(live_server):
     """Runs one test of tests/js/huggingface-inference.test.mjs against the live server."""
     if NODE is None:
         pytest.skip("node is not installed")
-    if not (ROOT / "node_modules" / "@huggingface" / "inference").is_dir():
+    if not (REPO / "node_modules" / "@huggingface" / "inference").is_dir():
         pytest.skip("@huggingface/inference is not installed (npm ci)")
 
     def run(name: str) -> None:
@@ -506,7 +501,7 @@ def node_test(live_server):
             capture_output=True,
             text=True,
             timeout=120,
-            cwd=ROOT,
+            cwd=REPO,
         )
         assert result.returncode == 0, result.stdout + result.stderr
         # A name that matched no test would pass too: exactly this one ran, and passed.

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 
 from bench.run import tree_size
-from tests.helpers import runtime_tree, traced_twice
+from tests.helpers import REPO, runtime_tree, traced_twice
 from tests.lambda_events import EVENTS, body_of, make_event
 from tests.lambda_runtime import (
-    REPO,
     distributions,
     emulator,
     every_kind_of_request,

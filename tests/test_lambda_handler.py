@@ -2,12 +2,10 @@
 
 import base64
 import importlib
-import io
 import json
 import logging
 import os
 import random
-import re
 import subprocess
 import sys
 import textwrap
@@ -27,12 +25,20 @@ from qa import services
 from qa.examples import EXAMPLES, KIT_HO
 from qa.log_filters import ascii_json
 from qasite import lambda_handler
-from tests.deploying import REPO
-from tests.helpers import LambdaContext, invoke, rust_panic, traced_twice
+from tests.helpers import (
+    REPO,
+    LambdaContext,
+    console_output,
+    invoke,
+    links,
+    rust_panic,
+    traced_twice,
+)
 from tests.lambda_events import (
     CLOUDFRONT,
     CSRF_SECRET,
     EVENTS,
+    FORM,
     KINDS,
     V2_KINDS,
     api_post,
@@ -130,11 +136,6 @@ def from_client(event: dict, kind: str, address: str, forwarded_for: str = "") -
     return event
 
 
-def post_answer(kind: str, **headers) -> dict:
-    body = json.dumps(KIT_HO)
-    return make_event(kind, "POST", "/api/answer/", body=body, headers={**JSON, **headers})
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_rate_limit_counts_the_address_aws_vouches_for_never_x_forwarded_for(lambda_settings, kind):
     """The issue's case: at 2/min, five POSTs each with a new X-Forwarded-For all got 200 on
@@ -143,7 +144,8 @@ def test_rate_limit_counts_the_address_aws_vouches_for_never_x_forwarded_for(lam
     attacker, victim = "198.51.100.66", "203.0.113.7"
 
     def ask(client, forwarded_for):
-        return invoke(from_client(post_answer(kind), kind, client, forwarded_for))["statusCode"]
+        event = from_client(api_post(kind, KIT_HO), kind, client, forwarded_for)
+        return invoke(event)["statusCode"]
 
     assert [ask(attacker, f"10.9.9.{n}") for n in range(5)] == [200, 200, 429, 429, 429]
     assert [ask(attacker, victim) for _ in range(2)] == [429, 429]  # naming the victim: no escape
@@ -161,9 +163,8 @@ def test_rate_limit_counts_the_cloudfront_viewer_not_the_edge_nor_a_forged_heade
     lambda_settings.QA_PROXY_SECRET = "origin-secret"
 
     def ask(viewer, port, *, secret="origin-secret", source_ip="198.51.100.20"):
-        event = post_answer(
-            kind, **{"CloudFront-Viewer-Address": f"{viewer}:{port}", "X-Origin-Verify": secret}
-        )
+        headers = {"CloudFront-Viewer-Address": f"{viewer}:{port}", "X-Origin-Verify": secret}
+        event = api_post(kind, KIT_HO, headers=headers)
         return invoke(from_client(event, kind, source_ip, viewer))["statusCode"]
 
     assert [ask("203.0.113.7", port) for port in (41001, 41002, 41003)] == [200, 200, 429]
@@ -376,14 +377,6 @@ def test_a_failure_outside_django_is_a_500_and_a_log_line(monkeypatch, capsys):
 
 # --- a path prefix: REST API stages, HTTP API named stages, proxies -----------------------------
 
-LINK = re.compile(r'(?:href|src|action|data-api-url)="(/[^"]*)"')
-
-
-def links(html: str) -> set[str]:
-    """Every root-relative URL of a page: links, form actions, scripts, stylesheets."""
-    return set(LINK.findall(html))
-
-
 # How each shape carries a prefix: (event kind, prefix, where it comes from)
 PREFIXES = {
     "REST API stage": ("rest-api-v1", "/prod"),  # requestContext.path /prod/..., path /...
@@ -440,16 +433,13 @@ def test_the_schemas_servers_are_the_prefix_it_was_asked_under(lambda_settings, 
     """The review: Swagger UI's "Try it out" posted to /api/answer/ at the root under a prefix:
     the schema had no servers. Its paths stay the site's; servers adds the prefix (none without
     one, where OpenAPI's default "/" is right)."""
-    path = "/api/schema/?format=json"
     if how in PREFIXES:
-        event, expected = (
-            prefixed(how, "GET", "/api/schema/", query="format=json"),
-            [{"url": PREFIXES[how][1]}],
-        )
+        event = prefixed(how, "GET", "/api/schema/", query="format=json")
+        expected = [{"url": PREFIXES[how][1]}]
     else:
         forced = how.partition("=")[2] or None
         lambda_settings.FORCE_SCRIPT_NAME = forced
-        event = make_event("http-api-v2", "GET", path.partition("?")[0], query="format=json")
+        event = make_event("http-api-v2", "GET", "/api/schema/", query="format=json")
         expected = [{"url": forced}] if forced not in (None, "/") else None
     schema = json.loads(body_of(invoke(event)))
     assert schema.get("servers") == expected
@@ -596,7 +586,7 @@ def test_each_invocation_publishes_its_metrics_after_its_log_line(
 ):
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "qasite-test")
     monkeypatch.setattr(lambda_handler, "_cold", True)
-    invoke(post_answer("http-api-v2"))
+    invoke(api_post("http-api-v2", KIT_HO))
     invoke(make_event("http-api-v2", path="/no/such/page/"))
     request, first, client_error, request_404, second = log_lines(capsys)  # a 4xx's at once
     assert (request["status"], request_404["status"]) == (200, 404)
@@ -614,10 +604,7 @@ def test_each_invocation_publishes_its_metrics_after_its_log_line(
 
 def test_every_log_line_of_an_invocation_carries_its_request_id(lambda_settings, monkeypatch):
     """Django's own lines too (the 404's warning here), as settings format them on Lambda."""
-    [console] = [h for h in logging.getLogger().handlers if h.get_name() == "console"]
-    django_json = io.StringIO()
-    monkeypatch.setattr(console, "stream", django_json)
-    monkeypatch.setattr(console, "formatter", LambdaPowertoolsFormatter(json_serializer=ascii_json))
+    django_json = console_output(monkeypatch, LambdaPowertoolsFormatter(json_serializer=ascii_json))
     invoke(make_event("http-api-v2", path="/no/such/page/"))
     line = json.loads(django_json.getvalue())
     assert line["message"] == "Not Found: /no/such/page/"
@@ -736,7 +723,7 @@ def test_handler_loads_without_snapshot_hooks(modern_model_dir, tmp_path):
         "HF_HUB_OFFLINE": "1",
         "QA_MODEL": str(modern_model_dir),
         "DJANGO_ALLOWED_HOSTS": ".amazonaws.com",
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "PYTHONPATH": str(REPO),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
@@ -784,7 +771,6 @@ def ask(index: int = 0, **options) -> dict:
     return {"question": f"Who is {marked}?", "context": f"{marked} is here.", **options}
 
 
-FORM = {"Content-Type": "application/x-www-form-urlencoded", "Origin": CLOUDFRONT}
 # (what, event kind, method, path, body, headers, expected status), run in this order.
 PRIVACY_REQUESTS = [
     ("page", "http-api-v2", "GET", "/", None, {}, 200),
@@ -889,10 +875,7 @@ def test_nothing_users_send_is_logged_or_printed_and_only_csrftoken_is_set(
     assert lambda_settings.DEBUG is False
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "qasite-test")  # metrics on, as on Lambda
     monkeypatch.setattr(lambda_handler, "_cold", True)
-    [console] = [h for h in logging.getLogger().handlers if h.get_name() == "console"]
-    django_json = io.StringIO()  # the root logger's handler, formatting as settings do on Lambda
-    monkeypatch.setattr(console, "stream", django_json)
-    monkeypatch.setattr(console, "formatter", LambdaPowertoolsFormatter(json_serializer=ascii_json))
+    django_json = console_output(monkeypatch, LambdaPowertoolsFormatter(json_serializer=ascii_json))
     responses = []
     for what, kind, method, path, body, headers, expected in PRIVACY_REQUESTS:
         cookies = {"csrftoken": CSRF_SECRET} if (method, path) == ("POST", "/") else None
@@ -1002,7 +985,6 @@ def test_with_tracing_on_x_ray_gets_neither_answers_nor_what_users_send(modern_m
 
 def test_run_on_an_event_file_from_the_command_line(real_model_dir, tmp_path):
     """A fresh interpreter loads the model at import, answers, and writes only in its temp dir."""
-    repo = Path(__file__).resolve().parent.parent
     script = textwrap.dedent(
         f"""
         import os, sys
@@ -1037,9 +1019,9 @@ def test_run_on_an_event_file_from_the_command_line(real_model_dir, tmp_path):
         "PYTHONDONTWRITEBYTECODE": "1",  # as the Dockerfile sets it
         "QA_MODEL": str(real_model_dir),
         "DJANGO_ALLOWED_HOSTS": ".execute-api.eu-west-1.amazonaws.com",
-        "PYTHONPATH": str(repo),
+        "PYTHONPATH": str(REPO),
     }
-    before = {path: path.stat().st_mtime_ns for path in repo.rglob("*") if ".git" not in path.parts}
+    before = {path: path.stat().st_mtime_ns for path in REPO.rglob("*") if ".git" not in path.parts}
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path
     )
@@ -1048,5 +1030,5 @@ def test_run_on_an_event_file_from_the_command_line(real_model_dir, tmp_path):
     assert response["statusCode"] == 200
     assert json.loads(response["body"])["answer"] == "Kit-Ho Mak"
     assert "WRITES []" in result.stderr, result.stderr
-    after = {path: path.stat().st_mtime_ns for path in repo.rglob("*") if ".git" not in path.parts}
+    after = {path: path.stat().st_mtime_ns for path in REPO.rglob("*") if ".git" not in path.parts}
     assert after == before

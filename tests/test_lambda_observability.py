@@ -8,10 +8,12 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from qasite import lambda_observability
+from tests.helpers import LambdaContext
 
 
-class FullContext:
-    aws_request_id = "6f1e5c3a-0d5b-4a77-9c2e-1b3d5f7a9c11"
+class FullContext(LambdaContext):
+    """Lambda's context object, with the function's attributes Powertools reads as well."""
+
     function_name = "qasite-prod-web"
     memory_limit_in_mb = 2048
     invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:qasite-prod-web:live"

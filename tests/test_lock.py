@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.deploying import REPO
+from tests.helpers import REPO
 
 REQUIREMENTS = REPO / "requirements"
 # Distributions with compiled code, by lock: a wheel per CPU, so at least one hash per CPU.

@@ -1,7 +1,6 @@
 """Logged tracebacks keep their frames and lose the exception's message, in text and in JSON;
 records carry no request's query string; one notice of transformers is dropped."""
 
-import io
 import json
 import logging
 import sys
@@ -11,6 +10,7 @@ from django.conf import settings
 from django.test import Client
 
 from qa.log_filters import DropNoLossNotice, WithholdExceptionMessages, ascii_json
+from tests.helpers import console_output
 
 MARKER = "-".join(["secret", "question"])  # not in any source line a traceback shows
 
@@ -55,9 +55,7 @@ def test_every_log_record_goes_through_the_filter(client, settings, monkeypatch)
         raise RuntimeError(marker)
 
     monkeypatch.setattr(views.services, "answer_questions", broken)
-    [console] = [h for h in logging.getLogger().handlers if h.get_name() == "console"]
-    output = io.StringIO()
-    monkeypatch.setattr(console, "stream", output)
+    output = console_output(monkeypatch)
     for debug in (False, True):
         settings.DEBUG = debug
         client.raise_request_exception = False
@@ -80,10 +78,7 @@ def test_no_record_carries_a_query_string_in_json(client, settings, monkeypatch)
     """Django attaches the request to its records of 4xx and 5xx (django.request, and
     django.security.* for a bad Host or a CSRF failure), and a JSON formatter writes it: only
     its method and path remain, whatever logger the record comes from."""
-    [console] = [h for h in logging.getLogger().handlers if h.get_name() == "console"]
-    output = io.StringIO()
-    monkeypatch.setattr(console, "stream", output)
-    monkeypatch.setattr(console, "formatter", LambdaPowertoolsFormatter())
+    output = console_output(monkeypatch, LambdaPowertoolsFormatter())
     marker = "-".join(["query", "marker"])
     client.get(f"/no/such/page/?question={marker}")
     client.get(f"/?question={marker}", HTTP_HOST="attacker.example")

@@ -11,7 +11,9 @@ import urllib.request
 import pytest
 
 from bench.run import free_port
-from tests.lambda_runtime import KIT_HO, REPO, lambda_python
+from qa.examples import KIT_HO
+from tests.helpers import REPO
+from tests.lambda_runtime import lambda_python
 
 TREE = REPO / "build" / "runtime"
 SERVER = REPO / "build" / "server"  # gunicorn, from requirements/server.lock (`make test`)

@@ -4,7 +4,6 @@ each way a deployed site can be broken fails the check it concerns, with the rea
 import gzip
 import http.server
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from bench.run import free_port
 from qa import services, smoke
 from tests.helpers import REPO
 
@@ -262,9 +262,7 @@ def test_compression_is_required_for_https_and_on_request(stub_site):
 
 
 def test_an_unreachable_site_fails_every_check():
-    with socket.socket() as probe:  # a port nothing listens on once it is closed
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens on it once it is closed
     report, error = smoke_report(f"http://127.0.0.1:{port}/")
     assert set(statuses(report).values()) == {"FAIL"}
     assert "Connection refused" in report["checks"][0]["detail"]
@@ -326,9 +324,7 @@ def test_plain_http_must_redirect_to_the_same_host_over_https(stub_site, status,
 
 
 def test_an_https_site_gets_the_redirect_check_too():
-    with socket.socket() as probe:  # nothing listens: every check fails, the redirect's included
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens: every check fails, the redirect's included
     report, error = smoke_report(f"https://127.0.0.1:{port}/")
     assert list(statuses(report)) == CHECKS + ["https"] and error.returncode == 1
 

@@ -1,13 +1,12 @@
 """{% static %} URLs follow the path prefix of each request (SCRIPT_NAME or FORCE_SCRIPT_NAME),
 through Django's WSGI handler as a server calls it (the test client sets no script prefix)."""
 
-import re
 from wsgiref.util import setup_testing_defaults
 
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
 
-LINK = re.compile(r'(?:href|src|action|data-api-url)="(/[^"]*)"')
+from tests.helpers import links
 
 
 def get(path: str, script_name: str = "") -> tuple[str, str]:
@@ -17,10 +16,6 @@ def get(path: str, script_name: str = "") -> tuple[str, str]:
     answered = []
     body = b"".join(WSGIHandler()(environ, lambda status, headers: answered.append(status)))
     return answered[0], body.decode()
-
-
-def links(html: str) -> set[str]:
-    return set(LINK.findall(html))
 
 
 @pytest.mark.parametrize("prefix", ["/qa", "/prod", "/a/b"])

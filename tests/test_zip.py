@@ -13,8 +13,9 @@ import pytest
 from django.core.management import call_command
 
 from qa.examples import KIT_HO
+from tests.helpers import REPO
 from tests.lambda_events import EVENTS, body_of, make_event
-from tests.lambda_runtime import REPO, RIC, emulator, lambda_environment, lambda_python
+from tests.lambda_runtime import RIC, emulator, lambda_environment, lambda_python
 
 pytestmark = pytest.mark.zip
 

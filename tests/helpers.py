@@ -1,7 +1,7 @@
 """Helpers shared by test modules (fixtures live in conftest.py): where the real model is, the
 tiny model's words, what the runtime tree keeps and drops, invoking the Lambda handler in process
-or with X-Ray tracing on, what the console log handler writes, a page's links, and a model
-forward that scores "no answer" best."""
+or with X-Ray tracing on, what the console log handler writes, a page's links, a question as
+heavy as one call may take, and a model forward that scores "no answer" best."""
 
 import io
 import json
@@ -121,6 +121,17 @@ def traced_twice(python: list[str], event: Path, environment: dict, cwd: Path):
     # A datagram is the daemon protocol's header line, then the segment's JSON.
     segments = [json.loads(datagram.split("\n", 1)[1]) for datagram in datagrams]
     return datagrams, segments, result.stdout + result.stderr
+
+
+# A question as heavy as one call may take alone: "who" is one token and "a " * n is n tokens, so
+# with 512-token windows and doc_stride 468 a new window every 40 tokens; 200 windows (102,400
+# tokens), within MAX_BATCH_TOKENS (131,072); two of them in one call are over it.
+HEAVY = {
+    "question": "who",
+    "context": "a " * (508 + 199 * 40),
+    "max_seq_len": 512,
+    "doc_stride": 468,
+}
 
 
 def no_answer_best(input_ids, attention_mask, token_type_ids):

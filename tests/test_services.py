@@ -10,6 +10,7 @@ from qa import loading, services
 from qa.errors import InvalidQuestion, ModelUnavailable, TooMuchWork
 from qa.examples import KIT_HO
 from qa.lazy import LazyAnswerer
+from tests.helpers import HEAVY
 
 
 def test_answer_questions_returns_best_and_candidates(tiny_model_settings):
@@ -162,15 +163,6 @@ def test_a_broken_model_is_a_503_everywhere_then_recovers_without_a_restart(
 
 
 # --- the work of one call is bounded before the model runs -------------------------------------
-
-# "who" is one token and "a " * n is n tokens: with 512-token windows and doc_stride 468, a new
-# window every 40 tokens; 200 windows (102,400 tokens) each, within MAX_BATCH_TOKENS alone.
-HEAVY = {
-    "question": "who",
-    "context": "a " * (508 + 199 * 40),
-    "max_seq_len": 512,
-    "doc_stride": 468,
-}
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, event, given, settings
 from qa import services
 from qa.examples import KIT_HO
 from qa.options import OPTION_NAMES
-from tests.helpers import no_answer_best
+from tests.helpers import HEAVY, no_answer_best
 from tests.properties import OPTIONS, assert_consistent_answers, texts
 
 
@@ -157,14 +157,8 @@ def test_api_body_over_the_upload_limit_is_a_413(client, tiny_model_settings, se
 def test_api_batch_over_the_token_bound_is_a_413_naming_it(client, tiny_model_settings):
     """Each item fits alone (200 windows of 512 tokens); two would put 204,800 tokens through
     the model, over the 131,072 one call may: refused before any runs."""
-    heavy = {
-        "question": "who",
-        "context": "a " * (508 + 199 * 40),
-        "max_seq_len": 512,
-        "doc_stride": 468,
-    }
-    assert post_json(client, [heavy]).status_code == 200
-    response = post_json(client, [heavy, heavy])
+    assert post_json(client, [HEAVY]).status_code == 200
+    response = post_json(client, [HEAVY, HEAVY])
     assert response.status_code == 413
     assert response.json() == {
         "detail": "These questions would put 204800 tokens through the model (windows x "

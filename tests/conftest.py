@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.squad import load_questions
-from tests.helpers import REAL_MODEL, SPECIAL_TOKENS, SQUAD_SAMPLE, tiny_vocab
+from tests.helpers import REAL_MODEL, SPECIAL_TOKENS, SQUAD_SAMPLE, garble, tiny_vocab, truncate
 
 # No test may reach the network: a hub id fails at once instead of trying to download.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -176,14 +176,6 @@ def lambda_settings(tiny_model_settings):
     return settings
 
 
-def _truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
-def _garble(path: Path) -> None:
-    path.write_bytes(b"\x00garbage" * 64)
-
-
 def _append_to_vocab(directory: Path) -> None:
     vocab = directory / "vocab.txt"
     vocab.write_text(vocab.read_text() + "".join(f"extra{i}\n" for i in range(50)))
@@ -194,22 +186,22 @@ MODEL_FAULTS = {
     "missing directory": ("modern", shutil.rmtree, "The model directory does not exist."),
     "garbage safetensors": (
         "modern",
-        lambda d: _garble(d / "model.safetensors"),
+        lambda d: garble(d / "model.safetensors"),
         "The model weights could not be loaded.",
     ),
     "truncated safetensors": (
         "modern",
-        lambda d: _truncate(d / "model.safetensors"),
+        lambda d: truncate(d / "model.safetensors"),
         "The model weights could not be loaded.",
     ),
     "garbage pytorch_model.bin": (
         "legacy",
-        lambda d: _garble(d / "pytorch_model.bin"),
+        lambda d: garble(d / "pytorch_model.bin"),
         "The model weights could not be loaded.",
     ),
     "truncated pytorch_model.bin": (
         "legacy",
-        lambda d: _truncate(d / "pytorch_model.bin"),
+        lambda d: truncate(d / "pytorch_model.bin"),
         "The model weights could not be loaded.",
     ),
     "vocab of another model": (

@@ -1,7 +1,7 @@
 """Helpers shared by test modules (fixtures live in conftest.py): where the real model is, the
 tiny model's words, what the runtime tree keeps and drops, invoking the Lambda handler in process
-or with X-Ray tracing on, what the console log handler writes, a page's links, a question as
-heavy as one call may take, and a model forward that scores "no answer" best."""
+or with X-Ray tracing on, what the console log handler writes, a page's links, model files broken,
+a question as heavy as one call may take, and a model forward that scores "no answer" best."""
 
 import io
 import json
@@ -121,6 +121,16 @@ def traced_twice(python: list[str], event: Path, environment: dict, cwd: Path):
     # A datagram is the daemon protocol's header line, then the segment's JSON.
     segments = [json.loads(datagram.split("\n", 1)[1]) for datagram in datagrams]
     return datagrams, segments, result.stdout + result.stderr
+
+
+def truncate(path: Path) -> None:
+    """Cut a model file in half, as an interrupted copy leaves it."""
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def garble(path: Path) -> None:
+    """Overwrite a model file with bytes of no format at all."""
+    path.write_bytes(b"\x00garbage" * 64)
 
 
 # A question as heavy as one call may take alone: "who" is one token and "a " * n is n tokens, so

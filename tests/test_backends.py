@@ -10,6 +10,7 @@ import pytest
 from qa.backends import in_passes, load_forward
 from qa.errors import ModelLoadError
 from qa.model_files import read_config
+from tests.helpers import garble
 
 
 def fake_run(passes):
@@ -77,7 +78,7 @@ def test_a_model_that_cannot_be_exported_is_served_by_torch_with_a_warning(
 
 def test_weights_that_do_not_load_are_refused_not_handed_to_torch(modern_model_dir, tmp_path):
     directory = shutil.copytree(modern_model_dir, tmp_path / "model")
-    (directory / "model.safetensors").write_bytes(b"\x00garbage" * 64)
+    garble(directory / "model.safetensors")
     with pytest.raises(ModelLoadError) as raised:
         load_forward(directory, read_config(directory), engine="onnx", threads=1)
     assert raised.value.reason == "The model weights could not be loaded."

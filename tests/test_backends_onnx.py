@@ -11,6 +11,7 @@ from qa.backends.onnx import session
 from qa.engine import Options
 from qa.errors import ModelLoadError
 from qa.loading import load_answerer
+from tests.helpers import garble, truncate
 
 LONG_CONTEXT = "the river was long and the city was built in the year 1200 by kit. " * 40
 
@@ -100,14 +101,8 @@ def test_a_request_of_several_windows_gives_the_arena_back_afterwards(baked_mode
 @pytest.mark.parametrize(
     "breaks, reason",
     [
-        (
-            lambda graph: graph.write_bytes(b"\x00garbage" * 64),
-            "The model weights could not be loaded.",
-        ),
-        (
-            lambda graph: graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2]),
-            "The model weights could not be loaded.",
-        ),
+        (garble, "The model weights could not be loaded."),
+        (truncate, "The model weights could not be loaded."),
     ],
     ids=["garbage", "truncated"],
 )

@@ -13,7 +13,7 @@ from qasite.lambda_environ import (
     wsgi_path,
     wsgi_str,
 )
-from tests.lambda_events import make_event
+from tests.lambda_events import KINDS, make_event
 
 
 def event(kind: str, path: str = "/", **headers) -> dict:
@@ -231,7 +231,7 @@ def unicode_request(kind: str, path: str) -> dict:
     return make_event(kind, path=path, query="q=東京&x=%E2%82%AC", headers=headers)
 
 
-@pytest.mark.parametrize("name", ["http-api-v2", "function-url", "rest-api-v1", "alb"])
+@pytest.mark.parametrize("name", KINDS)
 @pytest.mark.parametrize("path", ["/東京/€", "/%E6%9D%B1%E4%BA%AC/%E2%82%AC"])
 def test_django_reads_unicode_paths_queries_and_headers(name, path):
     request = django_request(unicode_request(name, path))

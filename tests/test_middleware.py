@@ -191,7 +191,7 @@ def panic(*, questions):
     raise rust_panic()
 
 
-def test_a_rust_panic_on_a_page_is_the_500_page(client, tiny_model_settings, monkeypatch):
+def test_a_rust_panic_on_a_page_is_the_500_page(tiny_model_settings, monkeypatch):
     monkeypatch.setattr(services, "answer_questions", panic)
     response = Client(raise_request_exception=False).post("/", {**KIT_HO, "top_k": 1})
     assert response.status_code == 500

@@ -224,11 +224,16 @@ def test_the_untouchable_key_catches_signing(settings):
             use()
 
 
+def form_token(page) -> str:
+    """The CSRF token the page's form carries."""
+    return page.content.decode().split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
+
+
 def every_kind_of_request(client) -> dict:
     """Every kind of request the site serves, the form's CSRF round trip included; each one's
     status, and the answer where there is one."""
     page = client.get("/")
-    token = page.content.decode().split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
+    token = form_token(page)
     form = client.post("/", {**KIT_HO, "top_k": 1, "csrfmiddlewaretoken": token})
     api = client.post("/api/answer/", json.dumps(KIT_HO), content_type="application/json")
     hf = client.post(
@@ -274,7 +279,7 @@ def test_a_csrf_cookie_from_one_instance_is_good_on_another_with_another_key(tin
     client = Client(enforce_csrf_checks=True)
     tiny_model_settings.SECRET_KEY = "a" * 50
     page = client.get("/")
-    token = page.content.decode().split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
+    token = form_token(page)
     tiny_model_settings.SECRET_KEY = "b" * 50
     form = client.post("/", {**KIT_HO, "top_k": 1, "csrfmiddlewaretoken": token})
     assert form.status_code == 200 and "<mark>" in form.content.decode()

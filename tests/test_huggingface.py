@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, event, given, settings
 from qa import services
 from qa.examples import KIT_HO
 from qa.serializers import AnswerOptionsSerializer
-from tests.helpers import REPO, invoke, no_answer_best
+from tests.helpers import HEAVY, REPO, invoke, no_answer_best
 from tests.lambda_events import body_of, make_event
 from tests.properties import OPTIONS, texts
 
@@ -247,8 +247,9 @@ def test_a_list_of_inputs_holds_at_most_qa_max_batch_chars(live_server, tiny_mod
 
 
 def test_a_list_of_inputs_over_the_token_bound_is_a_413(live_server, tiny_model_settings):
-    heavy = {"question": "who", "context": "a " * (508 + 199 * 40)}
-    parameters = {"max_seq_len": 512, "doc_stride": 468}
+    # helpers.HEAVY's question and context under "inputs", its options under "parameters".
+    heavy = {name: HEAVY[name] for name in ("question", "context")}
+    parameters = {name: HEAVY[name] for name in ("max_seq_len", "doc_stride")}
     url = live_server.url + PATH
     assert post(url, {"inputs": [heavy], "parameters": parameters})[0] == 200
     status, body = post(url, {"inputs": [heavy, heavy], "parameters": parameters})

@@ -18,6 +18,7 @@ import pytest
 
 from bench.run import free_port
 from qa.examples import KIT_HO
+from tests.lambda_events import CSRF_SECRET
 
 
 def run_fresh(script: str, *, model: Path, cwd: Path) -> subprocess.CompletedProcess:
@@ -112,7 +113,6 @@ def test_with_no_request_the_model_still_loads_in_the_background(settings, moder
 
 # --- gunicorn under load ------------------------------------------------------------------------
 
-CSRF_SECRET = "k" * 32
 FORM = urllib.parse.urlencode({**KIT_HO, "top_k": 1, "csrfmiddlewaretoken": CSRF_SECRET})
 JSON = {"Content-Type": "application/json"}
 FORM_TYPE = {"Content-Type": "application/x-www-form-urlencoded"}

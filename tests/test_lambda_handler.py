@@ -9,6 +9,7 @@ import random
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 import warnings
 from html import escape
@@ -21,17 +22,20 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from qa import services
+from qa import origin, services
 from qa.examples import EXAMPLES, KIT_HO
 from qa.log_filters import ascii_json
 from qasite import lambda_handler
 from tests.helpers import (
     REPO,
+    SSM_PARAMETER,
     LambdaContext,
     console_output,
+    get_parameter_answer,
     invoke,
     links,
     rust_panic,
+    ssm_error,
     traced_twice,
 )
 from tests.lambda_events import (
@@ -686,16 +690,39 @@ def test_after_restore_publishes_nothing_of_the_snapshot_and_reads_the_secrets_a
     services.metrics.add("ModelLoadTime", "Milliseconds", 1500)
     assert lambda_handler.prime() == [200, 200, 200]
     read = []
-    monkeypatch.setattr(lambda_handler, "forget_secrets", lambda: read.append("forget"))
-    monkeypatch.setattr(lambda_handler, "proxy_secrets", lambda: read.append("read") or [])
+    monkeypatch.setattr(lambda_handler, "refresh_secrets", lambda: read.append("refresh"))
     for hook, args, kwargs in get_after_restore():
         hook(*args, **kwargs)
-    assert read == ["forget", "read"] and tracer.is_cold_start is True
+    assert read == ["refresh"] and tracer.is_cold_start is True
     capsys.readouterr()
     invoke(make_event("http-api-v2"))
     _, published = log_lines(capsys)
     assert published["Requests"] == [1.0] and published["ColdStart"] == [1.0]
     assert "ModelLoadTime" not in published and "Answers" not in published
+
+
+@pytest.mark.parametrize("answers", [[None], [ssm_error(500, "InternalServerError")]])
+def test_a_restore_with_ssm_unreachable_ends_within_the_bound_and_keeps_the_secrets(
+    lambda_settings, local_ssm, answers
+):
+    """SnapStart fails a restore whose hooks pass 10 s: with SSM's endpoint accepting
+    connections and never answering (botocore's defaults waited minutes), or answering errors,
+    every after-restore hook together returns within the SSM read's bound, and the site goes on
+    taking the secret init read, with the SSM client init built."""
+    from snapshot_restore_py import get_after_restore
+
+    fake = local_ssm(get_parameter_answer(SSM_PARAMETER, "s3cret-at-init"), *answers)
+    assert origin.proxy_secrets() == ["s3cret-at-init"]  # init's read
+    client = origin.ssm_provider().client
+    started = time.monotonic()
+    for hook, args, kwargs in get_after_restore():
+        hook(*args, **kwargs)
+    elapsed = time.monotonic() - started
+    assert elapsed < origin.READ_BOUND + 5, elapsed  # a generous margin, far below 60 s
+    assert len(fake.requests) == 1 + origin.ATTEMPTS and origin.ssm_provider().client is client
+    for sent, status in [(None, 403), ("s3cret-at-init", 200)]:
+        headers = {"X-Origin-Verify": sent} if sent else {}
+        assert invoke(make_event("http-api-v2", headers=headers))["statusCode"] == status
 
 
 @pytest.mark.parametrize("secret", ["", "new-secret,old-secret"])

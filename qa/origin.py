@@ -17,6 +17,8 @@ from time import monotonic
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from qa.log_filters import keep_out_of_logs
+
 HEADER = "X-Origin-Verify"
 
 # How long a read of the secrets from SSM may take, at most: SnapStart fails a restore whose
@@ -101,6 +103,7 @@ def _fetch(name: str, *, refresh: bool = False) -> list[str]:
         )
         return _last_fetched
     _last_fetched[:] = _split(value)
+    keep_out_of_logs(*_last_fetched)
     return _last_fetched
 
 
@@ -109,11 +112,14 @@ def proxy_secrets() -> list[str]:
 
     From the SSM SecureString parameter named by settings.QA_PROXY_SECRET_PARAMETER when set
     (its value: one or more secrets separated by spaces or commas), else from
-    settings.QA_PROXY_SECRET (comma-separated).
+    settings.QA_PROXY_SECRET (comma-separated). Either way, no log line shows them from then on
+    (qa.log_filters.keep_out_of_logs).
     """
     if settings.QA_PROXY_SECRET_PARAMETER:
         return _fetch(settings.QA_PROXY_SECRET_PARAMETER)
-    return _split(settings.QA_PROXY_SECRET)
+    secrets = _split(settings.QA_PROXY_SECRET)
+    keep_out_of_logs(*secrets)
+    return secrets
 
 
 def refresh_secrets() -> None:

@@ -106,6 +106,16 @@ def fresh_model_holder():
     services._lazy_answerer.cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def nothing_withheld_from_logs(monkeypatch):
+    """Each test starts with no secret the log filters replace (qa.log_filters.keep_out_of_logs)
+    and leaves none behind: a secret a test read would otherwise blot its words out of the next
+    tests' records."""
+    from qa import log_filters
+
+    monkeypatch.setattr(log_filters, "_withheld", set())
+
+
 @pytest.fixture
 def aws_environment(monkeypatch, settings):
     """boto3 with dummy credentials (tests.helpers.AWS_TEST_ENVIRONMENT), no AWS configuration

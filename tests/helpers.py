@@ -225,8 +225,8 @@ class FakeSSM:
     """What the fake endpoint received, and what it answers: ``answers`` in turn (the last one
     again and again); ``None`` accepts the request and never answers."""
 
-    def __init__(self, url: str, answers: list):
-        self.url = url
+    def __init__(self, answers: list):
+        self.url = ""
         self.answers = answers
         self.requests: list[tuple[dict, bytes]] = []  # (headers, body) of each request
         self.peers: list[tuple[str, int]] = []  # the client's address and port, of each
@@ -236,16 +236,47 @@ class FakeSSM:
 
 
 @contextlib.contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler], release: threading.Event):
+    """An HTTP server on 127.0.0.1 answering with ``handler`` in threads; yields its URL. On
+    exit, ``release`` is set (for handlers waiting on it) and the server stops."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+
+
+class _Answering(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as AWS's endpoints
+
+    def answer(self, status: int, payload: dict, content_type: str) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-amzn-RequestId", "00000000-0000-4000-8000-000000000000")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):  # not on stderr
+        pass
+
+
+@contextlib.contextmanager
 def fake_ssm(*answers):
     """An SSM endpoint on 127.0.0.1 for ``AWS_ENDPOINT_URL_SSM`` (or a client's
     ``endpoint_url``): each answer is (status, JSON body), as get_parameter_answer or ssm_error
     give, or None for one that accepts the connection, reads the request and never answers
     (until the block ends). Yields a FakeSSM."""
     release = threading.Event()
+    fake = FakeSSM(list(answers))
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as SSM's endpoint
-
+    class Handler(_Answering):
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             fake.requests.append((dict(self.headers), body))
@@ -253,27 +284,40 @@ def fake_ssm(*answers):
             answer = fake.next_answer()
             if answer is None:
                 release.wait()
-                return
-            status, payload = answer
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/x-amz-json-1.1")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("x-amzn-RequestId", "00000000-0000-4000-8000-000000000000")
-            self.end_headers()
-            self.wfile.write(data)
+            else:
+                self.answer(*answer, "application/x-amz-json-1.1")
 
-        def log_message(self, *args):  # not on stderr
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    fake = FakeSSM(f"http://127.0.0.1:{server.server_address[1]}", list(answers))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _serving(Handler, release) as fake.url:
         yield fake
-    finally:
-        release.set()
-        server.shutdown()
-        server.server_close()
+
+
+# As Lambda's runtime gives a SnapStart function its credentials: a local endpoint, read with a
+# token, instead of the three variables (the token and the keys are markers too).
+CONTAINER_CREDENTIALS = {
+    "AccessKeyId": "ASIAQASITECONTAINER0",
+    "SecretAccessKey": "-".join(["container", "secret", "key", "Hm3t"]),
+    "Token": "IQoJb3JpZ2luX2VjEHcontainer+session/token+Jx5Q==",
+    "Expiration": "2099-01-01T00:00:00Z",
+}
+CONTAINER_AUTHORIZATION_TOKEN = "-".join(["container", "authorization", "token", "Vb8r"])
+
+
+@contextlib.contextmanager
+def container_credentials():
+    """Lambda's credentials endpoint on 127.0.0.1: yields the environment that points boto3 at
+    it (AWS_CONTAINER_CREDENTIALS_FULL_URI and its authorization token); it answers
+    CONTAINER_CREDENTIALS to a request that carries the token."""
+    release = threading.Event()
+
+    class Handler(_Answering):
+        def do_GET(self):
+            if self.headers.get("Authorization") == CONTAINER_AUTHORIZATION_TOKEN:
+                self.answer(200, CONTAINER_CREDENTIALS, "application/json")
+            else:
+                self.answer(403, {"message": "no token"}, "application/json")
+
+    with _serving(Handler, release) as url:
+        yield {
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{url}/2018-06-01/credentials",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN": CONTAINER_AUTHORIZATION_TOKEN,
+        }

@@ -106,6 +106,17 @@ CREDENTIAL_PATTERNS = [
     re.compile(r"(signature[:=]\s*)[0-9a-f]{64}", re.IGNORECASE),
 ]
 SECURESTRING_VALUE = re.compile(r"""("Value"\s*:\s*")""" + _QUOTED.format(q='"'))
+# A word one of CREDENTIAL_PATTERNS needs (lowercased): a text without any is left as it is,
+# quickly.
+_CREDENTIAL_WORDS = (
+    "token",
+    "authorization",
+    "secretaccesskey",
+    "aws_secret",
+    "x-amz-",
+    "aws4-hmac",
+    "signature",
+)
 
 
 def keep_out_of_logs(*secrets: str) -> None:
@@ -122,20 +133,37 @@ def _secrets_pattern(secrets: frozenset[str]) -> re.Pattern | None:
     return re.compile("|".join(re.escape(s) for s in sorted(secrets, key=len, reverse=True)))
 
 
-def redact(text: str) -> str:
-    """``text`` with every secret known to the process (keep_out_of_logs, CREDENTIAL_VARIABLES)
-    replaced by REDACTED, and the values in CREDENTIAL_PATTERNS, and an SSM SecureString's,
-    too."""
+def _known_secrets() -> re.Pattern | None:
+    """One pattern of the secrets known to the process now (keep_out_of_logs and
+    CREDENTIAL_VARIABLES), or None."""
     credentials = (os.environ.get(name, "") for name in CREDENTIAL_VARIABLES)
     known = _withheld | {value for value in credentials if len(value) >= MIN_SECRET_LENGTH}
-    secrets = _secrets_pattern(frozenset(known))
+    return _secrets_pattern(frozenset(known))
+
+
+def redact(text: str, secrets: re.Pattern | None = None) -> str:
+    """``text`` with every secret known to the process (keep_out_of_logs, CREDENTIAL_VARIABLES)
+    replaced by REDACTED, and the values in CREDENTIAL_PATTERNS, and an SSM SecureString's,
+    too. ``secrets``: the pattern of the known secrets, when the caller has it already."""
+    secrets = secrets or _known_secrets()
     if secrets is not None:
         text = secrets.sub(REDACTED, text)
-    for pattern in CREDENTIAL_PATTERNS:
-        text = pattern.sub(lambda match: match.group(1) + REDACTED, text)
-    if "SecureString" in text:
+    lowered = text.lower()
+    if "securestring" in lowered:
         text = SECURESTRING_VALUE.sub(lambda match: match.group(1) + REDACTED, text)
+    if any(word in lowered for word in _CREDENTIAL_WORDS):
+        for pattern in CREDENTIAL_PATTERNS:
+            text = pattern.sub(lambda match: match.group(1) + REDACTED, text)
     return text
+
+
+# A record's own attributes that hold no text from outside the code (its logger's name, level,
+# source file, function, thread...): all but the message, the traceback and stack texts, and
+# what ``extra=...`` adds.
+_CODE_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) - {
+    "exc_text",
+    "stack_info",
+}
 
 
 class RedactSecrets(logging.Filter):
@@ -149,18 +177,18 @@ class RedactSecrets(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        secrets = _known_secrets()
         try:
             message = record.getMessage()
         except Exception:  # the handler would print msg and args as they are: no message then
             message = f"{record.msg!r} {record.args!r}"
-        if (clean := redact(message)) != message:
+        if (clean := redact(message, secrets)) != message:
             record.msg, record.args = clean, None
-        for name, value in list(vars(record).items()):
-            if name in {"msg", "args", "exc_info"} or not isinstance(
-                value, str | dict | list | tuple
-            ):
+        for name in vars(record).keys() - _CODE_ATTRIBUTES:
+            value = getattr(record, name)
+            if not isinstance(value, (str, dict, list, tuple)):
                 continue
             text = value if isinstance(value, str) else repr(value)
-            if (clean := redact(text)) != text:
+            if (clean := redact(text, secrets)) != text:
                 setattr(record, name, clean)
         return True

@@ -237,6 +237,11 @@ CREDENTIAL_SHAPES = [
         f"aws4_request, SignedHeaders=host;x-amz-date, Signature={HEX}",
         "Authorization: AWS4-HMAC-SHA256 Credential=",
     ),
+    (
+        "a SigV4 scope alone",
+        f"AWS4-HMAC-SHA256 Credential={KEY}/20261207/eu-west-1/ssm/aws4_request",
+        "AWS4-HMAC-SHA256 Credential=",
+    ),
     ("signature, as botocore.auth logs it", f"Signature:\n{HEX}", "Signature:\n"),
     (
         "SecureString with escaped quotes, as JSON",

@@ -1,6 +1,7 @@
 """Real-shaped API Gateway, ALB and function URL events through the real Lambda handler."""
 
 import base64
+import contextlib
 import importlib
 import json
 import logging
@@ -9,6 +10,7 @@ import random
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 import warnings
 from html import escape
@@ -21,17 +23,25 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from qa import services
+from qa import origin, services
 from qa.examples import EXAMPLES, KIT_HO
 from qa.log_filters import ascii_json
 from qasite import lambda_handler
 from tests.helpers import (
+    AWS_TEST_ENVIRONMENT,
+    CONTAINER_AUTHORIZATION_TOKEN,
+    CONTAINER_CREDENTIALS,
     REPO,
+    SSM_PARAMETER,
     LambdaContext,
     console_output,
+    container_credentials,
+    fake_ssm,
+    get_parameter_answer,
     invoke,
     links,
     rust_panic,
+    ssm_error,
     traced_twice,
 )
 from tests.lambda_events import (
@@ -686,16 +696,39 @@ def test_after_restore_publishes_nothing_of_the_snapshot_and_reads_the_secrets_a
     services.metrics.add("ModelLoadTime", "Milliseconds", 1500)
     assert lambda_handler.prime() == [200, 200, 200]
     read = []
-    monkeypatch.setattr(lambda_handler, "forget_secrets", lambda: read.append("forget"))
-    monkeypatch.setattr(lambda_handler, "proxy_secrets", lambda: read.append("read") or [])
+    monkeypatch.setattr(lambda_handler, "refresh_secrets", lambda: read.append("refresh"))
     for hook, args, kwargs in get_after_restore():
         hook(*args, **kwargs)
-    assert read == ["forget", "read"] and tracer.is_cold_start is True
+    assert read == ["refresh"] and tracer.is_cold_start is True
     capsys.readouterr()
     invoke(make_event("http-api-v2"))
     _, published = log_lines(capsys)
     assert published["Requests"] == [1.0] and published["ColdStart"] == [1.0]
     assert "ModelLoadTime" not in published and "Answers" not in published
+
+
+@pytest.mark.parametrize("answers", [[None], [ssm_error(500, "InternalServerError")]])
+def test_a_restore_with_ssm_unreachable_ends_within_the_bound_and_keeps_the_secrets(
+    lambda_settings, local_ssm, answers
+):
+    """SnapStart fails a restore whose hooks pass 10 s: with SSM's endpoint accepting
+    connections and never answering (botocore's defaults waited minutes), or answering errors,
+    every after-restore hook together returns within the SSM read's bound, and the site goes on
+    taking the secret init read, with the SSM client init built."""
+    from snapshot_restore_py import get_after_restore
+
+    fake = local_ssm(get_parameter_answer(SSM_PARAMETER, "s3cret-at-init"), *answers)
+    assert origin.proxy_secrets() == ["s3cret-at-init"]  # init's read
+    client = origin.ssm_provider().client
+    started = time.monotonic()
+    for hook, args, kwargs in get_after_restore():
+        hook(*args, **kwargs)
+    elapsed = time.monotonic() - started
+    assert elapsed < origin.READ_BOUND + 5, elapsed  # a generous margin, far below 60 s
+    assert len(fake.requests) == 1 + origin.ATTEMPTS and origin.ssm_provider().client is client
+    for sent, status in [(None, 403), ("s3cret-at-init", 200)]:
+        headers = {"X-Origin-Verify": sent} if sent else {}
+        assert invoke(make_event("http-api-v2", headers=headers))["statusCode"] == status
 
 
 @pytest.mark.parametrize("secret", ["", "new-secret,old-secret"])
@@ -956,6 +989,101 @@ def test_nothing_users_send_is_logged_or_printed_and_only_csrftoken_is_set(
     cookie_names = [[c.split("=")[0].strip() for c in set_cookies(r)] for r in responses]
     assert ["csrftoken"] in cookie_names  # the page sets it, and no response sets anything else
     assert all(names in ([], ["csrftoken"]) for names in cookie_names), cookie_names
+
+
+# Run in a fresh process, as Lambda runs the handler: init (the model, the origin secrets from
+# SSM), a SnapStart restore, then the event file argv[1] twice, with the secret argv[2] and
+# without; prints the two statuses. A DEBUG line of its own shows the level took effect.
+INIT_RESTORE_REQUESTS = textwrap.dedent(
+    """
+    import json, logging, sys
+    from qasite import lambda_handler
+    logging.getLogger("qa").debug("DEBUG is on")
+    lambda_handler.after_restore()
+    event = json.load(open(sys.argv[1]))
+    statuses = []
+    for sent in [sys.argv[2], "a guess"]:
+        event["headers"]["x-origin-verify"] = sent
+        statuses.append(lambda_handler.handler(event, None)["statusCode"])
+    print(json.dumps(statuses))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("log_format", "credentials"), [("json", "environment"), ("text", "endpoint")]
+)
+def test_no_secret_nor_credential_is_logged_at_debug_from_init_on(
+    modern_model_dir, tmp_path, log_format, credentials
+):
+    """DJANGO_LOG_LEVEL=DEBUG, as documented, through the real init path: the origin secrets read
+    from SSM (a fake endpoint on loopback answering as SSM does, so botocore has a real body to
+    log), read again after a restore (rotated: a secret no filter knew), again in a request (the
+    cache expired), and sent in requests' X-Origin-Verify. Whatever every library logs (botocore,
+    urllib3, Powertools, Django), nothing the process printed holds a secret, the session token,
+    the secret key or the credentials endpoint's token, with credentials from the environment
+    or, as under SnapStart, from Lambda's credentials endpoint."""
+    first, second, rotated = (f"{name}-{uuid.uuid4().hex}" for name in ["first", "second", "new"])
+    with contextlib.ExitStack() as running:
+        fake = running.enter_context(
+            fake_ssm(
+                get_parameter_answer(SSM_PARAMETER, f"{first} {second}"),
+                get_parameter_answer(SSM_PARAMETER, f"{rotated},{first}"),
+            )
+        )
+        environment = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+            "HF_HUB_OFFLINE": "1",
+            "PYTHONPATH": str(REPO),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "QA_MODEL": str(modern_model_dir),
+            "DJANGO_ALLOWED_HOSTS": ".amazonaws.com",
+            "DJANGO_LOG_LEVEL": "DEBUG",
+            "DJANGO_LOG_FORMAT": log_format,
+            "AWS_LAMBDA_FUNCTION_NAME": "qasite-test",
+            "QA_PROXY_SECRET_PARAMETER": SSM_PARAMETER,
+            "QA_PROXY_SECRET_MAX_AGE": "0",
+            "AWS_ENDPOINT_URL_SSM": fake.url,
+            **AWS_TEST_ENVIRONMENT,
+        }
+        token = AWS_TEST_ENVIRONMENT["AWS_SESSION_TOKEN"]
+        if credentials == "endpoint":
+            for name in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]:
+                del environment[name]
+            environment.update(running.enter_context(container_credentials()))
+            token = CONTAINER_CREDENTIALS["Token"]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                INIT_RESTORE_REQUESTS,
+                str(EVENTS / "http-api-v2.json"),
+                rotated,
+            ],
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=120,
+        )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == [200, 403]
+    printed = result.stdout + result.stderr
+    # The capture works: DEBUG was on; SSM was called by init, the restore and each request,
+    # each call signed with the token.
+    assert "DEBUG is on" in printed, printed[-3000:]
+    assert [headers["X-Amz-Security-Token"] for headers, _ in fake.requests] == [token] * 4
+    withheld = [
+        first,
+        second,
+        rotated,
+        token,
+        AWS_TEST_ENVIRONMENT["AWS_SECRET_ACCESS_KEY"],
+        CONTAINER_CREDENTIALS["SecretAccessKey"],
+        CONTAINER_AUTHORIZATION_TOKEN,
+        *(headers["Authorization"].rsplit("Signature=", 1)[1] for headers, _ in fake.requests),
+    ]
+    assert [secret for secret in withheld if secret in printed] == []
 
 
 def test_with_tracing_on_x_ray_gets_neither_answers_nor_what_users_send(modern_model_dir, tmp_path):

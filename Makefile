@@ -33,9 +33,20 @@ TRACING_RUNTIME := build/runtime$(if $(filter-out x86_64,$(ARCH)),-$(ARCH))-trac
 
 .PHONY: run test runtime zip ask lock FORCE
 
-$(VENV)/installed: requirements/runtime.txt requirements/build.txt requirements/dev.txt
+# torch's CPU build (requirements/torch.txt), from PyTorch's CPU wheel index alone and first, as
+# the Dockerfile takes it; then the rest, torch's own dependencies included, from pip's usual
+# index (PyPI), where torch is then already there. Where that index does not answer, pip finds
+# the pinned wheel only among its local wheels (find-links), and otherwise fails, downloading no
+# other build: one retry and a 5 s socket timeout, so that an unreachable index costs a second
+# where its name does not resolve (pip's default five retries: 10 s), 10 s at most where it
+# does not answer. TORCH_INDEX: a mirror of that index.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+PIP_INSTALL = $(PYTHON) -m pip install --quiet --disable-pip-version-check
+
+$(VENV)/installed: requirements/runtime.txt requirements/torch.txt requirements/build.txt requirements/dev.txt
 	python3 -m venv $(VENV)
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	$(PIP_INSTALL) --no-deps --index-url $(TORCH_INDEX) --retries 1 --timeout 5 -r requirements/torch.txt
+	$(PIP_INSTALL) -r requirements/dev.txt
 	touch $@
 
 node_modules/installed: package.json package-lock.json

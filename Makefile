@@ -2,12 +2,20 @@
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 SHARED_MODEL := ../shared/models/qa-minilm-squad
-# Locally, prefer the team's shared model (no download). Empty: the production model at its pinned
-# hub commit (qasite/settings.py declares both); another hub model takes QA_MODEL=<hub id>
-# QA_MODEL_REVISION=<commit>, so that a rebuild bakes the same weights. The settings read both
-# from the environment (MODEL_ENV).
+# The model: QA_MODEL as given (on the command line or in the environment). Empty: the production
+# model at its pinned hub commit (qasite/settings.py declares both); another hub model takes
+# QA_MODEL=<hub id> QA_MODEL_REVISION=<commit>, so that a rebuild bakes the same weights. The
+# settings read both from the environment (MODEL_ENV).
+# Not given: for local work (run, ask, test, runtime...) the team's shared model when it is there
+# (no download); but a deploy artefact (zip) carries only a model someone chose, so a zip goal
+# bakes the production model, whatever else the command line asks for.
+DEPLOY_GOALS := zip build/lambda-%.zip
 ifeq ($(origin QA_MODEL),undefined)
+ifeq ($(filter $(DEPLOY_GOALS),$(MAKECMDGOALS)),)
 QA_MODEL := $(if $(wildcard $(SHARED_MODEL)/config.json),$(abspath $(SHARED_MODEL)))
+else
+QA_MODEL :=
+endif
 endif
 QA_MODEL_REVISION ?=
 # A make variable's text as one shell word, never expanded by make (a "$" or a quote in a path
@@ -82,27 +90,34 @@ lock: | $(VENV)/installed
 	PYTHON=$(PYTHON) docker/lock.sh requirements/tracing.txt requirements/tracing.lock
 	PYTHON=$(PYTHON) docker/lock.sh requirements/server.txt requirements/server.lock
 
-# The model the tree bakes: rewritten (so the tree rebuilt) only when QA_MODEL or its revision changes.
+# The model the trees bake: rewritten (so the model baked again) only when QA_MODEL or its
+# revision changes.
 build/qa-model: FORCE
 	@mkdir -p build
 	@echo $(call quote,QA_MODEL)@$(call quote,QA_MODEL_REVISION) | cmp -s - $@ || echo $(call quote,QA_MODEL)@$(call quote,QA_MODEL_REVISION) > $@
 
-# The torch-free tree that is the image's /var/task and the zip's contents, built outside Docker
-# by the Dockerfile's own scripts: the model baked with the venv's torch, the rest for Lambda.
-$(RUNTIME)/installed: build/qa-model requirements/runtime.lock $(if $(filter 1,$(TRACING)),requirements/tracing.lock) requirements/build.txt docker/build-runtime.sh docker/wheel-platforms.sh docker/assemble.sh docker/runtime-tree.txt $(APP_FILES) | $(VENV)/installed
-	rm -rf $(RUNTIME) build/model
+# The model baked once (with the venv's torch), for every tree that holds it.
+build/model/baked: build/qa-model requirements/build.txt requirements/torch.txt $(filter-out templates/%,$(APP_FILES)) | $(VENV)/installed
+	rm -rf build/model
 	$(MODEL_ENV) $(PYTHON) manage.py bake_model --output build/model
-	ARCH=$(ARCH) TRACING=$(TRACING) docker/build-runtime.sh $(RUNTIME)
-	ARCH=$(ARCH) docker/assemble.sh $(RUNTIME) build/model
 	touch $@
+
+# The torch-free tree that is the image's /var/task and the zip's contents, built outside Docker
+# by the Dockerfile's own scripts, for Lambda, with that model: $(call tree,DIR,TRACING).
+define tree
+$(1)/installed: build/model/baked requirements/runtime.lock $(if $(filter 1,$(2)),requirements/tracing.lock) docker/build-runtime.sh docker/wheel-platforms.sh docker/assemble.sh docker/runtime-tree.txt $(APP_FILES)
+	rm -rf $(1)
+	ARCH=$(ARCH) TRACING=$(2) docker/build-runtime.sh $(1)
+	ARCH=$(ARCH) docker/assemble.sh $(1) build/model
+	touch $$@
+endef
+$(eval $(call tree,$(RUNTIME),$(TRACING)))
 
 runtime: $(RUNTIME)/installed
 
-# The tracing tree beside the default one, for the tests (tests/test_image.py): this Makefile again,
-# with TRACING=1, which rebuilds it only when it is stale.
+# The tracing tree beside the default one, for the tests (tests/test_image.py), sharing its model.
 ifneq ($(TRACING),1)
-$(TRACING_RUNTIME)/installed: FORCE | $(VENV)/installed
-	$(MAKE) runtime TRACING=1
+$(eval $(call tree,$(TRACING_RUNTIME),1))
 endif
 
 # The Lambda zip (serverless.yml, package=zip) of that tree.

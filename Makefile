@@ -132,10 +132,12 @@ run: $(VENV)/installed
 # One question from the shell with the model `make run` serves:
 #   make ask QUESTION="What is my name?" CONTEXT="I'm Kit-Ho Mak." [ASK="--top-k 3 --allow-no-answer"]
 # Without CONTEXT the context is read from standard input. The texts reach the command verbatim
-# (quote).
+# (quote). Without QUESTION: the usage line. make exits 2 whenever the command fails (its
+# own status: 1 for an error, 2 for a usage error), after a line naming that status.
 unexport QUESTION CONTEXT
+ASK_USAGE := usage: make ask QUESTION="..." [CONTEXT="..."] [ASK="--top-k 3 --allow-no-answer"]
 ask: $(VENV)/installed
-	@$(MODEL_ENV) $(PYTHON) manage.py ask $(call quote,QUESTION) $(if $(value CONTEXT),--context $(call quote,CONTEXT)) $(ASK)
+	@$(if $(value QUESTION),$(MODEL_ENV) $(PYTHON) manage.py ask $(call quote,QUESTION) $(if $(value CONTEXT),--context $(call quote,CONTEXT)) $(ASK),echo '$(ASK_USAGE)' >&2; exit 2)
 
 test: $(VENV)/installed node_modules/installed build/tools/installed $(if $(LAMBDA_PYTHON),build/lambda-ric/installed build/server/installed $(RUNTIME)/installed $(TRACING_RUNTIME)/installed)
 	$(PYTHON) -m pytest

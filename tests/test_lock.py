@@ -1,6 +1,7 @@
 """requirements/*.lock (docker/lock.sh): each is the hash lock of its requirements file's pins,
 for Lambda's Python on both CPUs, and the builds install from it and from nothing else."""
 
+import os
 import re
 
 import pytest
@@ -11,6 +12,7 @@ from tests.helpers import REPO
 
 REQUIREMENTS = REPO / "requirements"
 # Distributions with compiled code, by lock: a wheel per CPU, so at least one hash per CPU.
+TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 BINARY = {"runtime": {"onnxruntime", "numpy", "tokenizers", "pyyaml"}, "tracing": {"wrapt"}}
 
 
@@ -85,14 +87,6 @@ def test_builds_install_from_the_locks_by_hash_from_one_index_at_a_time():
     assert 'runtime.txt"' not in build
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "--extra-index-url" not in dockerfile + build
-    # torch's CPU build alone from PyTorch's CPU index, then the rest from PyPI, as the Makefile's
-    # .venv (tests/test_makefile.py).
-    bake = " ".join(dockerfile.replace("\\\n", " ").split())
-    assert (
-        "pip install --no-cache-dir --no-deps --index-url https://download.pytorch.org/whl/cpu "
-        "-r requirements/torch.txt && python3.12 -m pip install --no-cache-dir --index-url "
-        "https://pypi.org/simple -r requirements/build.txt"
-    ) in bake
     server = " ".join(dockerfile.replace("\\\n", " ").split())
     assert "--require-hashes --target /var/task -r /tmp/server.lock" in server
 
@@ -136,3 +130,20 @@ def requirement_lines(path) -> list[Requirement]:
     """The requirements a requirements file names itself (not those of the files it -r's)."""
     lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
     return [Requirement(line) for line in lines if line and not line.startswith("-")]
+
+
+def test_every_install_of_torch_takes_its_cpu_build_from_pytorchs_index_alone():
+    """The Dockerfile's bake stage and the benchmark's reference, as the Makefile's .venv
+    (tests/test_makefile.py): torch from requirements/torch.txt and PyTorch's CPU index, first and
+    alone, then the rest from PyPI."""
+    from bench import run
+
+    dockerfile = " ".join((REPO / "Dockerfile").read_text().replace("\\\n", " ").split())
+    assert (
+        f"pip install --no-cache-dir --no-deps --index-url {TORCH_INDEX} "
+        "-r requirements/torch.txt && python3.12 -m pip install --no-cache-dir --index-url "
+        "https://pypi.org/simple -r requirements/build.txt"
+    ) in dockerfile
+    assert run.TORCH_REQUIREMENTS == REQUIREMENTS / "torch.txt"
+    assert run.TORCH_INDEX == os.environ.get("TORCH_INDEX", TORCH_INDEX)  # a mirror, as for make
+    assert not any(canonical(p).startswith("torch") for p in run.REF_PACKAGES + run.REF_RUNTIME)

@@ -27,10 +27,11 @@ ARG QA_MODEL_REVISION=
 FROM ${BASE_IMAGE} AS bake
 WORKDIR /build
 COPY requirements requirements
-# One index per install, never two mixed: the CPU-only torch (no CUDA libraries) and what it
-# needs from PyTorch's index, then the rest from PyPI (torch==2.13.0 is then already there).
-RUN python3.12 -m pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu \
-        "torch==$(sed -n 's/^torch==//p' requirements/build.txt)" \
+# One index per install, never two mixed, as the Makefile's .venv: torch's CPU build (no CUDA
+# libraries; requirements/torch.txt) alone from PyTorch's CPU index, then the rest, torch's own
+# dependencies included, from PyPI (torch is then already there).
+RUN python3.12 -m pip install --no-cache-dir --no-deps --index-url https://download.pytorch.org/whl/cpu \
+        -r requirements/torch.txt \
     && python3.12 -m pip install --no-cache-dir --index-url https://pypi.org/simple \
         -r requirements/build.txt
 COPY manage.py ./

@@ -237,7 +237,7 @@ def footprint_section(report: dict) -> list[str]:
         f"With the model: installed {verdict(ours['installed_mb'], INSTALLED_TARGET_MB, ' MB')}; "
         f"gzipped, qasite / reference {verdict(ours['gzipped_mb'] / reference['gzipped_mb'], GZIPPED_TARGET)}. "
         f"The Lambda zip (docker/zip.sh): {zipped['zip_mb']:.0f} MB, "
-        f"{verdict(zipped['unzipped_mb'], LAMBDA_LIMIT_MB, ' MB')} unzipped (Lambda's 250 MB).",
+        f"{verdict(zipped['unzipped_mb'], LAMBDA_LIMIT_MB, ' MB')} unzipped (Lambda's limit).",
         "",
     ]
     return lines

@@ -40,8 +40,13 @@ SHARED = ROOT.parent / "shared"
 REAL_MODEL = SHARED / "models" / "qa-minilm-squad"
 SQUAD = SHARED / "data" / "squad-v1.1-dev-sample.json"
 REF_VENV = BENCH / ".venv-ref"
-REF_PACKAGES = ["transformers==4.57.6", "torch==2.13.0", "numpy==2.4.6", "gunicorn==27.0.1"]
-REF_RUNTIME = ["transformers==4.57.6", "torch==2.13.0", "numpy==2.4.6"]
+# With torch's CPU build (requirements/torch.txt; reference_pip_install).
+REF_PACKAGES = ["transformers==4.57.6", "numpy==2.4.6", "gunicorn==27.0.1"]
+REF_RUNTIME = ["transformers==4.57.6", "numpy==2.4.6"]
+TORCH_REQUIREMENTS = ROOT / "requirements" / "torch.txt"
+# As the Makefile's .venv takes torch: from PyTorch's CPU index alone, a bounded wait where it does
+# not answer (then pip's local wheels only); TORCH_INDEX, as for make, names a mirror of it.
+TORCH_INDEX = os.environ.get("TORCH_INDEX", "https://download.pytorch.org/whl/cpu")
 PYTHON = sys.executable
 REF_PYTHON = str(REF_VENV / "bin" / "python")
 # The torch-free runtime tree with a model of the production model's shape, and its zip.
@@ -70,10 +75,28 @@ def log(message: str) -> None:
 
 
 def reference_pip_install(packages: list[str], *options: str) -> None:
-    """pip install ``packages`` with the reference virtualenv's pip (``options`` before them, e.g.
-    ``--target DIR``). Raises subprocess.CalledProcessError if pip fails."""
-    quiet = ["--quiet", "--disable-pip-version-check", "--no-warn-conflicts"]
-    subprocess.run([REF_PYTHON, "-m", "pip", "install", *quiet, *options, *packages], check=True)
+    """pip install torch's CPU build, then ``packages`` and torch's own dependencies from pip's
+    usual index, with the reference virtualenv's pip (``options`` before them, e.g. ``--target
+    DIR``), one index per install, as the Makefile's .venv. Raises subprocess.CalledProcessError
+    if pip fails."""
+    pip = [REF_PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    pip += ["--no-warn-conflicts", *options]
+    torch_only = ["--no-deps", "--index-url", TORCH_INDEX, "--retries", "1", "--timeout", "5"]
+    subprocess.run([*pip, *torch_only, "-r", str(TORCH_REQUIREMENTS)], check=True)
+    needs = subprocess.run(
+        [REF_PYTHON, "-c", TORCH_NEEDS, *options], capture_output=True, text=True, check=True
+    )
+    subprocess.run([*pip, *packages, *needs.stdout.split()], check=True)
+
+
+# The requirements of the torch installed (into the directory of a --target DIR option, else the
+# virtualenv), without its extras', one a line.
+TORCH_NEEDS = """
+import importlib.metadata, sys
+path = [sys.argv[sys.argv.index("--target") + 1]] if "--target" in sys.argv else sys.path
+[torch] = importlib.metadata.distributions(name="torch", path=path)
+print("\\n".join(r.replace(" ", "") for r in torch.requires or [] if "extra ==" not in r))
+"""
 
 
 def ensure_reference_venv() -> None:

@@ -193,3 +193,50 @@ def test_make_ask_hands_the_model_path_over_verbatim(settings, modern_model_dir,
     finished = run(settings, model, [*MAKE_ASK, "QUESTION=Who?", f"CONTEXT={KIT_HO_CONTEXT}"])
     assert finished.returncode == 0, finished.stderr
     assert json.loads(finished.stdout)["answers"]
+
+
+ASK_USAGE = 'usage: make ask QUESTION="..." [CONTEXT="..."] [ASK="--top-k 3 --allow-no-answer"]\n'
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="make is not installed")
+@pytest.mark.parametrize(
+    ("variables", "stdin", "command"),
+    [
+        # No question: make's usage line, never manage.py's field errors.
+        ([], "Kit", None),
+        (["QUESTION="], "Kit", None),
+        (["CONTEXT=Kit"], None, None),
+        (["QUESTION=   ", "CONTEXT=Kit"], None, None),
+        # The command's own errors (exit 1) and usage errors (exit 2), as it prints them.
+        (["QUESTION=Who?", "CONTEXT= "], None, ["Who?", "--context", " "]),
+        (["QUESTION=Who?"], "", ["Who?"]),
+        (
+            ["QUESTION=Who?", "CONTEXT=Kit", "ASK=--top-k 21"],
+            None,
+            ["Who?", "--context", "Kit", "--top-k", "21"],
+        ),
+        (
+            ["QUESTION=Who?", "CONTEXT=Kit", "ASK=--top-k x"],
+            None,
+            ["Who?", "--context", "Kit", "--top-k", "x"],
+        ),
+    ],
+)
+def test_make_ask_fails_as_the_command_does_with_makes_own_status(
+    settings, tmp_path, variables, stdin, command
+):
+    """`make ask` prints the command's error (or, without QUESTION, its usage line) and exits 2,
+    as make does whenever a command fails, after one line naming the command's own status (1
+    for an error, 2 for a usage error), which `manage.py ask` exits with. No model is loaded."""
+    model = tmp_path / "missing"
+    through_make = run(settings, model, [*MAKE_ASK, *variables], stdin=stdin)
+    assert through_make.returncode == 2 and through_make.stdout == ""
+    printed, makes_line = through_make.stderr.rsplit("make: *** ", 1)
+    if command is None:
+        assert printed == ASK_USAGE
+        assert makes_line.endswith("ask] Error 2\n")
+        return
+    direct = run(settings, model, [*MANAGE_ASK, *command], stdin=stdin)
+    assert direct.returncode in (1, 2)
+    assert printed == direct.stderr
+    assert makes_line.endswith(f"ask] Error {direct.returncode}\n")

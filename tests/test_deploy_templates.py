@@ -505,16 +505,19 @@ def test_the_function_role_has_the_boundary_and_the_boundary_allows_what_it_need
     tracing) lies inside the boundary, or the function would be refused at run time."""
     role = deployed_templates["serverless.yml"]["Resources"]["IamRoleLambdaExecution"]
     boundary_arn = role["Properties"]["PermissionsBoundary"]["Fn::Sub"]
-    assert boundary_arn == BOUNDARY_ARN.replace(
-        "arn:aws:", "arn:${AWS::Partition}:"
-    ).replace("${aws:PrincipalAccount}", "${AWS::AccountId}")
+    assert boundary_arn == BOUNDARY_ARN.replace("arn:aws:", "arn:${AWS::Partition}:").replace(
+        "${aws:PrincipalAccount}", "${AWS::AccountId}"
+    )
     boundary = policy(BOUNDARY)["Statement"]
     needed = [
         statement
         for document in role["Properties"]["Policies"]
         for statement in document["PolicyDocument"]["Statement"]
     ]
-    assert {a for s in needed for a in as_list(s["Action"])} >= {"ssm:GetParameter", "xray:PutTraceSegments"}
+    assert {a for s in needed for a in as_list(s["Action"])} >= {
+        "ssm:GetParameter",
+        "xray:PutTraceSegments",
+    }
     for statement in needed:
         for action in as_list(statement["Action"]):
             for resource in as_list(statement["Resource"]):
@@ -585,6 +588,10 @@ COMMAND_ACTIONS = {
     "aws lambda update-alias": {"lambda:UpdateAlias"},
     "aws logs delete-log-group": {"logs:DeleteLogGroup"},
     "aws logs tail": {"logs:FilterLogEvents"},
+    "aws logs filter-log-events": {"logs:FilterLogEvents"},
+    "aws iam get-role": {"iam:GetRole"},
+    "aws iam delete-policy": {"iam:DeletePolicy"},
+    "aws cloudformation describe-stack-resources": {"cloudformation:DescribeStackResources"},
     "aws service-quotas request-service-quota-increase": {
         "servicequotas:RequestServiceQuotaIncrease"
     },
@@ -612,7 +619,11 @@ COMMAND_ACTIONS = {
     "serverless deploy list": {"s3:ListBucket", "cloudformation:DescribeStackResource"},
     "serverless logs": {"logs:DescribeLogStreams", "logs:FilterLogEvents"},
     "serverless package": set(),
-    "serverless prune": {"lambda:ListVersionsByFunction", "lambda:ListAliases", "lambda:DeleteFunction"},
+    "serverless prune": {
+        "lambda:ListVersionsByFunction",
+        "lambda:ListAliases",
+        "lambda:DeleteFunction",
+    },
     "serverless remove": {"cloudformation:DeleteStack", "s3:ListBucket", "s3:DeleteObject"},
     "serverless rollback": {"s3:ListBucket", "s3:GetObject", "cloudformation:UpdateStack"},
 }
@@ -646,6 +657,8 @@ def doc_commands() -> list[tuple[str, bool, str]]:
                 continue
             if re.match(r"\s*# administrator", line):
                 admin = True
+            elif re.match(r"\s*# the deployer", line):
+                admin = False
             code = line.split(" #")[0] if not line.lstrip().startswith("#") else ""
             found += [(c, admin, f"{path.name}:{number}") for c in commands(code)]
     return found

@@ -279,6 +279,23 @@ def test_web_acl_for_cloudfront_limits_each_address_over_five_minutes():
     assert template["Outputs"]["WebAclArn"]["Value"] == {"Fn::GetAtt": ["WebAcl", "Arn"]}
 
 
+def test_the_cloudfront_alarm_judges_each_minute_by_its_own_share():
+    """5xxErrorRate's 5-minute Average would weigh a quiet minute like a busy one: each minute's
+    value is that minute's share of its requests, counted only with enough requests, and the
+    alarm wants 3 such minutes of 5."""
+    template = load_template(DEPLOY / "cloudfront-alarms.yml")
+    alarm = template["Resources"]["CloudFront5xxAlarm"]["Properties"]
+    metrics = {metric["Id"]: metric for metric in alarm["Metrics"]}
+    share, requests = metrics["share"]["MetricStat"], metrics["requests"]["MetricStat"]
+    assert share["Metric"]["MetricName"] == "5xxErrorRate" and share["Stat"] == "Average"
+    assert requests["Metric"]["MetricName"] == "Requests" and requests["Stat"] == "Sum"
+    assert share["Period"] == requests["Period"] == 60
+    assert metrics["alarming"]["Expression"] == {
+        "Fn::Sub": "IF(requests >= ${MinimumRequests}, share, 0)"
+    }
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (5, 3)
+
+
 # --- The deployer's policy ---
 
 

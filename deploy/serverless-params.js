@@ -7,6 +7,8 @@
 //   branch), and the template deployed and linted holds exactly what is in effect;
 // - no reserved concurrency when the parameter is empty or 0;
 // - the duration alarm's threshold, from the function's timeout;
+// - with deploymentPreference, CodeDeploy's gradual shift of the SnapStart alias, rolled back
+//   by the alarms (what AWS SAM's DeploymentPreference generates);
 // - before a deploy, that the secrets' SSM parameters exist (a missing one would otherwise fail
 //   the first deploy after CloudFront's 5 to 15 minutes, and roll it all back);
 // - after a deploy, the stack's termination protection.
@@ -17,6 +19,27 @@ const DURATION_ALARM_SHARE = 0.8; // p99 at 80% of the timeout
 // list of supported regions in AWS Lambda's guide ("Improving startup performance with Lambda
 // SnapStart", supported features and limitations); a region AWS adds there comes out of here.
 const NO_SNAPSTART_REGIONS = ['ap-east-2', 'ap-southeast-6'];
+
+// CodeDeploy's predefined configurations for Lambda (CodeDeployDefault.Lambda<name>).
+const DEPLOYMENT_PREFERENCES = [
+  'Canary10Percent5Minutes',
+  'Canary10Percent10Minutes',
+  'Canary10Percent15Minutes',
+  'Canary10Percent30Minutes',
+  'Linear10PercentEvery1Minute',
+  'Linear10PercentEvery2Minutes',
+  'Linear10PercentEvery3Minutes',
+  'Linear10PercentEvery10Minutes',
+  'AllAtOnce',
+];
+// The alarms that stop a gradual deployment and move the alias back: the new version's faults
+// (the function's alarms see both versions while traffic is split, as SAM's do).
+const ROLLBACK_ALARMS = [
+  'FunctionErrorsAlarm',
+  'ModelLoadFailuresAlarm',
+  'ServerErrorsAlarm',
+  'HttpApi5xxAlarm',
+];
 
 // The command that creates each secret's parameter (docs/deploying.md, "Secrets").
 const createCommand = (region, name, type) =>
@@ -85,6 +108,18 @@ class QasiteParams {
     }
     if (!/^[1-9]\d*$/.test(param('keepVersions'))) {
       this.fail(`keepVersions=${param('keepVersions')}: expected a whole number, 1 or more`);
+    }
+    const preference = param('deploymentPreference');
+    if (preference && !DEPLOYMENT_PREFERENCES.includes(preference)) {
+      this.fail(
+        `deploymentPreference=${preference}: expected one of ${DEPLOYMENT_PREFERENCES.join(', ')}`
+      );
+    }
+    if (preference && !(pkg === 'zip' && param('snapStart') === 'true')) {
+      this.fail(
+        'deploymentPreference shifts the alias SnapStart publishes: it needs package=zip ' +
+          'with snapStart=true'
+      );
     }
     const protection = param('terminationProtection');
     if (!['', 'true', 'false'].includes(protection)) {
@@ -213,6 +248,9 @@ class QasiteParams {
     if (template.Outputs) template.Outputs = settle(template.Outputs);
     delete template.Conditions;
 
+    const preference = this.param('deploymentPreference');
+    if (preference) this.shiftGradually(template.Resources, preference);
+
     const alarm = template.Resources.FunctionDurationAlarm;
     if (alarm) {
       const timeout = template.Resources.WebLambdaFunction.Properties.Timeout;
@@ -220,5 +258,88 @@ class QasiteParams {
     }
   }
 }
+
+// CodeDeploy moves the alias to each new version by `preference`, and back on a rollback alarm.
+// Its role is named like the function's and carries the same boundary, which allows the alias
+// actions CodeDeploy needs (deploy/function-boundary.json).
+QasiteParams.prototype.shiftGradually = function shiftGradually(resources, preference) {
+  const [alias] = Object.values(resources).filter((r) => r.Type === 'AWS::Lambda::Alias');
+  const role = resources.IamRoleLambdaExecution.Properties;
+  const arn = (service, resource) => ({
+    'Fn::Sub': `arn:\${AWS::Partition}:${service}:\${AWS::Region}:\${AWS::AccountId}:${resource}`,
+  });
+  resources.CodeDeployApplication = {
+    Type: 'AWS::CodeDeploy::Application',
+    Properties: { ComputePlatform: 'Lambda' },
+  };
+  resources.CodeDeployServiceRole = {
+    Type: 'AWS::IAM::Role',
+    Properties: {
+      RoleName: {
+        'Fn::Sub': `qasite-${this.serverless.service.provider.stage}-\${AWS::Region}-codeDeployRole`,
+      },
+      PermissionsBoundary: role.PermissionsBoundary,
+      AssumeRolePolicyDocument: {
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Effect: 'Allow',
+            Principal: { Service: ['codedeploy.amazonaws.com'] },
+            Action: ['sts:AssumeRole'],
+          },
+        ],
+      },
+      Policies: [
+        {
+          PolicyName: 'shift-the-alias',
+          PolicyDocument: {
+            Version: '2012-10-17',
+            Statement: [
+              {
+                Effect: 'Allow',
+                Action: [
+                  'lambda:GetAlias',
+                  'lambda:GetProvisionedConcurrencyConfig',
+                  'lambda:UpdateAlias',
+                ],
+                Resource: arn('lambda', 'function:qasite-*'),
+              },
+              {
+                Effect: 'Allow',
+                Action: ['cloudwatch:DescribeAlarms'],
+                Resource: arn('cloudwatch', 'alarm:qasite-*'),
+              },
+            ],
+          },
+        },
+      ],
+    },
+  };
+  const alarms = ROLLBACK_ALARMS.filter((id) => id in resources);
+  resources.CodeDeployDeploymentGroup = {
+    Type: 'AWS::CodeDeploy::DeploymentGroup',
+    Properties: {
+      ApplicationName: { Ref: 'CodeDeployApplication' },
+      ServiceRoleArn: { 'Fn::GetAtt': ['CodeDeployServiceRole', 'Arn'] },
+      DeploymentConfigName: `CodeDeployDefault.Lambda${preference}`,
+      DeploymentStyle: { DeploymentType: 'BLUE_GREEN', DeploymentOption: 'WITH_TRAFFIC_CONTROL' },
+      AutoRollbackConfiguration: {
+        Enabled: true,
+        Events: alarms.length
+          ? ['DEPLOYMENT_FAILURE', 'DEPLOYMENT_STOP_ON_ALARM']
+          : ['DEPLOYMENT_FAILURE'],
+      },
+      ...(alarms.length && {
+        AlarmConfiguration: { Enabled: true, Alarms: alarms.map((id) => ({ Name: { Ref: id } })) },
+      }),
+    },
+  };
+  alias.UpdatePolicy = {
+    CodeDeployLambdaAliasUpdate: {
+      ApplicationName: { Ref: 'CodeDeployApplication' },
+      DeploymentGroupName: { Ref: 'CodeDeployDeploymentGroup' },
+    },
+  };
+};
 
 module.exports = QasiteParams;

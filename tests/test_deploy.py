@@ -524,6 +524,18 @@ def test_cloudfront_s_own_answers_carry_the_app_s_security_headers(default_templ
         (["tracing=Active"], "tracing=Active: expected true or false"),
         (["tracing=yes"], "provider.tracing.lambda"),
         (["keepVersions=0"], "keepVersions=0: expected a whole number, 1 or more"),
+        (
+            ["deploymentPreference=Canary50Percent"],
+            "deploymentPreference=Canary50Percent: expected",
+        ),
+        (
+            ["deploymentPreference=AllAtOnce", "snapStart=false"],
+            "deploymentPreference shifts the alias SnapStart publishes",
+        ),
+        (
+            ["deploymentPreference=AllAtOnce", "package=image"],
+            "deploymentPreference shifts the alias SnapStart publishes",
+        ),
         (["terminationProtection=yes"], "terminationProtection=yes: expected true, false"),
     ],
 )
@@ -543,6 +555,59 @@ def test_snapstart_is_refused_where_lambda_has_none(tmp_path, region):
 
 def test_without_snapstart_such_a_region_packages(tmp_path):
     assert run_package(tmp_path, "snapStart=false", region="ap-east-2").returncode == 0
+
+
+@pytest.mark.parametrize(
+    "preference, alarms",
+    [("Canary10Percent5Minutes", True), ("Linear10PercentEvery1Minute", False)],
+)
+def test_a_gradual_deployment_shifts_the_alias_and_rolls_back_on_the_alarms(
+    tmp_path, preference, alarms
+):
+    """deploymentPreference: what AWS SAM's DeploymentPreference generates. CloudFormation hands
+    the alias's move to CodeDeploy, which shifts traffic by the predefined configuration and
+    moves it back on a failure or, with alarms, when one fires; its role carries the boundary."""
+    params = [f"deploymentPreference={preference}"] + ([f"alarmTopicArn={TOPIC}"] if alarms else [])
+    path = package(tmp_path, *params)
+    cfn_lint(path)
+    resources = json.loads(path.read_text())["Resources"]
+    [alias] = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Alias"]
+    assert alias["UpdatePolicy"] == {
+        "CodeDeployLambdaAliasUpdate": {
+            "ApplicationName": {"Ref": "CodeDeployApplication"},
+            "DeploymentGroupName": {"Ref": "CodeDeployDeploymentGroup"},
+        }
+    }
+    assert resources["CodeDeployApplication"]["Properties"] == {"ComputePlatform": "Lambda"}
+    group = resources["CodeDeployDeploymentGroup"]["Properties"]
+    assert group["DeploymentConfigName"] == f"CodeDeployDefault.Lambda{preference}"
+    assert group["DeploymentStyle"]["DeploymentOption"] == "WITH_TRAFFIC_CONTROL"
+    rollback = group["AutoRollbackConfiguration"]
+    assert rollback["Enabled"] is True and "DEPLOYMENT_FAILURE" in rollback["Events"]
+    if alarms:
+        assert "DEPLOYMENT_STOP_ON_ALARM" in rollback["Events"]
+        assert [a["Name"]["Ref"] for a in group["AlarmConfiguration"]["Alarms"]] == [
+            "FunctionErrorsAlarm",
+            "ModelLoadFailuresAlarm",
+            "ServerErrorsAlarm",
+            "HttpApi5xxAlarm",
+        ]
+    else:
+        assert "AlarmConfiguration" not in group
+    role = resources["CodeDeployServiceRole"]["Properties"]
+    assert (
+        role["PermissionsBoundary"]
+        == (resources["IamRoleLambdaExecution"]["Properties"]["PermissionsBoundary"])
+    )
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": ["codedeploy.amazonaws.com"]}
+
+
+def test_the_alias_moves_at_once_by_default(default_template):
+    resources = default_template[1]["Resources"]
+    assert not [r for r in resources.values() if r["Type"].startswith("AWS::CodeDeploy::")]
+    [alias] = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Alias"]
+    assert "UpdatePolicy" not in alias
 
 
 # --- Deploy-time hooks, against a stubbed AWS ---

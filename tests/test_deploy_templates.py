@@ -56,7 +56,7 @@ NOT_GRANTED = {
     "lambda:*CodeSigningConfig": "no code signing",
     "lambda:PassCapacityProvider": "no Lambda managed instances",
     "lambda:AssociateRuntimeAlias": "no runtime alias",
-    "codedeploy:*": "no CodeDeploy traffic shifting: the alias moves to each new version at once",
+    "codedeploy:RegisterOnPremisesInstance": "CodeDeploy shifts Lambda aliases only",
     "iam:AttachRolePolicy": "the function's role has inline policies only",
     "iam:DetachRolePolicy": "the function's role has inline policies only",
     "iam:DeleteRolePermissionsBoundary": "the function role's boundary is never removed",
@@ -109,6 +109,9 @@ DEPLOY_STEPS = {
     "lambda:InvokeFunction": "the ping that reactivates an Inactive SnapStart version",
     "xray:GetTraceSummaries": "operating.md's traces command",
     "cloudwatch:GetMetricStatistics": "operating.md's commands that read a metric",
+    # CloudFormation's CodeDeployLambdaAliasUpdate finds the application and its group.
+    "codedeploy:ListApplications": "a gradual deployment (deploymentPreference)",
+    "codedeploy:ListDeploymentGroups": "a gradual deployment (deploymentPreference)",
     # API Gateway's guide, "Configuring logging for an HTTP API": what turning on access logs
     # asks of the caller (a log delivery, and the log groups' resource policy it needs).
     "logs:CreateLogDelivery": "the HTTP API's access logs",
@@ -191,6 +194,7 @@ def deployed_templates(tmp_path_factory, image_template) -> dict[str, dict]:
         "reservedConcurrency=10",
         "keepWarm=true",
         "tracing=true",
+        "deploymentPreference=Canary10Percent5Minutes",
     ]
     zip_site = package(tmp_path_factory.mktemp("sls"), *everything)
     return {
@@ -456,10 +460,15 @@ def test_deployer_policy_reaches_nothing_else(action, resource):
     assert not allowed(action, resource.format(a=ACCOUNT))
 
 
-def test_the_deployer_may_pass_the_function_role_to_lambda_only():
-    [statement] = [s for s in statements() if "iam:PassRole" in as_list(s["Action"])]
-    assert statement["Condition"] == {
-        "StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}
+def test_the_deployer_may_pass_each_role_to_its_own_service_only():
+    passes = {
+        statement["Resource"]: statement["Condition"]
+        for statement in statements()
+        if "iam:PassRole" in as_list(statement["Action"])
+    }
+    assert passes == {
+        role: {"StringEquals": {"iam:PassedToService": f"{service}.amazonaws.com"}}
+        for role, service in zip(QASITE_ROLES, ["lambda", "codedeploy"], strict=True)
     }
 
 
@@ -487,10 +496,14 @@ BOUNDARY_CONDITION_ACTIONS = {
 }
 # Allowed without the condition, each on the function's role alone, and why that is safe.
 UNBOUNDED_ROLE_ACTIONS = {
-    "iam:PassRole": "to Lambda only (its own test); the role is bounded",
+    "iam:PassRole": "each role to its own service only (its own test); the roles are bounded",
     "iam:UpdateAssumeRolePolicy": "who may assume a role created with the boundary, no more",
 }
-FUNCTION_ROLE = "arn:aws:iam::${aws:PrincipalAccount}:role/qasite-*-lambdaRole"
+# The roles a deploy creates: the function's, and CodeDeploy's (deploymentPreference).
+QASITE_ROLES = [
+    "arn:aws:iam::${aws:PrincipalAccount}:role/qasite-*-lambdaRole",
+    "arn:aws:iam::${aws:PrincipalAccount}:role/qasite-*-codeDeployRole",
+]
 
 
 def test_no_statement_writes_rights_without_the_function_boundary():
@@ -502,7 +515,7 @@ def test_no_statement_writes_rights_without_the_function_boundary():
             if not RIGHTS_WRITING.fullmatch(action):
                 continue
             assert action.split(":")[1].lower() in iam, action
-            assert as_list(statement["Resource"]) == [FUNCTION_ROLE], action
+            assert set(as_list(statement["Resource"])) <= set(QASITE_ROLES), action
             if action in UNBOUNDED_ROLE_ACTIONS:
                 continue
             assert action in BOUNDARY_CONDITION_ACTIONS, f"{action}: never grantable here"
@@ -514,13 +527,15 @@ def test_no_statement_writes_rights_without_the_function_boundary():
         assert allowed(action, f"arn:aws:iam::{ACCOUNT}:role/qasite-prod-eu-west-1-lambdaRole")
 
 
-def test_the_function_role_has_the_boundary_and_the_boundary_allows_what_it_needs(
-    deployed_templates,
+@pytest.mark.parametrize("role_id", ["IamRoleLambdaExecution", "CodeDeployServiceRole"])
+def test_each_role_has_the_boundary_and_the_boundary_allows_what_it_needs(
+    deployed_templates, role_id
 ):
-    """The role the framework generates names the boundary the deployer's policies demand, and
-    every permission of its inline policy (logs, its secret, decryption through SSM, X-Ray with
-    tracing) lies inside the boundary, or the function would be refused at run time."""
-    role = deployed_templates["serverless.yml"]["Resources"]["IamRoleLambdaExecution"]
+    """Each role a deploy creates names the boundary the deployer's policies demand, and every
+    permission of its inline policy (the function's logs, its secret, decryption through SSM,
+    X-Ray with tracing; CodeDeploy's alias shift and alarm reads) lies inside the boundary, or
+    it would be refused at run time."""
+    role = deployed_templates["serverless.yml"]["Resources"][role_id]
     boundary_arn = role["Properties"]["PermissionsBoundary"]["Fn::Sub"]
     assert boundary_arn == BOUNDARY_ARN.replace("arn:aws:", "arn:${AWS::Partition}:").replace(
         "${aws:PrincipalAccount}", "${AWS::AccountId}"
@@ -531,8 +546,9 @@ def test_the_function_role_has_the_boundary_and_the_boundary_allows_what_it_need
         for document in role["Properties"]["Policies"]
         for statement in document["PolicyDocument"]["Statement"]
     ]
-    assert {a for s in needed for a in as_list(s["Action"])} >= {
+    assert {a for s in needed for a in as_list(s["Action"])} & {
         "ssm:GetParameter",
+        "lambda:UpdateAlias",
         "xray:PutTraceSegments",
     }
     for statement in needed:
@@ -556,7 +572,14 @@ def test_the_function_role_has_the_boundary_and_the_boundary_allows_what_it_need
 def test_the_boundary_grants_nothing_that_writes_rights_or_reaches_other_parameters():
     for statement in policy(BOUNDARY)["Statement"]:
         for action in as_list(statement["Action"]):
-            assert not action.startswith(("iam:", "sts:", "lambda:")), action
+            assert not action.startswith(("iam:", "sts:")), action
+            if action.startswith("lambda:"):  # CodeDeploy's alias shift, qasite's functions only
+                assert action in {
+                    "lambda:GetAlias",
+                    "lambda:UpdateAlias",
+                    "lambda:GetProvisionedConcurrencyConfig",
+                }
+                assert statement["Resource"].endswith(":function:qasite-*")
     assert not any(
         fnmatch.fnmatchcase(r, "*parameter/payments*")
         for s in policy(BOUNDARY)["Statement"]
@@ -591,6 +614,8 @@ COMMAND_ACTIONS = {
     "aws cloudfront wait": {"cloudfront:GetDistribution"},
     "aws cloudwatch describe-alarms": {"cloudwatch:DescribeAlarms"},
     "aws cloudwatch get-metric-statistics": {"cloudwatch:GetMetricStatistics"},
+    "aws deploy list-deployments": {"codedeploy:ListDeployments"},
+    "aws deploy get-deployment": {"codedeploy:GetDeployment"},
     "aws ecr batch-get-image": {"ecr:BatchGetImage"},
     "aws ecr delete-repository": {"ecr:DeleteRepository"},
     "aws ecr describe-image-scan-findings": {"ecr:DescribeImageScanFindings"},

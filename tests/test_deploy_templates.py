@@ -743,3 +743,26 @@ def test_every_deployer_command_s_actions_are_real_iam_actions():
         for action in actions:
             service, _, name = action.partition(":")
             assert name.lower() in known[service], action
+
+
+def test_the_shortest_path_comes_first_and_runs_every_step_a_site_needs():
+    """deploying.md opens with the fewest steps to a working site, in order: the policies and
+    the boundary, both secrets, the zip, the deploy, the URL and the smoke test."""
+    text = (REPO / "docs" / "deploying.md").read_text()
+    shortest = text.index("## The shortest path")
+    assert shortest < text.index("## 1. Prerequisites")
+    block = text[shortest:].split("```sh\n", 1)[1].split("```", 1)[0]
+    steps = [
+        "npm ci",
+        "file://deploy/deployer-policy-$p.json",
+        "file://deploy/function-boundary.json",
+        "--name /qasite/prod/origin-secret --type SecureString",
+        "--name /qasite/prod/origin-secret-cloudfront --type String",
+        "make zip",
+        "npx serverless deploy --stage prod --region eu-west-1",
+        "OutputKey=='CloudFrontUrl'",
+        'python3 -m qa.smoke "$URL"',
+    ]
+    positions = [block.index(step) for step in steps]
+    assert positions == sorted(positions)
+    assert {f"deployer-policy-{p}.json" for p in ("core", "extras")} == {p.name for p in POLICIES}

@@ -343,6 +343,25 @@ def test_everything_template_passes_cfn_lint(everything_template):
     cfn_lint(everything_template[0])
 
 
+def test_the_image_with_every_optional_part_passes_cfn_lint(tmp_path):
+    """The other package with every optional resource: what the zip's fixtures above do not
+    cover (each optional part is one parameter's, on or off: the zip with all of them, the zip
+    and the image with none, the gradual deployment with alarms and without are linted too)."""
+    path = package(
+        tmp_path,
+        "package=image",
+        f"domainName={DOMAIN}",
+        f"certificateArn={CERTIFICATE}",
+        f"webAclArn={WEB_ACL}",
+        f"alarmTopicArn={TOPIC}",
+        "tracing=true",
+        "keepActive=false",
+    )
+    cfn_lint(path)
+    resources = json.loads(path.read_text())["Resources"]
+    assert "SecurityHeadersPolicy" in resources and "ModelLoadFailuresAlarm" in resources
+
+
 def test_custom_domain_with_tls12_and_csrf_trusted(everything_template):
     config = distribution(everything_template[1])
     assert config["Aliases"] == [DOMAIN]

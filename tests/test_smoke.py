@@ -277,11 +277,19 @@ def test_health_waits_while_the_model_is_idle_or_loading(stub_site, manual_clock
     assert detail == "ready, model stub" and manual_clock.now == 1003.0
 
 
-def test_the_report_is_one_line_per_check_and_the_exit_status_is_1(stub_site):
-    """From a shell, as a deployer runs it."""
+# From a shell, as a deployer runs it: from a dev environment, and with nothing but Python's
+# standard library (-S: no site-packages at all, so no Django, no torch, no virtualenv).
+COMMANDS = {
+    "manage.py": [sys.executable, "manage.py", "smoke"],
+    "python3 -m qa.smoke": [sys.executable, "-S", "-m", "qa.smoke"],
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS.values(), ids=COMMANDS.keys())
+def test_the_report_is_one_line_per_check_and_the_exit_status_is_1(stub_site, command):
     url = stub_site({("GET", "/api/health/"): lambda r: health(r, state="failed", status=503)})
     result = subprocess.run(
-        [sys.executable, "manage.py", "smoke", url, "--wait=0"],
+        [*command, url, "--wait=0"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -297,7 +305,32 @@ def test_the_report_is_one_line_per_check_and_the_exit_status_is_1(stub_site):
         ["PASS", "4xx"],
         ["PASS", "form"],
     ]
-    assert "CommandError: 1 of 6 checks failed: health" in result.stderr
+    assert "1 of 6 checks failed: health" in result.stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS.values(), ids=COMMANDS.keys())
+def test_a_healthy_site_passes_from_a_shell_with_exit_status_0(stub_site, command):
+    url = stub_site({})
+    result = subprocess.run(
+        [*command, url, "--wait=0", "--json"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["passed"] is True and [c["status"] for c in report["checks"]] == [
+        "PASS",
+        "SKIP",
+        "PASS",
+        "PASS",
+        "PASS",
+        "PASS",
+    ]
+
+
+def test_without_django_a_url_that_is_not_http_is_refused_with_status_2():
+    result = subprocess.run(
+        [*COMMANDS["python3 -m qa.smoke"], "example.com"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "is not an http:// or https:// URL" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from tokenizers.models import WordPiece
 from qa.engine import DEFAULT_MAX_SEQ_LEN, SpecialTokens
 from qa.errors import ModelLoadError
 from qa.model_files import read_json
+from qa.model_inputs import check_question_first, model_inputs
 
 # A sentence any English WordPiece vocabulary covers: a tokenizer that maps it mostly to the
 # unknown token was built wrongly (e.g. a vocab file silently ignored).
@@ -51,11 +52,11 @@ def tokenizer_config(directory: Path) -> dict:
 def load_tokenizer(directory: Path) -> tuple[Tokenizer, SpecialTokens, int | None]:
     """The fast tokenizer, its [CLS]/[PAD] ids and the longest input it declares (if any).
 
-    Raises ModelLoadError if there is no tokenizer, it cannot be read, or it does not tokenize.
+    Raises ModelLoadError if there is no tokenizer, it cannot be read, it does not tokenize,
+    or it puts the context first (qa.model_inputs.check_question_first).
     """
     config = tokenizer_config(directory)
-    if config.get("padding_side", "right") != "right":
-        raise ModelLoadError("Only tokenizers that put the question first are supported.")
+    check_question_first(model_inputs(config, read_json(directory / "config.json")))
     special = {
         name: _token_text(config.get(f"{name}_token")) or default
         for name, default in [

@@ -22,10 +22,12 @@ from qa.tokenization import load_tokenizer, longest_input, tokenizer_config
 CONTEXT = (
     KIT_HO["context"] + " Kít-Hó Mák vient de Hông Kông. 我叫麦杰浩，我来自香港。 Zoë's café 🙂!"
 )
-# Window lengths (max_seq_len) probed, then the longest the model takes, and how many times
-# longer than its window the context is: several windows whose last is partly padding (the
-# first, which graphs are traced with), one short window, and several windows again.
-WINDOWS = [(57, 3), (384, 0), (384, 3)]
+# Window lengths (max_seq_len) probed, then the longest the model takes (LONGEST), and how many
+# times longer than its window the context is: several windows whose last is partly padding
+# (the first, which graphs are traced with), one short window, and at the model's limit two
+# windows, the second partly padding.
+WINDOWS = [(57, 3), (384, 0)]
+LONGEST = 1.5
 
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -62,7 +64,7 @@ def probes(directory: Path, config: dict) -> Probes:
     )
     per_context = len(tokenizer.encode(CONTEXT, add_special_tokens=False))
     batches = []
-    for max_seq_len, times in [*WINDOWS, (longest, 3)]:
+    for max_seq_len, times in [*WINDOWS, (longest, LONGEST)]:
         max_seq_len = min(max_seq_len, longest)
         context = " ".join([CONTEXT] * max(1, math.ceil(times * max_seq_len / per_context)))
         windows = answerer.windows(KIT_HO["question"], context, Options(max_seq_len=max_seq_len))

@@ -99,7 +99,9 @@ def _traced(eager: Logits, probes: Probes) -> Callable:
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TracerWarnings about Python values in the model
             example = tensors(probes.batches[0], eager)
-            traced = torch.jit.freeze(torch.jit.trace(eager, example, strict=False))
+            traced = torch.jit.freeze(
+                torch.jit.trace(eager, example, strict=False, check_trace=False)
+            )
             for batch in probes.batches[1:]:
                 probe = tensors(batch, eager)
                 for got, expected in zip(traced(*probe), eager(*probe), strict=True):

@@ -1,0 +1,81 @@
+"""Every architecture family a user may pick from the hub: a tiny model of each (tests/families.py),
+baked by bake_model and served by both engines, answers exactly as transformers v4.57.6's
+pipeline does on the same folder, or is refused at bake with the reason (docs/models.md)."""
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from qa.engine import Options
+from qa.loading import load_answerer
+from tests.families import CASES, FAMILIES, build_family, v4_answers
+
+# Families qasite refuses at bake, and why (docs/models.md).
+REFUSED = {
+    "xlnet": "puts the context before the question",
+    "longformer": "ONNX graph cannot be made faithfully",
+}
+SERVED = [name for name in FAMILIES if name not in REFUSED]
+
+
+@pytest.fixture(scope="module")
+def family_dirs(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("families")
+    return {name: build_family(name, root / name) for name in FAMILIES}
+
+
+@pytest.fixture(scope="module")
+def reference(reference_python, family_dirs) -> dict:
+    """v4's answers to every case, for every family served, in one v4 process."""
+    return v4_answers(reference_python, {name: family_dirs[name] for name in SERVED})
+
+
+@pytest.fixture(scope="module", params=SERVED)
+def baked_family(request, family_dirs, tmp_path_factory):
+    output = tmp_path_factory.mktemp("baked") / request.param
+    call_command(
+        "bake_model",
+        "--model",
+        str(family_dirs[request.param]),
+        "--output",
+        str(output),
+        stdout=io.StringIO(),
+    )
+    return request.param, output
+
+
+def spans(answers: list[dict]) -> list[tuple]:
+    return [(a["answer"], a["start"], a["end"]) for a in answers]
+
+
+@pytest.mark.parametrize("engine", ["onnx", "torch"])
+def test_a_baked_family_answers_as_v4(baked_family, reference, engine):
+    name, baked = baked_family
+    expected = reference[name]
+    assert isinstance(expected, list), f"v4 cannot serve {name}: {expected}"
+    answerer = load_answerer(str(baked), threads=1, engine=engine)
+    for case, theirs in zip(CASES, expected, strict=True):
+        question, context = case["question"], case["context"]
+        options = Options(**{k: v for k, v in case.items() if k not in ("question", "context")})
+        ours = [vars(a) for a in answerer.answer(question, context, options)]
+        assert spans(ours) == spans(theirs), (name, question)
+        for mine, v4 in zip(ours, theirs, strict=True):
+            assert mine["score"] == pytest.approx(v4["score"], abs=1e-5), (name, question)
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_a_family_qasite_cannot_serve_is_refused_at_bake_with_the_reason(
+    name, family_dirs, tmp_path
+):
+    output = tmp_path / "baked"
+    with pytest.raises(CommandError, match=REFUSED[name]):
+        call_command(
+            "bake_model",
+            "--model",
+            str(family_dirs[name]),
+            "--output",
+            str(output),
+            stdout=io.StringIO(),
+        )
+    assert list(tmp_path.iterdir()) == []

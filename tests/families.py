@@ -322,3 +322,17 @@ def v4_answers(python: str, models: dict[str, Path]) -> dict:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.splitlines()[-1])
+
+
+# Run by Lambda's Python on the torch-free runtime tree: the Lambda handler answers each case
+# of {"event": an HTTP API event, "cases": CASES} on stdin; prints [[status, body], ...].
+TREE_ANSWERS = """
+import json, sys
+from qasite.lambda_handler import handler
+job = json.load(sys.stdin)
+replies = []
+for case in job["cases"]:
+    response = handler(dict(job["event"], body=json.dumps(case)), None)
+    replies.append([response["statusCode"], json.loads(response["body"])])
+print(json.dumps(replies))
+"""

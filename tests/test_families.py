@@ -3,13 +3,20 @@ baked by bake_model and served by both engines, answers exactly as transformers 
 pipeline does on the same folder, or is refused at bake with the reason (docs/models.md)."""
 
 import io
+import json
+import subprocess
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from qa.engine import Options
 from qa.loading import load_answerer
-from tests.families import CASES, FAMILIES, build_family, v4_answers
+from tests.families import CASES, FAMILIES, TREE_ANSWERS, build_family, v4_answers
+from tests.helpers import REPO
+from tests.lambda_runtime import lambda_python
+
+# The torch-free runtime tree (`make runtime`, or docker/build-runtime.sh build/runtime).
+TREE = REPO / "build" / "runtime"
 
 # Families qasite refuses at bake, and why (docs/models.md).
 REFUSED = {
@@ -62,6 +69,40 @@ def test_a_baked_family_answers_as_v4(baked_family, reference, engine):
         assert spans(ours) == spans(theirs), (name, question)
         for mine, v4 in zip(ours, theirs, strict=True):
             assert mine["score"] == pytest.approx(v4["score"], abs=1e-5), (name, question)
+
+
+def test_the_torch_free_tree_on_lambdas_python_answers_as_v4(baked_family, reference, tmp_path):
+    """The Lambda handler, on Lambda's Python with the runtime tree's packages only (-S: no
+    site-packages, so no torch, no transformers), serving the baked family."""
+    if not (TREE / "installed").is_file():
+        pytest.skip("no runtime tree: `make runtime` (or `make test`) builds build/runtime")
+    name, baked = baked_family
+    event = json.loads((REPO / "events" / "http-api-v2-post-answer.json").read_text())
+    environment = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "TMPDIR": str(tmp_path),
+        "PYTHONPATH": f"{TREE}:{REPO}",
+        "QA_MODEL": str(baked),
+        "QA_THREADS": "1",
+        "QA_THROTTLE_RATE": "off",
+        "HF_HUB_OFFLINE": "1",
+        "DJANGO_ALLOWED_HOSTS": ".execute-api.eu-west-1.amazonaws.com",
+    }
+    result = subprocess.run(
+        [lambda_python(), "-S", "-c", TREE_ANSWERS],
+        input=json.dumps({"event": event, "cases": CASES}),
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    replies = json.loads(result.stdout.splitlines()[-1])
+    for case, (status, body), theirs in zip(CASES, replies, reference[name], strict=True):
+        assert status == 200, (name, body)
+        assert spans(body["answers"]) == spans(theirs), (name, case["question"])
 
 
 @pytest.mark.parametrize("name", list(REFUSED))

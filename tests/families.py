@@ -105,6 +105,25 @@ FAMILIES = {
         "unigram",
         "DebertaV2Tokenizer",
     ),
+    # DeBERTa-v2's xlarge/xxlarge: relative attention with a convolution beside the first layer,
+    # and position embeddings added to the input as well.
+    "deberta-v2": Family(
+        "DebertaV2Config",
+        {
+            **TINY,
+            "relative_attention": True,
+            "position_buckets": 16,
+            "max_relative_positions": -1,
+            "pos_att_type": ["p2c", "c2p"],
+            "norm_rel_ebd": "layer_norm",
+            "share_att_key": True,
+            "conv_kernel_size": 3,
+            "conv_act": "gelu",
+            "type_vocab_size": 0,
+        },
+        "unigram",
+        "DebertaV2Tokenizer",
+    ),
     "modernbert": Family(
         "ModernBertConfig",
         {
@@ -120,6 +139,25 @@ FAMILIES = {
         "bpe",
         "PreTrainedTokenizerFast",
         max_length=8192,
+    ),
+    # Block-sparse attention as bigbird-roberta-base has it (blocks of 64 tokens, 3 random): v4
+    # runs it on inputs over 704 tokens until the first shorter one, then full attention for
+    # good (docs/models.md).
+    "bigbird": Family(
+        "BigBirdConfig",
+        {
+            **TINY,
+            "block_size": 64,
+            "num_random_blocks": 3,
+            "max_position_embeddings": 4096,
+            "pad_token_id": 0,
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+            "sep_token_id": 4,
+        },
+        "unigram",
+        "BigBirdTokenizer",
+        max_length=4096,
     ),
     "xlnet": Family(
         "XLNetConfig",
@@ -148,6 +186,7 @@ SPECIALS = {
     "albert": ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"],
     "deberta": ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
     "xlnet": ["<unk>", "<s>", "</s>", "<cls>", "<sep>", "<pad>", "<mask>"],
+    "bigbird": ["<pad>", "<s>", "</s>", "[CLS]", "[SEP]", "<unk>", "[MASK]"],
     "modernbert": ["[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]"],
 }
 
@@ -201,7 +240,11 @@ def _tokenizer(family: Family):
         return cls(vocab=vocab, merges=merges, **family.tokenizer_args)
     if family.kind == "bpe":  # ModernBERT: a byte-level BPE with BERT's special tokens
         return _modernbert_tokenizer()
-    layout = {"XLMRobertaTokenizer": "roberta", "AlbertTokenizer": "albert"}.get(
+    layout = {
+        "XLMRobertaTokenizer": "roberta",
+        "AlbertTokenizer": "albert",
+        "BigBirdTokenizer": "bigbird",
+    }.get(
         family.tokenizer_class, "xlnet" if "XLNet" in family.tokenizer_class else "deberta"
     )
     specials = SPECIALS[layout]

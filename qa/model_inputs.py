@@ -36,6 +36,17 @@ MODEL_TYPES_WITHOUT_TOKEN_TYPES = frozenset(
 MODEL_TYPES_PADDING_LEFT = frozenset(
     "arcee diffllama llama ministral mistral mixtral xlnet".split()
 )
+# Fast tokenizer classes that set their BERT normalizer from their settings (do_lower_case,
+# strip_accents, tokenize_chinese_chars, with their defaults when unset) whatever
+# tokenizer.json says (v4.57.6), and the model types whose default tokenizer is one of them.
+BERT_NORMALIZED = frozenset(
+    "Bert ConvBert DistilBert Electra Funnel LayoutLM Lxmert MobileBert Realm RetriBert "
+    "SqueezeBert".split()
+)
+MODEL_TYPES_BERT_NORMALIZED = frozenset(
+    "bert convbert distilbert electra ernie funnel lxmert megatron-bert mobilebert nezha qdqbert "
+    "squeezebert".split()
+)
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,15 @@ def _class_name(tokenizer_config: dict, config: dict) -> str | None:
         return None
     name = name.removesuffix("Fast")
     return name.removesuffix("Tokenizer") if name != "PreTrainedTokenizer" else name
+
+
+def bert_normalized(tokenizer_config: dict, config: dict) -> bool:
+    """Whether v4's tokenizer for these settings sets its BERT normalizer from them (a legacy
+    ``vocab.txt`` folder of no known class counts as BERT's)."""
+    name = _class_name(tokenizer_config, config)
+    if name is not None:
+        return name in BERT_NORMALIZED
+    return config.get("model_type", "bert") in MODEL_TYPES_BERT_NORMALIZED
 
 
 def model_inputs(tokenizer_config: dict, config: dict) -> ModelInputs:

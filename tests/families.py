@@ -244,9 +244,7 @@ def _tokenizer(family: Family):
         "XLMRobertaTokenizer": "roberta",
         "AlbertTokenizer": "albert",
         "BigBirdTokenizer": "bigbird",
-    }.get(
-        family.tokenizer_class, "xlnet" if "XLNet" in family.tokenizer_class else "deberta"
-    )
+    }.get(family.tokenizer_class, "xlnet" if "XLNet" in family.tokenizer_class else "deberta")
     specials = SPECIALS[layout]
     unk = "<unk>" if "<unk>" in specials else "[UNK]"
     vocab = _unigram(specials, unk)

@@ -40,12 +40,12 @@ MODEL_TYPES_PADDING_LEFT = frozenset(
 # strip_accents, tokenize_chinese_chars, with their defaults when unset) whatever
 # tokenizer.json says (v4.57.6), and the model types whose default tokenizer is one of them.
 BERT_NORMALIZED = frozenset(
-    "Bert ConvBert DistilBert Electra Funnel LayoutLM Lxmert MobileBert Realm RetriBert "
-    "SqueezeBert".split()
+    "Bert ConvBert DPRContextEncoder DPRQuestionEncoder DPRReader DistilBert Electra Funnel "
+    "LayoutLM Lxmert MobileBert Realm RetriBert RoFormer SqueezeBert".split()
 )
 MODEL_TYPES_BERT_NORMALIZED = frozenset(
     "bert convbert distilbert electra ernie funnel lxmert megatron-bert mobilebert nezha qdqbert "
-    "squeezebert".split()
+    "roformer squeezebert".split()
 )
 
 

@@ -68,10 +68,14 @@ import transformers
 from transformers.models.auto.modeling_auto import MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES
 from transformers.models.auto.tokenization_auto import TOKENIZER_MAPPING_NAMES
 
+import inspect
+
 def defaults(name):
     try:
         cls = getattr(transformers, name)
-        return "token_type_ids" in cls.model_input_names, cls.padding_side == "left"
+        # Whether its __init__ sets the BERT normalizer from its settings.
+        bert = 'normalizer_state.get("strip_accents"' in inspect.getsource(cls.__init__)
+        return "token_type_ids" in cls.model_input_names, cls.padding_side == "left", bert
     except Exception:  # a class whose library is not installed, or no such class
         return None
 
@@ -84,6 +88,8 @@ print(json.dumps({
     "PADDING_LEFT": sorted(n for n, d in classes.items() if d and d[1]),
     "MODEL_TYPES_WITHOUT_TOKEN_TYPES": sorted(t for t, d in types.items() if d and not d[0]),
     "MODEL_TYPES_PADDING_LEFT": sorted(t for t, d in types.items() if d and d[1]),
+    "BERT_NORMALIZED": sorted(n for n, d in classes.items() if d and d[2]),
+    "MODEL_TYPES_BERT_NORMALIZED": sorted(t for t, d in types.items() if d and d[2]),
 }))
 """
 

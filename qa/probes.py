@@ -1,8 +1,9 @@
 """The inputs a model's ONNX graph or TorchScript trace is made from and checked on before it is
 trusted: a question and contexts through the model's own tokenizer, cut into windows and batched
-exactly as the engine does (so with the tokenizer's own special tokens, token types and
-overflow windows), at several window lengths up to the longest the model takes. Never random
-ids: a model may check its input's layout (Longformer asserts three separators).
+exactly as the engine does (so with the tokenizer's own special tokens, token types and overflow
+windows), at several window lengths up to the longest window qasite runs (the model's limit, at
+most the options' MAX_WINDOW_TOKENS). Never random ids: a model may check its input's layout
+(Longformer asserts three separators).
 """
 
 import math
@@ -15,14 +16,14 @@ from qa.engine import QuestionAnswerer
 from qa.errors import ModelLoadError
 from qa.examples import KIT_HO
 from qa.model_inputs import model_inputs
-from qa.options import Options
+from qa.options import MAX_WINDOW_TOKENS, Options
 from qa.tokenization import load_tokenizer, longest_input, tokenizer_config
 
 # Accents, CJK, an emoji and punctuation, as users send them.
 CONTEXT = (
     KIT_HO["context"] + " Kít-Hó Mák vient de Hông Kông. 我叫麦杰浩，我来自香港。 Zoë's café 🙂!"
 )
-# Window lengths (max_seq_len) probed, then the longest the model takes (LONGEST), and how many
+# Window lengths (max_seq_len) probed, then the longest qasite runs (LONGEST), and how many
 # times longer than its window the context is: several windows whose last is partly padding
 # (the first, which graphs are traced with), one short window, and at the model's limit two
 # windows, the second partly padding.
@@ -36,7 +37,9 @@ Batch = tuple[np.ndarray, np.ndarray, np.ndarray]
 class Probes:
     """``batches``: (input_ids, attention_mask, token_type_ids), int64 [windows, tokens], the
     first the one a graph is traced with; ``token_types``: whether the model is fed
-    token_type_ids (qa.model_inputs); ``longest``: the longest window, in tokens."""
+    token_type_ids (qa.model_inputs); ``longest``: the longest window qasite runs the model
+    on, in tokens: what the model takes, at most MAX_WINDOW_TOKENS (the API's bound on
+    max_seq_len)."""
 
     batches: list[Batch]
     token_types: bool
@@ -55,7 +58,7 @@ def probes(directory: Path, config: dict) -> Probes:
     """
     tokenizer, special_tokens, declared = load_tokenizer(directory)
     inputs = model_inputs(tokenizer_config(directory), config)
-    longest = longest_input(declared, config)
+    longest = min(longest_input(declared, config), MAX_WINDOW_TOKENS)
     answerer = QuestionAnswerer(
         tokenizer=tokenizer,
         forward=_no_model,

@@ -8,7 +8,7 @@ from tokenizers.models import WordPiece
 
 from qa.engine import DEFAULT_MAX_SEQ_LEN, SpecialTokens
 from qa.errors import ModelLoadError
-from qa.model_files import read_json
+from qa.model_files import LEGACY_TOKENIZER_FILES, read_json
 from qa.model_inputs import bert_normalized, check_question_first, model_inputs
 
 # A sentence any English WordPiece vocabulary covers: a tokenizer that maps it mostly to the
@@ -53,6 +53,23 @@ def _wordpiece_tokenizer(vocab: Path, *, config: dict, special: dict[str, str]) 
     return tokenizer
 
 
+def _converted_tokenizer(directory: Path) -> Tokenizer:
+    """The fast tokenizer transformers' own converters make of a legacy layout (vocab.json and
+    merges.txt, or a SentencePiece model): done when baking, which writes it to tokenizer.json,
+    so that serving never needs transformers or sentencepiece. Raises ModelLoadError where
+    transformers is not installed (the torch-free runtime: bake the model first)."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError as error:
+        raise ModelLoadError(
+            "The model's tokenizer has no tokenizer.json: bake the model (manage.py bake_model) "
+            "to convert its legacy files.",
+            str(error),
+        ) from error
+    converted = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    return Tokenizer.from_str(converted.backend_tokenizer.to_str())
+
+
 def tokenizer_config(directory: Path) -> dict:
     """The tokenizer's settings and special tokens, from whichever of the two files exist."""
     config = read_json(directory / "tokenizer_config.json")
@@ -86,8 +103,14 @@ def load_tokenizer(directory: Path) -> tuple[Tokenizer, SpecialTokens, int | Non
             tokenizer = _wordpiece_tokenizer(
                 directory / "vocab.txt", config=config, special=special
             )
+        elif any((directory / name).is_file() for name in LEGACY_TOKENIZER_FILES):
+            tokenizer = _converted_tokenizer(directory)
         else:
-            raise ModelLoadError("The model has no tokenizer (tokenizer.json or vocab.txt).")
+            raise ModelLoadError(
+                "The model has no tokenizer (tokenizer.json, vocab.txt, or "
+                + ", ".join(LEGACY_TOKENIZER_FILES)
+                + ")."
+            )
     except ModelLoadError:
         raise
     except Exception as error:

@@ -123,3 +123,44 @@ def test_bert_settings_are_honoured_as_v4_honours_them(reference_python, tmp_pat
         tokenizer, _, _ = load_tokenizer(folder)
         got = [tokenizer.encode(text, add_special_tokens=False).tokens for text in SETTINGS_PROBES]
         assert got == expected[str(folder)], folder.name
+
+
+V4_PAIRS = """
+import json, sys, warnings
+warnings.filterwarnings("ignore")
+from transformers import AutoTokenizer
+job = json.load(sys.stdin)
+tokenizer = AutoTokenizer.from_pretrained(job["dir"])
+encodings = [tokenizer(job["question"], text, return_offsets_mapping=True) for text in job["texts"]]
+print(json.dumps([[e.tokens(), [list(o) for o in e["offset_mapping"]]] for e in encodings]))
+"""
+
+
+def test_a_legacy_bpe_layout_is_converted_as_v4_converts_it(reference_python, tmp_path):
+    """vocab.json and merges.txt, no tokenizer.json (RoBERTa's hub layout before it): converted by
+    transformers' own converter, tokenized as v4 tokenizes, question and context together."""
+    import subprocess
+
+    from tests.families import build_family
+
+    model = build_family("roberta", tmp_path / "roberta")
+    saved = json.loads((model / "tokenizer.json").read_text())["model"]
+    (model / "vocab.json").write_text(json.dumps(saved["vocab"]))
+    merges = [" ".join(merge) if isinstance(merge, list) else merge for merge in saved["merges"]]
+    (model / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    (model / "tokenizer.json").unlink()
+    job = {"dir": str(model), "question": "What is my name?", "texts": SETTINGS_PROBES}
+    result = subprocess.run(
+        [reference_python, "-c", V4_PAIRS],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    tokenizer, _, _ = load_tokenizer(model)
+    got = []
+    for text in SETTINGS_PROBES:
+        encoding = tokenizer.encode(job["question"], text)
+        got.append([encoding.tokens, [list(offset) for offset in encoding.offsets]])
+    assert got == json.loads(result.stdout.splitlines()[-1])

@@ -167,6 +167,11 @@ class QuestionAnswerer:
             windows.context, encoded, start_logits, end_logits, windows.options
         )
 
+    def batch(self, windows: "Windows") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What the model reads for ``windows``: input_ids, attention_mask and token_type_ids,
+        int64 [windows, tokens], right-padded (qa/probes.py checks graphs on these)."""
+        return self._batch(self._encode(windows))
+
     def _cut_question(self, question: str, max_question_len: int) -> str:
         """The question cut to at most max_question_len tokens, at a character boundary.
 

@@ -11,6 +11,16 @@ from pathlib import Path
 
 from qa.errors import ModelLoadError
 
+# Tokenizers saved before tokenizer.json, which transformers converts (qa/tokenization.py): a
+# byte-level BPE's vocabulary and merges (RoBERTa, GPT-2), and SentencePiece models (ALBERT, T5,
+# XLM-R, DeBERTa-v2/v3).
+LEGACY_TOKENIZER_FILES = [
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "spm.model",
+]
 # What a model directory may hold that inference needs; the rest of a hub repo is never fetched.
 MODEL_FILES = [
     "config.json",
@@ -19,7 +29,9 @@ MODEL_FILES = [
     "tokenizer.json",
     "tokenizer_config.json",
     "special_tokens_map.json",
+    "added_tokens.json",
     "vocab.txt",
+    *LEGACY_TOKENIZER_FILES,
 ]
 # The weights as transformers saves them, in the order it prefers them.
 WEIGHTS_FILES = ["model.safetensors", "pytorch_model.bin"]

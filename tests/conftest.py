@@ -316,6 +316,21 @@ def image_template(tmp_path_factory) -> tuple[Path, dict]:
 
 
 @pytest.fixture(scope="session")
+def reference_python() -> str:
+    """The Python of transformers v4.57.6 (bench/.venv-ref, the benchmark's reference, created
+    on first use from the local wheels): the source of every reference answer."""
+    import subprocess
+
+    from bench import run
+
+    try:
+        run.ensure_reference_venv()
+    except (OSError, subprocess.CalledProcessError) as error:
+        pytest.skip(f"the reference virtualenv (transformers 4.57.6) cannot be built: {error}")
+    return run.REF_PYTHON
+
+
+@pytest.fixture(scope="session")
 def real_model_dir() -> Path:
     if not (REAL_MODEL / "config.json").is_file():
         pytest.skip(f"the real QA model is not in {REAL_MODEL} (../shared is absent)")

@@ -3,19 +3,10 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from qa.baking import save_for_serving
+from qa.baking import BakeError, bake
 from qa.errors import ModelLoadError
 from qa.examples import KIT_HO
-from qa.export import GraphMismatch
-from qa.loading import load_answerer
 from qa.model_files import model_name, resolve_model_dir
-
-# The engines a baked directory serves on, each checked on Kit-Ho Mak once written.
-CHECKS = {
-    "onnx": {"engine": "onnx"},
-    "torch": {"engine": "torch"},
-    "torch, fast mode": {"engine": "torch", "fast": True},
-}
 
 
 def pinned_revision(model: str) -> str | None:
@@ -32,7 +23,7 @@ class Command(BaseCommand):
         "Download QA_MODEL (or --model) from the Hugging Face hub, or read a local directory, and "
         "write it to --output ready to serve offline: an ONNX graph checked against the model, "
         "safetensors weights, a fast tokenizer, TorchScript traces for the torch engine, and "
-        "the model's source."
+        "the model's source. All or nothing: --output is replaced only when every check passed."
     )
 
     def add_arguments(self, parser):
@@ -51,18 +42,21 @@ class Command(BaseCommand):
             revision = pinned_revision(model)
         output = Path(output)
         try:
-            save_for_serving(
+            answers = bake(
                 resolve_model_dir(model, revision),
                 output,
                 name=model_name(model),
                 revision=revision,
             )
-            answers = {
-                label: load_answerer(str(output), threads=1, **engine).answer(**KIT_HO)[0]
-                for label, engine in CHECKS.items()
-            }
-        except (ModelLoadError, GraphMismatch) as error:
-            raise CommandError(f"Cannot bake {model}: {error}") from error
+        except (ModelLoadError, BakeError) as error:
+            raise CommandError(
+                f"Cannot bake {model}: {error} Nothing was written to {output}."
+            ) from error
+        except OSError as error:  # the output's parent cannot be written, the disk is full...
+            raise CommandError(
+                f"Cannot bake {model}: writing beside {output} failed ({error}). Choose an "
+                "--output in a directory you can write, with room for the model."
+            ) from error
         files = ", ".join(
             f"{path.name} ({path.stat().st_size / 1e6:.1f} MB)" for path in sorted(output.iterdir())
         )

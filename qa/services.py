@@ -11,7 +11,7 @@ from django.conf import settings
 from qa import metrics
 from qa.errors import InvalidQuestion, ModelLoadError, ModelUnavailable, TooMuchWork
 from qa.lazy import LazyAnswerer, ModelState
-from qa.model_files import model_name
+from qa.model_files import model_name, model_quantization
 from qa.options import OPTION_NAMES, Options
 
 
@@ -116,11 +116,13 @@ def answer_questions(*, questions: list[dict]) -> list[dict]:
 
 
 def model_status() -> dict:
-    """Which model is served and whether it is loaded, loading or failed (and why)."""
+    """Which model is served, how its graph is quantized (None: float32; from the bake record,
+    qa.model_files.model_quantization), and whether it is loaded, loading or failed (and why)."""
     holder = lazy_answerer()
     error = holder.error if holder.state == ModelState.FAILED else None
     return {
         "model": settings.QA_MODEL_NAME or model_name(settings.QA_MODEL),
+        "quantization": model_quantization(settings.QA_MODEL),
         "state": holder.state,
         "error": _public_reason(error) if error else None,
     }

@@ -10,6 +10,9 @@ ifeq ($(origin QA_MODEL),undefined)
 QA_MODEL := $(if $(wildcard $(SHARED_MODEL)/config.json),$(abspath $(SHARED_MODEL)))
 endif
 QA_MODEL_REVISION ?=
+# QA_QUANTIZE=int8: bake_model --quantize int8 (the graph served in int8, if it passes the quality
+# gate; docs/benchmark.md, "int8"). Empty: float32.
+QA_QUANTIZE ?=
 # A make variable's text as one shell word, never expanded by make (a "$" or a quote in a path
 # or a question stays as typed): $(call quote,NAME).
 quote = '$(subst ','\'',$(value $(1)))'
@@ -71,16 +74,18 @@ lock: | $(VENV)/installed
 	PYTHON=$(PYTHON) docker/lock.sh requirements/tracing.txt requirements/tracing.lock
 	PYTHON=$(PYTHON) docker/lock.sh requirements/server.txt requirements/server.lock
 
-# The model the tree bakes: rewritten (so the tree rebuilt) only when QA_MODEL or its revision changes.
+# The model the tree bakes: rewritten (so the tree rebuilt) only when QA_MODEL, its revision or
+# QA_QUANTIZE changes.
+MODEL_STAMP = $(call quote,QA_MODEL)@$(call quote,QA_MODEL_REVISION)/$(call quote,QA_QUANTIZE)
 build/qa-model: FORCE
 	@mkdir -p build
-	@echo $(call quote,QA_MODEL)@$(call quote,QA_MODEL_REVISION) | cmp -s - $@ || echo $(call quote,QA_MODEL)@$(call quote,QA_MODEL_REVISION) > $@
+	@echo $(MODEL_STAMP) | cmp -s - $@ || echo $(MODEL_STAMP) > $@
 
 # The torch-free tree that is the image's /var/task and the zip's contents, built outside Docker
 # by the Dockerfile's own scripts: the model baked with the venv's torch, the rest for Lambda.
 $(RUNTIME)/installed: build/qa-model requirements/runtime.lock $(if $(filter 1,$(TRACING)),requirements/tracing.lock) requirements/build.txt docker/build-runtime.sh docker/wheel-platforms.sh docker/assemble.sh docker/runtime-tree.txt $(APP_FILES) | $(VENV)/installed
 	rm -rf $(RUNTIME) build/model
-	$(MODEL_ENV) $(PYTHON) manage.py bake_model --output build/model
+	$(MODEL_ENV) $(PYTHON) manage.py bake_model --output build/model $(if $(QA_QUANTIZE),--quantize $(call quote,QA_QUANTIZE))
 	ARCH=$(ARCH) TRACING=$(TRACING) docker/build-runtime.sh $(RUNTIME)
 	ARCH=$(ARCH) docker/assemble.sh $(RUNTIME) build/model
 	touch $@

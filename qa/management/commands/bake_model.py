@@ -8,8 +8,8 @@ from qa.errors import ModelLoadError
 from qa.examples import KIT_HO
 from qa.export import GraphMismatch
 from qa.loading import load_answerer
-from qa.model_files import model_name, resolve_model_dir
-from qa.quantization import QUANTIZATIONS, QualityGateFailed
+from qa.model_files import QUANTIZATIONS, model_name, resolve_model_dir
+from qa.quantization import QualityGateFailed
 
 # The engines a baked directory serves on, each checked on Kit-Ho Mak once written.
 CHECKS = {

@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if not __package__:  # run as a script: the repository's packages become importable
     sys.path.insert(0, str(ROOT))
 
-from bench.run import BENCH, REAL_MODEL, bake, cpu, log, make_bert_tiny_shape  # noqa: E402  (after the path, above)
+from bench.run import BENCH, REAL_MODEL, bake, log, make_bert_tiny_shape  # noqa: E402  (after the path, above)
+from qa.measure import cpu  # noqa: E402  (after the path, above)
 
 WINDOWS, SEQ = 21, 384
 # Independent accumulators, enough to cover the FMA units' latency x throughput on x86 and ARM.

@@ -61,6 +61,7 @@ from bench.report import (  # noqa: E402  (after the path, above)
     markdown,
 )
 from bench.squad import best_over_truths, exact_match, f1, load_questions  # noqa: E402  (after the path, above)
+from qa.measure import cpu  # noqa: E402  (after the path, above)
 
 
 def log(message: str) -> None:
@@ -835,38 +836,6 @@ def footprint(tiny: dict, with_tree: bool) -> dict:
 
 
 # --- report ------------------------------------------------------------------------------------
-
-
-# The CPU features the figures depend on: the vector width, and int8 dot products (VNNI on
-# x86: AVX-512 or AVX; AMX's tiles; SVE/i8mm/dotprod on ARM, as Graviton has them).
-CPU_FLAGS = (
-    "avx2",
-    "avx512f",
-    "avx512_vnni",
-    "avx_vnni",
-    "avx512_bf16",
-    "amx_tile",
-    "amx_int8",
-    "sve",
-    "i8mm",
-    "asimddp",
-)
-
-
-def cpu() -> dict:
-    """This machine's CPU as the figures need it said: model name (lscpu's, from
-    /proc/cpuinfo), the CPU_FLAGS it has, a core's L2 cache (KB) and the cores."""
-    info = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []
-    fields = dict(line.split(":", 1) for line in info if ":" in line)
-    fields = {key.strip(): value.strip() for key, value in fields.items()}
-    flags = set((fields.get("flags") or fields.get("Features") or "").split())
-    l2 = Path("/sys/devices/system/cpu/cpu0/cache/index2/size")
-    return {
-        "cpu": fields.get("model name") or platform.processor() or platform.machine(),
-        "cpu_flags": [flag for flag in CPU_FLAGS if flag in flags],
-        "l2_kb": int(l2.read_text().strip().rstrip("K")) if l2.is_file() else None,
-        "cores": os.cpu_count(),
-    }
 
 
 def machine() -> dict:

@@ -126,3 +126,24 @@ def model_status() -> dict:
         "state": holder.state,
         "error": _public_reason(error) if error else None,
     }
+
+
+def measure() -> dict:
+    """What a deployed instance reports when asked (a direct ``{"measure": true}`` invocation):
+    its CPU (qa.measure.cpu), the model served and its quantization, the engine's threads, and
+    the median latency in ms of answering Kit-Ho Mak and 20,000 characters in this process
+    (qa.measure.latency). Raises ModelUnavailable if the model cannot be loaded."""
+    from qa.measure import cpu, latency
+
+    holder = lazy_answerer()
+    try:
+        answerer = holder.get(timeout=settings.QA_LOAD_WAIT_SECONDS)
+    except ModelLoadError as error:
+        raise ModelUnavailable(_public_reason(error), holder.seconds_until_retry()) from error
+    return {
+        **cpu(),
+        "model": settings.QA_MODEL_NAME or model_name(settings.QA_MODEL),
+        "quantization": model_quantization(settings.QA_MODEL),
+        "threads": settings.QA_THREADS,
+        "latency_ms": latency(answerer),
+    }

@@ -22,8 +22,9 @@ from qa.model_files import read_config
 from qa.tokenization import load_tokenizer, longest_input
 
 # Per-channel, signed int8 weights, every operator type ONNX Runtime quantizes dynamically
-# (MatMul, and Gather: the embeddings too). Measured on the real MiniLM (docs/benchmark.md):
-# per-tensor scales cost F1; unsigned weights run slower through ONNX Runtime's int8 kernels.
+# (MatMul, and Gather: the embeddings too). Measured on the real MiniLM (docs/benchmark.md,
+# "int8"): per-tensor scales lose 5 SQuAD F1; unsigned weights run 1.6-1.7x slower here; MatMul
+# alone keeps the float32 embeddings, 2.5x the file for no better answers.
 SETTINGS = {"per_channel": True, "weight_type": "QInt8", "op_types_to_quantize": None}
 # The probes the quantized graph's answers are compared on against its own float32 graph's:
 # SQuAD-style questions on short paragraphs written for qasite (``answer`` is the span a reader
@@ -32,10 +33,11 @@ SETTINGS = {"per_channel": True, "weight_type": "QInt8", "op_types_to_quantize":
 PROBES_FILE = Path(__file__).with_name("probes.json")
 # The gate's bounds: the share of probes whose best answer is the same span of the context, and
 # the mean F1 (SQuAD's, in %) of the quantized graph's best answers against the float32 graph's.
-# The real MiniLM quantized with SETTINGS measures 0.93 and 97 on the probes; a quantization that
-# breaks a model falls far below (docs/benchmark.md, "int8").
-MIN_IDENTICAL = 0.85
-MIN_F1 = 90.0
+# Measured on the probes (docs/benchmark.md, "int8"): the real MiniLM with SETTINGS 92.2% and
+# 96.4 (on 300 SQuAD questions: 89.7% identical, F1 77.15 against float32's 77.42); with
+# per-tensor scales 85.7% and 92.9 (SQuAD F1 5 points lower), which the gate refuses.
+MIN_IDENTICAL = 0.88
+MIN_F1 = 94.0
 
 
 class QualityGateFailed(ValueError):

@@ -109,12 +109,14 @@ def test_a_hub_model_is_downloaded_and_recorded_at_its_revision(
 def test_quantize_int8_serves_the_int8_graph_records_it_and_health_reports_it(
     legacy_model_dir, tmp_path, client, settings
 ):
+    from qa import quantization
+
     output = tmp_path / "baked"
     report = bake("--model", str(legacy_model_dir), "--output", str(output), "--quantize", "int8")
     assert "Quality gate (int8 against float32) passed:" in report
     record = json.loads((output / "source.json").read_text())
     assert record["quantization"] == "int8"
-    assert record["quality_gate"]["identical_share"] >= 0.85
+    assert record["quality_gate"]["identical_share"] >= quantization.MIN_IDENTICAL
     from qa.backends.onnx import session
 
     assert session(output / "model.onnx", threads=1).quantization == "int8"

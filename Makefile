@@ -18,6 +18,9 @@ QA_MODEL :=
 endif
 endif
 QA_MODEL_REVISION ?=
+# QA_QUANTIZE=int8: bake_model --quantize int8 (the graph served in int8, if it passes the quality
+# gate; docs/benchmark.md, "int8"). Empty: float32.
+QA_QUANTIZE ?=
 # A make variable's text as one shell word, never expanded by make (a "$" or a quote in a path
 # or a question stays as typed): $(call quote,NAME).
 quote = '$(subst ','\'',$(value $(1)))'
@@ -90,16 +93,17 @@ lock: | $(VENV)/installed
 	PYTHON=$(PYTHON) docker/lock.sh requirements/tracing.txt requirements/tracing.lock
 	PYTHON=$(PYTHON) docker/lock.sh requirements/server.txt requirements/server.lock
 
-# The model the trees bake: rewritten (so the model baked again) only when QA_MODEL or its
-# revision changes.
+# The model the trees bake: rewritten (so the model baked again) only when QA_MODEL, its revision
+# or QA_QUANTIZE changes.
+MODEL_STAMP = $(call quote,QA_MODEL)@$(call quote,QA_MODEL_REVISION)/$(call quote,QA_QUANTIZE)
 build/qa-model: FORCE
 	@mkdir -p build
-	@echo $(call quote,QA_MODEL)@$(call quote,QA_MODEL_REVISION) | cmp -s - $@ || echo $(call quote,QA_MODEL)@$(call quote,QA_MODEL_REVISION) > $@
+	@echo $(MODEL_STAMP) | cmp -s - $@ || echo $(MODEL_STAMP) > $@
 
 # The model baked once (with the venv's torch), for every tree that holds it.
 build/model/baked: build/qa-model requirements/build.txt requirements/torch.txt $(filter-out templates/%,$(APP_FILES)) | $(VENV)/installed
 	rm -rf build/model
-	$(MODEL_ENV) $(PYTHON) manage.py bake_model --output build/model
+	$(MODEL_ENV) $(PYTHON) manage.py bake_model --output build/model $(if $(QA_QUANTIZE),--quantize $(call quote,QA_QUANTIZE))
 	touch $@
 
 # The torch-free tree that is the image's /var/task and the zip's contents, built outside Docker

@@ -27,6 +27,7 @@ from qa.model_files import (
     read_config,
 )
 from qa.probes import probes
+from qa.quantization import Agreement, QualityGateFailed, quantize_checked
 from qa.tokenization import load_tokenizer, longest_input, tokenizer_config
 
 logger = logging.getLogger(__name__)
@@ -42,10 +43,19 @@ class BakeError(Exception):
     """The model cannot be baked; the message says why and what can be done."""
 
 
-def bake(source: Path, output: Path, *, name: str, revision: str | None) -> dict[str, Answer]:
-    """Bake the model in ``source`` into ``output`` (save_for_serving), all or nothing, and
-    return each engine's answer to Kit-Ho Mak's question (keys of CHECKS, and "torch, fast
-    mode" when its trace works).
+def bake(
+    source: Path,
+    output: Path,
+    *,
+    name: str,
+    revision: str | None,
+    quantize: str | None = None,
+    force: bool = False,
+) -> tuple[dict[str, Answer], Agreement | None]:
+    """Bake the model in ``source`` into ``output`` (save_for_serving, with ``quantize`` and
+    ``force``), all or nothing, and return each engine's answer to Kit-Ho Mak's question (keys
+    of CHECKS, and "torch, fast mode" when its trace works) and the quality gate's figures
+    (None without ``quantize``).
 
     Raises BakeError, or ModelLoadError (the model or its tokenizer cannot be loaded, or is of
     a kind qasite cannot serve); ``output`` is then untouched.
@@ -53,7 +63,9 @@ def bake(source: Path, output: Path, *, name: str, revision: str | None) -> dict
     output.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{output.name}.baking-", dir=output.parent))
     try:
-        save_for_serving(source, scratch, name=name, revision=revision)
+        gate = save_for_serving(
+            source, scratch, name=name, revision=revision, quantize=quantize, force=force
+        )
         answers = {label: _check(scratch, label, **engine) for label, engine in CHECKS.items()}
         try:
             answers["torch, fast mode"] = load_answerer(
@@ -65,7 +77,7 @@ def bake(source: Path, output: Path, *, name: str, revision: str | None) -> dict
         _replace(scratch, output)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return answers
+    return answers, gate
 
 
 def _check(directory: Path, label: str, **engine) -> Answer:
@@ -92,7 +104,15 @@ def _replace(scratch: Path, output: Path) -> None:
         shutil.rmtree(earlier, ignore_errors=True)
 
 
-def save_for_serving(source: Path, output: Path, *, name: str, revision: str | None) -> None:
+def save_for_serving(
+    source: Path,
+    output: Path,
+    *,
+    name: str,
+    revision: str | None,
+    quantize: str | None = None,
+    force: bool = False,
+) -> Agreement | None:
     """Write the model in ``source`` to ``output`` ready to serve, so that loading converts
     nothing and imports neither torch nor transformers on the onnx engine:
 
@@ -103,8 +123,13 @@ def save_for_serving(source: Path, output: Path, *, name: str, revision: str | N
       model traces;
     - ``source.json``: the model's ``name`` (its hub id) and hub ``revision``, for health.
 
+    ``quantize="int8"``: ``model.onnx`` is the graph quantized to int8, if it passes the quality
+    gate against the float32 graph or ``force`` (qa.quantization.quantize_checked), and
+    ``source.json`` records the quantization and the gate's figures. Returns the gate's figures
+    (None without ``quantize``).
     Raises ModelLoadError if the model cannot be loaded or is of a kind qasite cannot serve,
-    BakeError if its ONNX graph cannot be made or disagrees with it.
+    BakeError if its ONNX graph cannot be made or disagrees with it, or if the quantized graph
+    fails the quality gate.
     """
     tokenizer, _, declared_max_length = load_tokenizer(source)
     config = read_config(source)
@@ -119,6 +144,10 @@ def save_for_serving(source: Path, output: Path, *, name: str, revision: str | N
             "qasite serves a model only with a graph that agrees with it at every window "
             "length it takes (docs/models.md lists the architectures that bake)"
         ) from error
+    try:
+        gate = quantize_checked(output / ONNX_FILE, source, force=force) if quantize else None
+    except QualityGateFailed as error:
+        raise BakeError(str(error)) from error
     model.save_pretrained(output)
     tokenizer.save(str(output / "tokenizer.json"))
     settings = tokenizer_config(source)
@@ -137,4 +166,7 @@ def save_for_serving(source: Path, output: Path, *, name: str, revision: str | N
         if isinstance(logits, torch.jit.ScriptModule):
             torch.jit.save(logits, str(output / filename))
     source_record = {"model": name, "revision": revision}
+    if gate:
+        source_record |= {"quantization": quantize, "quality_gate": gate.record()}
     (output / SOURCE_FILE).write_text(json.dumps(source_record, indent=2), encoding="utf-8")
+    return gate

@@ -42,6 +42,8 @@ ONNX_FILE = "model.onnx"
 TORCHSCRIPT_FILE = "model.torchscript.pt"
 FAST_TORCHSCRIPT_FILE = "model.bf16.torchscript.pt"
 SOURCE_FILE = "source.json"
+# The quantizations bake_model makes (qa/quantization.py), as SOURCE_FILE records them.
+QUANTIZATIONS = ("int8",)
 # The longest name a SOURCE_FILE may give: a hub id is at most 96 characters each side of its
 # "/", a directory's name at most 255 bytes.
 MAX_NAME = 255
@@ -100,6 +102,17 @@ def read_config(directory: Path) -> dict:
     if not config:
         raise ModelLoadError("The model has no config.json.")
     return config
+
+
+def model_quantization(model: str) -> str | None:
+    """How the baked directory ``model`` quantized its graph, as its SOURCE_FILE records it
+    (``"int8"``), or None: float32, a hub id, or a record that cannot be read or names no
+    quantization ``bake_model`` makes. Never raises."""
+    try:
+        recorded = read_json(Path(model).expanduser() / SOURCE_FILE).get("quantization")
+    except (OSError, ValueError, ModelLoadError):
+        return None
+    return recorded if recorded in QUANTIZATIONS else None
 
 
 def model_name(model: str) -> str:

@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from qa.errors import BatchTooLarge
 from qa.lazy import ModelState
+from qa.model_files import QUANTIZATIONS
 from qa.options import MAX_TOP_K, MAX_WINDOW_TOKENS
 from qa.validators import validate_not_blank
 
@@ -173,6 +174,11 @@ class ErrorSerializer(serializers.Serializer):
 
 class ModelStatusSerializer(serializers.Serializer):
     model = serializers.CharField(help_text="The model served.")
+    quantization = serializers.ChoiceField(
+        QUANTIZATIONS,
+        allow_null=True,
+        help_text="How the served graph is quantized (bake_model --quantize); null: float32.",
+    )
     state = serializers.ChoiceField(
         [state.value for state in ModelState], help_text="Whether the model is loaded yet."
     )

@@ -11,7 +11,7 @@ from django.conf import settings
 from qa import metrics
 from qa.errors import InvalidQuestion, ModelLoadError, ModelUnavailable, TooMuchWork
 from qa.lazy import LazyAnswerer, ModelState
-from qa.model_files import model_name
+from qa.model_files import model_name, model_quantization
 from qa.options import OPTION_NAMES, Options
 
 
@@ -116,11 +116,34 @@ def answer_questions(*, questions: list[dict]) -> list[dict]:
 
 
 def model_status() -> dict:
-    """Which model is served and whether it is loaded, loading or failed (and why)."""
+    """Which model is served, how its graph is quantized (None: float32; from the bake record,
+    qa.model_files.model_quantization), and whether it is loaded, loading or failed (and why)."""
     holder = lazy_answerer()
     error = holder.error if holder.state == ModelState.FAILED else None
     return {
         "model": settings.QA_MODEL_NAME or model_name(settings.QA_MODEL),
+        "quantization": model_quantization(settings.QA_MODEL),
         "state": holder.state,
         "error": _public_reason(error) if error else None,
+    }
+
+
+def measure() -> dict:
+    """What a deployed instance reports when asked (a direct ``{"measure": true}`` invocation):
+    its CPU (qa.measure.cpu), the model served and its quantization, the engine's threads, and
+    the median latency in ms of answering Kit-Ho Mak and 20,000 characters in this process
+    (qa.measure.latency). Raises ModelUnavailable if the model cannot be loaded."""
+    from qa.measure import cpu, latency
+
+    holder = lazy_answerer()
+    try:
+        answerer = holder.get(timeout=settings.QA_LOAD_WAIT_SECONDS)
+    except ModelLoadError as error:
+        raise ModelUnavailable(_public_reason(error), holder.seconds_until_retry()) from error
+    return {
+        **cpu(),
+        "model": settings.QA_MODEL_NAME or model_name(settings.QA_MODEL),
+        "quantization": model_quantization(settings.QA_MODEL),
+        "threads": settings.QA_THREADS,
+        "latency_ms": latency(answerer),
     }

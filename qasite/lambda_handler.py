@@ -34,8 +34,8 @@ from django.core.cache import caches
 from django.core.management.utils import get_random_secret_key
 from django.core.wsgi import get_wsgi_application
 
-from qa import metrics
-from qa.errors import ModelLoadError
+from qa import metrics, services
+from qa.errors import ModelLoadError, ModelUnavailable
 from qa.examples import KIT_HO
 from qa.origin import proxy_secrets, refresh_secrets
 from qa.services import lazy_answerer
@@ -168,6 +168,12 @@ def is_keep_warm(event: dict) -> bool:
     return event.get("source") == "aws.events" or event.get("keep_warm") is True
 
 
+def is_measure(event: dict) -> bool:
+    """A direct invocation asking for the instance's CPU and latency (qa.services.measure):
+    ``aws lambda invoke --payload '{"measure": true}'``, which no HTTP request can send."""
+    return event.get("measure") is True and "requestContext" not in event
+
+
 def request_line(event: dict) -> tuple[str, str]:
     """Method and path of any of the event shapes apig-wsgi understands."""
     http = (event.get("requestContext") or {}).get("http")
@@ -194,6 +200,11 @@ def handler(event: dict, context) -> dict:
     global _cold
     if is_keep_warm(event):
         return {"warm": True}
+    if is_measure(event):
+        try:
+            return services.measure()
+        except ModelUnavailable as error:
+            return {"error": str(error)}
     cold, _cold = _cold, False
     return serve(event, context, cold_start=cold)
 

@@ -202,6 +202,21 @@ def baked_model_dir(tmp_path_factory, legacy_model_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def int8_model_dir(tmp_path_factory, baked_model_dir) -> Path:
+    """The baked tiny model with its graph quantized to int8 (qa.quantization.quantize_int8) and
+    recorded so, as ``bake_model --quantize int8`` leaves it (without its quality gate)."""
+    from qa.quantization import quantize_int8
+
+    directory = tmp_path_factory.mktemp("int8-model")
+    shutil.copytree(baked_model_dir, directory, dirs_exist_ok=True)
+    quantize_int8(baked_model_dir / "model.onnx", directory / "model.onnx")
+    record = json.loads((directory / "source.json").read_text())
+    record["quantization"] = "int8"
+    (directory / "source.json").write_text(json.dumps(record))
+    return directory
+
+
+@pytest.fixture(scope="session")
 def tiny_answerer(modern_model_dir):
     from qa.loading import load_answerer
 

@@ -6,8 +6,11 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from qa.backends import in_passes, load_forward
+from qa.backends import in_passes, load_forward, window_by_window
 from qa.errors import ModelLoadError
 from qa.model_files import read_config
 from tests.helpers import garble
@@ -103,3 +106,36 @@ def test_without_torch_a_directory_without_a_graph_is_a_clear_error(modern_model
 def test_options_that_do_not_exist_are_programming_errors(baked_model_dir, options, message):
     with pytest.raises(ValueError, match=message):
         load_forward(baked_model_dir, {}, threads=1, **options)
+
+
+@hypothesis_settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 40), min_size=1, max_size=6),
+    seed=st.integers(0, 2**16),
+)
+def test_window_by_window_runs_each_window_alone_and_unpadded(lengths, seed):
+    """Each row's logits are those of the row alone, cut to its attention mask, whatever rows
+    and padding share the batch; padding's logits are float32's lowest."""
+    rng = np.random.default_rng(seed)
+    width = max(lengths) + int(rng.integers(0, 5))
+    ids = rng.integers(1, 100, (len(lengths), width))
+    mask = (np.arange(width) < np.array(lengths)[:, None]).astype(np.int64)
+    types = rng.integers(0, 2, ids.shape)
+    passes = []
+
+    def run(input_ids, attention_mask, token_type_ids):
+        # Logits that depend on the whole pass, as a dynamically quantized graph's do.
+        passes.append(input_ids.shape)
+        start = (input_ids + input_ids.max() + input_ids.shape[1]).astype(np.float32)
+        return start, start - token_type_ids
+
+    starts, ends = window_by_window(run)(ids * mask, mask, types)
+    assert passes == [(1, length) for length in lengths]
+    lowest = np.finfo(np.float32).min
+    for row, length in enumerate(lengths):
+        alone = run(
+            ids[row : row + 1, :length], mask[row : row + 1, :length], types[row : row + 1, :length]
+        )
+        np.testing.assert_array_equal(starts[row, :length], alone[0][0])
+        np.testing.assert_array_equal(ends[row, :length], alone[1][0])
+        assert (starts[row, length:] == lowest).all() and (ends[row, length:] == lowest).all()

@@ -125,3 +125,36 @@ def test_a_hub_model_is_downloaded_and_recorded_at_its_revision(
     model, revision = downloaded
     recorded = json.loads((tmp_path / "baked" / "source.json").read_text())
     assert recorded == {"model": model, "revision": revision}
+
+
+def test_quantize_int8_serves_the_int8_graph_records_it_and_health_reports_it(
+    legacy_model_dir, tmp_path, client, settings
+):
+    from qa import quantization
+
+    output = tmp_path / "baked"
+    report = bake("--model", str(legacy_model_dir), "--output", str(output), "--quantize", "int8")
+    assert "Quality gate (int8 against float32) passed:" in report
+    record = json.loads((output / "source.json").read_text())
+    assert record["quantization"] == "int8"
+    assert record["quality_gate"]["identical_share"] >= quantization.MIN_IDENTICAL
+    from qa.backends.onnx import session
+
+    assert session(output / "model.onnx", threads=1).quantization == "int8"
+    settings.QA_MODEL = str(output)
+    assert client.get("/api/health/").json()["quantization"] == "int8"
+
+
+def test_quantize_below_the_gate_fails_the_command(legacy_model_dir, tmp_path, monkeypatch):
+    from qa import quantization
+
+    monkeypatch.setattr(quantization, "MIN_IDENTICAL", 1.01)  # a bound no graph can meet
+    with pytest.raises(CommandError, match="fails the quality gate: .* probes"):
+        bake(
+            "--model", str(legacy_model_dir), "--output", str(tmp_path / "b"), "--quantize", "int8"
+        )
+
+
+def test_force_without_quantize_is_refused(legacy_model_dir, tmp_path):
+    with pytest.raises(CommandError, match="--force applies to --quantize only"):
+        bake("--model", str(legacy_model_dir), "--output", str(tmp_path / "b"), "--force")

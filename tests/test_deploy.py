@@ -787,12 +787,15 @@ def test_the_base_image_is_pinned_by_digest_and_the_model_by_revision():
     froms = re.findall(r"^FROM .*", text, re.MULTILINE)
     assert all(line.startswith("FROM ${BASE_IMAGE}") for line in froms)
     # The model: none named here (empty build arguments), so bake_model bakes the settings'
-    # production model at its pinned commit, as `make zip` does.
-    assert re.findall(r"^ARG (QA_MODEL\w*)=(.*)$", text, re.MULTILINE) == [
+    # production model at its pinned commit in float32, as `make zip` does; QA_QUANTIZE=int8
+    # asks bake_model for --quantize int8.
+    assert re.findall(r"^ARG (QA_\w*)=(.*)$", text, re.MULTILINE) == [
         ("QA_MODEL", ""),
         ("QA_MODEL_REVISION", ""),
+        ("QA_QUANTIZE", ""),
     ]
-    assert "RUN python3.12 manage.py bake_model --output /model\n" in text
+    bake_line = "RUN python3.12 manage.py bake_model --output /model "
+    assert bake_line + '${QA_QUANTIZE:+--quantize "$QA_QUANTIZE"}\n' in text
     # Every file the image's stages copy is in the build context .dockerignore lets through.
     allowed = (REPO / ".dockerignore").read_text()
     for source in re.findall(r"^COPY (?!--from)(\S+)", text, re.MULTILINE):

@@ -192,6 +192,7 @@ def test_emulator_serves_every_kind_of_request(served):
         if what == "health":
             assert json.loads(body_of(response)) == {
                 "model": "qa-minilm-squad",
+                "quantization": None,
                 "state": "ready",
                 "error": None,
             }

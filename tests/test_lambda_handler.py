@@ -585,6 +585,27 @@ def test_keep_warm_never_reaches_django_nor_logs_nor_metrics(monkeypatch, capsys
     assert capsys.readouterr() == ("", "")
 
 
+def test_a_measure_invocation_reports_the_cpu_the_model_and_latency(
+    lambda_settings, monkeypatch, capsys
+):
+    """``aws lambda invoke --payload '{"measure": true}'`` after a deploy: which CPU this
+    instance runs on and how fast it answers, without reaching Django."""
+    monkeypatch.setattr(lambda_handler, "wsgi_handler", lambda *args: pytest.fail("Django ran"))
+    report = lambda_handler.handler({"measure": True}, LambdaContext())
+    assert report["cpu"] and isinstance(report["cpu_flags"], list) and report["cores"] >= 1
+    assert report["quantization"] is None and report["threads"] == lambda_settings.QA_THREADS
+    assert set(report["latency_ms"]) == {"Kit-Ho Mak", "20,000 chars"}
+    assert all(ms > 0 for ms in report["latency_ms"].values())
+    json.dumps(report)  # what Lambda sends back
+
+
+@pytest.mark.parametrize("broken_model", ["garbage safetensors"], indirect=True)
+def test_a_measure_invocation_says_why_the_model_is_unavailable(lambda_settings, broken_model):
+    lambda_settings.QA_MODEL = str(broken_model.directory)
+    report = lambda_handler.handler({"measure": True}, LambdaContext())
+    assert list(report) == ["error"] and report["error"]
+
+
 def emf_metrics(line: dict) -> dict:
     """{name: values} of an EMF document."""
     [directive] = line["_aws"]["CloudWatchMetrics"]

@@ -157,6 +157,7 @@ def test_a_broken_model_is_a_503_everywhere_then_recovers_without_a_restart(
     assert KIT_HO["context"][best["start"] : best["end"]] == best["answer"]
     assert client.get("/api/health/").json() == {
         "model": broken_model.directory.name,
+        "quantization": None,
         "state": "ready",
         "error": None,
     }

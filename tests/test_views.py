@@ -253,27 +253,32 @@ def test_health_reports_the_model_state(client, tiny_model_settings):
     body = client.get("/api/health/").json()
     assert body == {
         "model": Path(tiny_model_settings.QA_MODEL).name,
+        "quantization": None,
         "state": "ready",
         "error": None,
     }
 
 
 @pytest.mark.parametrize(
-    ("record", "model"),
+    ("record", "model", "quantization"),
     [
-        (b'{"model": "someone/model", "revision": "abc"}', "someone/model"),
-        (b"[" * 100_000, "baked"),  # deeper than Python's recursion limit
-        (b'{"model": "\xff\xfe"}', "baked"),  # not UTF-8
-        (b'{"model": "a\\udc80"}', "a?"),  # a lone surrogate, which no JSON response can hold
-        (b'{"model": "' + b"a" * 100_000 + b'"}', "baked"),  # no name sent with every check
-        (None, "baked"),  # a directory where the record should be
+        (b'{"model": "someone/model", "revision": "abc"}', "someone/model", None),
+        (b'{"model": "someone/model", "quantization": "int8"}', "someone/model", "int8"),
+        (b'{"model": "m", "quantization": "int4"}', "m", None),  # no bake makes it
+        (b'{"model": "m", "quantization": ["int8"]}', "m", None),
+        (b"[" * 100_000, "baked", None),  # deeper than Python's recursion limit
+        (b'{"model": "\xff\xfe"}', "baked", None),  # not UTF-8
+        (b'{"model": "a\\udc80"}', "a?", None),  # a lone surrogate, which no JSON can hold
+        (b'{"model": "' + b"a" * 100_000 + b'"}', "baked", None),  # no name sent every check
+        (None, "baked", None),  # a directory where the record should be
     ],
 )
 def test_health_names_the_model_whatever_its_record_holds(
-    client, tiny_model_settings, tmp_path, record, model
+    client, tiny_model_settings, tmp_path, record, model, quantization
 ):
-    """The name comes from the baked directory's source.json (qa.model_files.model_name): a
-    record no bake wrote never makes health fail (a 500 where a 200 or a 503 is expected)."""
+    """The name and quantization come from the baked directory's source.json
+    (qa.model_files.model_name, model_quantization): a record no bake wrote never makes health
+    fail (a 500 where a 200 or a 503 is expected)."""
     directory = tmp_path / "baked"
     directory.mkdir()
     if record is None:
@@ -283,7 +288,12 @@ def test_health_names_the_model_whatever_its_record_holds(
     tiny_model_settings.QA_MODEL = str(directory)
     response = client.get("/api/health/")
     assert response.status_code == 200
-    assert response.json() == {"model": model, "state": "idle", "error": None}
+    assert response.json() == {
+        "model": model,
+        "quantization": quantization,
+        "state": "idle",
+        "error": None,
+    }
 
 
 def test_health_says_why_the_model_failed(client, broken_model_settings):

@@ -9,7 +9,8 @@ Two engines, chosen by the QA_ENGINE setting, give the same logits (within float
   (run as it is if it cannot be traced). Only this engine has fast mode (bfloat16).
 
 Each backend module makes a Run (one pass of the model) and has ``load(...) -> Forward``, the Run in
-cache-sized passes (in_passes); load_forward picks the backend.
+cache-sized passes (in_passes), or window by window for a quantized graph (window_by_window);
+load_forward picks the backend.
 """
 
 import logging
@@ -66,6 +67,29 @@ def in_passes(run: Run, *, hidden_size: int) -> Forward:
             strict=True,
         )
         return np.concatenate(starts), np.concatenate(ends)
+
+    return forward
+
+
+def window_by_window(run: Run) -> Forward:
+    """The engine's Forward over ``run``, each window in a pass of its own and without its
+    padding (its first ``attention_mask.sum()`` tokens; the logits of padding come out as
+    float32's lowest value).
+
+    For graphs whose results depend on the whole pass: a dynamically quantized graph
+    (qa/quantization.py) scales each activation tensor by its largest value over the pass, so a
+    window's logits would change with the windows (and padding) beside it. Run alone, a window
+    gets the same logits whatever its request, batch or pass size.
+    """
+
+    def forward(input_ids, attention_mask, token_type_ids):
+        shape = input_ids.shape
+        starts = np.full(shape, np.finfo(np.float32).min, dtype=np.float32)
+        ends = starts.copy()
+        for row, length in enumerate(attention_mask.sum(axis=1)):
+            one = slice(row, row + 1), slice(0, max(int(length), 1))
+            starts[one], ends[one] = run(input_ids[one], attention_mask[one], token_type_ids[one])
+        return starts, ends
 
     return forward
 

@@ -83,7 +83,8 @@ def test_fast_mode_failing_leaves_its_trace_out_and_the_bake_stands(
         return real(directory, **engine)
 
     monkeypatch.setattr(baking, "load_answerer", no_bfloat16)
-    answers = bake(legacy_model_dir, tmp_path / "baked", name="tiny", revision=None)
+    answers, gate = bake(legacy_model_dir, tmp_path / "baked", name="tiny", revision=None)
+    assert gate is None
     assert set(answers) == {"onnx", "torch"}
     assert not (tmp_path / "baked" / "model.bf16.torchscript.pt").exists()
     assert (tmp_path / "baked" / "model.onnx").is_file()

@@ -99,10 +99,12 @@ def other_model_graph(tmp_path_factory):
     """The graph of a tiny model with other weights: its answers are not the baked model's."""
     from qa.backends.torch import load_model
     from qa.export import export_onnx
+    from qa.model_files import read_config
+    from qa.probes import probes
 
     source = build_tiny_model(tmp_path_factory.mktemp("other"), legacy=False, seed=7)
     graph = source / "other.onnx"
-    export_onnx(load_model(source, attention="eager"), graph)
+    export_onnx(load_model(source, attention="eager"), graph, probes(source, read_config(source)))
     return graph
 
 
@@ -149,9 +151,15 @@ def test_the_real_model_passes_the_gate(tmp_path):
         pytest.skip(f"needs the trained model in {REAL_MODEL}")
     from qa.backends.torch import load_model
     from qa.export import export_onnx
+    from qa.model_files import read_config
+    from qa.probes import probes
 
     graph = tmp_path / "model.onnx"
-    export_onnx(load_model(REAL_MODEL, attention="eager"), graph)
+    export_onnx(
+        load_model(REAL_MODEL, attention="eager"),
+        graph,
+        probes(REAL_MODEL, read_config(REAL_MODEL)),
+    )
     agreement = quantize_checked(graph, REAL_MODEL)
     print(agreement)
     assert agreement.passes

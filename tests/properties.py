@@ -74,12 +74,17 @@ LINE_BREAKS = ["\n", "\r\n", "\r", "\r\r\n", "\n\r"]
 BLANKS = st.lists(st.sampled_from([" ", "\t", *LINE_BREAKS]), max_size=6).map("".join)
 
 
-def line_ended_texts() -> st.SearchStrategy[str]:
-    """Words on lines ended by any mix of LF, CRLF and CR, with blanks (line breaks included)
-    before and after: text whose offsets shift if any layer translates line endings or strips
-    the ends."""
+def line_ended_texts(*, unique_words: bool = False) -> st.SearchStrategy[str]:
+    """Words (each once, if ``unique_words``) on lines ended by any mix of LF, CRLF and CR, with
+    blanks (line breaks included) before and after: text whose offsets shift if any layer
+    translates line endings or strips the ends."""
     separator = st.sampled_from([" ", *LINE_BREAKS]) | BLANKS.filter(bool)
-    words = st.lists(st.tuples(st.sampled_from(WORDS), separator), min_size=1, max_size=40)
+    words = st.lists(
+        st.tuples(st.sampled_from(WORDS), separator),
+        min_size=1,
+        max_size=40,
+        unique_by=(lambda pair: pair[0]) if unique_words else None,
+    )
     return st.builds(
         lambda before, pairs, after: before + "".join(w + s for w, s in pairs).rstrip() + after,
         BLANKS,

@@ -5,15 +5,25 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
+from django.utils.html import escape
 from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from qa import services
 from qa.examples import KIT_HO
 from qa.options import OPTION_NAMES
 from tests.helpers import HEAVY, no_answer_best
-from tests.properties import OPTIONS, assert_consistent_answers, texts
+from tests.properties import (
+    LINE_ENDING_CASES,
+    OPTIONS,
+    answer_the_pattern,
+    assert_consistent_answers,
+    line_ended_texts,
+    texts,
+)
 
 
 def post_json(client, data, **extra):
@@ -69,6 +79,53 @@ def test_api_keeps_whitespace_so_offsets_index_the_context_as_sent(client, tiny_
     context = "   \n  I'm Kit-Ho Mak.  "
     body = post_json(client, {"question": "  Who? ", "context": context}).json()
     assert context[body["start"] : body["end"]] == body["answer"]
+
+
+# Every way a context reaches the service over HTTP (the page's form, the API's three media types).
+POSTS = {
+    "page form": lambda client, data: client.post("/", {**data, "top_k": 1}),
+    "API JSON": post_json,
+    "API url-encoded form": lambda client, data: client.post(
+        "/api/answer/", urlencode(data), content_type="application/x-www-form-urlencoded"
+    ),
+    "API multipart form": lambda client, data: client.post("/api/answer/", data),
+}
+
+
+@pytest.mark.parametrize("post", list(POSTS))
+@pytest.mark.parametrize("case", list(LINE_ENDING_CASES))
+def test_every_post_gives_the_service_the_context_as_sent(client, monkeypatch, post, case):
+    """CR, CRLF, mixed line endings, before and inside the answer, and blank ends: the service
+    gets the context unchanged, so the offsets index the text as sent (on the page, the text the
+    browser submitted: a textarea's is CRLF-ended, and the highlight is cut from that same text)."""
+    context, expected = LINE_ENDING_CASES[case]
+    calls = []
+    monkeypatch.setattr(services, "answer_questions", answer_the_pattern(calls))
+    response = POSTS[post](client, {"question": "Who?", "context": context})
+    assert response.status_code == 200
+    [question] = calls
+    assert question["context"] == context
+    if post == "page form":
+        html = response.content.decode()
+        before, after = context.split(expected)
+        highlight = f"{escape(before)}<mark>{escape(expected)}</mark>{escape(after)}"
+        assert f'tabindex="0">{highlight}</div>' in html
+    else:
+        body = response.json()
+        assert context[body["start"] : body["end"]] == body["answer"] == expected
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(context=line_ended_texts(), post=st.sampled_from(sorted(set(POSTS) - {"page form"})))
+def test_any_line_endings_and_blank_ends_get_offsets_into_the_context_as_sent(
+    client, tiny_model_settings, context, post
+):
+    """The real engine, any mix of LF, CRLF and CR, blanks at the ends, in every media type."""
+    response = POSTS[post](client, {"question": "What is my name?", "context": context})
+    assert response.status_code == 200
+    assert_consistent_answers(context, response.json()["answers"], 1)
 
 
 @pytest.mark.parametrize(

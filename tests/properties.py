@@ -135,7 +135,7 @@ def answer_the_pattern(calls: list | None = None):
                 "end": found.end(),
                 "no_answer": False,
             }
-            results.append({**answer, "answers": [answer]})
+            results.append({**answer, "windows": 1, "answers": [answer]})
         return results
 
     return answer_questions

@@ -64,7 +64,7 @@ def run(settings, model, command: list[str], stdin: str | None = None):
 
 def test_ask_prints_the_api_shape(tiny_model_settings):
     result = ask("What is my name?", "--context", KIT_HO_CONTEXT, "--top-k", "2")
-    assert set(result) == {"answer", "score", "start", "end", "no_answer", "answers"}
+    assert set(result) == {"answer", "score", "start", "end", "no_answer", "windows", "answers"}
     assert KIT_HO_CONTEXT[result["start"] : result["end"]] == result["answer"]
     assert len(result["answers"]) == 2  # the context has far more than two spans
 

@@ -121,6 +121,22 @@ def test_the_clients_context_reaches_the_service_as_sent(hf, monkeypatch, case):
     assert context[answer.start : answer.end] == answer.answer == expected
 
 
+@pytest.mark.parametrize("top_k", [1, 3])
+def test_the_hf_shape_has_no_windows_even_when_the_api_says_several(
+    live_server, tiny_model_settings, client, top_k
+):
+    """qasite's API says how many windows a context took; HF's shape has no such field, and
+    gets none (a client that checks the keys must not break)."""
+    question = {"question": "Who?", "context": "Kit-Ho Mak is here. " * 100}
+    assert api_answer(client, question)["windows"] > 1
+    status, body = post(
+        live_server.url + PATH, {"inputs": question, "parameters": {"top_k": top_k}}
+    )
+    assert status == 200
+    for answer in body if top_k > 1 else [body]:
+        assert set(answer) == {"answer", "score", "start", "end"}
+
+
 def test_client_gets_top_k_candidates_as_a_list_best_first(hf, client):
     answers = hf.question_answering(**KIT_HO, top_k=3)
     assert isinstance(answers, list) and len(answers) == 3  # far more than three spans

@@ -43,7 +43,7 @@ def test_api_answers_with_best_answer_and_candidates(client, tiny_model_settings
     response = post_json(client, {**KIT_HO, "top_k": 3})
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"answer", "score", "start", "end", "no_answer", "answers"}
+    assert set(body) == {"answer", "score", "start", "end", "no_answer", "windows", "answers"}
     assert len(body["answers"]) == 3  # the context has far more than three spans
     assert {k: body[k] for k in ("answer", "start", "end")} == {
         k: body["answers"][0][k] for k in ("answer", "start", "end")
@@ -366,8 +366,15 @@ def test_schema_describes_request_and_response(client):
         "start",
         "end",
         "no_answer",
+        "windows",
         "answers",
     }
+    windows = components["AnswerResponse"]["properties"]["windows"]
+    assert (windows["type"], windows["minimum"]) == ("integer", 1)
+    assert "not shares of one whole" in windows["description"]
+    # The HF endpoint keeps HF's shape: no windows there.
+    hf_answer = components["QuestionAnsweringOutputElement"]["properties"]
+    assert set(hf_answer) == {"answer", "score", "start", "end"}
     post = schema["paths"]["/api/answer/"]["post"]
     assert {"200", "400", "413", "503"} <= set(post["responses"])
 
@@ -550,7 +557,8 @@ def test_api_answers_any_text_with_any_options_or_says_which_field_is_wrong(
         return
     event("200")
     assert_consistent_answers(context, body["answers"], options.get("top_k", 1))
-    assert {key: body[key] for key in body if key != "answers"} == body["answers"][0]
+    best = {key: body[key] for key in body if key not in ("windows", "answers")}
+    assert best == body["answers"][0]
 
 
 def test_schema_documents_batches_and_error_bodies(client):

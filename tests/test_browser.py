@@ -694,6 +694,7 @@ def test_screenshots(new_page, settings, modern_model_dir, screenshot_dir, viewp
     """The page with an answer; with the real model when ../shared has it (for docs/)."""
     real = (REAL_MODEL / "config.json").is_file()
     settings.QA_MODEL = str(REAL_MODEL if real else modern_model_dir)
+    services.lazy_answerer().get()  # loaded first (an export can outlast expect's timeout)
     page = new_page(viewport=viewport)
     page.fill("#id_top_k", "3")
     page.click("#ask-button")

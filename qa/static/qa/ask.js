@@ -24,7 +24,7 @@
   // Once the model was seen ready, health is asked only when an answer takes longer than this
   // (another worker, or a restarted server, may be loading it); and how often while it loads.
   const SLOW_MS = 1500;
-  const HEALTH_POLL_MS = 1000;
+  const HEALTH_POLL_MS = 2000;
   let busy = false;
   let asking = 0; // which ask is under way: a late health answer must not touch a later one
   let modelSeenReady = false;

@@ -256,10 +256,26 @@ def test_a_cold_first_question_says_the_model_is_loading_until_it_is(
     expect(page.locator("#ask-button")).to_have_attribute("aria-disabled", "false")
 
 
-def test_a_warm_model_is_not_announced_as_loading(page):
-    """Health says ready: the page says "Finding the answer…" and never "Loading the model"."""
-    seen = []
-    page.on("request", lambda request: seen.append(request.url))
+# Counts the page's requests to health, as the page makes them.
+COUNT_HEALTH_REQUESTS = """
+window.healthRequests = 0;
+const pageFetch = window.fetch;
+window.fetch = (url, ...rest) => {
+  if (String(url).endsWith("/api/health/")) window.healthRequests++;
+  return pageFetch(url, ...rest);
+};
+"""
+
+
+def test_a_warm_model_is_not_announced_and_health_is_asked_only_when_an_answer_is_slow(
+    page, monkeypatch
+):
+    """Health says ready: the page says "Finding the answer…", never "Loading the model". It asks
+    health with the page's first question; later, only when an answer is slow (the page's clock
+    is Playwright's fake one, moved by the test: no timing decides the outcome)."""
+    page.clock.install()
+    page.add_init_script(COUNT_HEALTH_REQUESTS)
+    page.reload()
     statuses = []
     page.expose_function("recordStatus", lambda text: statuses.append(text))
     page.evaluate(
@@ -267,14 +283,31 @@ def test_a_warm_model_is_not_announced_as_loading(page):
         ".textContent)).observe(document.getElementById('ask-status'), {childList: true, "
         "characterData: true, subtree: true})"
     )
-    services.lazy_answerer().get()  # warm
-    for _ in range(2):
+    real = services.answer_questions
+    real(questions=[KIT_HO])  # the model loaded
+    held = threading.Event()
+
+    def answer_when_let(*, questions):
+        assert held.wait(timeout=120)
+        return real(questions=questions)
+
+    monkeypatch.setattr(services, "answer_questions", answer_when_let)
+    button = page.locator("#ask-button")
+    for slow, health_requests in [(False, 1), (False, 1), (True, 2)]:
+        if not slow:
+            held.set()
+        else:
+            held.clear()
         ask(page, KIT_HO["question"], KIT_HO["context"])
-        expect(page.locator("#result-body mark")).to_be_visible()
+        if slow:
+            page.clock.run_for(2000)  # past SLOW_MS: health is asked
+            expect(page.locator("#ask-status")).to_have_text("Finding the answer…")
+            assert page.evaluate("window.healthRequests") == health_requests
+            held.set()
+        expect(button).to_have_attribute("aria-disabled", "false")
         expect(page.locator("#ask-status")).to_be_empty()
+        assert page.evaluate("window.healthRequests") == health_requests
     assert LOADING not in statuses and "Finding the answer…" in statuses
-    # Health is asked with the page's first question only (the second answer was not slow).
-    assert sum(url.endswith("/api/health/") for url in seen) == 1
 
 
 def test_a_model_that_failed_to_load_is_reported_not_retried(page, monkeypatch):

@@ -161,8 +161,15 @@ class AnswerSerializer(serializers.Serializer):
 
 
 class AnswerResponseSerializer(AnswerSerializer):
-    """The best answer at top level, and all ``top_k`` candidates, best first."""
+    """The best answer at top level, how many windows the context was read in, and all ``top_k``
+    candidates, best first."""
 
+    windows = serializers.IntegerField(
+        min_value=1,
+        help_text="How many overlapping windows of max_seq_len tokens the context was read in "
+        "(1 when it fits in one). Each window is scored on its own: the scores of answers from "
+        "different windows are not shares of one whole, and can add up to more than 1.",
+    )
     answers = AnswerSerializer(many=True)
 
 

@@ -77,7 +77,9 @@ def answer_questions(*, questions: list[dict]) -> list[dict]:
     in order.
 
     Each result holds the best answer at top level (answer, score, start, end, no_answer: offsets
-    in characters of the context) and the ``top_k`` candidates, best first, in ``answers``.
+    in characters of the context), how many windows the context was read in (``windows``: each
+    scored on its own, so scores from different windows are not shares of one whole), and the
+    ``top_k`` candidates, best first, in ``answers``.
     Every question's windows are settled before the model runs on any: their tokens (windows x
     max_seq_len), summed over the call, may be at most qa.engine.MAX_BATCH_TOKENS.
     Raises InvalidQuestion (with ``index`` set to the question at fault), TooMuchWork or
@@ -106,7 +108,13 @@ def answer_questions(*, questions: list[dict]) -> list[dict]:
         answers = answerer.answer_windows(windows)
         best = answers[0]  # the engine always gives one (the no-answer when no span can be)
         # vars, not dataclasses.asdict: these are flat, and asdict's deep copy costs more.
-        results.append({**vars(best), "answers": [dict(vars(answer)) for answer in answers]})
+        results.append(
+            {
+                **vars(best),
+                "windows": windows.count,
+                "answers": [dict(vars(answer)) for answer in answers],
+            }
+        )
     # Answers given, and for each whether it is the no-answer (100) or a span (0): the
     # NoAnswer metric's average is the share of no-answers, in percent.
     metrics.add("Answers", "Count", len(results))

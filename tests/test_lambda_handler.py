@@ -58,6 +58,7 @@ from tests.lambda_events import (
     make_event,
     set_cookies,
 )
+from tests.properties import LINE_ENDING_CASES, answer_the_pattern
 
 JSON = {"Content-Type": "application/json"}
 
@@ -92,6 +93,34 @@ def test_form_post_with_csrf_cookie_and_token(lambda_settings, kind):
     response = invoke(form_post(kind, {**KIT_HO, "top_k": 1}))
     assert response["statusCode"] == 200, body_of(response)[:500]
     assert "<mark>" in body_of(response)
+
+
+@pytest.mark.parametrize("b64", [False, True], ids=["text", "base64"])
+@pytest.mark.parametrize("post", ["API", "page form"])
+@pytest.mark.parametrize("case", list(LINE_ENDING_CASES))
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_context_reaches_the_service_as_sent_in_every_event(
+    lambda_settings, monkeypatch, kind, case, post, b64
+):
+    """CR, CRLF, mixed line endings and blank ends, in a body as text or base64, to the API or
+    the page: the service gets the context unchanged, so the offsets index it."""
+    context, expected = LINE_ENDING_CASES[case]
+    calls = []
+    monkeypatch.setattr(services, "answer_questions", answer_the_pattern(calls))
+    data = {"question": "Who?", "context": context}
+    if post == "API":
+        event = api_post(kind, data, headers={"Accept": "application/json"}, b64=b64)
+    else:
+        event = form_post(kind, {**data, "top_k": 1})
+        if b64:
+            event["body"] = base64.b64encode(event["body"].encode()).decode()
+            event["isBase64Encoded"] = True
+    response = invoke(event)
+    assert response["statusCode"] == 200, body_of(response)[:300]
+    assert calls[0]["context"] == context
+    if post == "API":
+        answer = json.loads(body_of(response))
+        assert context[answer["start"] : answer["end"]] == answer["answer"] == expected
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from qa import loading, services
 from qa.errors import InvalidQuestion, ModelUnavailable, TooMuchWork
 from qa.examples import KIT_HO
 from qa.lazy import LazyAnswerer
+from qa.options import Options
 from tests.helpers import HEAVY
 
 
@@ -21,6 +22,28 @@ def test_answer_questions_returns_best_and_candidates(tiny_model_settings):
         k: result[k] for k in ("answer", "score", "start", "end", "no_answer")
     }
     assert len(result["answers"]) == 2  # the context has far more than two spans
+
+
+@pytest.mark.parametrize(
+    ("context", "options", "count"),
+    [
+        ("Kit-Ho Mak is here.", {}, 1),
+        ("Kit-Ho Mak is here. " * 100, {}, None),
+        ("Kit-Ho Mak is here. " * 100, {"max_seq_len": 64, "doc_stride": 16}, None),
+        (HEAVY["context"], {"max_seq_len": 512, "doc_stride": 468}, 200),  # helpers.HEAVY's
+    ],
+)
+def test_each_result_says_how_many_windows_its_context_was_read_in(
+    tiny_model_settings, context, options, count
+):
+    """``windows``: the number of windows the model read, as the engine cut them (the page
+    explains percentages across windows only when there were several)."""
+    question = {"question": "who", "context": context, **options}  # HEAVY's question
+    [result] = services.answer_questions(questions=[question])
+    answerer = services.lazy_answerer().get()
+    expected = answerer.windows("who", context, Options(**options)).count
+    assert result["windows"] == expected == (count or expected)
+    assert (expected > 1) is (len(context) > 100)
 
 
 def test_answer_questions_names_the_question_at_fault(tiny_model_settings):

@@ -193,6 +193,7 @@ def test_emulator_serves_every_kind_of_request(served):
             assert json.loads(body_of(response)) == {
                 "model": "qa-minilm-squad",
                 "state": "ready",
+                "engine": "onnx",
                 "error": None,
             }
     assert served(json.loads((EVENTS / "keep-warm.json").read_text())) == {"warm": True}

@@ -106,7 +106,12 @@ def test_gunicorn_answers_the_api(server):
 
 def test_gunicorn_reports_health_and_refuses_a_blank_question(server):
     status, _, body = request(server + "/api/health/")
-    assert status == 200 and json.loads(body) == {"model": "baked", "state": "ready", "error": None}
+    assert status == 200 and json.loads(body) == {
+        "model": "baked",
+        "state": "ready",
+        "engine": "onnx",
+        "error": None,
+    }
     status, _, body = request(server + "/api/answer/", {**KIT_HO, "question": ""})
     assert status == 400 and "question" in json.loads(body)
 

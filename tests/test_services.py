@@ -158,6 +158,7 @@ def test_a_broken_model_is_a_503_everywhere_then_recovers_without_a_restart(
     assert client.get("/api/health/").json() == {
         "model": broken_model.directory.name,
         "state": "ready",
+        "engine": "onnx",
         "error": None,
     }
 

@@ -254,6 +254,7 @@ def test_health_reports_the_model_state(client, tiny_model_settings):
     assert body == {
         "model": Path(tiny_model_settings.QA_MODEL).name,
         "state": "ready",
+        "engine": "onnx",
         "error": None,
     }
 
@@ -283,7 +284,7 @@ def test_health_names_the_model_whatever_its_record_holds(
     tiny_model_settings.QA_MODEL = str(directory)
     response = client.get("/api/health/")
     assert response.status_code == 200
-    assert response.json() == {"model": model, "state": "idle", "error": None}
+    assert response.json() == {"model": model, "state": "idle", "engine": None, "error": None}
 
 
 def test_health_says_why_the_model_failed(client, broken_model_settings):

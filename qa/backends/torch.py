@@ -14,7 +14,8 @@ import torch
 
 from qa.backends import Run, in_passes
 from qa.engine import Forward
-from qa.errors import ModelLoadError
+from qa.errors import ModelLoadError, one_line
+from qa.imports import IMPORT_LOCK
 from qa.model_files import FAST_TORCHSCRIPT_FILE, TORCHSCRIPT_FILE
 
 logger = logging.getLogger(__name__)
@@ -29,8 +30,9 @@ def load_model(directory: Path, *, fast: bool = False, attention: str | None = N
     kernel gains nothing; a few answers differ from float32's (README, "Fast mode").
     ``attention``: the attention implementation ("eager", "sdpa"; default transformers').
     """
-    from transformers import AutoModelForQuestionAnswering
-    from transformers.utils import logging as transformers_logging
+    with IMPORT_LOCK:
+        from transformers import AutoModelForQuestionAnswering
+        from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
     if not (directory / "config.json").is_file():
@@ -91,7 +93,8 @@ def logits_module(model, *, trace: bool) -> TorchLogits:
 
     With ``trace``, the model is traced once with TorchScript and frozen: the same arithmetic
     without transformers' Python dispatch per layer, which is most of the cost of a short input.
-    If tracing fails or disagrees with the model, the model runs as it is.
+    If tracing fails or disagrees with the model on a probe of another shape, the model runs as
+    it is, with a warning of one line.
     """
     eager = Logits(model).eval()
     return TorchLogits(_traced(eager) if trace else eager, eager.takes_token_types)
@@ -106,13 +109,18 @@ def _traced(eager: Logits) -> Callable:
                 "with_token_types": eager.takes_token_types,
             }
             example = example_batch(2, 24, **shape)
-            traced = torch.jit.freeze(torch.jit.trace(eager, example, strict=False))
+            # check_trace=False: torch's own check traces again and, on any difference, raises
+            # an error holding both graphs (thousands of lines); the probe below checks more
+            # (another shape, against the model itself) and says it in one line.
+            traced = torch.jit.freeze(
+                torch.jit.trace(eager, example, strict=False, check_trace=False)
+            )
             probe = example_batch(3, 57, **shape)
             for got, expected in zip(traced(*probe), eager(*probe), strict=True):
                 if not torch.allclose(got, expected, atol=1e-5, rtol=0):
                     raise ValueError("the traced model disagrees with the model")
     except Exception as error:  # any model TorchScript cannot trace: run it as it is
-        logger.warning("QA model runs untraced: %s", error)
+        logger.warning("QA model runs untraced (%s)", one_line(error))
         return eager
     return traced
 

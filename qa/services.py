@@ -15,7 +15,6 @@ from qa.lazy import LazyAnswerer, ModelState
 from qa.model_files import model_name
 from qa.options import OPTION_NAMES, Options
 
-
 # One holder per configured model (tests change the settings), made under a lock: two threads
 # asking at once for a model not asked for yet get the same holder, so the model loads once.
 _holders: dict[tuple, LazyAnswerer] = {}

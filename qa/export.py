@@ -7,6 +7,7 @@ Build-time tooling (torch and transformers): ``bake_model`` bakes the graph besi
 import logging
 import os
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -31,6 +32,9 @@ TOLERANCE = 2.5e-5
 # half padding (qa.backends.torch.example_batch): a short input, several rows, a full window.
 PROBES = [(1, 23), (3, 57), (2, 384)]
 OUTPUT_NAMES = ["start_logits", "end_logits"]
+# torch's exporter keeps its state in globals (torch.onnx's GLOBALS): a second export while one
+# runs in the same process fails ("GLOBALS.in_onnx_export must be False"). One at a time.
+_EXPORTING = threading.Lock()
 
 
 class GraphMismatch(ValueError):
@@ -44,6 +48,7 @@ def export_onnx(model, path: Path, *, dynamo: bool = False, check: bool = True) 
     With ``check``, the graph runs in ONNX Runtime on PROBES and is written only if its logits
     agree with the model's within TOLERANCE; GraphMismatch otherwise. ``dynamo``: torch's
     torch.export-based exporter instead of the TorchScript-based one (measured, not served).
+    Safe to call from several threads: the exports run one at a time.
     """
     logits = Logits(model).eval()
     shape = {"vocab_size": model.config.vocab_size, "with_token_types": logits.takes_token_types}
@@ -51,7 +56,7 @@ def export_onnx(model, path: Path, *, dynamo: bool = False, check: bool = True) 
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
         exported = Path(scratch) / ONNX_FILE
-        with torch.inference_mode(), warnings.catch_warnings():
+        with _EXPORTING, torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TracerWarnings about Python values in the model
             axes = {0: "windows", 1: "tokens"}
             torch.onnx.export(

@@ -103,3 +103,16 @@ def test_unexpected_loading_bug_becomes_a_load_error():
     holder = LazyAnswerer(lambda: 1 / 0)
     with pytest.raises(ModelLoadError, match="could not be loaded"):
         holder.get()
+
+
+def test_a_failed_load_is_logged_in_one_line(caplog):
+    """However long the error (torch's can hold whole graphs), one line says why."""
+
+    def failing_load():
+        raise RuntimeError("Tracing failed sanity checks!\n" + "graph(%x):\n" * 500)
+
+    with pytest.raises(ModelLoadError):
+        LazyAnswerer(failing_load).get()
+    [record] = [r for r in caplog.records if r.name == "qa.lazy"]
+    assert "\n" not in record.getMessage()
+    assert record.getMessage().startswith("QA model failed to load (ModelLoadError: ")

@@ -35,8 +35,9 @@ def page(request, *, csp=STRICT_CSP, cookie="csrftoken=cookie-token; Path=/; Sam
     return 200, headers, PAGE.encode()
 
 
-def health(request, *, state="ready", status=200, error=None):
-    return json_reply({"model": "stub", "state": state, "error": error}, status)
+def health(request, *, state="ready", status=200, error=None, engine=None):
+    body = {"model": "stub", "state": state, "error": error}
+    return json_reply(body | ({"engine": engine} if engine else {}), status)
 
 
 def answer(request, *, result=ANSWER, refusal=None):
@@ -275,6 +276,15 @@ def test_health_waits_while_the_model_is_idle_or_loading(stub_site, manual_clock
     client = smoke.Client(url, timeout=5)
     detail = smoke.check_health(client, wait=10, sleep=manual_clock.advance, clock=manual_clock)
     assert detail == "ready, model stub" and manual_clock.now == 1003.0
+
+
+@pytest.mark.parametrize(
+    ("engine", "detail"),
+    [("onnx", "ready, model stub, engine onnx"), ("torch", "ready, model stub, engine torch")],
+)
+def test_health_says_which_engine_serves(stub_site, engine, detail):
+    url = stub_site({("GET", "/api/health/"): lambda r: health(r, engine=engine)})
+    assert smoke.check_health(smoke.Client(url, timeout=5), wait=0) == detail
 
 
 def test_the_report_is_one_line_per_check_and_the_exit_status_is_1(stub_site):

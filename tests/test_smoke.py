@@ -15,7 +15,7 @@ from django.core.management import CommandError, call_command
 
 from bench.run import free_port
 from qa import services, smoke
-from tests.helpers import REPO
+from tests.helpers import PATIENCE, REPO
 
 CHECKS = ["page", "compression", "health", "answer", "4xx", "form"]
 STRICT_CSP = "default-src 'self'; script-src 'self'; style-src 'self'"
@@ -295,7 +295,7 @@ def test_the_report_is_one_line_per_check_and_the_exit_status_is_1(stub_site):
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=PATIENCE,
     )
     assert result.returncode == 1
     lines = result.stdout.splitlines()
@@ -369,7 +369,7 @@ def served_model(settings):
 
 def test_the_app_passes_every_check_on_a_live_server(live_server, served_model, modern_model_dir):
     served_model(modern_model_dir)
-    report, error = smoke_report(live_server.url, "--wait=30")
+    report, error = smoke_report(live_server.url, f"--wait={PATIENCE}", f"--timeout={PATIENCE}")
     assert error is None, report
     expected = dict.fromkeys(CHECKS, "PASS") | {"compression": "SKIP"}
     assert statuses(report) == expected, report
@@ -383,7 +383,7 @@ def test_a_live_server_with_a_broken_model_fails_health_with_the_reason(
     live_server, served_model, broken_model
 ):
     served_model(broken_model.directory)
-    report, error = smoke_report(live_server.url, "--wait=30")
+    report, error = smoke_report(live_server.url, f"--wait={PATIENCE}", f"--timeout={PATIENCE}")
     assert error.returncode == 1
     assert statuses(report) == {
         "page": "PASS",

@@ -134,7 +134,7 @@ def traced_twice(python: list[str], event: Path, environment: dict, cwd: Path):
         env={**environment, **tracing},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=PATIENCE,
     )
     assert result.returncode == 0, result.stderr
     datagrams = json.loads(result.stdout.splitlines()[-1])

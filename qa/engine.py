@@ -78,7 +78,8 @@ class QuestionAnswerer:
     """Answers questions with one tokenizer and one model forward function.
 
     Safe to share between threads: the tokenizer's truncation settings are per call state, so
-    setting them and encoding happen under one lock.
+    setting them and encoding happen under one lock. ``engine`` names what computes ``forward``
+    (qa/backends: "onnx" or "torch"), for health; None for logits made another way.
     """
 
     def __init__(
@@ -88,9 +89,11 @@ class QuestionAnswerer:
         forward: Forward,
         special_tokens: SpecialTokens,
         model_max_length: int,
+        engine: str | None = None,
     ):
         self._tokenizer = tokenizer
         self._forward = forward
+        self.engine = engine
         self._special = special_tokens
         self.model_max_length = model_max_length
         self._pair_specials = tokenizer.num_special_tokens_to_add(is_pair=True)

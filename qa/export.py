@@ -7,6 +7,7 @@ Build-time tooling (torch and transformers): ``bake_model`` bakes the graph besi
 import logging
 import os
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -29,6 +30,9 @@ OPSET = 17
 # v4. Measured on the probes: 8.1e-6 for the real MiniLM, 2.4e-7 for bert-tiny's shape.
 TOLERANCE = 2.5e-5
 OUTPUT_NAMES = ["start_logits", "end_logits"]
+# torch's exporter keeps its state in globals (torch.onnx's GLOBALS): a second export while one
+# runs in the same process fails ("GLOBALS.in_onnx_export must be False"). One at a time.
+_EXPORTING = threading.Lock()
 
 
 class GraphMismatch(ValueError):
@@ -47,14 +51,14 @@ def export_onnx(
     window the model takes, and is written only if its logits agree with the model's within
     TOLERANCE; GraphMismatch otherwise (also if ONNX Runtime cannot run it at some length).
     ``dynamo``: torch's torch.export-based exporter instead of the TorchScript-based one
-    (measured, not served).
+    (measured, not served). Safe to call from several threads: the exports run one at a time.
     """
     logits = Logits(model, token_types=probes.token_types).eval()
     names = list(INPUT_NAMES[: 3 if logits.takes_token_types else 2])
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
         exported = Path(scratch) / ONNX_FILE
-        with torch.inference_mode(), warnings.catch_warnings():
+        with _EXPORTING, torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TracerWarnings about Python values in the model
             axes = {0: "windows", 1: "tokens"}
             torch.onnx.export(

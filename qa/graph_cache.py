@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 from qa.errors import ModelLoadError
+from qa.imports import IMPORT_LOCK
 from qa.model_files import ONNX_FILE, WEIGHTS_FILES, read_config
 from qa.probes import probes
 
@@ -45,8 +46,9 @@ def weights_digest(directory: Path) -> str:
 
 def _export(directory: Path, graph: Path) -> None:
     try:
-        from qa.backends.torch import load_model
-        from qa.export import export_onnx
+        with IMPORT_LOCK:
+            from qa.backends.torch import load_model
+            from qa.export import export_onnx
     except ImportError as error:  # a runtime without torch, and no graph baked
         raise ModelLoadError(
             f"The model has no ONNX graph ({ONNX_FILE}) and torch is not installed to export one.",

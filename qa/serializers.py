@@ -189,6 +189,14 @@ class ModelStatusSerializer(serializers.Serializer):
     state = serializers.ChoiceField(
         [state.value for state in ModelState], help_text="Whether the model is loaded yet."
     )
+    engine = serializers.ChoiceField(
+        ["onnx", "torch"],
+        allow_null=True,
+        help_text=(
+            "The engine that serves the model once it is loaded (null before): QA_ENGINE's, or "
+            "torch where the onnx engine could not export a model that has no ONNX graph."
+        ),
+    )
     error = serializers.CharField(allow_null=True, help_text="Why loading failed, if it did.")
 
 

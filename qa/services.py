@@ -4,6 +4,7 @@ Views, forms and commands call these functions only; they never touch the engine
 """
 
 import functools
+import threading
 import time
 
 from django.conf import settings
@@ -14,28 +15,31 @@ from qa.lazy import LazyAnswerer, ModelState
 from qa.model_files import model_name, model_quantization
 from qa.options import OPTION_NAMES, Options
 
+# One holder per configured model (tests change the settings), made under a lock: two threads
+# asking at once for a model not asked for yet get the same holder, so the model loads once.
+_holders: dict[tuple, LazyAnswerer] = {}
+_holders_lock = threading.Lock()
 
-@functools.cache
-def _lazy_answerer(
-    model: str, revision: str | None, engine: str, threads: int, cache_dir, fast: bool
-):
-    # Imported here, not above: the loader brings numpy and the tokenizer, which a first page
-    # from cold should not wait for.
+
+def _load_answerer(model: str, **options):
+    # Imported when the model loads, not above: the loader brings numpy and the tokenizer, which
+    # a first page from cold should not wait for.
     from qa.loading import load_answerer
 
-    return LazyAnswerer(
-        _timed_load(
-            functools.partial(
-                load_answerer,
-                model,
-                revision=revision,
-                engine=engine,
-                threads=threads,
-                cache_dir=cache_dir,
-                fast=fast,
-            )
-        )
-    )
+    return load_answerer(model, **options)
+
+
+def _new_holder(
+    model: str, revision: str | None, engine: str, threads: int, cache_dir, fast: bool
+) -> LazyAnswerer:
+    options = {
+        "revision": revision,
+        "engine": engine,
+        "threads": threads,
+        "cache_dir": cache_dir,
+        "fast": fast,
+    }
+    return LazyAnswerer(_timed_load(functools.partial(_load_answerer, model, **options)))
 
 
 def _timed_load(load):
@@ -55,9 +59,11 @@ def _timed_load(load):
     return timed
 
 
-def lazy_answerer():
-    """The process-wide model holder for the configured model."""
-    return _lazy_answerer(
+def lazy_answerer() -> LazyAnswerer:
+    """The process-wide model holder for the configured model: the same object in every thread,
+    so that however many threads ask (requests, qasite.wsgi's background loader) the model loads
+    once per process."""
+    key = (
         settings.QA_MODEL,
         settings.QA_MODEL_REVISION,
         settings.QA_ENGINE,
@@ -65,6 +71,11 @@ def lazy_answerer():
         settings.QA_CACHE_DIR,
         settings.QA_FAST,
     )
+    with _holders_lock:
+        holder = _holders.get(key)
+        if holder is None:
+            holder = _holders[key] = _new_holder(*key)
+        return holder
 
 
 def _public_reason(error) -> str:
@@ -125,13 +136,17 @@ def answer_questions(*, questions: list[dict]) -> list[dict]:
 
 def model_status() -> dict:
     """Which model is served, how its graph is quantized (None: float32; from the bake record,
-    qa.model_files.model_quantization), and whether it is loaded, loading or failed (and why)."""
+    qa.model_files.model_quantization), whether it is loaded, loading or failed (and why), and
+    once loaded the engine that serves it ("onnx" or "torch": torch also where QA_ENGINE=onnx
+    could not export the model, qa.backends.load_forward)."""
     holder = lazy_answerer()
-    error = holder.error if holder.state == ModelState.FAILED else None
+    state = holder.state
+    error = holder.error if state == ModelState.FAILED else None
     return {
         "model": settings.QA_MODEL_NAME or model_name(settings.QA_MODEL),
         "quantization": model_quantization(settings.QA_MODEL),
-        "state": holder.state,
+        "state": state,
+        "engine": holder.get().engine if state == ModelState.READY else None,
         "error": _public_reason(error) if error else None,
     }
 

@@ -192,14 +192,16 @@ def check_compression(client: Client, page: Response) -> str:
 
 def check_health(client: Client, *, wait: float, sleep=time.sleep, clock=time.monotonic) -> str:
     """GET /api/health/ until the model is ready, waiting up to ``wait`` seconds (polling once a
-    second) while it is ``idle`` (nothing has asked for it yet) or ``loading``."""
+    second) while it is ``idle`` (nothing has asked for it yet) or ``loading``; says which model,
+    and which engine serves it where health names one."""
     deadline = clock() + wait
     while True:
         response = client.get("api/health/", accept="application/json")
         health = response.json()
         state = health.get("state") if isinstance(health, dict) else None
         if state == ModelState.READY and response.status == 200:
-            return f"ready, model {health.get('model')}"
+            engine = health.get("engine")
+            return f"ready, model {health.get('model')}" + (f", engine {engine}" if engine else "")
         if state == ModelState.FAILED:
             raise SmokeError(f"the model failed to load: {health.get('error')}")
         if state not in (ModelState.IDLE, ModelState.LOADING):

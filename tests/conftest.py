@@ -101,9 +101,9 @@ def fresh_model_holder():
     one test to the next. A model loaded again comes from the graph cache, quickly."""
     from qa import services
 
-    services._lazy_answerer.cache_clear()
+    services._holders.clear()
     yield
-    services._lazy_answerer.cache_clear()
+    services._holders.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -1,8 +1,8 @@
 """Helpers shared by test modules (fixtures live in conftest.py): where the real model is, the
 tiny model's words, what the runtime tree keeps and drops, invoking the Lambda handler in process
 or with X-Ray tracing on, what the console log handler writes, a page's links, model files broken,
-a question as heavy as one call may take, a model forward that scores "no answer" best, and a fake
-SSM endpoint on loopback."""
+a question as heavy as one call may take, a model forward that scores "no answer" best, a fake
+SSM endpoint on loopback, and waiting for every gunicorn worker's model."""
 
 import contextlib
 import io
@@ -13,6 +13,7 @@ import socket
 import subprocess
 import textwrap
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -23,6 +24,24 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 REAL_MODEL = SHARED / "models" / "qa-minilm-squad"
 SQUAD_SAMPLE = SHARED / "data" / "squad-v1.1-dev-sample.json"
+# The bound of a test's wait for a server or a model: far beyond what it takes (seconds), so that a
+# busy machine makes a test slower, never failed; reaching it means a hang, reported as one.
+PATIENCE = 600
+# What qa.lazy logs once a process has its model (at INFO, on the console handler).
+MODEL_LOADED = "QA model loaded in "
+
+
+def wait_for_every_worker(server: subprocess.Popen, log: Path, workers: int) -> None:
+    """Waits until each of the ``workers`` of the gunicorn ``server`` (its output in ``log``) has
+    its model loaded, as each logs once (qasite.wsgi loads it in the background when idle): one
+    worker's health saying "ready" says nothing of the other's. Fails at once, with the log, if
+    gunicorn exits or a load fails; after PATIENCE seconds, as a hang."""
+    deadline = time.monotonic() + PATIENCE
+    while (output := log.read_text(errors="replace")).count(MODEL_LOADED) < workers:
+        assert server.poll() is None, f"gunicorn exited ({server.returncode}):\n{output}"
+        assert "QA model failed to load" not in output, output
+        assert time.monotonic() < deadline, f"not every worker loaded in {PATIENCE} s:\n{output}"
+        time.sleep(0.1)
 
 
 def runtime_tree(kind: str) -> list[str]:
@@ -118,7 +137,7 @@ def traced_twice(python: list[str], event: Path, environment: dict, cwd: Path):
         env={**environment, **tracing},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=PATIENCE,
     )
     assert result.returncode == 0, result.stderr
     datagrams = json.loads(result.stdout.splitlines()[-1])

@@ -46,7 +46,7 @@ def test_a_model_that_cannot_be_traced_runs_as_it_is(modern_model_dir, monkeypat
     forward = load(
         modern_model_dir, read_config(modern_model_dir), threads=1, fast=False, trace=True
     )
-    assert "runs untraced: cannot trace this" in caplog.text
+    assert "runs untraced (RuntimeError: cannot trace this)" in caplog.text
     ids = np.array([[2, 20, 3, 30, 3]])
     assert forward(ids, np.ones_like(ids), np.zeros_like(ids))[0].shape == (1, 5)
 

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, event, given, settings
 from qa import services
 from qa.examples import KIT_HO
 from qa.serializers import AnswerOptionsSerializer
-from tests.helpers import HEAVY, REPO, invoke, no_answer_best
+from tests.helpers import HEAVY, PATIENCE, REPO, invoke, no_answer_best
 from tests.lambda_events import body_of, make_event
 from tests.properties import LINE_ENDING_CASES, OPTIONS, answer_the_pattern, texts
 
@@ -529,7 +529,7 @@ def node_test(live_server):
             env={**os.environ, "QASITE_URL": live_server.url},
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=PATIENCE,
             cwd=REPO,
         )
         assert result.returncode == 0, result.stdout + result.stderr

@@ -194,6 +194,7 @@ def test_emulator_serves_every_kind_of_request(served):
                 "model": "qa-minilm-squad",
                 "quantization": None,
                 "state": "ready",
+                "engine": "onnx",
                 "error": None,
             }
     assert served(json.loads((EVENTS / "keep-warm.json").read_text())) == {"warm": True}

@@ -314,6 +314,7 @@ def test_health_reports_the_model_state(client, tiny_model_settings):
         "model": Path(tiny_model_settings.QA_MODEL).name,
         "quantization": None,
         "state": "ready",
+        "engine": "onnx",
         "error": None,
     }
 
@@ -351,6 +352,7 @@ def test_health_names_the_model_whatever_its_record_holds(
         "model": model,
         "quantization": quantization,
         "state": "idle",
+        "engine": None,
         "error": None,
     }
 

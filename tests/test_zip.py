@@ -198,13 +198,14 @@ def test_snapshot_hooks_prime_and_reset_in_the_zip(task_root, tmp_path):
     snapshot) gets its page, answer and health; then the runtime interface client's own hook
     runner, as after restoring a SnapStart snapshot, gives the restored instance counts and a
     cold start of its own. (The emulator cannot snapshot: it has no restore API.)"""
+    environment = lambda_environment(task_root, tmp_path, QA_THROTTLE_RATE="1/min")  # or skip
     assert (RIC / "snapshot_restore_py.py").is_file()  # what Lambda's Python runtime provides
     result = subprocess.run(
         [lambda_python(), "-S", "-c", RESTORE, str(EVENTS / "http-api-v2-post-answer.json")],
         cwd=task_root,
         capture_output=True,
         text=True,
-        env=lambda_environment(task_root, tmp_path, QA_THROTTLE_RATE="1/min"),
+        env=environment,
     )
     assert result.returncode == 0, result.stderr
     *log_lines, report = result.stdout.strip().splitlines()

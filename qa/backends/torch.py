@@ -14,7 +14,8 @@ import torch
 
 from qa.backends import Run, in_passes
 from qa.engine import Forward
-from qa.errors import ModelLoadError
+from qa.errors import ModelLoadError, one_line
+from qa.imports import IMPORT_LOCK
 from qa.model_files import FAST_TORCHSCRIPT_FILE, TORCHSCRIPT_FILE
 from qa.probes import Batch, Probes, probes
 
@@ -30,8 +31,9 @@ def load_model(directory: Path, *, fast: bool = False, attention: str | None = N
     kernel gains nothing; a few answers differ from float32's (README, "Fast mode").
     ``attention``: the attention implementation ("eager", "sdpa"; default transformers').
     """
-    from transformers import AutoModelForQuestionAnswering
-    from transformers.utils import logging as transformers_logging
+    with IMPORT_LOCK:
+        from transformers import AutoModelForQuestionAnswering
+        from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
     if not (directory / "config.json").is_file():
@@ -88,7 +90,7 @@ def logits_module(model, probes: Probes, *, trace: bool) -> TorchLogits:
     With ``trace``, the model is traced once with TorchScript (on the first probe batch) and
     frozen: the same arithmetic without transformers' Python dispatch per layer, which is most
     of the cost of a short input. If tracing fails or disagrees with the model on any probe
-    batch, the model runs as it is.
+    batch, the model runs as it is, with a warning of one line.
     """
     eager = Logits(model, token_types=probes.token_types).eval()
     return TorchLogits(_traced(eager, probes) if trace else eager, eager.takes_token_types)
@@ -99,6 +101,9 @@ def _traced(eager: Logits, probes: Probes) -> Callable:
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TracerWarnings about Python values in the model
             example = tensors(probes.batches[0], eager)
+            # check_trace=False: torch's own check traces again and, on any difference, raises
+            # an error holding both graphs (thousands of lines); the probes below check more
+            # (other shapes, against the model itself) and say it in one line.
             traced = torch.jit.freeze(
                 torch.jit.trace(eager, example, strict=False, check_trace=False)
             )
@@ -108,7 +113,7 @@ def _traced(eager: Logits, probes: Probes) -> Callable:
                     if not torch.allclose(got, expected, atol=1e-5, rtol=0):
                         raise ValueError("the traced model disagrees with the model")
     except Exception as error:  # any model TorchScript cannot trace: run it as it is
-        logger.warning("QA model runs untraced: %s", error)
+        logger.warning("QA model runs untraced (%s)", one_line(error))
         return eager
     return traced
 

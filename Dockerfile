@@ -21,16 +21,20 @@ ARG BASE_IMAGE=public.ecr.aws/lambda/python:3.12@sha256:0628ddc11919f85f4261517d
 # (so that a rebuild bakes the same weights). Health reports the id the bake records.
 ARG QA_MODEL=
 ARG QA_MODEL_REVISION=
+# --build-arg QA_QUANTIZE=int8: the graph served in int8 (bake_model --quantize int8, kept only if
+# it passes the quality gate). Empty: float32.
+ARG QA_QUANTIZE=
 
 # 1. Bake the model (hub download at a pinned revision, ONNX export checked against torch):
 #    needs torch.
 FROM ${BASE_IMAGE} AS bake
 WORKDIR /build
 COPY requirements requirements
-# One index per install, never two mixed: the CPU-only torch (no CUDA libraries) and what it
-# needs from PyTorch's index, then the rest from PyPI (torch==2.13.0 is then already there).
-RUN python3.12 -m pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu \
-        "torch==$(sed -n 's/^torch==//p' requirements/build.txt)" \
+# One index per install, never two mixed, as the Makefile's .venv: torch's CPU build (no CUDA
+# libraries; requirements/torch.txt) alone from PyTorch's CPU index, then the rest, torch's own
+# dependencies included, from PyPI (torch is then already there).
+RUN python3.12 -m pip install --no-cache-dir --no-deps --index-url https://download.pytorch.org/whl/cpu \
+        -r requirements/torch.txt \
     && python3.12 -m pip install --no-cache-dir --index-url https://pypi.org/simple \
         -r requirements/build.txt
 COPY manage.py ./
@@ -39,7 +43,8 @@ COPY qa qa
 # The settings read the two from the environment, where empty means the production model.
 ARG QA_MODEL
 ARG QA_MODEL_REVISION
-RUN python3.12 manage.py bake_model --output /model
+ARG QA_QUANTIZE
+RUN python3.12 manage.py bake_model --output /model ${QA_QUANTIZE:+--quantize "$QA_QUANTIZE"}
 
 # 2. The runtime tree, without torch: what serving imports (from requirements/runtime.lock, by
 #    hash), the app, the baked model, bytecode. For this stage's CPU (uname -m). With

@@ -2,14 +2,25 @@
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 SHARED_MODEL := ../shared/models/qa-minilm-squad
-# Locally, prefer the team's shared model (no download). Empty: the production model at its pinned
-# hub commit (qasite/settings.py declares both); another hub model takes QA_MODEL=<hub id>
-# QA_MODEL_REVISION=<commit>, so that a rebuild bakes the same weights. The settings read both
-# from the environment (MODEL_ENV).
+# The model: QA_MODEL as given (on the command line or in the environment). Empty: the production
+# model at its pinned hub commit (qasite/settings.py declares both); another hub model takes
+# QA_MODEL=<hub id> QA_MODEL_REVISION=<commit>, so that a rebuild bakes the same weights. The
+# settings read both from the environment (MODEL_ENV).
+# Not given: for local work (run, ask, test, runtime...) the team's shared model when it is there
+# (no download); but a deploy artefact (zip) carries only a model someone chose, so a zip goal
+# bakes the production model, whatever else the command line asks for.
+DEPLOY_GOALS := zip build/lambda-%.zip
 ifeq ($(origin QA_MODEL),undefined)
+ifeq ($(filter $(DEPLOY_GOALS),$(MAKECMDGOALS)),)
 QA_MODEL := $(if $(wildcard $(SHARED_MODEL)/config.json),$(abspath $(SHARED_MODEL)))
+else
+QA_MODEL :=
+endif
 endif
 QA_MODEL_REVISION ?=
+# QA_QUANTIZE=int8: bake_model --quantize int8 (the graph served in int8, if it passes the quality
+# gate; docs/benchmark.md, "int8"). Empty: float32.
+QA_QUANTIZE ?=
 # A make variable's text as one shell word, never expanded by make (a "$" or a quote in a path
 # or a question stays as typed): $(call quote,NAME).
 quote = '$(subst ','\'',$(value $(1)))'
@@ -33,9 +44,20 @@ TRACING_RUNTIME := build/runtime$(if $(filter-out x86_64,$(ARCH)),-$(ARCH))-trac
 
 .PHONY: run test runtime zip ask lock FORCE
 
-$(VENV)/installed: requirements/runtime.txt requirements/build.txt requirements/dev.txt
+# torch's CPU build (requirements/torch.txt), from PyTorch's CPU wheel index alone and first, as
+# the Dockerfile takes it; then the rest, torch's own dependencies included, from pip's usual
+# index (PyPI), where torch is then already there. Where that index does not answer, pip finds
+# the pinned wheel only among its local wheels (find-links), and otherwise fails, downloading no
+# other build: one retry and a 5 s socket timeout, so that an unreachable index costs a second
+# where its name does not resolve (pip's default five retries: 10 s), 10 s at most where it
+# does not answer. TORCH_INDEX: a mirror of that index.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+PIP_INSTALL = $(PYTHON) -m pip install --quiet --disable-pip-version-check
+
+$(VENV)/installed: requirements/runtime.txt requirements/torch.txt requirements/build.txt requirements/dev.txt
 	python3 -m venv $(VENV)
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	$(PIP_INSTALL) --no-deps --index-url $(TORCH_INDEX) --retries 1 --timeout 5 -r requirements/torch.txt
+	$(PIP_INSTALL) -r requirements/dev.txt
 	touch $@
 
 node_modules/installed: package.json package-lock.json
@@ -71,27 +93,35 @@ lock: | $(VENV)/installed
 	PYTHON=$(PYTHON) docker/lock.sh requirements/tracing.txt requirements/tracing.lock
 	PYTHON=$(PYTHON) docker/lock.sh requirements/server.txt requirements/server.lock
 
-# The model the tree bakes: rewritten (so the tree rebuilt) only when QA_MODEL or its revision changes.
+# The model the trees bake: rewritten (so the model baked again) only when QA_MODEL, its revision
+# or QA_QUANTIZE changes.
+MODEL_STAMP = $(call quote,QA_MODEL)@$(call quote,QA_MODEL_REVISION)/$(call quote,QA_QUANTIZE)
 build/qa-model: FORCE
 	@mkdir -p build
-	@echo $(call quote,QA_MODEL)@$(call quote,QA_MODEL_REVISION) | cmp -s - $@ || echo $(call quote,QA_MODEL)@$(call quote,QA_MODEL_REVISION) > $@
+	@echo $(MODEL_STAMP) | cmp -s - $@ || echo $(MODEL_STAMP) > $@
+
+# The model baked once (with the venv's torch), for every tree that holds it.
+build/model/baked: build/qa-model requirements/build.txt requirements/torch.txt $(filter-out templates/%,$(APP_FILES)) | $(VENV)/installed
+	rm -rf build/model
+	$(MODEL_ENV) $(PYTHON) manage.py bake_model --output build/model $(if $(QA_QUANTIZE),--quantize $(call quote,QA_QUANTIZE))
+	touch $@
 
 # The torch-free tree that is the image's /var/task and the zip's contents, built outside Docker
-# by the Dockerfile's own scripts: the model baked with the venv's torch, the rest for Lambda.
-$(RUNTIME)/installed: build/qa-model requirements/runtime.lock $(if $(filter 1,$(TRACING)),requirements/tracing.lock) requirements/build.txt docker/build-runtime.sh docker/wheel-platforms.sh docker/assemble.sh docker/runtime-tree.txt $(APP_FILES) | $(VENV)/installed
-	rm -rf $(RUNTIME) build/model
-	$(MODEL_ENV) $(PYTHON) manage.py bake_model --output build/model
-	ARCH=$(ARCH) TRACING=$(TRACING) docker/build-runtime.sh $(RUNTIME)
-	ARCH=$(ARCH) docker/assemble.sh $(RUNTIME) build/model
-	touch $@
+# by the Dockerfile's own scripts, for Lambda, with that model: $(call tree,DIR,TRACING).
+define tree
+$(1)/installed: build/model/baked requirements/runtime.lock $(if $(filter 1,$(2)),requirements/tracing.lock) docker/build-runtime.sh docker/wheel-platforms.sh docker/assemble.sh docker/runtime-tree.txt $(APP_FILES)
+	rm -rf $(1)
+	ARCH=$(ARCH) TRACING=$(2) docker/build-runtime.sh $(1)
+	ARCH=$(ARCH) docker/assemble.sh $(1) build/model
+	touch $$@
+endef
+$(eval $(call tree,$(RUNTIME),$(TRACING)))
 
 runtime: $(RUNTIME)/installed
 
-# The tracing tree beside the default one, for the tests (tests/test_image.py): this Makefile again,
-# with TRACING=1, which rebuilds it only when it is stale.
+# The tracing tree beside the default one, for the tests (tests/test_image.py), sharing its model.
 ifneq ($(TRACING),1)
-$(TRACING_RUNTIME)/installed: FORCE | $(VENV)/installed
-	$(MAKE) runtime TRACING=1
+$(eval $(call tree,$(TRACING_RUNTIME),1))
 endif
 
 # The Lambda zip (serverless.yml, package=zip) of that tree.
@@ -106,10 +136,12 @@ run: $(VENV)/installed
 # One question from the shell with the model `make run` serves:
 #   make ask QUESTION="What is my name?" CONTEXT="I'm Kit-Ho Mak." [ASK="--top-k 3 --allow-no-answer"]
 # Without CONTEXT the context is read from standard input. The texts reach the command verbatim
-# (quote).
+# (quote). Without QUESTION: the usage line. make exits 2 whenever the command fails (its
+# own status: 1 for an error, 2 for a usage error), after a line naming that status.
 unexport QUESTION CONTEXT
+ASK_USAGE := usage: make ask QUESTION="..." [CONTEXT="..."] [ASK="--top-k 3 --allow-no-answer"]
 ask: $(VENV)/installed
-	@$(MODEL_ENV) $(PYTHON) manage.py ask $(call quote,QUESTION) $(if $(value CONTEXT),--context $(call quote,CONTEXT)) $(ASK)
+	@$(if $(value QUESTION),$(MODEL_ENV) $(PYTHON) manage.py ask $(call quote,QUESTION) $(if $(value CONTEXT),--context $(call quote,CONTEXT)) $(ASK),echo '$(ASK_USAGE)' >&2; exit 2)
 
 test: $(VENV)/installed node_modules/installed build/tools/installed $(if $(LAMBDA_PYTHON),build/lambda-ric/installed build/server/installed $(RUNTIME)/installed $(TRACING_RUNTIME)/installed)
 	$(PYTHON) -m pytest

@@ -41,7 +41,7 @@ def batches(directory: Path) -> dict:
     out = {}
     for size, (question, context) in latency_inputs(load_questions(SQUAD)).items():
         windows = answerer.windows(question, context, Options())  # 384-token windows
-        out[size] = answerer._batch(answerer._encode(windows))
+        out[size] = answerer.batch(windows)
     return out
 
 
@@ -49,10 +49,13 @@ def export(directory: Path, exporter: str, attention: str, path: Path) -> float:
     """Seconds to export the model with ``attention`` by ``exporter`` (unchecked: measured)."""
     from qa.backends.torch import load_model
     from qa.export import export_onnx
+    from qa.model_files import read_config
+    from qa.probes import probes
 
     model = load_model(directory, attention=attention)
+    checked = probes(directory, read_config(directory))
     started = time.perf_counter()
-    export_onnx(model, path, dynamo=exporter == "dynamo", check=False)
+    export_onnx(model, path, checked, dynamo=exporter == "dynamo", check=False)
     return time.perf_counter() - started
 
 

@@ -9,7 +9,8 @@ models, the torch-free runtime tree and Lambda zip with a model of the productio
 (bench/.runtime, bench/.lambda-x86_64.zip: docker/build-runtime.sh, assemble.sh, zip.sh, for
 Lambda's Python 3.12), and the reference's dependencies installed the same way
 (bench/.ref-runtime). Then it measures parity, warm latency, memory, cold start, throughput
-and footprint, and writes bench/results/latest.{json,md} and latest-latency.png (quick.* with
+and footprint, the real model in int8 against float32 (bake_model --quantize int8), and writes
+bench/results/latest.{json,md} and latest-latency.png (quick.* with
 --quick). Timings are medians of interleaved runs in the same machine and run; ratios are
 qasite / reference.
 """
@@ -40,8 +41,13 @@ SHARED = ROOT.parent / "shared"
 REAL_MODEL = SHARED / "models" / "qa-minilm-squad"
 SQUAD = SHARED / "data" / "squad-v1.1-dev-sample.json"
 REF_VENV = BENCH / ".venv-ref"
-REF_PACKAGES = ["transformers==4.57.6", "torch==2.13.0", "numpy==2.4.6", "gunicorn==27.0.1"]
-REF_RUNTIME = ["transformers==4.57.6", "torch==2.13.0", "numpy==2.4.6"]
+# With torch's CPU build (requirements/torch.txt; reference_pip_install).
+REF_PACKAGES = ["transformers==4.57.6", "numpy==2.4.6", "gunicorn==27.0.1"]
+REF_RUNTIME = ["transformers==4.57.6", "numpy==2.4.6"]
+TORCH_REQUIREMENTS = ROOT / "requirements" / "torch.txt"
+# As the Makefile's .venv takes torch: from PyTorch's CPU index alone, a bounded wait where it does
+# not answer (then pip's local wheels only); TORCH_INDEX, as for make, names a mirror of it.
+TORCH_INDEX = os.environ.get("TORCH_INDEX", "https://download.pytorch.org/whl/cpu")
 PYTHON = sys.executable
 REF_PYTHON = str(REF_VENV / "bin" / "python")
 # The torch-free runtime tree with a model of the production model's shape, and its zip.
@@ -60,6 +66,7 @@ from bench.report import (  # noqa: E402  (after the path, above)
     markdown,
 )
 from bench.squad import best_over_truths, exact_match, f1, load_questions  # noqa: E402  (after the path, above)
+from qa.measure import cpu  # noqa: E402  (after the path, above)
 
 
 def log(message: str) -> None:
@@ -70,10 +77,28 @@ def log(message: str) -> None:
 
 
 def reference_pip_install(packages: list[str], *options: str) -> None:
-    """pip install ``packages`` with the reference virtualenv's pip (``options`` before them, e.g.
-    ``--target DIR``). Raises subprocess.CalledProcessError if pip fails."""
-    quiet = ["--quiet", "--disable-pip-version-check", "--no-warn-conflicts"]
-    subprocess.run([REF_PYTHON, "-m", "pip", "install", *quiet, *options, *packages], check=True)
+    """pip install torch's CPU build, then ``packages`` and torch's own dependencies from pip's
+    usual index, with the reference virtualenv's pip (``options`` before them, e.g. ``--target
+    DIR``), one index per install, as the Makefile's .venv. Raises subprocess.CalledProcessError
+    if pip fails."""
+    pip = [REF_PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    pip += ["--no-warn-conflicts", *options]
+    torch_only = ["--no-deps", "--index-url", TORCH_INDEX, "--retries", "1", "--timeout", "5"]
+    subprocess.run([*pip, *torch_only, "-r", str(TORCH_REQUIREMENTS)], check=True)
+    needs = subprocess.run(
+        [REF_PYTHON, "-c", TORCH_NEEDS, *options], capture_output=True, text=True, check=True
+    )
+    subprocess.run([*pip, *packages, *needs.stdout.split()], check=True)
+
+
+# The requirements of the torch installed (into the directory of a --target DIR option, else the
+# virtualenv), without its extras', one a line.
+TORCH_NEEDS = """
+import importlib.metadata, sys
+path = [sys.argv[sys.argv.index("--target") + 1]] if "--target" in sys.argv else sys.path
+[torch] = importlib.metadata.distributions(name="torch", path=path)
+print("\\n".join(r.replace(" ", "") for r in torch.requires or [] if "extra ==" not in r))
+"""
 
 
 def ensure_reference_venv() -> None:
@@ -109,17 +134,17 @@ def make_bert_tiny_shape(directory: Path) -> Path:
     return directory
 
 
-def bake(source: Path, output: Path) -> Path:
-    """What production serves: the model as `manage.py bake_model` writes it (ONNX and
-    TorchScript)."""
+def bake(source: Path, output: Path, quantize: str | None = None) -> Path:
+    """What production serves: the model as `manage.py bake_model [--quantize int8]` writes it
+    (ONNX and TorchScript)."""
     from qa.baking import save_for_serving
     from qa.model_files import FAST_TORCHSCRIPT_FILE, ONNX_FILE, TORCHSCRIPT_FILE
 
     if not all(
         (output / name).is_file() for name in (ONNX_FILE, TORCHSCRIPT_FILE, FAST_TORCHSCRIPT_FILE)
     ):
-        log(f"baking {source.name} (bake_model's ONNX graph and TorchScript traces)")
-        save_for_serving(source, output, name=source.name, revision=None)
+        log(f"baking {source.name} (bake_model's ONNX graph and TorchScript traces, {quantize})")
+        save_for_serving(source, output, name=source.name, revision=None, quantize=quantize)
     return output
 
 
@@ -370,6 +395,46 @@ def fast_agreement(questions: list[dict], count: int, model: dict) -> dict:
     }
 
 
+def int8(
+    questions: list[dict],
+    count: int,
+    real: dict,
+    quantized: dict,
+    inputs: dict,
+    rounds: int,
+    repeat: dict,
+) -> dict:
+    """The real MiniLM baked with --quantize int8 against its float32 bake on the onnx engine:
+    the bake's quality gate (source.json), EM / F1 of both and the share of identical best
+    answers on ``count`` SQuAD questions, and warm latency in process, interleaved."""
+    items = questions[:count]
+    workers = {"float32": Worker("qasite-engine", real), "int8": Worker("qasite-engine", quantized)}
+    best = {
+        side: [worker.answer(item["question"], item["context"])[0] for item in items]
+        for side, worker in workers.items()
+    }
+    same = sum(spans([a]) == spans([b]) for a, b in zip(best["float32"], best["int8"], strict=True))
+    log(f"int8: {same}/{count} best answers identical to float32's")
+    latency = interleaved(workers, inputs, rounds, repeat, label="MiniLM float32 / int8")
+    for worker in workers.values():
+        worker.close()
+    return {
+        "questions": count,
+        "identical": same,
+        "identical_share": same / count,
+        **quality("float32", [a["answer"] for a in best["float32"]], items),
+        **quality("int8", [a["answer"] for a in best["int8"]], items),
+        "quality_gate": json.loads((quantized["qasite"] / "source.json").read_text())[
+            "quality_gate"
+        ],
+        "model_mb": {
+            side: (model["qasite"] / "model.onnx").stat().st_size / 1e6
+            for side, model in (("float32", real), ("int8", quantized))
+        },
+        "latency": latency,
+    }
+
+
 # --- 2. warm latency ---------------------------------------------------------------------------
 
 
@@ -394,25 +459,33 @@ def warm_latency(inputs: dict, plan: dict, rounds: int, repeat: dict) -> dict:
     for model_name, (model, layers) in plan.items():
         for layer in layers:
             workers = {side: Worker(name, model) for side, name in LAYERS[layer].items()}
-            table = results.setdefault(model_name, {})[layer] = {}
-            for size, (question, context) in inputs.items():
-                timings = {side: [] for side in workers}
-                # Interleaved in slices of a tenth of a round (about 10 ms or one request), so that
-                # a burst of load from the machine's other users hits every side alike.
-                step = max(1, repeat[size] // 10)
-                for _ in range(rounds * -(-repeat[size] // step)):
-                    for side, worker in workers.items():
-                        timings[side] += worker.ask(
-                            do="time", question=question, context=context, repeat=step
-                        )["durations"]
-                row = table[size] = {side: summary(values) for side, values in timings.items()}
-                log(
-                    f"latency {model_name} {layer} {size}: "
-                    + ", ".join(f"{side} {row[side]['median_ms']:.2f} ms" for side in row)
-                )
+            results.setdefault(model_name, {})[layer] = interleaved(
+                workers, inputs, rounds, repeat, label=f"{model_name} {layer}"
+            )
             for worker in workers.values():
                 worker.close()
     return results
+
+
+def interleaved(workers: dict, inputs: dict, rounds: int, repeat: dict, label: str) -> dict:
+    """Each worker's latency on each input, interleaved: {size: {side: summary}}."""
+    table = {}
+    for size, (question, context) in inputs.items():
+        timings = {side: [] for side in workers}
+        # Interleaved in slices of a tenth of a round (about 10 ms or one request), so that
+        # a burst of load from the machine's other users hits every side alike.
+        step = max(1, repeat[size] // 10)
+        for _ in range(rounds * -(-repeat[size] // step)):
+            for side, worker in workers.items():
+                timings[side] += worker.ask(
+                    do="time", question=question, context=context, repeat=step
+                )["durations"]
+        row = table[size] = {side: summary(values) for side, values in timings.items()}
+        log(
+            f"latency {label} {size}: "
+            + ", ".join(f"{side} {row[side]['median_ms']:.2f} ms" for side in row)
+        )
+    return table
 
 
 def summary(durations: list[float]) -> dict:
@@ -789,22 +862,13 @@ def footprint(tiny: dict, with_tree: bool) -> dict:
 
 
 def machine() -> dict:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
     import onnxruntime
     import tokenizers
     import torch
     import transformers
 
     return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
+        **cpu(),
         "python": platform.python_version(),
         "onnxruntime": onnxruntime.__version__,
         "torch": torch.__version__,
@@ -848,6 +912,15 @@ def main() -> None:
     }
     report["parity"] = parity(questions, 60 if quick else 1000, real)
     report["fast_mode"] = fast_agreement(questions, 60 if quick else 1000, real)
+    report["int8"] = int8(
+        questions,
+        60 if quick else 300,
+        real,
+        {"qasite": bake(REAL_MODEL, BENCH / ".minilm-int8-baked", quantize="int8")},
+        inputs,
+        rounds=3 if quick else 5,
+        repeat=repeat,
+    )
     plan = {"bert-tiny shape": (tiny, ["in-process", "end-to-end"])}
     if not quick:
         plan["MiniLM (real)"] = (real, ["in-process"])

@@ -1,13 +1,12 @@
 """SQuAD v1.1: its JSON file read as questions, and the official evaluation (answer
-normalisation, exact match and F1)."""
+normalisation, exact match and F1: qa/answer_metrics.py)."""
 
 import json
-import re
-import string
-from collections import Counter
 from pathlib import Path
 
-PUNCTUATION = set(string.punctuation)
+from qa.answer_metrics import best_over_truths, exact_match, f1, normalize_answer
+
+__all__ = ["best_over_truths", "exact_match", "f1", "load_questions", "normalize_answer"]
 
 
 def load_questions(path: Path) -> list[dict]:
@@ -25,27 +24,3 @@ def load_questions(path: Path) -> list[dict]:
         for paragraph in article["paragraphs"]
         for qa in paragraph["qas"]
     ]
-
-
-def normalize_answer(text: str) -> str:
-    """Lower case, drop punctuation and the articles a/an/the, collapse white space."""
-    text = "".join(char for char in text.lower() if char not in PUNCTUATION)
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def exact_match(prediction: str, truth: str) -> float:
-    return float(normalize_answer(prediction) == normalize_answer(truth))
-
-
-def f1(prediction: str, truth: str) -> float:
-    predicted, true = normalize_answer(prediction).split(), normalize_answer(truth).split()
-    common = sum((Counter(predicted) & Counter(true)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(predicted), common / len(true)
-    return 2 * precision * recall / (precision + recall)
-
-
-def best_over_truths(metric, prediction: str, truths: list[str]) -> float:
-    return max(metric(prediction, truth) for truth in truths)

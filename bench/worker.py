@@ -44,7 +44,7 @@ def qasite_floor(model_dir):
 
     def answer(question, context, **options):
         windows = answerer.windows(question, context, Options())
-        answerer._forward(*answerer._batch(answerer._encode(windows)))
+        answerer._forward(*answerer.batch(windows))
         return []
 
     return answer

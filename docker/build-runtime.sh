@@ -46,7 +46,8 @@ install() {
 install "$here/requirements/runtime.lock"
 if [[ $tracing == 1 ]]; then install "$here/requirements/tracing.lock"; fi
 
-size() { du -sm "$1" | cut -f1; }
+# In MB of 10**6 bytes, of the files themselves, as assemble.sh and zip.sh count them.
+size() { find "$1" -type f -printf '%s\n' | awk '{ bytes += $1 } END { printf "%.0f", bytes / 1e6 }'; }
 before=$(size "$target")
 
 shopt -s globstar nullglob

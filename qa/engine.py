@@ -78,7 +78,8 @@ class QuestionAnswerer:
     """Answers questions with one tokenizer and one model forward function.
 
     Safe to share between threads: the tokenizer's truncation settings are per call state, so
-    setting them and encoding happen under one lock.
+    setting them and encoding happen under one lock. ``engine`` names what computes ``forward``
+    (qa/backends: "onnx" or "torch"), for health; None for logits made another way.
     """
 
     def __init__(
@@ -88,9 +89,11 @@ class QuestionAnswerer:
         forward: Forward,
         special_tokens: SpecialTokens,
         model_max_length: int,
+        engine: str | None = None,
     ):
         self._tokenizer = tokenizer
         self._forward = forward
+        self.engine = engine
         self._special = special_tokens
         self.model_max_length = model_max_length
         self._pair_specials = tokenizer.num_special_tokens_to_add(is_pair=True)
@@ -166,6 +169,11 @@ class QuestionAnswerer:
         return self._collect_answers(
             windows.context, encoded, start_logits, end_logits, windows.options
         )
+
+    def batch(self, windows: "Windows") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What the model reads for ``windows``: input_ids, attention_mask and token_type_ids,
+        int64 [windows, tokens], right-padded (qa/probes.py checks graphs on these)."""
+        return self._batch(self._encode(windows))
 
     def _cut_question(self, question: str, max_question_len: int) -> str:
         """The question cut to at most max_question_len tokens, at a character boundary.

@@ -63,3 +63,14 @@ class TooMuchWork(ValueError):
         )
         self.tokens = tokens
         self.limit = limit
+
+
+def one_line(error: BaseException, *, limit: int = 300) -> str:
+    """``error`` as one line of a log: its type and the first line of its message, at most
+    ``limit`` characters. Some libraries' errors run to thousands of lines (torch.jit.trace's
+    check prints both graphs); a log line says what failed, the rest is noise."""
+    lines = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0].strip()}" if lines else type(error).__name__
+    if len(lines) > 1:
+        text += f" (+{len(lines) - 1} lines)"
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"

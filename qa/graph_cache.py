@@ -12,13 +12,15 @@ from importlib import metadata
 from pathlib import Path
 
 from qa.errors import ModelLoadError
-from qa.model_files import ONNX_FILE, WEIGHTS_FILES
+from qa.imports import IMPORT_LOCK
+from qa.model_files import ONNX_FILE, WEIGHTS_FILES, read_config
+from qa.probes import probes
 
 logger = logging.getLogger(__name__)
 
 # Changes to how qa/export.py exports (exporter, attention, opset) must change this, so that a
 # graph cached by an earlier version is not served.
-EXPORT_VARIANT = "torchscript-exporter eager-attention opset17"
+EXPORT_VARIANT = "torchscript-exporter eager-attention opset17 tokenizer-probes"
 
 
 def _torch_version() -> str:
@@ -29,11 +31,12 @@ def _torch_version() -> str:
 
 
 def weights_digest(directory: Path) -> str:
-    """A SHA-256 over the export variant, torch's version, ``config.json`` and the weights:
-    what the exported graph depends on (the tokenizer does not enter the graph). Hashing the
-    weights costs far less than exporting them again."""
+    """A SHA-256 over the export variant, torch's version, ``config.json``, the tokenizer's
+    settings (which decide the graph's inputs, qa.model_inputs) and the weights: what the
+    exported graph depends on. Hashing the weights costs far less than exporting them again."""
     digest = hashlib.sha256(f"{EXPORT_VARIANT} torch {_torch_version()}".encode())
-    for name in ["config.json", *WEIGHTS_FILES]:
+    settings = ["tokenizer_config.json", "special_tokens_map.json"]
+    for name in ["config.json", *settings, *WEIGHTS_FILES]:
         if (directory / name).is_file():
             digest.update(name.encode())
             with open(directory / name, "rb") as file:
@@ -43,14 +46,16 @@ def weights_digest(directory: Path) -> str:
 
 def _export(directory: Path, graph: Path) -> None:
     try:
-        from qa.backends.torch import load_model
-        from qa.export import export_onnx
+        with IMPORT_LOCK:
+            from qa.backends.torch import load_model
+            from qa.export import export_onnx
     except ImportError as error:  # a runtime without torch, and no graph baked
         raise ModelLoadError(
             f"The model has no ONNX graph ({ONNX_FILE}) and torch is not installed to export one.",
             str(error),
         ) from error
-    export_onnx(load_model(directory, attention="eager"), graph)
+    model = load_model(directory, attention="eager")
+    export_onnx(model, graph, probes(directory, read_config(directory)))
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from qa.errors import ModelLoadError
+from qa.errors import ModelLoadError, one_line
 
 if TYPE_CHECKING:
     from qa.engine import QuestionAnswerer
@@ -115,4 +115,4 @@ class LazyAnswerer:
         self._failures += 1
         delay = min(self.retry_after * 2 ** (self._failures - 1), 60.0)
         self._next_try = self._clock() + delay
-        logger.error("QA model failed to load (%s); next try in %.0f s", error, delay)
+        logger.error("QA model failed to load (%s); next try in %.0f s", one_line(error), delay)

@@ -37,7 +37,7 @@ def load_answerer(
     directory = resolve_model_dir(model, revision)
     tokenizer, special_tokens, declared_max_length = load_tokenizer(directory)
     config = read_config(directory)
-    forward = load_forward(
+    served = load_forward(
         directory,
         config,
         engine=engine,
@@ -54,7 +54,8 @@ def load_answerer(
         )
     return QuestionAnswerer(
         tokenizer=tokenizer,
-        forward=forward,
+        forward=served.forward,
+        engine=served.engine,
         special_tokens=special_tokens,
         model_max_length=longest_input(declared_max_length, config),
     )

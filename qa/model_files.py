@@ -11,6 +11,16 @@ from pathlib import Path
 
 from qa.errors import ModelLoadError
 
+# Tokenizers saved before tokenizer.json, which transformers converts (qa/tokenization.py): a
+# byte-level BPE's vocabulary and merges (RoBERTa, GPT-2), and SentencePiece models (ALBERT, T5,
+# XLM-R, DeBERTa-v2/v3).
+LEGACY_TOKENIZER_FILES = [
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "spm.model",
+]
 # What a model directory may hold that inference needs; the rest of a hub repo is never fetched.
 MODEL_FILES = [
     "config.json",
@@ -19,7 +29,9 @@ MODEL_FILES = [
     "tokenizer.json",
     "tokenizer_config.json",
     "special_tokens_map.json",
+    "added_tokens.json",
     "vocab.txt",
+    *LEGACY_TOKENIZER_FILES,
 ]
 # The weights as transformers saves them, in the order it prefers them.
 WEIGHTS_FILES = ["model.safetensors", "pytorch_model.bin"]
@@ -30,6 +42,8 @@ ONNX_FILE = "model.onnx"
 TORCHSCRIPT_FILE = "model.torchscript.pt"
 FAST_TORCHSCRIPT_FILE = "model.bf16.torchscript.pt"
 SOURCE_FILE = "source.json"
+# The quantizations bake_model makes (qa/quantization.py), as SOURCE_FILE records them.
+QUANTIZATIONS = ("int8",)
 # The longest name a SOURCE_FILE may give: a hub id is at most 96 characters each side of its
 # "/", a directory's name at most 255 bytes.
 MAX_NAME = 255
@@ -88,6 +102,17 @@ def read_config(directory: Path) -> dict:
     if not config:
         raise ModelLoadError("The model has no config.json.")
     return config
+
+
+def model_quantization(model: str) -> str | None:
+    """How the baked directory ``model`` quantized its graph, as its SOURCE_FILE records it
+    (``"int8"``), or None: float32, a hub id, or a record that cannot be read or names no
+    quantization ``bake_model`` makes. Never raises."""
+    try:
+        recorded = read_json(Path(model).expanduser() / SOURCE_FILE).get("quantization")
+    except (OSError, ValueError, ModelLoadError):
+        return None
+    return recorded if recorded in QUANTIZATIONS else None
 
 
 def model_name(model: str) -> str:

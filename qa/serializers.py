@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from qa.errors import BatchTooLarge
 from qa.lazy import ModelState
+from qa.model_files import QUANTIZATIONS
 from qa.options import MAX_TOP_K, MAX_WINDOW_TOKENS
 from qa.validators import validate_not_blank
 
@@ -160,8 +161,15 @@ class AnswerSerializer(serializers.Serializer):
 
 
 class AnswerResponseSerializer(AnswerSerializer):
-    """The best answer at top level, and all ``top_k`` candidates, best first."""
+    """The best answer at top level, how many windows the context was read in, and all ``top_k``
+    candidates, best first."""
 
+    windows = serializers.IntegerField(
+        min_value=1,
+        help_text="How many overlapping windows of max_seq_len tokens the context was read in "
+        "(1 when it fits in one). Each window is scored on its own: the scores of answers from "
+        "different windows are not shares of one whole, and can add up to more than 1.",
+    )
     answers = AnswerSerializer(many=True)
 
 
@@ -173,8 +181,21 @@ class ErrorSerializer(serializers.Serializer):
 
 class ModelStatusSerializer(serializers.Serializer):
     model = serializers.CharField(help_text="The model served.")
+    quantization = serializers.ChoiceField(
+        QUANTIZATIONS,
+        allow_null=True,
+        help_text="How the served graph is quantized (bake_model --quantize); null: float32.",
+    )
     state = serializers.ChoiceField(
         [state.value for state in ModelState], help_text="Whether the model is loaded yet."
+    )
+    engine = serializers.ChoiceField(
+        ["onnx", "torch"],
+        allow_null=True,
+        help_text=(
+            "The engine that serves the model once it is loaded (null before): QA_ENGINE's, or "
+            "torch where the onnx engine could not export a model that has no ONNX graph."
+        ),
     )
     error = serializers.CharField(allow_null=True, help_text="Why loading failed, if it did.")
 

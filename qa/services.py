@@ -4,6 +4,7 @@ Views, forms and commands call these functions only; they never touch the engine
 """
 
 import functools
+import threading
 import time
 
 from django.conf import settings
@@ -11,31 +12,34 @@ from django.conf import settings
 from qa import metrics
 from qa.errors import InvalidQuestion, ModelLoadError, ModelUnavailable, TooMuchWork
 from qa.lazy import LazyAnswerer, ModelState
-from qa.model_files import model_name
+from qa.model_files import model_name, model_quantization
 from qa.options import OPTION_NAMES, Options
 
+# One holder per configured model (tests change the settings), made under a lock: two threads
+# asking at once for a model not asked for yet get the same holder, so the model loads once.
+_holders: dict[tuple, LazyAnswerer] = {}
+_holders_lock = threading.Lock()
 
-@functools.cache
-def _lazy_answerer(
-    model: str, revision: str | None, engine: str, threads: int, cache_dir, fast: bool
-):
-    # Imported here, not above: the loader brings numpy and the tokenizer, which a first page
-    # from cold should not wait for.
+
+def _load_answerer(model: str, **options):
+    # Imported when the model loads, not above: the loader brings numpy and the tokenizer, which
+    # a first page from cold should not wait for.
     from qa.loading import load_answerer
 
-    return LazyAnswerer(
-        _timed_load(
-            functools.partial(
-                load_answerer,
-                model,
-                revision=revision,
-                engine=engine,
-                threads=threads,
-                cache_dir=cache_dir,
-                fast=fast,
-            )
-        )
-    )
+    return load_answerer(model, **options)
+
+
+def _new_holder(
+    model: str, revision: str | None, engine: str, threads: int, cache_dir, fast: bool
+) -> LazyAnswerer:
+    options = {
+        "revision": revision,
+        "engine": engine,
+        "threads": threads,
+        "cache_dir": cache_dir,
+        "fast": fast,
+    }
+    return LazyAnswerer(_timed_load(functools.partial(_load_answerer, model, **options)))
 
 
 def _timed_load(load):
@@ -55,9 +59,11 @@ def _timed_load(load):
     return timed
 
 
-def lazy_answerer():
-    """The process-wide model holder for the configured model."""
-    return _lazy_answerer(
+def lazy_answerer() -> LazyAnswerer:
+    """The process-wide model holder for the configured model: the same object in every thread,
+    so that however many threads ask (requests, qasite.wsgi's background loader) the model loads
+    once per process."""
+    key = (
         settings.QA_MODEL,
         settings.QA_MODEL_REVISION,
         settings.QA_ENGINE,
@@ -65,6 +71,11 @@ def lazy_answerer():
         settings.QA_CACHE_DIR,
         settings.QA_FAST,
     )
+    with _holders_lock:
+        holder = _holders.get(key)
+        if holder is None:
+            holder = _holders[key] = _new_holder(*key)
+        return holder
 
 
 def _public_reason(error) -> str:
@@ -77,7 +88,9 @@ def answer_questions(*, questions: list[dict]) -> list[dict]:
     in order.
 
     Each result holds the best answer at top level (answer, score, start, end, no_answer: offsets
-    in characters of the context) and the ``top_k`` candidates, best first, in ``answers``.
+    in characters of the context), how many windows the context was read in (``windows``: each
+    scored on its own, so scores from different windows are not shares of one whole), and the
+    ``top_k`` candidates, best first, in ``answers``.
     Every question's windows are settled before the model runs on any: their tokens (windows x
     max_seq_len), summed over the call, may be at most qa.engine.MAX_BATCH_TOKENS.
     Raises InvalidQuestion (with ``index`` set to the question at fault), TooMuchWork or
@@ -106,7 +119,13 @@ def answer_questions(*, questions: list[dict]) -> list[dict]:
         answers = answerer.answer_windows(windows)
         best = answers[0]  # the engine always gives one (the no-answer when no span can be)
         # vars, not dataclasses.asdict: these are flat, and asdict's deep copy costs more.
-        results.append({**vars(best), "answers": [dict(vars(answer)) for answer in answers]})
+        results.append(
+            {
+                **vars(best),
+                "windows": windows.count,
+                "answers": [dict(vars(answer)) for answer in answers],
+            }
+        )
     # Answers given, and for each whether it is the no-answer (100) or a span (0): the
     # NoAnswer metric's average is the share of no-answers, in percent.
     metrics.add("Answers", "Count", len(results))
@@ -116,11 +135,38 @@ def answer_questions(*, questions: list[dict]) -> list[dict]:
 
 
 def model_status() -> dict:
-    """Which model is served and whether it is loaded, loading or failed (and why)."""
+    """Which model is served, how its graph is quantized (None: float32; from the bake record,
+    qa.model_files.model_quantization), whether it is loaded, loading or failed (and why), and
+    once loaded the engine that serves it ("onnx" or "torch": torch also where QA_ENGINE=onnx
+    could not export the model, qa.backends.load_forward)."""
     holder = lazy_answerer()
-    error = holder.error if holder.state == ModelState.FAILED else None
+    state = holder.state
+    error = holder.error if state == ModelState.FAILED else None
     return {
         "model": settings.QA_MODEL_NAME or model_name(settings.QA_MODEL),
-        "state": holder.state,
+        "quantization": model_quantization(settings.QA_MODEL),
+        "state": state,
+        "engine": holder.get().engine if state == ModelState.READY else None,
         "error": _public_reason(error) if error else None,
+    }
+
+
+def measure() -> dict:
+    """What a deployed instance reports when asked (a direct ``{"measure": true}`` invocation):
+    its CPU (qa.measure.cpu), the model served and its quantization, the engine's threads, and
+    the median latency in ms of answering Kit-Ho Mak and 20,000 characters in this process
+    (qa.measure.latency). Raises ModelUnavailable if the model cannot be loaded."""
+    from qa.measure import cpu, latency
+
+    holder = lazy_answerer()
+    try:
+        answerer = holder.get(timeout=settings.QA_LOAD_WAIT_SECONDS)
+    except ModelLoadError as error:
+        raise ModelUnavailable(_public_reason(error), holder.seconds_until_retry()) from error
+    return {
+        **cpu(),
+        "model": settings.QA_MODEL_NAME or model_name(settings.QA_MODEL),
+        "quantization": model_quantization(settings.QA_MODEL),
+        "threads": settings.QA_THREADS,
+        "latency_ms": latency(answerer),
     }

@@ -6,16 +6,20 @@ the form's CSRF round trip (the page's cookie and token, posted back as a browse
 https:// site a seventh, that the page over plain HTTP redirects to HTTPS. Each gives a Check:
 PASS, FAIL or SKIP, and one line saying why.
 
-Standard library only (urllib), so it runs from the torch-free runtime tree as well as from a
-checkout: ``python manage.py smoke https://dxxxx.cloudfront.net`` (qa/management/commands/smoke.py).
+Standard library only (urllib), and nothing of Django: from a bare checkout, with any Python
+3.11+ and no virtualenv, ``python3 -m qa.smoke https://dxxxx.cloudfront.net``; from a dev
+environment or the runtime tree, ``python manage.py smoke ...`` (qa/management/commands/smoke.py)
+is the same command.
 """
 
+import argparse
 import gzip
 import html
 import http.client
 import http.cookies
 import json
 import re
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -188,14 +192,16 @@ def check_compression(client: Client, page: Response) -> str:
 
 def check_health(client: Client, *, wait: float, sleep=time.sleep, clock=time.monotonic) -> str:
     """GET /api/health/ until the model is ready, waiting up to ``wait`` seconds (polling once a
-    second) while it is ``idle`` (nothing has asked for it yet) or ``loading``."""
+    second) while it is ``idle`` (nothing has asked for it yet) or ``loading``; says which model,
+    and which engine serves it where health names one."""
     deadline = clock() + wait
     while True:
         response = client.get("api/health/", accept="application/json")
         health = response.json()
         state = health.get("state") if isinstance(health, dict) else None
         if state == ModelState.READY and response.status == 200:
-            return f"ready, model {health.get('model')}"
+            engine = health.get("engine")
+            return f"ready, model {health.get('model')}" + (f", engine {engine}" if engine else "")
         if state == ModelState.FAILED:
             raise SmokeError(f"the model failed to load: {health.get('error')}")
         if state not in (ModelState.IDLE, ModelState.LOADING):
@@ -346,3 +352,94 @@ def run(
         plain = Client("http" + client.base_url.removeprefix("https"), timeout=timeout)
         checks.append(_timed("https", check_https_redirect, plain)[0])
     return checks
+
+
+DESCRIPTION = (
+    "Smoke-test a running qasite at URL (e.g. the stack's CloudFrontUrl after a deploy): the "
+    "page (200, Content-Security-Policy, compression), health ready, one answer, one 4xx, "
+    "the form's CSRF round trip and, for https://, the redirect from plain HTTP. One line per "
+    "check; exits 1 if any check fails."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's arguments, for ``python3 -m qa.smoke`` and ``manage.py smoke`` alike."""
+    parser.add_argument(
+        "url", help="The site's base URL, e.g. https://d111111abcdef8.cloudfront.net"
+    )
+    parser.add_argument(
+        "--compression",
+        choices=["auto", "require", "skip"],
+        default="auto",
+        help="Whether the page must come back compressed: required for https:// URLs "
+        "(CloudFront compresses), skipped for http:// ones (runserver and gunicorn do not); "
+        "default auto.",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        help="Seconds to wait for health to say ready while the model loads (default 30).",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=15.0, help="Seconds per request (default 15)."
+    )
+    parser.add_argument(
+        "--json", action="store_true", dest="as_json", help="Print the report as JSON."
+    )
+
+
+def url_error(url: str) -> str | None:
+    """Why ``url`` cannot be smoke-tested, or None."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return f"{url!r} is not an http:// or https:// URL"
+    return None
+
+
+def report(
+    url: str, *, compression: str, wait: float, timeout: float, as_json: bool
+) -> tuple[str, str | None]:
+    """Runs every check against ``url``: the report's text (a line per check, or JSON) and,
+    when a check failed, the summary ("1 of 6 checks failed: health"), else None.
+    ``compression``: "auto" (required for https://), "require" or "skip"."""
+    if compression == "auto":
+        compression = "require" if urllib.parse.urlsplit(url).scheme == "https" else "skip"
+    checks = run(url, compression=compression == "require", wait=wait, timeout=timeout)
+    failed = [check.name for check in checks if check.status == FAIL]
+    if as_json:
+        document = {"url": url, "passed": not failed, "checks": [c.as_dict() for c in checks]}
+        text = json.dumps(document, ensure_ascii=False, indent=2)
+    else:
+        width = max(len(check.name) for check in checks)
+        text = "\n".join(f"{c.status}  {c.name:{width}}  {c.detail}" for c in checks)
+    summary = f"{len(failed)} of {len(checks)} checks failed: {', '.join(failed)}"
+    return text, summary if failed else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python3 -m qa.smoke URL [options]``: prints the report; the exit status is 1 when a
+    check failed, 2 for a bad argument."""
+    parser = argparse.ArgumentParser(prog="python3 -m qa.smoke", description=DESCRIPTION)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    if error := url_error(args.url):
+        parser.error(error)
+    text, failure = report(
+        args.url,
+        compression=args.compression,
+        wait=args.wait,
+        timeout=args.timeout,
+        as_json=args.as_json,
+    )
+    print(text)
+    if failure:
+        print(failure, file=sys.stderr)
+        return 1
+    if not args.as_json:
+        print(f"{args.url}: all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,5 +1,6 @@
 """The model's fast tokenizer, from ``tokenizer.json`` or built from a legacy ``vocab.txt``."""
 
+import json
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
@@ -7,7 +8,8 @@ from tokenizers.models import WordPiece
 
 from qa.engine import DEFAULT_MAX_SEQ_LEN, SpecialTokens
 from qa.errors import ModelLoadError
-from qa.model_files import read_json
+from qa.model_files import LEGACY_TOKENIZER_FILES, read_json
+from qa.model_inputs import bert_normalized, check_question_first, model_inputs
 
 # A sentence any English WordPiece vocabulary covers: a tokenizer that maps it mostly to the
 # unknown token was built wrongly (e.g. a vocab file silently ignored).
@@ -19,16 +21,26 @@ def _token_text(value) -> str | None:
     return value.get("content") if isinstance(value, dict) else value
 
 
-def _wordpiece_tokenizer(vocab: Path, *, lowercase: bool, special: dict[str, str]) -> Tokenizer:
+def _bert_normalizer(config: dict, *, clean_text: bool = True) -> normalizers.BertNormalizer:
+    """BERT's normalizer as v4's BERT-family tokenizers set it from their settings, each
+    defaulting as their classes do (lowercase, accents stripped when lowercasing, CJK characters
+    split apart)."""
+    return normalizers.BertNormalizer(
+        clean_text=clean_text,
+        handle_chinese_chars=config.get("tokenize_chinese_chars", True),
+        strip_accents=config.get("strip_accents"),
+        lowercase=config.get("do_lower_case", True),
+    )
+
+
+def _wordpiece_tokenizer(vocab: Path, *, config: dict, special: dict[str, str]) -> Tokenizer:
     """The fast BERT tokenizer for a directory that has only ``vocab.txt``.
 
     Built from the tokenizers primitives directly, exactly as transformers converts a slow BERT
     tokenizer, rather than through a tokenizer class that might ignore the vocab file.
     """
     tokenizer = Tokenizer(WordPiece.from_file(str(vocab), unk_token=special["unk"]))
-    tokenizer.normalizer = normalizers.BertNormalizer(
-        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase
-    )
+    tokenizer.normalizer = _bert_normalizer(config)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     cls, sep = special["cls"], special["sep"]
     tokenizer.post_processor = processors.TemplateProcessing(
@@ -41,6 +53,23 @@ def _wordpiece_tokenizer(vocab: Path, *, lowercase: bool, special: dict[str, str
     return tokenizer
 
 
+def _converted_tokenizer(directory: Path) -> Tokenizer:
+    """The fast tokenizer transformers' own converters make of a legacy layout (vocab.json and
+    merges.txt, or a SentencePiece model): done when baking, which writes it to tokenizer.json,
+    so that serving never needs transformers or sentencepiece. Raises ModelLoadError where
+    transformers is not installed (the torch-free runtime: bake the model first)."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError as error:
+        raise ModelLoadError(
+            "The model's tokenizer has no tokenizer.json: bake the model (manage.py bake_model) "
+            "to convert its legacy files.",
+            str(error),
+        ) from error
+    converted = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    return Tokenizer.from_str(converted.backend_tokenizer.to_str())
+
+
 def tokenizer_config(directory: Path) -> dict:
     """The tokenizer's settings and special tokens, from whichever of the two files exist."""
     config = read_json(directory / "tokenizer_config.json")
@@ -51,11 +80,12 @@ def tokenizer_config(directory: Path) -> dict:
 def load_tokenizer(directory: Path) -> tuple[Tokenizer, SpecialTokens, int | None]:
     """The fast tokenizer, its [CLS]/[PAD] ids and the longest input it declares (if any).
 
-    Raises ModelLoadError if there is no tokenizer, it cannot be read, or it does not tokenize.
+    Raises ModelLoadError if there is no tokenizer, it cannot be read, it does not tokenize,
+    or it puts the context first (qa.model_inputs.check_question_first).
     """
     config = tokenizer_config(directory)
-    if config.get("padding_side", "right") != "right":
-        raise ModelLoadError("Only tokenizers that put the question first are supported.")
+    model_config = read_json(directory / "config.json")
+    check_question_first(model_inputs(config, model_config))
     special = {
         name: _token_text(config.get(f"{name}_token")) or default
         for name, default in [
@@ -71,16 +101,26 @@ def load_tokenizer(directory: Path) -> tuple[Tokenizer, SpecialTokens, int | Non
             tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
         elif (directory / "vocab.txt").is_file():
             tokenizer = _wordpiece_tokenizer(
-                directory / "vocab.txt",
-                lowercase=config.get("do_lower_case", True),
-                special=special,
+                directory / "vocab.txt", config=config, special=special
             )
+        elif any((directory / name).is_file() for name in LEGACY_TOKENIZER_FILES):
+            tokenizer = _converted_tokenizer(directory)
         else:
-            raise ModelLoadError("The model has no tokenizer (tokenizer.json or vocab.txt).")
+            raise ModelLoadError(
+                "The model has no tokenizer (tokenizer.json, vocab.txt, or "
+                + ", ".join(LEGACY_TOKENIZER_FILES)
+                + ")."
+            )
     except ModelLoadError:
         raise
     except Exception as error:
         raise ModelLoadError("The tokenizer files could not be read.", str(error)) from error
+    if bert_normalized(config, model_config) and isinstance(
+        tokenizer.normalizer, normalizers.BertNormalizer
+    ):
+        # v4's BERT-family classes override tokenizer.json's normalizer with their settings.
+        state = json.loads(tokenizer.normalizer.__getstate__())
+        tokenizer.normalizer = _bert_normalizer(config, clean_text=state.get("clean_text", True))
     ids = {name: tokenizer.token_to_id(token) for name, token in special.items()}
     if ids["cls"] is None or ids["pad"] is None:
         raise ModelLoadError("The tokenizer has no classifier or padding token.")

@@ -52,27 +52,26 @@ def index(request):
         initial={name: value for name, value in example.items() if name in AskForm.base_fields},
     )
     result = unavailable = None
+    loading = False
     if form.is_valid():
         try:
             [result] = services.answer_questions(questions=[form.cleaned_data])
         except InvalidQuestion as error:
             form.add_error(error.field if error.field in form.fields else None, str(error))
         except ModelUnavailable as error:
-            unavailable = str(error)
-    if result:  # a copy with percentages: the service's dicts are what the API returns
-        result = {
-            **result,
-            "percent": percent(result["score"]),
-            "answers": [{**a, "percent": percent(a["score"])} for a in result["answers"]],
-        }
+            unavailable = error
+            loading = services.model_status()["state"] != ModelState.FAILED
+    if result:
+        result = shown_result(result)
     context = form.cleaned_data.get("context", "") if result else ""
-    return render(
+    response = render(
         request,
         "qa/index.html",
         {
             "form": form,
             "result": result,
             "unavailable": unavailable,
+            "loading": loading,
             "before": context[: result["start"]] if result else "",
             "after": context[result["end"] :] if result else "",
             "max_question_chars": settings.QA_MAX_QUESTION_CHARS,
@@ -81,6 +80,24 @@ def index(request):
         },
         status=503 if unavailable else 200,
     )
+    if unavailable:
+        response["Retry-After"] = str(unavailable.retry_after)
+    return response
+
+
+def shown_result(result: dict) -> dict:
+    """A copy of a service result (the API's dict) with what the page shows: percentages, the
+    runners-up worth listing (``listed``: those that round to 1% or more) and how many others
+    there are (``unlisted``). qa/static/qa/ask.js does the same."""
+    answers = [{**answer, "percent": percent(answer["score"])} for answer in result["answers"]]
+    listed = [answer for answer in answers[1:] if answer["percent"] > 0]
+    return {
+        **result,
+        "percent": percent(result["score"]),
+        "answers": answers,
+        "listed": listed,
+        "unlisted": len(answers) - 1 - len(listed),
+    }
 
 
 index.allowed_methods = INDEX_METHODS  # a 405 before CSRF: qasite.middleware

@@ -34,10 +34,10 @@ from django.core.cache import caches
 from django.core.management.utils import get_random_secret_key
 from django.core.wsgi import get_wsgi_application
 
-from qa import metrics
-from qa.errors import ModelLoadError
+from qa import metrics, services
+from qa.errors import ModelLoadError, ModelUnavailable
 from qa.examples import KIT_HO
-from qa.origin import forget_secrets, proxy_secrets
+from qa.origin import proxy_secrets, refresh_secrets
 from qa.services import lazy_answerer
 from qasite.lambda_environ import replace_lone_surrogates, with_corrected_environ
 from qasite.lambda_observability import (
@@ -135,10 +135,11 @@ def after_restore() -> None:
     Python's random generator, and Django's secret key when init generated it (no
     DJANGO_SECRET_KEY). Randomness from the operating system (``secrets``, ``uuid4``) is fresh
     in each instance anyway. Also Powertools' cold-start flag, the metrics init and priming
-    recorded (not this instance's), and the origin secrets read at init (read again now, so a
-    rotation since the snapshot counts, and no request waits for SSM). Source: AWS Lambda's
-    guide, "Handling uniqueness with Lambda SnapStart"; the runtime calls this after each
-    restore.
+    recorded (not this instance's), and the origin secrets read at init: read again now, so a
+    rotation since the snapshot counts and no request waits for SSM, with the SSM client init
+    built, within qa.origin.READ_BOUND seconds (Lambda fails a restore whose hooks pass 10 s);
+    the snapshot's secrets stay in use should SSM fail. Source: AWS Lambda's guide, "Handling
+    uniqueness with Lambda SnapStart"; the runtime calls this after each restore.
     """
     global _cold
     _cold = True
@@ -149,8 +150,7 @@ def after_restore() -> None:
     random.seed()
     if not os.environ.get("DJANGO_SECRET_KEY"):
         settings.SECRET_KEY = get_random_secret_key()
-    forget_secrets()
-    proxy_secrets()
+    refresh_secrets()
 
 
 try:
@@ -166,6 +166,12 @@ else:
 def is_keep_warm(event: dict) -> bool:
     """A scheduled EventBridge ping (or the equivalent custom event serverless.yml sends)."""
     return event.get("source") == "aws.events" or event.get("keep_warm") is True
+
+
+def is_measure(event: dict) -> bool:
+    """A direct invocation asking for the instance's CPU and latency (qa.services.measure):
+    ``aws lambda invoke --payload '{"measure": true}'``, which no HTTP request can send."""
+    return event.get("measure") is True and "requestContext" not in event
 
 
 def request_line(event: dict) -> tuple[str, str]:
@@ -194,6 +200,11 @@ def handler(event: dict, context) -> dict:
     global _cold
     if is_keep_warm(event):
         return {"warm": True}
+    if is_measure(event):
+        try:
+            return services.measure()
+        except ModelUnavailable as error:
+            return {"error": str(error)}
     cold, _cold = _cold, False
     return serve(event, context, cold_start=cold)
 

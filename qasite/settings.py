@@ -273,6 +273,7 @@ LOGGING = {
         "withhold_messages": {"()": "qa.log_filters.WithholdExceptionMessages"},
         "drop_no_loss_notice": {"()": "qa.log_filters.DropNoLossNotice"},
         "summarize_request": {"()": "qa.log_filters.SummarizeRequest"},
+        "redact_secrets": {"()": "qa.log_filters.RedactSecrets"},
     },
     "formatters": {  # only the one in use: the JSON one imports Powertools
         "console": {"format": "%(message)s"}
@@ -286,7 +287,7 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "filters": ["withhold_messages", "summarize_request"],
+            "filters": ["withhold_messages", "summarize_request", "redact_secrets"],
             "formatter": "console",
         },
     },
@@ -297,6 +298,10 @@ LOGGING = {
         "django.security.csrf": {"filters": ["summarize_request"]},
         # transformers logs through its own handler; this filter sits on the logger itself.
         "transformers.modeling_utils": {"filters": ["drop_no_loss_notice"]},
+        # At DEBUG the AWS SDK and its HTTP client log whole requests and answers: signed
+        # headers, the session token, SSM's decrypted values. Never below INFO, whatever
+        # DJANGO_LOG_LEVEL says (and qa.log_filters.RedactSecrets would redact them anyway).
+        **{name: {"level": "INFO"} for name in ["boto3", "botocore", "s3transfer", "urllib3"]},
     },
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
 }

@@ -4,7 +4,9 @@ Importing this module has side effects, on purpose: it builds the WSGI applicati
 a timer thread. The model loads in a background thread once the first response has gone out, or
 after IDLE_SECONDS without any request: loading holds the interpreter (importing the engine's
 libraries, perhaps exporting a graph), and the first visitor's page should not wait behind it. A
-request that needs the model sooner loads it itself, or waits for the load under way.
+request that needs the model sooner loads it itself, or waits for the load under way: the
+process has one model holder (qa.services.lazy_answerer), which loads the model once, whichever
+thread asks first.
 """
 
 import os
@@ -20,13 +22,19 @@ application = get_wsgi_application()
 from qa.services import lazy_answerer  # noqa: E402  (needs the settings configured above)
 
 IDLE_SECONDS = 2.0
-_load_started = threading.Event()
+_load_started = False
+_start_lock = threading.Lock()
 
 
 def start_loading_the_model(**_) -> None:
-    if not _load_started.is_set():
-        _load_started.set()
-        lazy_answerer().load_in_background()
+    """Starts the background load, the first time only (request threads and the idle timer may
+    call it at once)."""
+    global _load_started
+    with _start_lock:
+        if _load_started:
+            return
+        _load_started = True
+    lazy_answerer().load_in_background()
 
 
 request_finished.connect(start_loading_the_model)

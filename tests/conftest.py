@@ -1,6 +1,7 @@
-"""Shared fixtures: a tiny random BERT QA model built here, in both on-disk layouts, and the
-real trained model and SQuAD sample from ../shared when they are there."""
+"""Shared fixtures: a tiny random BERT QA model built here, in both on-disk layouts, the real
+trained model and SQuAD sample from ../shared when they are there, and SSM on loopback."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -11,7 +12,17 @@ from pathlib import Path
 import pytest
 
 from bench.squad import load_questions
-from tests.helpers import REAL_MODEL, SPECIAL_TOKENS, SQUAD_SAMPLE, garble, tiny_vocab, truncate
+from tests.helpers import (
+    AWS_TEST_ENVIRONMENT,
+    REAL_MODEL,
+    SPECIAL_TOKENS,
+    SQUAD_SAMPLE,
+    SSM_PARAMETER,
+    fake_ssm,
+    garble,
+    tiny_vocab,
+    truncate,
+)
 
 # No test may reach the network: a hub id fails at once instead of trying to download.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -90,9 +101,53 @@ def fresh_model_holder():
     one test to the next. A model loaded again comes from the graph cache, quickly."""
     from qa import services
 
-    services._lazy_answerer.cache_clear()
+    services._holders.clear()
     yield
-    services._lazy_answerer.cache_clear()
+    services._holders.clear()
+
+
+@pytest.fixture(autouse=True)
+def nothing_withheld_from_logs(monkeypatch):
+    """Each test starts with no secret the log filters replace (qa.log_filters.keep_out_of_logs)
+    and leaves none behind: a secret a test read would otherwise blot its words out of the next
+    tests' records."""
+    from qa import log_filters
+
+    monkeypatch.setattr(log_filters, "_withheld", set())
+
+
+@pytest.fixture
+def aws_environment(monkeypatch, settings):
+    """boto3 with dummy credentials (tests.helpers.AWS_TEST_ENVIRONMENT), no AWS configuration
+    file and no instance metadata; settings name the origin secret's SSM parameter,
+    SSM_PARAMETER, and qa.origin starts with no secret read and builds its SSM provider again
+    (and drops it after the test)."""
+    from qa import origin
+
+    for name, value in AWS_TEST_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    settings.QA_PROXY_SECRET_PARAMETER = SSM_PARAMETER
+    settings.QA_PROXY_SECRET = "ignored when a parameter is named"
+    monkeypatch.setattr(origin, "_last_fetched", [])
+    monkeypatch.setattr(origin, "_retry_at", 0.0)
+    origin.ssm_provider.cache_clear()
+    yield
+    origin.ssm_provider.cache_clear()
+
+
+@pytest.fixture
+def local_ssm(aws_environment, monkeypatch):
+    """Starts a fake SSM endpoint on loopback (tests.helpers.fake_ssm) and points boto3 at it
+    (AWS_ENDPOINT_URL_SSM): ``local_ssm(*answers)`` returns its FakeSSM. Stopped after the
+    test."""
+    with contextlib.ExitStack() as running:
+
+        def start(*answers):
+            fake = running.enter_context(fake_ssm(*answers))
+            monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", fake.url)
+            return fake
+
+        yield start
 
 
 @pytest.fixture
@@ -143,6 +198,21 @@ def baked_model_dir(tmp_path_factory, legacy_model_dir) -> Path:
 
     directory = tmp_path_factory.mktemp("baked-model")
     save_for_serving(legacy_model_dir, directory, name="tiny/legacy", revision=None)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def int8_model_dir(tmp_path_factory, baked_model_dir) -> Path:
+    """The baked tiny model with its graph quantized to int8 (qa.quantization.quantize_int8) and
+    recorded so, as ``bake_model --quantize int8`` leaves it (without its quality gate)."""
+    from qa.quantization import quantize_int8
+
+    directory = tmp_path_factory.mktemp("int8-model")
+    shutil.copytree(baked_model_dir, directory, dirs_exist_ok=True)
+    quantize_int8(baked_model_dir / "model.onnx", directory / "model.onnx")
+    record = json.loads((directory / "source.json").read_text())
+    record["quantization"] = "int8"
+    (directory / "source.json").write_text(json.dumps(record))
     return directory
 
 
@@ -258,6 +328,21 @@ def image_template(tmp_path_factory) -> tuple[Path, dict]:
     from tests.deploying import packaged
 
     return packaged(tmp_path_factory.mktemp("sls-image"), "package=image")
+
+
+@pytest.fixture(scope="session")
+def reference_python() -> str:
+    """The Python of transformers v4.57.6 (bench/.venv-ref, the benchmark's reference, created
+    on first use from the local wheels): the source of every reference answer."""
+    import subprocess
+
+    from bench import run
+
+    try:
+        run.ensure_reference_venv()
+    except (OSError, subprocess.CalledProcessError) as error:
+        pytest.skip(f"the reference virtualenv (transformers 4.57.6) cannot be built: {error}")
+    return run.REF_PYTHON
 
 
 @pytest.fixture(scope="session")

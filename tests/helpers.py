@@ -1,8 +1,10 @@
 """Helpers shared by test modules (fixtures live in conftest.py): where the real model is, the
 tiny model's words, what the runtime tree keeps and drops, invoking the Lambda handler in process
 or with X-Ray tracing on, what the console log handler writes, a page's links, model files broken,
-a question as heavy as one call may take, and a model forward that scores "no answer" best."""
+a question as heavy as one call may take, a model forward that scores "no answer" best, a fake
+SSM endpoint on loopback, and waiting for every gunicorn worker's model."""
 
+import contextlib
 import io
 import json
 import logging
@@ -10,6 +12,9 @@ import re
 import socket
 import subprocess
 import textwrap
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +24,24 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 REAL_MODEL = SHARED / "models" / "qa-minilm-squad"
 SQUAD_SAMPLE = SHARED / "data" / "squad-v1.1-dev-sample.json"
+# The bound of a test's wait for a server or a model: far beyond what it takes (seconds), so that a
+# busy machine makes a test slower, never failed; reaching it means a hang, reported as one.
+PATIENCE = 600
+# What qa.lazy logs once a process has its model (at INFO, on the console handler).
+MODEL_LOADED = "QA model loaded in "
+
+
+def wait_for_every_worker(server: subprocess.Popen, log: Path, workers: int) -> None:
+    """Waits until each of the ``workers`` of the gunicorn ``server`` (its output in ``log``) has
+    its model loaded, as each logs once (qasite.wsgi loads it in the background when idle): one
+    worker's health saying "ready" says nothing of the other's. Fails at once, with the log, if
+    gunicorn exits or a load fails; after PATIENCE seconds, as a hang."""
+    deadline = time.monotonic() + PATIENCE
+    while (output := log.read_text(errors="replace")).count(MODEL_LOADED) < workers:
+        assert server.poll() is None, f"gunicorn exited ({server.returncode}):\n{output}"
+        assert "QA model failed to load" not in output, output
+        assert time.monotonic() < deadline, f"not every worker loaded in {PATIENCE} s:\n{output}"
+        time.sleep(0.1)
 
 
 def runtime_tree(kind: str) -> list[str]:
@@ -114,7 +137,7 @@ def traced_twice(python: list[str], event: Path, environment: dict, cwd: Path):
         env={**environment, **tracing},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=PATIENCE,
     )
     assert result.returncode == 0, result.stderr
     datagrams = json.loads(result.stdout.splitlines()[-1])
@@ -176,3 +199,144 @@ def rust_panic() -> BaseException:
     except BaseException as panic:  # noqa: B036 (what is caught is the point)
         return panic
     raise AssertionError("tokenizers no longer panics here")
+
+
+# --- SSM Parameter Store on loopback ---------------------------------------------------------
+
+# The origin secret's parameter in the tests that read it from SSM (a stub or a fake endpoint).
+SSM_PARAMETER = "/qasite/prod/origin-secret"
+# Dummy credentials for a botocore client pointed at a fake endpoint: the session token and the
+# secret key are markers a log must never show.
+AWS_TEST_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "AKIAQASITETESTKEY000",
+    "AWS_SECRET_ACCESS_KEY": "-".join(["test", "secret", "access", "key", "Wq9e"]),
+    "AWS_SESSION_TOKEN": "IQoJb3JpZ2luX2VjEHQaCWV1LXdlc3QtMSJGMEQCIGZha2Utc2Vzc2lvbi10b2tlbg==",
+    "AWS_REGION": "eu-west-1",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+def get_parameter_answer(name: str, value: str) -> tuple[int, dict]:
+    """SSM's answer to GetParameter(WithDecryption=True) of the SecureString ``name``: (HTTP
+    status, JSON body), shaped as the service sends it."""
+    return 200, {
+        "Parameter": {
+            "ARN": f"arn:aws:ssm:eu-west-1:123456789012:parameter{name}",
+            "DataType": "text",
+            "LastModifiedDate": 1.7e9,
+            "Name": name,
+            "Type": "SecureString",
+            "Value": value,
+            "Version": 3,
+        }
+    }
+
+
+def ssm_error(status: int, code: str) -> tuple[int, dict]:
+    """An error SSM answers with (HTTP status, JSON body in the awsJson1.1 protocol)."""
+    return status, {"__type": code, "message": f"{code} (fake SSM)"}
+
+
+class FakeSSM:
+    """What the fake endpoint received, and what it answers: ``answers`` in turn (the last one
+    again and again); ``None`` accepts the request and never answers."""
+
+    def __init__(self, answers: list):
+        self.url = ""
+        self.answers = answers
+        self.requests: list[tuple[dict, bytes]] = []  # (headers, body) of each request
+        self.peers: list[tuple[str, int]] = []  # the client's address and port, of each
+
+    def next_answer(self):
+        return self.answers[min(len(self.requests), len(self.answers)) - 1]
+
+
+@contextlib.contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler], release: threading.Event):
+    """An HTTP server on 127.0.0.1 answering with ``handler`` in threads; yields its URL. On
+    exit, ``release`` is set (for handlers waiting on it) and the server stops."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+
+
+class _Answering(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as AWS's endpoints
+
+    def answer(self, status: int, payload: dict, content_type: str) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-amzn-RequestId", "00000000-0000-4000-8000-000000000000")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):  # not on stderr
+        pass
+
+
+@contextlib.contextmanager
+def fake_ssm(*answers):
+    """An SSM endpoint on 127.0.0.1 for ``AWS_ENDPOINT_URL_SSM`` (or a client's
+    ``endpoint_url``): each answer is (status, JSON body), as get_parameter_answer or ssm_error
+    give, or None for one that accepts the connection, reads the request and never answers
+    (until the block ends). Yields a FakeSSM."""
+    release = threading.Event()
+    fake = FakeSSM(list(answers))
+
+    class Handler(_Answering):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            fake.requests.append((dict(self.headers), body))
+            fake.peers.append(self.client_address)
+            answer = fake.next_answer()
+            if answer is None:
+                release.wait()
+            else:
+                self.answer(*answer, "application/x-amz-json-1.1")
+
+    with _serving(Handler, release) as fake.url:
+        yield fake
+
+
+# As Lambda's runtime gives a SnapStart function its credentials: a local endpoint, read with a
+# token, instead of the three variables (the token and the keys are markers too).
+CONTAINER_CREDENTIALS = {
+    "AccessKeyId": "ASIAQASITECONTAINER0",
+    "SecretAccessKey": "-".join(["container", "secret", "key", "Hm3t"]),
+    "Token": "IQoJb3JpZ2luX2VjEHcontainer+session/token+Jx5Q==",
+    "Expiration": "2099-01-01T00:00:00Z",
+}
+CONTAINER_AUTHORIZATION_TOKEN = "-".join(["container", "authorization", "token", "Vb8r"])
+
+
+@contextlib.contextmanager
+def container_credentials():
+    """Lambda's credentials endpoint on 127.0.0.1: yields the environment that points boto3 at
+    it (AWS_CONTAINER_CREDENTIALS_FULL_URI and its authorization token); it answers
+    CONTAINER_CREDENTIALS to a request that carries the token."""
+    release = threading.Event()
+
+    class Handler(_Answering):
+        def do_GET(self):
+            if self.headers.get("Authorization") == CONTAINER_AUTHORIZATION_TOKEN:
+                self.answer(200, CONTAINER_CREDENTIALS, "application/json")
+            else:
+                self.answer(403, {"message": "no token"}, "application/json")
+
+    with _serving(Handler, release) as url:
+        yield {
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{url}/2018-06-01/credentials",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN": CONTAINER_AUTHORIZATION_TOKEN,
+        }

@@ -15,7 +15,7 @@ import pytest
 
 from bench.run import free_port
 from qa.examples import KIT_HO
-from tests.helpers import REPO
+from tests.helpers import PATIENCE, REPO
 from tests.lambda_events import CLOUDFRONT, CSRF_SECRET, FORM, make_event
 
 RIE = REPO / "build" / "tools" / "samcli" / "local" / "rapid" / "aws-lambda-rie-x86_64"
@@ -53,6 +53,15 @@ def lambda_environment(task_root: Path, home: Path, **variables: str) -> dict:
     }
 
 
+def listening(port: int) -> bool:
+    """Whether something accepts connections on loopback's ``port``."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def emulator(task_root: Path, home: Path, **variables: str):
     """The tree served by the emulator running ``python3.12 -m awslambdaric`` on the handler, as
@@ -83,19 +92,20 @@ def emulator(task_root: Path, home: Path, **variables: str):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    deadline = time.monotonic() + PATIENCE
+    while not listening(port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            output = process.communicate()[0].decode()
+            pytest.fail(f"the emulator never listened on port {port}:\n{output}")
+        time.sleep(0.05)
     url = f"http://127.0.0.1:{port}/2015-03-31/functions/function/invocations"
     cold_start = []
 
     def invoke(event: dict) -> dict:
         request = urllib.request.Request(url, data=json.dumps(event).encode(), method="POST")
-        with urllib.request.urlopen(request, timeout=60) as response:
+        # The first invocation runs the init phase too (the model loads): PATIENCE bounds both.
+        with urllib.request.urlopen(request, timeout=PATIENCE) as response:
             answer = json.loads(response.read())
         cold_start.append(time.perf_counter() - started)
         return answer

@@ -1,5 +1,9 @@
 """What every answer must satisfy, and Hypothesis strategies for the inputs that must get one
-(or a clear refusal): any Unicode text within the limits, and any valid options."""
+(or a clear refusal): any Unicode text within the limits, and any valid options. And texts with
+any line endings and blank ends, as a table and a strategy, with a stand-in service that shows
+whether each reached it as it was given."""
+
+import re
 
 from hypothesis import strategies as st
 
@@ -63,3 +67,75 @@ def assert_consistent_answers(context: str, answers: list[dict], top_k: int) -> 
             assert answer["answer"]  # the only empty answer is the no-answer
     texts = [(answer["answer"].lower(), answer["no_answer"]) for answer in answers]
     assert len(set(texts)) == len(texts)
+
+
+# Line endings and blanks as texts arrive from files, terminals, browsers and other systems.
+LINE_BREAKS = ["\n", "\r\n", "\r", "\r\r\n", "\n\r"]
+BLANKS = st.lists(st.sampled_from([" ", "\t", *LINE_BREAKS]), max_size=6).map("".join)
+
+
+def line_ended_texts(*, unique_words: bool = False) -> st.SearchStrategy[str]:
+    """Words (each once, if ``unique_words``) on lines ended by any mix of LF, CRLF and CR, with
+    blanks (line breaks included) before and after: text whose offsets shift if any layer
+    translates line endings or strips the ends."""
+    separator = st.sampled_from([" ", *LINE_BREAKS]) | BLANKS.filter(bool)
+    words = st.lists(
+        st.tuples(st.sampled_from(WORDS), separator),
+        min_size=1,
+        max_size=40,
+        unique_by=(lambda pair: pair[0]) if unique_words else None,
+    )
+    return st.builds(
+        lambda before, pairs, after: before + "".join(w + s for w, s in pairs).rstrip() + after,
+        BLANKS,
+        words,
+        BLANKS,
+    )
+
+
+def _lines(ending: str, inside: str = " ") -> str:
+    return (
+        f"Line one.{ending}Line two.{ending}I am Kit-Ho{inside}Mak.{ending}I come from Hong Kong."
+    )
+
+
+# Contexts with CR, CRLF and mixed line endings, before and inside the answer, and blanks at the
+# ends, by name: (context, the answer's text in it). The answer is the only match of
+# ANSWER_PATTERN in its context.
+LINE_ENDING_CASES = {
+    "LF": (_lines("\n") + "\n", "Kit-Ho Mak"),
+    "CRLF": (_lines("\r\n") + "\r\n", "Kit-Ho Mak"),
+    "CR": (_lines("\r") + "\r", "Kit-Ho Mak"),
+    "mixed": ("Line one.\rLine two.\r\nI am Kit-Ho Mak.\nI come from Hong Kong.\r", "Kit-Ho Mak"),
+    "CRLF inside the answer": (_lines("\r\n", "\r\n"), "Kit-Ho\r\nMak"),
+    "CR inside the answer": (_lines("\r", "\r"), "Kit-Ho\rMak"),
+    "mixed inside the answer": (_lines("\n", "\r\n\r"), "Kit-Ho\r\n\rMak"),
+    "blank ends": ("\r\n \t\r\n  I am Kit-Ho Mak.\r\n\r\n\t ", "Kit-Ho Mak"),
+    "blank lines first": ("\n\r\n\r\r\nI am Kit-Ho Mak. I come from Hong Kong.", "Kit-Ho Mak"),
+}
+ANSWER_PATTERN = r"Kit-Ho\s+Mak"
+
+
+def answer_the_pattern(calls: list | None = None):
+    """A stand-in for qa.services.answer_questions that answers each question with the first
+    match of ANSWER_PATTERN in the context as it received it (recording the questions in
+    ``calls``): offsets that index the text as the user gave it only if no layer between the
+    user and the service changed that text."""
+
+    def answer_questions(*, questions):
+        results = []
+        for question in questions:
+            if calls is not None:
+                calls.append(question)
+            found = re.search(ANSWER_PATTERN, question["context"])
+            answer = {
+                "answer": found.group(),
+                "score": 0.5,
+                "start": found.start(),
+                "end": found.end(),
+                "no_answer": False,
+            }
+            results.append({**answer, "windows": 1, "answers": [answer]})
+        return results
+
+    return answer_questions

@@ -3,14 +3,29 @@ and an error printed once."""
 
 import io
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.core.management import CommandError, call_command
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
+from qa import services
 from qa.examples import KIT_HO
+from tests.properties import (
+    LINE_ENDING_CASES,
+    answer_the_pattern,
+    assert_consistent_answers,
+    line_ended_texts,
+)
 
 KIT_HO_CONTEXT = KIT_HO["context"]
 
@@ -49,7 +64,7 @@ def run(settings, model, command: list[str], stdin: str | None = None):
 
 def test_ask_prints_the_api_shape(tiny_model_settings):
     result = ask("What is my name?", "--context", KIT_HO_CONTEXT, "--top-k", "2")
-    assert set(result) == {"answer", "score", "start", "end", "no_answer", "answers"}
+    assert set(result) == {"answer", "score", "start", "end", "no_answer", "windows", "answers"}
     assert KIT_HO_CONTEXT[result["start"] : result["end"]] == result["answer"]
     assert len(result["answers"]) == 2  # the context has far more than two spans
 
@@ -106,10 +121,103 @@ def test_ask_reads_the_context_from_a_file(tiny_model_settings, tmp_path):
     assert (KIT_HO_CONTEXT * 50)[result["start"] : result["end"]] == result["answer"]
 
 
+def stdin_of(data: bytes) -> io.TextIOWrapper:
+    """Standard input holding ``data``, as a text stream that would translate line endings and
+    decode in Latin-1 if read as text (as a Windows console, or a Latin-1 locale, does)."""
+    return io.TextIOWrapper(io.BytesIO(data), encoding="latin-1", newline=None)
+
+
 def test_ask_reads_the_context_from_stdin(tiny_model_settings, monkeypatch):
-    monkeypatch.setattr(sys, "stdin", io.StringIO(KIT_HO_CONTEXT))
+    monkeypatch.setattr(sys, "stdin", stdin_of(KIT_HO_CONTEXT.encode()))
     result = ask("What is my name?", "--allow-no-answer")
     assert KIT_HO_CONTEXT[result["start"] : result["end"]] == result["answer"]
+
+
+@pytest.mark.parametrize("source", ["--context", "--context-file", "stdin", "--context-file -"])
+@pytest.mark.parametrize("case", list(LINE_ENDING_CASES))
+def test_every_source_gives_the_context_as_it_is(monkeypatch, tmp_path, source, case):
+    """Offsets index the text as given, CR, CRLF, blank ends and all: a file is read without
+    newline translation, stdin as its bytes (in UTF-8, whatever the locale), an argument as it
+    is. ("é" first: one character, two bytes.)"""
+    context, expected = LINE_ENDING_CASES[case]
+    context = "é " + context
+    calls = []
+    monkeypatch.setattr(services, "answer_questions", answer_the_pattern(calls))
+    monkeypatch.setattr(sys, "stdin", stdin_of(context.encode()))
+    path = tmp_path / "context.txt"
+    path.write_bytes(context.encode())
+    args = {
+        "--context": ["--context", context],
+        "--context-file": ["--context-file", str(path)],
+        "stdin": [],
+        "--context-file -": ["--context-file", "-"],
+    }[source]
+    result = ask("What is my name?", *args)
+    assert calls[0]["context"] == context
+    assert context[result["start"] : result["end"]] == result["answer"] == expected
+
+
+@hypothesis_settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(context=line_ended_texts(), from_file=st.booleans())
+def test_any_line_endings_from_a_file_or_stdin_get_offsets_into_the_text(
+    tiny_model_settings, context, from_file
+):
+    """The real engine: whatever mix of LF, CRLF and CR, and blanks at the ends, the answers index
+    the text as it was in the file or on stdin."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory, "context.txt")
+        path.write_bytes(context.encode())
+        with mock.patch.object(sys, "stdin", stdin_of(context.encode())):
+            args = ["--context-file", str(path)] if from_file else []
+            result = ask("What is my name?", *args, "--top-k", "3")
+    assert_consistent_answers(context, result["answers"], 3)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("--context", "Cannot read --context: it is not UTF-8 text (byte 0xe9 at offset 3)."),
+        ("--context-file", "it is not UTF-8 text (byte 0xe9 at offset 3)."),
+        ("stdin", "Cannot read standard input: it is not UTF-8 text (byte 0xe9 at offset 3)."),
+        ("question", "Cannot read the question: it is not UTF-8 text (byte 0xe9 at offset 3)."),
+    ],
+)
+def test_text_that_is_not_utf8_is_refused_saying_where(monkeypatch, tmp_path, source, message):
+    """Latin-1 bytes, from any source: a message that names the source and the byte, not a
+    complaint about "surrogate characters" (how Python keeps undecodable argument bytes)."""
+    latin1 = "café Kit-Ho Mak".encode("latin-1")
+    path = tmp_path / "latin1.txt"
+    path.write_bytes(latin1)
+    monkeypatch.setattr(sys, "stdin", stdin_of(latin1))
+    as_argument = os.fsdecode(latin1)  # as Python hands such bytes in sys.argv
+    question, args = "Who?", []
+    if source == "question":
+        question, args = as_argument, ["--context", KIT_HO_CONTEXT]
+    elif source == "--context":
+        args = ["--context", as_argument]
+    elif source == "--context-file":
+        args = ["--context-file", str(path)]
+    with pytest.raises(CommandError, match=re.escape(message)):
+        ask(question, *args)
+
+
+def test_the_issues_crlf_file_is_answered_at_its_own_offsets(settings, real_model_dir, tmp_path):
+    """The issue's example, as a shell runs it with the real model: the file, stdin and the
+    argument all give 27-37, where the file holds "Kit-Ho Mak" (reading the file in text mode
+    gave 25-35: "m Kit-Ho M")."""
+    context = "Line one.\r\nLine two.\r\nI am Kit-Ho Mak.\r\nI come from Hong Kong.\r\n"
+    path = tmp_path / "f.txt"
+    path.write_bytes(context.encode())
+    question = [*MANAGE_ASK, "What is my name?", "--format", "json"]
+    sources = [(["--context-file", str(path)], None), ([], context), (["--context", context], None)]
+    for args, stdin in sources:
+        result = run(settings, real_model_dir, question + args, stdin=stdin)
+        assert result.returncode == 0, result.stderr
+        answer = json.loads(result.stdout)
+        assert (answer["answer"], answer["start"], answer["end"]) == ("Kit-Ho Mak", 27, 37)
+        assert path.read_bytes().decode()[27:37] == "Kit-Ho Mak"
 
 
 @pytest.mark.parametrize(
@@ -193,3 +301,50 @@ def test_make_ask_hands_the_model_path_over_verbatim(settings, modern_model_dir,
     finished = run(settings, model, [*MAKE_ASK, "QUESTION=Who?", f"CONTEXT={KIT_HO_CONTEXT}"])
     assert finished.returncode == 0, finished.stderr
     assert json.loads(finished.stdout)["answers"]
+
+
+ASK_USAGE = 'usage: make ask QUESTION="..." [CONTEXT="..."] [ASK="--top-k 3 --allow-no-answer"]\n'
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="make is not installed")
+@pytest.mark.parametrize(
+    ("variables", "stdin", "command"),
+    [
+        # No question: make's usage line, never manage.py's field errors.
+        ([], "Kit", None),
+        (["QUESTION="], "Kit", None),
+        (["CONTEXT=Kit"], None, None),
+        (["QUESTION=   ", "CONTEXT=Kit"], None, None),
+        # The command's own errors (exit 1) and usage errors (exit 2), as it prints them.
+        (["QUESTION=Who?", "CONTEXT= "], None, ["Who?", "--context", " "]),
+        (["QUESTION=Who?"], "", ["Who?"]),
+        (
+            ["QUESTION=Who?", "CONTEXT=Kit", "ASK=--top-k 21"],
+            None,
+            ["Who?", "--context", "Kit", "--top-k", "21"],
+        ),
+        (
+            ["QUESTION=Who?", "CONTEXT=Kit", "ASK=--top-k x"],
+            None,
+            ["Who?", "--context", "Kit", "--top-k", "x"],
+        ),
+    ],
+)
+def test_make_ask_fails_as_the_command_does_with_makes_own_status(
+    settings, tmp_path, variables, stdin, command
+):
+    """`make ask` prints the command's error (or, without QUESTION, its usage line) and exits 2,
+    as make does whenever a command fails, after one line naming the command's own status (1
+    for an error, 2 for a usage error), which `manage.py ask` exits with. No model is loaded."""
+    model = tmp_path / "missing"
+    through_make = run(settings, model, [*MAKE_ASK, *variables], stdin=stdin)
+    assert through_make.returncode == 2 and through_make.stdout == ""
+    printed, makes_line = through_make.stderr.rsplit("make: *** ", 1)
+    if command is None:
+        assert printed == ASK_USAGE
+        assert makes_line.endswith("ask] Error 2\n")
+        return
+    direct = run(settings, model, [*MANAGE_ASK, *command], stdin=stdin)
+    assert direct.returncode in (1, 2)
+    assert printed == direct.stderr
+    assert makes_line.endswith(f"ask] Error {direct.returncode}\n")

@@ -85,6 +85,7 @@ def test_a_request_of_several_windows_gives_the_arena_back_afterwards(baked_mode
             runs.append((input_ids.shape, release_memory))
             return run(input_ids, *rest, release_memory=release_memory)
 
+        recorded.quantization = run.quantization
         return recorded
 
     monkeypatch.setattr(onnx, "session", recording_session)
@@ -132,3 +133,15 @@ def test_a_graph_of_another_kind_of_model_is_refused(tmp_path):
     )
     with pytest.raises(ModelLoadError, match="not a question-answering model"):
         session(tmp_path / "model.onnx", threads=1)
+
+
+def test_a_quantized_graph_runs_window_by_window_and_others_in_passes(
+    baked_model_dir, int8_model_dir, monkeypatch
+):
+    """The graph's own metadata (qasite.quantization) decides, not the directory it is in."""
+    chosen = []
+    monkeypatch.setattr(onnx, "window_by_window", lambda run: chosen.append("window") or run)
+    monkeypatch.setattr(onnx, "in_passes", lambda run, **_: chosen.append("passes") or run)
+    onnx.load(int8_model_dir / "model.onnx", {"hidden_size": 32}, threads=1)
+    onnx.load(baked_model_dir / "model.onnx", {"hidden_size": 32}, threads=1)
+    assert chosen == ["window", "passes"]

@@ -7,6 +7,7 @@ import torch
 from qa.backends import in_passes
 from qa.backends.torch import keep_scratch_memory, load, load_model, logits_module, numpy_logits
 from qa.model_files import read_config
+from qa.probes import probes
 
 
 def padded_batches(vocab_size: int):
@@ -23,8 +24,9 @@ def padded_batches(vocab_size: int):
 
 def test_traced_model_gives_exactly_the_logits_of_the_model_itself(tiny_model_dir):
     model = load_model(tiny_model_dir)
-    traced, takes_token_types = logits_module(model, trace=True)
-    eager, _ = logits_module(model, trace=False)
+    checked = probes(tiny_model_dir, read_config(tiny_model_dir))
+    traced, takes_token_types = logits_module(model, checked, trace=True)
+    eager, _ = logits_module(model, checked, trace=False)
     assert isinstance(traced, torch.jit.ScriptModule) and takes_token_types
     hidden = model.config.hidden_size
     for batch in padded_batches(model.config.vocab_size):
@@ -44,7 +46,7 @@ def test_a_model_that_cannot_be_traced_runs_as_it_is(modern_model_dir, monkeypat
     forward = load(
         modern_model_dir, read_config(modern_model_dir), threads=1, fast=False, trace=True
     )
-    assert "runs untraced: cannot trace this" in caplog.text
+    assert "runs untraced (RuntimeError: cannot trace this)" in caplog.text
     ids = np.array([[2, 20, 3, 30, 3]])
     assert forward(ids, np.ones_like(ids), np.zeros_like(ids))[0].shape == (1, 5)
 

@@ -2,6 +2,7 @@
 
 import io
 import json
+import shutil
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -46,9 +47,29 @@ def test_a_graph_that_disagrees_with_the_model_fails_the_command(
         raise GraphMismatch("the ONNX graph's logits differ from the model's by up to 1.0e-03")
 
     monkeypatch.setattr(baking, "export_onnx", mismatch)
-    with pytest.raises(CommandError, match="differ from the model's"):
+    with pytest.raises(CommandError, match="differ from the model's") as failure:
         bake("--model", str(legacy_model_dir), "--output", str(tmp_path / "baked"))
-    assert not (tmp_path / "baked" / "model.onnx").exists()
+    assert "Nothing was written to" in str(failure.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_tokenizer_that_puts_the_context_first_is_refused(modern_model_dir, tmp_path):
+    """XLNet's tokenizer pads on the left, a default of its class that save_pretrained does
+    not write: the class name alone says it (qa.model_inputs)."""
+    model = shutil.copytree(modern_model_dir, tmp_path / "model")
+    settings = json.loads((model / "tokenizer_config.json").read_text())
+    (model / "tokenizer_config.json").write_text(
+        json.dumps({**settings, "tokenizer_class": "XLNetTokenizer"})
+    )
+    with pytest.raises(CommandError, match="puts the context before the question"):
+        bake("--model", str(model), "--output", str(tmp_path / "baked"))
+    assert not (tmp_path / "baked").exists()
+
+
+def test_an_output_that_cannot_be_written_is_one_clear_error(legacy_model_dir, tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(CommandError, match="Choose an --output in a directory you can write"):
+        bake("--model", str(legacy_model_dir), "--output", str(tmp_path / "file" / "baked"))
 
 
 def test_the_default_source_is_the_qa_model_setting(settings, modern_model_dir, tmp_path):
@@ -104,3 +125,36 @@ def test_a_hub_model_is_downloaded_and_recorded_at_its_revision(
     model, revision = downloaded
     recorded = json.loads((tmp_path / "baked" / "source.json").read_text())
     assert recorded == {"model": model, "revision": revision}
+
+
+def test_quantize_int8_serves_the_int8_graph_records_it_and_health_reports_it(
+    legacy_model_dir, tmp_path, client, settings
+):
+    from qa import quantization
+
+    output = tmp_path / "baked"
+    report = bake("--model", str(legacy_model_dir), "--output", str(output), "--quantize", "int8")
+    assert "Quality gate (int8 against float32) passed:" in report
+    record = json.loads((output / "source.json").read_text())
+    assert record["quantization"] == "int8"
+    assert record["quality_gate"]["identical_share"] >= quantization.MIN_IDENTICAL
+    from qa.backends.onnx import session
+
+    assert session(output / "model.onnx", threads=1).quantization == "int8"
+    settings.QA_MODEL = str(output)
+    assert client.get("/api/health/").json()["quantization"] == "int8"
+
+
+def test_quantize_below_the_gate_fails_the_command(legacy_model_dir, tmp_path, monkeypatch):
+    from qa import quantization
+
+    monkeypatch.setattr(quantization, "MIN_IDENTICAL", 1.01)  # a bound no graph can meet
+    with pytest.raises(CommandError, match="fails the quality gate: .* probes"):
+        bake(
+            "--model", str(legacy_model_dir), "--output", str(tmp_path / "b"), "--quantize", "int8"
+        )
+
+
+def test_force_without_quantize_is_refused(legacy_model_dir, tmp_path):
+    with pytest.raises(CommandError, match="--force applies to --quantize only"):
+        bake("--model", str(legacy_model_dir), "--output", str(tmp_path / "b"), "--force")

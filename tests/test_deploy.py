@@ -8,7 +8,9 @@ import re
 import subprocess
 
 import pytest
+import yaml
 
+from qa import metrics
 from qasite.settings import env_bool
 from tests.deploying import (
     BIN,
@@ -18,6 +20,7 @@ from tests.deploying import (
     cfn_lint,
     package,
     packaged,
+    run_hook,
     run_package,
 )
 from tests.helpers import REPO
@@ -73,7 +76,9 @@ def test_default_is_the_zip_on_python312_with_snapstart_behind_an_alias(default_
 def test_function_runs_the_baked_model_with_chosen_limits(default_template, image_template):
     for template in (default_template, image_template):
         function = template[1]["Resources"]["WebLambdaFunction"]["Properties"]
-        assert function["Timeout"] < 30 and function["MemorySize"] == 2048
+        # 1,024 MB: bert-tiny's process is ~300 MB, and SnapStart's cache and restores are
+        # billed per GB (docs/operating.md, "Memory", is the command that measures it on AWS).
+        assert function["Timeout"] < 30 and function["MemorySize"] == 1024
         # No reservation by default: a new account's quota may not allow one (issue 12, item 1).
         assert "ReservedConcurrentExecutions" not in function
         variables = function["Environment"]["Variables"]
@@ -241,14 +246,46 @@ def test_cloudfront_defaults_ipv6_its_own_domain_no_web_acl(default_template):
 def test_http_api_throttles_logs_json_access_lines_without_query_strings(default_template):
     resources = default_template[1]["Resources"]
     stage = resources["HttpApiStage"]["Properties"]
-    assert stage["DefaultRouteSettings"] == {"ThrottlingRateLimit": 50, "ThrottlingBurstLimit": 100}
+    assert stage["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": 200,
+        "ThrottlingBurstLimit": 400,
+    }
     line = json.loads(stage["AccessLogSettings"]["Format"])
     assert line["path"] == "$context.path" and line["status"] == "$context.status"
     # No query string, header, address or body of the request.
     assert not [v for v in line.values() if re.search(r"query|header|sourceIp|body|userAgent", v)]
-    assert resources["HttpApiLogGroup"]["Properties"]["RetentionInDays"] == 14
-    assert resources["WebLogGroup"]["Properties"]["RetentionInDays"] == 14
+    for group in ("HttpApiLogGroup", "WebLogGroup"):
+        assert resources[group]["Properties"]["RetentionInDays"] == 14
+        # `serverless remove` keeps the logs.
+        assert resources[group]["DeletionPolicy"] == resources[group]["UpdateReplacePolicy"]
+        assert resources[group]["DeletionPolicy"] == "Retain"
     assert resources["WebEventsRuleSchedule1"]["Properties"]["State"] == "DISABLED"
+
+
+def test_a_daily_ping_keeps_the_snapstart_version_active(default_template, tmp_path):
+    """Lambda makes a SnapStart version Inactive after 14 days without an invocation, and it then
+    answers SnapStartNotReadyException: a ping a day through the alias keeps it active, unless
+    keepActive=false."""
+    resources = default_template[1]["Resources"]
+    daily = resources["WebEventsRuleSchedule2"]["Properties"]
+    assert daily["ScheduleExpression"] == "rate(1 day)" and daily["State"] == "ENABLED"
+    [alias] = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Alias"]
+    assert daily["Targets"][0]["Arn"] == alias_arn(alias["Name"])
+    off = json.loads(package(tmp_path, "keepActive=false").read_text())["Resources"]
+    assert off["WebEventsRuleSchedule2"]["Properties"]["State"] == "DISABLED"
+
+
+def test_old_versions_are_pruned_after_each_deploy_keeping_the_rollback_targets():
+    """serverless-prune-plugin (installed from package.json) deletes all but the newest
+    keepVersions versions after each deploy; it never deletes a version an alias names."""
+    config = yaml.safe_load((REPO / "serverless.yml").read_text())
+    assert "serverless-prune-plugin" in config["plugins"]
+    assert config["custom"]["prune"] == {"automatic": True, "number": "${param:keepVersions}"}
+    assert config["params"]["default"]["keepVersions"] == 3
+    package_json = json.loads((REPO / "package.json").read_text())
+    assert re.fullmatch(
+        r"\d+\.\d+\.\d+", package_json["devDependencies"]["serverless-prune-plugin"]
+    )
 
 
 def test_no_alarms_without_a_topic(default_template):
@@ -306,13 +343,32 @@ def test_everything_template_passes_cfn_lint(everything_template):
     cfn_lint(everything_template[0])
 
 
+def test_the_image_with_every_optional_part_passes_cfn_lint(tmp_path):
+    """The other package with every optional resource: what the zip's fixtures above do not
+    cover (each optional part is one parameter's, on or off: the zip with all of them, the zip
+    and the image with none, the gradual deployment with alarms and without are linted too)."""
+    path = package(
+        tmp_path,
+        "package=image",
+        f"domainName={DOMAIN}",
+        f"certificateArn={CERTIFICATE}",
+        f"webAclArn={WEB_ACL}",
+        f"alarmTopicArn={TOPIC}",
+        "tracing=true",
+        "keepActive=false",
+    )
+    cfn_lint(path)
+    resources = json.loads(path.read_text())["Resources"]
+    assert "SecurityHeadersPolicy" in resources and "ModelLoadFailuresAlarm" in resources
+
+
 def test_custom_domain_with_tls12_and_csrf_trusted(everything_template):
     config = distribution(everything_template[1])
     assert config["Aliases"] == [DOMAIN]
     assert config["ViewerCertificate"] == {
         "AcmCertificateArn": CERTIFICATE,
         "SslSupportMethod": "sni-only",
-        "MinimumProtocolVersion": "TLSv1.2_2021",
+        "MinimumProtocolVersion": "TLSv1.2_2025",
     }
     variables = everything_template[1]["Resources"]["WebLambdaFunction"]["Properties"][
         "Environment"
@@ -349,18 +405,17 @@ def test_alarms_notify_the_topic(everything_template):
         "FunctionThrottlesAlarm",
         "FunctionDurationAlarm",
         "HttpApi5xxAlarm",
+        "AccountConcurrencyAlarm",
+        "ModelLoadFailuresAlarm",
+        "ServerErrorsAlarm",
+        "DirectRequestsAlarm",
     }
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == alarm["OKActions"] == [TOPIC]
         assert alarm["TreatMissingData"] == "notBreaching"
-    for name, metric in [
-        ("FunctionErrorsAlarm", "Errors"),
-        ("FunctionThrottlesAlarm", "Throttles"),
-    ]:
-        assert alarms[name]["MetricName"] == metric and alarms[name]["Namespace"] == "AWS/Lambda"
-        assert alarms[name]["Dimensions"] == [
-            {"Name": "FunctionName", "Value": {"Ref": "WebLambdaFunction"}}
-        ]
+    errors = alarms["FunctionErrorsAlarm"]
+    assert errors["MetricName"] == "Errors" and errors["Namespace"] == "AWS/Lambda"
+    assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "WebLambdaFunction"}}]
     duration = alarms["FunctionDurationAlarm"]
     # p99 at 80% of the timeout (20 s here), in milliseconds.
     assert duration["ExtendedStatistic"] == "p99" and duration["Threshold"] == 16_000
@@ -372,6 +427,96 @@ def test_alarms_notify_the_topic(everything_template):
             {"Name": "ApiId", "Value": {"Ref": "HttpApi"}}
         ]
     assert "100 * errors / requests" in metrics["rate"]["Expression"]
+
+
+def metric_math(alarm: dict) -> dict[str, dict]:
+    return {metric["Id"]: metric for metric in alarm["Metrics"]}
+
+
+def test_the_throttle_alarm_wants_a_share_not_one_throttle(everything_template):
+    """A new account runs 10 instances at most: a burst throttles a few invocations and is no
+    incident. The alarm: over 5% of attempts throttled in 5 minutes, with at least 10."""
+    alarm = everything_template[1]["Resources"]["FunctionThrottlesAlarm"]["Properties"]
+    metrics = metric_math(alarm)
+    for name, metric in [("throttles", "Throttles"), ("invocations", "Invocations")]:
+        stat = metrics[name]["MetricStat"]
+        assert (
+            stat["Metric"]["MetricName"] == metric and stat["Metric"]["Namespace"] == "AWS/Lambda"
+        )
+        assert stat["Metric"]["Dimensions"] == [
+            {"Name": "FunctionName", "Value": {"Ref": "WebLambdaFunction"}}
+        ]
+        assert stat["Stat"] == "Sum"
+    [result] = [m for m in metrics.values() if m["ReturnData"]]
+    assert result["Expression"] == (
+        "IF(throttles >= 10, 100 * throttles / (throttles + invocations), 0)"
+    )
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (5, "GreaterThanThreshold")
+
+
+def test_the_concurrency_alarm_compares_the_account_s_usage_with_its_quota(everything_template):
+    alarm = everything_template[1]["Resources"]["AccountConcurrencyAlarm"]["Properties"]
+    metrics = metric_math(alarm)
+    usage = metrics["usage"]["MetricStat"]
+    assert usage["Metric"]["Namespace"] == "AWS/Usage" and usage["Stat"] == "Maximum"
+    assert {d["Name"]: d["Value"] for d in usage["Metric"]["Dimensions"]} == {
+        "Service": "Lambda",
+        "Type": "Resource",
+        "Resource": "ConcurrentExecutions",
+        "Class": "None",
+    }
+    [result] = [m for m in metrics.values() if m["ReturnData"]]
+    assert result["Expression"] == "100 * usage / SERVICE_QUOTA(usage)"
+    assert alarm["Threshold"] == 80
+
+
+def test_the_app_s_own_metrics_have_alarms_under_the_names_it_publishes(everything_template):
+    """The handler answers every failure itself, so Lambda's Errors sees none of a model that
+    fails to load: the app's ModelLoadFailures and ServerErrors do, in the namespace and with
+    the dimension qa/metrics.py publishes them with (and the 403s of requests without
+    CloudFront's secret, with its status dimension)."""
+    resources = everything_template[1]["Resources"]
+    service = [{"Name": "service", "Value": metrics.SERVICE}]
+    for name, metric, threshold, dimensions in [
+        ("ModelLoadFailuresAlarm", "ModelLoadFailures", 1, service),
+        ("ServerErrorsAlarm", "ServerErrors", 3, service),
+        (
+            "DirectRequestsAlarm",
+            "ClientErrors",
+            300,
+            [*service, {"Name": "status", "Value": "403"}],
+        ),
+    ]:
+        alarm = resources[name]["Properties"]
+        assert alarm["Namespace"] == metrics.NAMESPACE and alarm["MetricName"] == metric
+        assert alarm["Dimensions"] == dimensions and alarm["Statistic"] == "Sum"
+        assert alarm["Threshold"] == threshold
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    source = (REPO / "qa" / "services.py").read_text() + (REPO / "qa" / "metrics.py").read_text()
+    assert '"ModelLoadFailures"' in source and '"ServerErrors"' in source
+    assert 'name="status"' in source
+
+
+def test_cloudfront_s_own_answers_carry_the_app_s_security_headers(default_template):
+    """CloudFront's 403 (plain HTTP on /api/), WAF's 429 and its own 5xx come from no app: a
+    response headers policy adds the app's headers (settings), without overriding the app's."""
+    from django.conf import settings
+
+    resources = default_template[1]["Resources"]
+    config = distribution(default_template[1])
+    for behaviour in [config["DefaultCacheBehavior"], *config["CacheBehaviors"]]:
+        assert behaviour["ResponseHeadersPolicyId"] == {"Ref": "SecurityHeadersPolicy"}
+    headers = resources["SecurityHeadersPolicy"]["Properties"]["ResponseHeadersPolicyConfig"][
+        "SecurityHeadersConfig"
+    ]
+    assert all(header["Override"] is False for header in headers.values())
+    csp = "; ".join(f"{d} {' '.join(s)}" for d, s in settings.SECURE_CSP.items())
+    assert headers["ContentSecurityPolicy"]["ContentSecurityPolicy"] == csp
+    assert headers["ReferrerPolicy"]["ReferrerPolicy"] == settings.SECURE_REFERRER_POLICY
+    assert headers["FrameOptions"]["FrameOption"] == settings.X_FRAME_OPTIONS
+    hsts = headers["StrictTransportSecurity"]
+    assert hsts["AccessControlMaxAgeSec"] == 31_536_000
+    assert hsts["IncludeSubdomains"] is True and hsts["Preload"] is True
 
 
 @pytest.mark.parametrize(
@@ -397,12 +542,192 @@ def test_alarms_notify_the_topic(everything_template):
         (["package=lambda"], "expected zip or image"),
         (["tracing=Active"], "tracing=Active: expected true or false"),
         (["tracing=yes"], "provider.tracing.lambda"),
+        (["keepVersions=0"], "keepVersions=0: expected a whole number, 1 or more"),
+        (
+            ["deploymentPreference=Canary50Percent"],
+            "deploymentPreference=Canary50Percent: expected",
+        ),
+        (
+            ["deploymentPreference=AllAtOnce", "snapStart=false"],
+            "deploymentPreference shifts the alias SnapStart publishes",
+        ),
+        (
+            ["deploymentPreference=AllAtOnce", "package=image"],
+            "deploymentPreference shifts the alias SnapStart publishes",
+        ),
+        (["terminationProtection=yes"], "terminationProtection=yes: expected true, false"),
     ],
 )
 def test_a_combination_aws_would_refuse_is_refused_at_package_time(tmp_path, params, message):
     result = run_package(tmp_path, *params)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("region", ["ap-east-2", "ap-southeast-6"])
+def test_snapstart_is_refused_where_lambda_has_none(tmp_path, region):
+    result = run_package(tmp_path, region=region)
+    assert result.returncode != 0
+    assert f"AWS Lambda offers no SnapStart in {region}" in result.stdout + result.stderr
+    assert '--param="snapStart=false"' in result.stdout + result.stderr
+
+
+def test_without_snapstart_such_a_region_packages(tmp_path):
+    assert run_package(tmp_path, "snapStart=false", region="ap-east-2").returncode == 0
+
+
+@pytest.mark.parametrize(
+    "preference, alarms",
+    [("Canary10Percent5Minutes", True), ("Linear10PercentEvery1Minute", False)],
+)
+def test_a_gradual_deployment_shifts_the_alias_and_rolls_back_on_the_alarms(
+    tmp_path, preference, alarms
+):
+    """deploymentPreference: what AWS SAM's DeploymentPreference generates. CloudFormation hands
+    the alias's move to CodeDeploy, which shifts traffic by the predefined configuration and
+    moves it back on a failure or, with alarms, when one fires; its role carries the boundary."""
+    params = [f"deploymentPreference={preference}"] + ([f"alarmTopicArn={TOPIC}"] if alarms else [])
+    path = package(tmp_path, *params)
+    cfn_lint(path)
+    resources = json.loads(path.read_text())["Resources"]
+    [alias] = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Alias"]
+    assert alias["UpdatePolicy"] == {
+        "CodeDeployLambdaAliasUpdate": {
+            "ApplicationName": {"Ref": "CodeDeployApplication"},
+            "DeploymentGroupName": {"Ref": "CodeDeployDeploymentGroup"},
+        }
+    }
+    assert resources["CodeDeployApplication"]["Properties"] == {"ComputePlatform": "Lambda"}
+    group = resources["CodeDeployDeploymentGroup"]["Properties"]
+    assert group["DeploymentConfigName"] == f"CodeDeployDefault.Lambda{preference}"
+    assert group["DeploymentStyle"]["DeploymentOption"] == "WITH_TRAFFIC_CONTROL"
+    rollback = group["AutoRollbackConfiguration"]
+    assert rollback["Enabled"] is True and "DEPLOYMENT_FAILURE" in rollback["Events"]
+    if alarms:
+        assert "DEPLOYMENT_STOP_ON_ALARM" in rollback["Events"]
+        assert [a["Name"]["Ref"] for a in group["AlarmConfiguration"]["Alarms"]] == [
+            "FunctionErrorsAlarm",
+            "ModelLoadFailuresAlarm",
+            "ServerErrorsAlarm",
+            "HttpApi5xxAlarm",
+        ]
+    else:
+        assert "AlarmConfiguration" not in group
+    role = resources["CodeDeployServiceRole"]["Properties"]
+    assert (
+        role["PermissionsBoundary"]
+        == (resources["IamRoleLambdaExecution"]["Properties"]["PermissionsBoundary"])
+    )
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": ["codedeploy.amazonaws.com"]}
+
+
+def test_the_alias_moves_at_once_by_default(default_template):
+    resources = default_template[1]["Resources"]
+    assert not [r for r in resources.values() if r["Type"].startswith("AWS::CodeDeploy::")]
+    [alias] = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Alias"]
+    assert "UpdatePolicy" not in alias
+
+
+# --- Deploy-time hooks, against a stubbed AWS ---
+
+SECRETS = {
+    "Parameters": [
+        {"Name": "/qasite/prod/origin-secret", "Type": "SecureString"},
+        {"Name": "/qasite/prod/origin-secret-cloudfront", "Type": "String"},
+    ],
+    "InvalidParameters": [],
+}
+
+
+def test_a_deploy_starts_when_both_secret_parameters_exist():
+    result = run_hook("before:deploy:deploy", responses={"SSM.getParameters": SECRETS})
+    assert result["ok"], result
+    [[service, method, request]] = result["calls"]
+    assert (service, method) == ("SSM", "getParameters")
+    # Names only: no WithDecryption, so the SecureString's value is never even decrypted.
+    assert request == {
+        "Names": ["/qasite/prod/origin-secret", "/qasite/prod/origin-secret-cloudfront"]
+    }
+
+
+@pytest.mark.parametrize(
+    "found, missing, wanted",
+    [
+        ([], ["/qasite/prod/origin-secret", "/qasite/prod/origin-secret-cloudfront"], 2),
+        (SECRETS["Parameters"][:1], ["/qasite/prod/origin-secret-cloudfront"], 1),
+        (SECRETS["Parameters"][1:], ["/qasite/prod/origin-secret"], 1),
+    ],
+)
+def test_a_missing_parameter_stops_the_deploy_with_the_command_that_creates_it(
+    found, missing, wanted
+):
+    result = run_hook(
+        "before:deploy:deploy",
+        responses={"SSM.getParameters": {"Parameters": found, "InvalidParameters": missing}},
+    )
+    assert not result["ok"]
+    commands = re.findall(r"aws ssm put-parameter .*", result["error"])
+    assert len(commands) == wanted
+    for name in missing:
+        kind = "String" if name.endswith("-cloudfront") else "SecureString"
+        assert (
+            f"aws ssm put-parameter --region eu-west-1 --name {name} --type {kind} "
+            '--value "$SECRET"' in commands
+        )
+
+
+def test_a_parameter_of_the_wrong_type_stops_the_deploy():
+    swapped = [
+        {"Name": "/qasite/prod/origin-secret", "Type": "String"},
+        {"Name": "/qasite/prod/origin-secret-cloudfront", "Type": "String"},
+    ]
+    result = run_hook(
+        "before:deploy:deploy", responses={"SSM.getParameters": {"Parameters": swapped}}
+    )
+    assert not result["ok"]
+    assert (
+        "/qasite/prod/origin-secret is a String; the stack reads it as a SecureString"
+        in (result["error"])
+    )
+
+
+def test_a_pinned_cloudfront_parameter_version_is_checked_as_given():
+    result = run_hook(
+        "before:deploy:deploy",
+        "cloudFrontSecretParameter=/qasite/prod/origin-secret-cloudfront:7",
+        responses={"SSM.getParameters": SECRETS},
+    )
+    assert result["ok"], result
+    assert result["calls"][0][2]["Names"][1] == "/qasite/prod/origin-secret-cloudfront:7"
+
+
+def test_an_unreachable_aws_fails_the_check_rather_than_deploying():
+    result = run_hook(
+        "before:deploy:deploy", responses={"SSM.getParameters": {"error": "connect ECONNREFUSED"}}
+    )
+    assert not result["ok"] and "ECONNREFUSED" in result["error"]
+
+
+@pytest.mark.parametrize(
+    "stage, params, enabled",
+    [
+        ("prod", [], True),
+        ("dev", [], False),
+        ("dev", ["terminationProtection=true"], True),
+        ("prod", ["terminationProtection=false"], False),
+    ],
+)
+def test_termination_protection_after_each_deploy(stage, params, enabled):
+    result = run_hook("after:deploy:deploy", *params, stage=stage)
+    assert result["ok"], result
+    assert result["calls"] == [
+        [
+            "CloudFormation",
+            "updateTerminationProtection",
+            {"StackName": f"qasite-{stage}", "EnableTerminationProtection": enabled},
+        ]
+    ]
 
 
 def test_the_origin_secret_is_read_by_name_and_cloudfront_resolves_its_copy(default_template):
@@ -462,12 +787,15 @@ def test_the_base_image_is_pinned_by_digest_and_the_model_by_revision():
     froms = re.findall(r"^FROM .*", text, re.MULTILINE)
     assert all(line.startswith("FROM ${BASE_IMAGE}") for line in froms)
     # The model: none named here (empty build arguments), so bake_model bakes the settings'
-    # production model at its pinned commit, as `make zip` does.
-    assert re.findall(r"^ARG (QA_MODEL\w*)=(.*)$", text, re.MULTILINE) == [
+    # production model at its pinned commit in float32, as `make zip` does; QA_QUANTIZE=int8
+    # asks bake_model for --quantize int8.
+    assert re.findall(r"^ARG (QA_\w*)=(.*)$", text, re.MULTILINE) == [
         ("QA_MODEL", ""),
         ("QA_MODEL_REVISION", ""),
+        ("QA_QUANTIZE", ""),
     ]
-    assert "RUN python3.12 manage.py bake_model --output /model\n" in text
+    bake_line = "RUN python3.12 manage.py bake_model --output /model "
+    assert bake_line + '${QA_QUANTIZE:+--quantize "$QA_QUANTIZE"}\n' in text
     # Every file the image's stages copy is in the build context .dockerignore lets through.
     allowed = (REPO / ".dockerignore").read_text()
     for source in re.findall(r"^COPY (?!--from)(\S+)", text, re.MULTILINE):

@@ -1,5 +1,7 @@
 """deploy/: the ECR repository and WAF templates lint clean and hold what they promise, and the
-deployer's IAM policy is a valid identity policy that allows what a deploy needs and little more.
+deployer's IAM policies are valid identity policies, each small enough for IAM, that together
+allow what a deploy and every command the docs give a deployer need, and little more: no way to
+write a role's rights but under the function's permissions boundary.
 
 What a deploy needs is taken from CloudFormation itself: each resource type's schema (bundled
 with cfn-lint) lists the IAM permissions its create, read, update and delete handlers call with
@@ -20,7 +22,12 @@ from tests.deploying import as_list, cfn_lint, package
 from tests.helpers import REPO
 
 DEPLOY = REPO / "deploy"
-POLICY = DEPLOY / "deployer-policy.json"
+POLICIES = sorted(DEPLOY.glob("deployer-policy-*.json"))
+BOUNDARY = DEPLOY / "function-boundary.json"
+BOUNDARY_ARN = "arn:aws:iam::${aws:PrincipalAccount}:policy/qasite-function-boundary"
+# IAM's limit on a managed policy's size, whitespace not counted (IAM and STS quotas, "IAM
+# object quotas": managed policy size 6,144 characters).
+MANAGED_POLICY_CHARS = 6144
 CFNLINT_DATA = Path(cfnlint.__file__).parent / "data"
 ACCOUNT = "123456789012"
 
@@ -49,10 +56,10 @@ NOT_GRANTED = {
     "lambda:*CodeSigningConfig": "no code signing",
     "lambda:PassCapacityProvider": "no Lambda managed instances",
     "lambda:AssociateRuntimeAlias": "no runtime alias",
-    "codedeploy:*": "no CodeDeploy traffic shifting: the alias moves to each new version at once",
+    "codedeploy:RegisterOnPremisesInstance": "CodeDeploy shifts Lambda aliases only",
     "iam:AttachRolePolicy": "the function's role has inline policies only",
     "iam:DetachRolePolicy": "the function's role has inline policies only",
-    "iam:*RolePermissionsBoundary": "no permissions boundary on the function's role",
+    "iam:DeleteRolePermissionsBoundary": "the function role's boundary is never removed",
     # The deployment bucket is configured with encryption and a bucket policy, nothing else:
     # its other features are neither set nor cleared by the framework.
     "s3:*Analytics*": "deployment bucket: no analytics",
@@ -96,6 +103,15 @@ DEPLOY_STEPS = {
     "ssm:GetParameters": "CloudFormation resolves {{resolve:ssm:...}} as the deployer",
     "ssm:PutParameter": "the secrets are stored once, before the first deploy",
     "logs:FilterLogEvents": "`serverless logs` after a deploy",
+    "logs:DescribeLogStreams": "`serverless logs` finds the function's streams",
+    "ssm:GetParameter": "the rotation reads the current secret (docs/deploying.md, Secrets)",
+    "lambda:ListAliases": "serverless-prune-plugin keeps the versions aliases point at",
+    "lambda:InvokeFunction": "the ping that reactivates an Inactive SnapStart version",
+    "xray:GetTraceSummaries": "operating.md's traces command",
+    "cloudwatch:GetMetricStatistics": "operating.md's commands that read a metric",
+    # CloudFormation's CodeDeployLambdaAliasUpdate finds the application and its group.
+    "codedeploy:ListApplications": "a gradual deployment (deploymentPreference)",
+    "codedeploy:ListDeploymentGroups": "a gradual deployment (deploymentPreference)",
     # API Gateway's guide, "Configuring logging for an HTTP API": what turning on access logs
     # asks of the caller (a log delivery, and the log groups' resource policy it needs).
     "logs:CreateLogDelivery": "the HTTP API's access logs",
@@ -134,12 +150,13 @@ def iam_actions() -> dict[str, dict]:
     return {service: data["Actions"] for service, data in services.items()}
 
 
-def policy() -> dict:
-    return json.loads(POLICY.read_text())
+def policy(path: Path) -> dict:
+    return json.loads(path.read_text())
 
 
 def statements() -> list[dict]:
-    return policy()["Statement"]
+    """Every statement of the deployer's policies, which a deployer has all of."""
+    return [statement for path in POLICIES for statement in policy(path)["Statement"]]
 
 
 def iam_pattern(pattern: str):
@@ -177,6 +194,7 @@ def deployed_templates(tmp_path_factory, image_template) -> dict[str, dict]:
         "reservedConcurrency=10",
         "keepWarm=true",
         "tracing=true",
+        "deploymentPreference=Canary10Percent5Minutes",
     ]
     zip_site = package(tmp_path_factory.mktemp("sls"), *everything)
     return {
@@ -265,20 +283,49 @@ def test_web_acl_for_cloudfront_limits_each_address_over_five_minutes():
     assert template["Outputs"]["WebAclArn"]["Value"] == {"Fn::GetAtt": ["WebAcl", "Arn"]}
 
 
+def test_the_cloudfront_alarm_judges_each_minute_by_its_own_share():
+    """5xxErrorRate's 5-minute Average would weigh a quiet minute like a busy one: each minute's
+    value is that minute's share of its requests, counted only with enough requests, and the
+    alarm wants 3 such minutes of 5."""
+    template = load_template(DEPLOY / "cloudfront-alarms.yml")
+    alarm = template["Resources"]["CloudFront5xxAlarm"]["Properties"]
+    metrics = {metric["Id"]: metric for metric in alarm["Metrics"]}
+    share, requests = metrics["share"]["MetricStat"], metrics["requests"]["MetricStat"]
+    assert share["Metric"]["MetricName"] == "5xxErrorRate" and share["Stat"] == "Average"
+    assert requests["Metric"]["MetricName"] == "Requests" and requests["Stat"] == "Sum"
+    assert share["Period"] == requests["Period"] == 60
+    assert metrics["alarming"]["Expression"] == {
+        "Fn::Sub": "IF(requests >= ${MinimumRequests}, share, 0)"
+    }
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (5, 3)
+
+
 # --- The deployer's policy ---
 
 
-def test_deployer_policy_is_an_iam_identity_policy():
-    document = policy()
+@pytest.mark.parametrize("path", [*POLICIES, BOUNDARY], ids=lambda path: path.name)
+def test_each_policy_is_an_iam_identity_policy_within_the_managed_policy_size(path):
+    """IAM refuses a managed policy over 6,144 characters (whitespace not counted) with
+    LimitExceeded ... PolicySize: each document the docs create must fit, with room to grow."""
+    document = policy(path)
+    assert len(json.dumps(document, separators=(",", ":"))) <= MANAGED_POLICY_CHARS * 0.9
     assert set(document) == {"Version", "Statement"} and document["Version"] == "2012-10-17"
     sids = [statement["Sid"] for statement in document["Statement"]]
-    assert len(sids) == len(set(sids)) and all(re.fullmatch(r"[A-Za-z0-9]+", s) for s in sids)
+    assert all(re.fullmatch(r"[A-Za-z0-9]+", s) for s in sids)
     for statement in document["Statement"]:
         assert set(statement) <= {"Sid", "Effect", "Action", "Resource", "Condition"}
         assert statement["Effect"] == "Allow" and statement["Action"] and statement["Resource"]
         # Policy variables must be ones IAM knows; only the account is used.
         text = json.dumps(statement["Resource"])
         assert set(re.findall(r"\$\{[^}]*\}", text)) <= {"${aws:PrincipalAccount}"}
+
+
+def test_the_deployer_policies_are_all_created_by_the_docs_and_share_no_statement_id():
+    sids = [statement["Sid"] for statement in statements()]
+    assert len(POLICIES) >= 2 and len(sids) == len(set(sids))
+    text = (REPO / "docs" / "deploying.md").read_text()
+    for path in [*POLICIES, BOUNDARY]:
+        assert f"file://deploy/{path.name}" in text, path.name
 
 
 def test_deployer_policy_names_only_real_actions_and_no_service_wildcards():
@@ -413,8 +460,309 @@ def test_deployer_policy_reaches_nothing_else(action, resource):
     assert not allowed(action, resource.format(a=ACCOUNT))
 
 
-def test_the_deployer_may_pass_the_function_role_to_lambda_only():
-    [statement] = [s for s in statements() if "iam:PassRole" in as_list(s["Action"])]
-    assert statement["Condition"] == {
-        "StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}
+def test_the_deployer_may_pass_each_role_to_its_own_service_only():
+    passes = {
+        statement["Resource"]: statement["Condition"]
+        for statement in statements()
+        if "iam:PassRole" in as_list(statement["Action"])
     }
+    assert passes == {
+        role: {"StringEquals": {"iam:PassedToService": f"{service}.amazonaws.com"}}
+        for role, service in zip(QASITE_ROLES, ["lambda", "codedeploy"], strict=True)
+    }
+
+
+# --- No way to administrator: the function's role is written only under its boundary ---
+
+# What writes a principal's rights (or who may take a role's): IAM's actions that create a role,
+# user or group, write, attach or detach a policy, set a policy version, remove a boundary, or
+# change a trust policy.
+RIGHTS_WRITING = re.compile(
+    r"iam:(Create(Role|User|Group|Policy|PolicyVersion|AccessKey|LoginProfile)|"
+    r"Put\w*Policy|Attach\w*Policy|Detach\w*Policy|Delete\w*Policy|SetDefaultPolicyVersion|"
+    r"\w*PermissionsBoundary|AddUserToGroup|UpdateAssumeRolePolicy|UpdateLoginProfile|"
+    r"AddRoleToInstanceProfile|PassRole)",
+    re.IGNORECASE,
+)
+# IAM's service authorization reference: the role actions that take iam:PermissionsBoundary.
+BOUNDARY_CONDITION_ACTIONS = {
+    "iam:CreateRole",
+    "iam:PutRolePolicy",
+    "iam:DeleteRolePolicy",
+    "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:DeleteRolePermissionsBoundary",
+}
+# Allowed without the condition, each on the function's role alone, and why that is safe.
+UNBOUNDED_ROLE_ACTIONS = {
+    "iam:PassRole": "each role to its own service only (its own test); the roles are bounded",
+    "iam:UpdateAssumeRolePolicy": "who may assume a role created with the boundary, no more",
+}
+# The roles a deploy creates: the function's, and CodeDeploy's (deploymentPreference).
+QASITE_ROLES = [
+    "arn:aws:iam::${aws:PrincipalAccount}:role/qasite-*-lambdaRole",
+    "arn:aws:iam::${aws:PrincipalAccount}:role/qasite-*-codeDeployRole",
+]
+
+
+def test_no_statement_writes_rights_without_the_function_boundary():
+    """The deployer could otherwise create a role with any policy (*:* included), pass it to a
+    function it deploys, and run code with administrator's rights."""
+    iam = iam_actions()["iam"]
+    for statement in statements():
+        for action in as_list(statement["Action"]):
+            if not RIGHTS_WRITING.fullmatch(action):
+                continue
+            assert action.split(":")[1].lower() in iam, action
+            assert set(as_list(statement["Resource"])) <= set(QASITE_ROLES), action
+            if action in UNBOUNDED_ROLE_ACTIONS:
+                continue
+            assert action in BOUNDARY_CONDITION_ACTIONS, f"{action}: never grantable here"
+            assert statement["Condition"] == {
+                "StringEquals": {"iam:PermissionsBoundary": BOUNDARY_ARN}
+            }, action
+    # And what a deploy needs of them is there: creating the role and writing its policy.
+    for action in ("iam:CreateRole", "iam:PutRolePolicy", "iam:DeleteRolePolicy"):
+        assert allowed(action, f"arn:aws:iam::{ACCOUNT}:role/qasite-prod-eu-west-1-lambdaRole")
+
+
+@pytest.mark.parametrize("role_id", ["IamRoleLambdaExecution", "CodeDeployServiceRole"])
+def test_each_role_has_the_boundary_and_the_boundary_allows_what_it_needs(
+    deployed_templates, role_id
+):
+    """Each role a deploy creates names the boundary the deployer's policies demand, and every
+    permission of its inline policy (the function's logs, its secret, decryption through SSM,
+    X-Ray with tracing; CodeDeploy's alias shift and alarm reads) lies inside the boundary, or
+    it would be refused at run time."""
+    role = deployed_templates["serverless.yml"]["Resources"][role_id]
+    boundary_arn = role["Properties"]["PermissionsBoundary"]["Fn::Sub"]
+    assert boundary_arn == BOUNDARY_ARN.replace("arn:aws:", "arn:${AWS::Partition}:").replace(
+        "${aws:PrincipalAccount}", "${AWS::AccountId}"
+    )
+    boundary = policy(BOUNDARY)["Statement"]
+    needed = [
+        statement
+        for document in role["Properties"]["Policies"]
+        for statement in document["PolicyDocument"]["Statement"]
+    ]
+    assert {a for s in needed for a in as_list(s["Action"])} & {
+        "ssm:GetParameter",
+        "lambda:UpdateAlias",
+        "xray:PutTraceSegments",
+    }
+    for statement in needed:
+        for action in as_list(statement["Action"]):
+            for resource in as_list(statement["Resource"]):
+                arn = resource["Fn::Sub"] if isinstance(resource, dict) else resource
+                arn = re.sub(r"\$\{AWS::(Partition)\}", "aws", arn)
+                arn = arn.replace("${AWS::Region}", "eu-west-1").replace(
+                    "${AWS::AccountId}", ACCOUNT
+                )
+                assert any(
+                    any(iam_pattern(a).fullmatch(action) for a in as_list(b["Action"]))
+                    and any(
+                        iam_pattern(r.replace("${aws:PrincipalAccount}", ACCOUNT)).fullmatch(arn)
+                        for r in as_list(b["Resource"])
+                    )
+                    for b in boundary
+                ), f"{action} on {arn} is outside the boundary"
+
+
+def test_the_boundary_grants_nothing_that_writes_rights_or_reaches_other_parameters():
+    for statement in policy(BOUNDARY)["Statement"]:
+        for action in as_list(statement["Action"]):
+            assert not action.startswith(("iam:", "sts:")), action
+            if action.startswith("lambda:"):  # CodeDeploy's alias shift, qasite's functions only
+                assert action in {
+                    "lambda:GetAlias",
+                    "lambda:UpdateAlias",
+                    "lambda:GetProvisionedConcurrencyConfig",
+                }
+                assert statement["Resource"].endswith(":function:qasite-*")
+    assert not any(
+        fnmatch.fnmatchcase(r, "*parameter/payments*")
+        for s in policy(BOUNDARY)["Statement"]
+        for r in as_list(s["Resource"])
+    )
+
+
+# --- Every command the docs give a deployer, against the policies ---
+
+# Each AWS CLI command and serverless command the docs run, and the IAM actions it calls. A
+# command missing here fails the test below: add it, with what it calls.
+COMMAND_ACTIONS = {
+    "aws acm describe-certificate": {"acm:DescribeCertificate"},
+    "aws acm request-certificate": {"acm:RequestCertificate"},
+    "aws acm delete-certificate": {"acm:DeleteCertificate"},
+    "aws acm wait": {"acm:DescribeCertificate"},
+    "aws apigatewayv2 get-apis": {"apigateway:GET"},
+    "aws cloudformation delete-stack": {"cloudformation:DeleteStack"},
+    "aws cloudformation deploy": {
+        "cloudformation:CreateChangeSet",
+        "cloudformation:DescribeChangeSet",
+        "cloudformation:ExecuteChangeSet",
+        "cloudformation:DescribeStacks",
+        "cloudformation:DescribeStackEvents",
+    },
+    "aws cloudformation describe-stacks": {"cloudformation:DescribeStacks"},
+    "aws cloudformation update-termination-protection": {
+        "cloudformation:UpdateTerminationProtection"
+    },
+    "aws cloudfront get-distribution-config": {"cloudfront:GetDistributionConfig"},
+    "aws cloudfront get-response-headers-policy": {"cloudfront:GetResponseHeadersPolicy"},
+    "aws cloudfront wait": {"cloudfront:GetDistribution"},
+    "aws cloudwatch describe-alarms": {"cloudwatch:DescribeAlarms"},
+    "aws cloudwatch get-metric-statistics": {"cloudwatch:GetMetricStatistics"},
+    "aws deploy list-deployments": {"codedeploy:ListDeployments"},
+    "aws deploy get-deployment": {"codedeploy:GetDeployment"},
+    "aws ecr batch-get-image": {"ecr:BatchGetImage"},
+    "aws ecr delete-repository": {"ecr:DeleteRepository"},
+    "aws ecr describe-image-scan-findings": {"ecr:DescribeImageScanFindings"},
+    "aws ecr describe-images": {"ecr:DescribeImages"},
+    "aws ecr get-login-password": {"ecr:GetAuthorizationToken"},
+    "aws iam attach-role-policy": {"iam:AttachRolePolicy"},
+    "aws iam create-policy": {"iam:CreatePolicy"},
+    "aws lambda get-account-settings": {"lambda:GetAccountSettings"},
+    "aws lambda get-function-configuration": {"lambda:GetFunctionConfiguration"},
+    "aws lambda invoke": {"lambda:InvokeFunction"},
+    "aws lambda list-versions-by-function": {"lambda:ListVersionsByFunction"},
+    "aws lambda update-alias": {"lambda:UpdateAlias"},
+    "aws logs delete-log-group": {"logs:DeleteLogGroup"},
+    "aws logs tail": {"logs:FilterLogEvents"},
+    "aws logs filter-log-events": {"logs:FilterLogEvents"},
+    "aws iam get-role": {"iam:GetRole"},
+    "aws iam delete-policy": {"iam:DeletePolicy"},
+    "aws cloudformation describe-stack-resources": {"cloudformation:DescribeStackResources"},
+    "aws service-quotas request-service-quota-increase": {
+        "servicequotas:RequestServiceQuotaIncrease"
+    },
+    "aws sns create-topic": {"sns:CreateTopic"},
+    "aws sns delete-topic": {"sns:DeleteTopic"},
+    "aws sns subscribe": {"sns:Subscribe"},
+    "aws ssm delete-parameters": {"ssm:DeleteParameters"},
+    "aws ssm get-parameter": {"ssm:GetParameter"},
+    "aws ssm put-parameter": {"ssm:PutParameter"},
+    "aws xray get-trace-summaries": {"xray:GetTraceSummaries"},
+    # serverless (osls): what it calls besides the stack's own handlers (tested above).
+    "serverless deploy": {
+        "cloudformation:DescribeStacks",
+        "cloudformation:ValidateTemplate",
+        "cloudformation:CreateChangeSet",
+        "cloudformation:ExecuteChangeSet",
+        "cloudformation:UpdateTerminationProtection",
+        "s3:ListBucket",
+        "s3:PutObject",
+        "ssm:GetParameters",
+        "lambda:ListVersionsByFunction",
+        "lambda:ListAliases",
+        "lambda:DeleteFunction",
+    },
+    "serverless deploy list": {"s3:ListBucket", "cloudformation:DescribeStackResource"},
+    "serverless logs": {"logs:DescribeLogStreams", "logs:FilterLogEvents"},
+    "serverless package": set(),
+    "serverless prune": {
+        "lambda:ListVersionsByFunction",
+        "lambda:ListAliases",
+        "lambda:DeleteFunction",
+    },
+    "serverless remove": {"cloudformation:DeleteStack", "s3:ListBucket", "s3:DeleteObject"},
+    "serverless rollback": {"s3:ListBucket", "s3:GetObject", "cloudformation:UpdateStack"},
+}
+DOCS = [REPO / "docs" / "deploying.md", REPO / "docs" / "operating.md"]
+COMMAND = re.compile(r"\baws ([a-z0-9-]+) ([a-z0-9-]+)|\bserverless ([a-z]+)(?: (list))?")
+
+
+def doc_commands() -> list[tuple[str, bool, str]]:
+    """(command, for an administrator?, where) for every AWS CLI and serverless command the docs
+    show: in shell blocks, and in `code` within a table row. A block's commands are an
+    administrator's when the paragraph before it says *administrator*, or after a line
+    `# administrator:` in it; a table row's when the row says so."""
+    found = []
+    for path in DOCS:
+        lines = path.read_text().splitlines()
+        in_block, admin, paragraph, blank = False, False, [], False
+        for number, line in enumerate(lines, 1):
+            if line.startswith("```"):
+                in_block = not in_block
+                admin = in_block and "*administrator*" in " ".join(paragraph)
+                paragraph = []
+                continue
+            if not in_block:
+                if line.strip():
+                    paragraph = [line] if blank else [*paragraph, line]
+                blank = not line.strip()
+                if line.startswith("|"):
+                    row_admin = "*administrator*" in line
+                    for code in re.findall(r"`([^`]*)`", line):
+                        found += [(c, row_admin, f"{path.name}:{number}") for c in commands(code)]
+                continue
+            if re.match(r"\s*# administrator", line):
+                admin = True
+            elif re.match(r"\s*# the deployer", line):
+                admin = False
+            code = line.split(" #")[0] if not line.lstrip().startswith("#") else ""
+            found += [(c, admin, f"{path.name}:{number}") for c in commands(code)]
+    return found
+
+
+def commands(code: str) -> list[str]:
+    return [
+        f"aws {m[1]} {m[2]}" if m[1] else " ".join(filter(None, ["serverless", m[3], m[4]]))
+        for m in COMMAND.finditer(code)
+    ]
+
+
+def test_every_command_the_docs_give_a_deployer_is_allowed_by_the_policies():
+    """A deployer with exactly the deployer's policies can run every command the docs give
+    them; what the policies do not allow is marked *administrator* where the docs show it."""
+    found = doc_commands()
+    assert len(found) > 40
+    unknown = sorted({command for command, _, _ in found} - set(COMMAND_ACTIONS))
+    assert not unknown, f"add to COMMAND_ACTIONS: {unknown}"
+    refused = [
+        f"{where}: {command} needs {action}"
+        for command, admin, where in found
+        if not admin
+        for action in sorted(COMMAND_ACTIONS[command])
+        if not allowed(action)
+    ]
+    assert not refused, "\n".join(refused)
+
+
+def test_what_the_docs_mark_administrator_is_beyond_the_deployer():
+    """The mark stays honest: each command marked so needs something the policies withhold."""
+    for command, admin, where in doc_commands():
+        if admin and COMMAND_ACTIONS[command]:
+            assert not all(allowed(a) for a in COMMAND_ACTIONS[command]), f"{where}: {command}"
+
+
+def test_every_deployer_command_s_actions_are_real_iam_actions():
+    known = iam_actions()
+    for actions in COMMAND_ACTIONS.values():
+        for action in actions:
+            service, _, name = action.partition(":")
+            assert name.lower() in known[service], action
+
+
+def test_the_shortest_path_comes_first_and_runs_every_step_a_site_needs():
+    """deploying.md opens with the fewest steps to a working site, in order: the policies and
+    the boundary, both secrets, the zip, the deploy, the URL and the smoke test."""
+    text = (REPO / "docs" / "deploying.md").read_text()
+    shortest = text.index("## The shortest path")
+    assert shortest < text.index("## 1. Prerequisites")
+    block = text[shortest:].split("```sh\n", 1)[1].split("```", 1)[0]
+    steps = [
+        "npm ci",
+        "file://deploy/deployer-policy-$p.json",
+        "file://deploy/function-boundary.json",
+        "--name /qasite/prod/origin-secret --type SecureString",
+        "--name /qasite/prod/origin-secret-cloudfront --type String",
+        "make zip",
+        "npx serverless deploy --stage prod --region eu-west-1",
+        "OutputKey=='CloudFrontUrl'",
+        'python3 -m qa.smoke "$URL"',
+    ]
+    positions = [block.index(step) for step in steps]
+    assert positions == sorted(positions)
+    assert {f"deployer-policy-{p}.json" for p in ("core", "extras")} == {p.name for p in POLICIES}

@@ -17,7 +17,13 @@ from qa.examples import KIT_HO
 from qa.options import MAX_WINDOW_TOKENS, Options
 from qa.tokenization import load_tokenizer
 from tests.helpers import REAL_MODEL, SPECIAL_TOKENS, tiny_vocab
-from tests.properties import COMBINING_MARK, OPTIONS, assert_consistent_answers, texts
+from tests.properties import (
+    COMBINING_MARK,
+    OPTIONS,
+    assert_consistent_answers,
+    line_ended_texts,
+    texts,
+)
 
 CONTEXT = KIT_HO["context"]
 
@@ -264,6 +270,27 @@ def test_context_without_readable_text_is_refused(tokenizer_parts, context):
 def test_offsets_index_the_original_text_for_any_unicode(tiny_answerer, context):
     for answer in tiny_answerer.answer("What is my name?", context, Options(top_k=5)):
         assert context[answer.start : answer.end] == answer.answer
+
+
+@settings(max_examples=300, deadline=None)
+@given(context=line_ended_texts(unique_words=True), top_k=st.integers(1, 5))
+def test_line_endings_and_blank_ends_change_the_offsets_only(tiny_answerer, context, top_k):
+    """The tokenizer reads CR, LF and CRLF as the blanks between words, and maps its tokens back
+    to the characters of the text it was given: a context with any line endings and blank ends
+    gets the answers and scores of its words on one line, at offsets into itself. (Each word
+    once: v4 merges candidates of the same text, and "a\nb" is not the text "a b".)"""
+    one_line = " ".join(context.split())
+    options = Options(top_k=top_k)
+    answers = [
+        asdict(answer) for answer in tiny_answerer.answer("What is my name?", context, options)
+    ]
+    plain = [
+        asdict(answer) for answer in tiny_answerer.answer("What is my name?", one_line, options)
+    ]
+    assert_consistent_answers(context, answers, top_k)
+    assert [(" ".join(a["answer"].split()), a["score"]) for a in answers] == [
+        (a["answer"], a["score"]) for a in plain
+    ]
 
 
 class SpecialTokenLover:

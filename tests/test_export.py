@@ -7,10 +7,16 @@ import torch
 from qa.backends.onnx import session
 from qa.backends.torch import load_model
 from qa.export import GraphMismatch, export_onnx
+from qa.model_files import read_config
+from qa.probes import probes
+
+
+def probed(directory):
+    return probes(directory, read_config(directory))
 
 
 def test_the_graph_takes_any_number_of_windows_of_any_length(modern_model_dir, tmp_path):
-    export_onnx(load_model(modern_model_dir), tmp_path / "model.onnx")
+    export_onnx(load_model(modern_model_dir), tmp_path / "model.onnx", probed(modern_model_dir))
     run = session(tmp_path / "model.onnx", threads=1)
     for windows, tokens in [(1, 1), (1, 512), (17, 384), (5, 3)]:
         ids = np.full((windows, tokens), 7)
@@ -29,8 +35,10 @@ def test_a_graph_that_disagrees_with_the_model_is_not_written(
     monkeypatch.setattr(
         torch.onnx,
         "export",
-        lambda module, *args, **kwargs: real_export(type(module)(other).eval(), *args, **kwargs),
+        lambda module, *args, **kwargs: real_export(
+            type(module)(other, token_types=True).eval(), *args, **kwargs
+        ),
     )
     with pytest.raises(GraphMismatch, match=r"differ from the model's by up to 1\.0e-03"):
-        export_onnx(model, tmp_path / "model.onnx")
+        export_onnx(model, tmp_path / "model.onnx", probed(modern_model_dir))
     assert list(tmp_path.iterdir()) == []

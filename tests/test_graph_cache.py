@@ -6,7 +6,7 @@ import sys
 
 from qa import graph_cache
 from qa.graph_cache import exported_graph
-from tests.helpers import REPO
+from tests.helpers import PATIENCE, REPO
 
 
 def test_an_exported_graph_is_cached_by_the_content_of_the_weights(
@@ -53,7 +53,7 @@ def test_a_cached_graph_loads_without_importing_torch(modern_model_dir, tmp_path
         [sys.executable, "-c", script],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=PATIENCE,
         cwd=REPO,
     )
     assert fresh.stdout.strip() == "[]", fresh.stderr

@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, event, given, settings
 from qa import services
 from qa.examples import KIT_HO
 from qa.serializers import AnswerOptionsSerializer
-from tests.helpers import HEAVY, REPO, invoke, no_answer_best
+from tests.helpers import HEAVY, PATIENCE, REPO, invoke, no_answer_best
 from tests.lambda_events import body_of, make_event
-from tests.properties import OPTIONS, texts
+from tests.properties import LINE_ENDING_CASES, OPTIONS, answer_the_pattern, texts
 
 PATH = "/api/hf/question-answering/"
 MOON = {
@@ -107,6 +107,34 @@ def test_client_gets_the_best_answer_as_qasite_api_gives_it(hf, client):
     assert isinstance(answer, huggingface_hub.QuestionAnsweringOutputElement)
     assert KIT_HO["context"][answer.start : answer.end] == answer.answer
     assert vars(answer) == hf_shape(api_answer(client, KIT_HO))  # no extra fields either
+
+
+@pytest.mark.parametrize("case", list(LINE_ENDING_CASES))
+def test_the_clients_context_reaches_the_service_as_sent(hf, monkeypatch, case):
+    """CR, CRLF, mixed line endings and blank ends, through the real client: the offsets it gets
+    index the context it sent."""
+    context, expected = LINE_ENDING_CASES[case]
+    calls = []
+    monkeypatch.setattr(services, "answer_questions", answer_the_pattern(calls))
+    answer = hf.question_answering(question="Who?", context=context)
+    assert calls[0]["context"] == context
+    assert context[answer.start : answer.end] == answer.answer == expected
+
+
+@pytest.mark.parametrize("top_k", [1, 3])
+def test_the_hf_shape_has_no_windows_even_when_the_api_says_several(
+    live_server, tiny_model_settings, client, top_k
+):
+    """qasite's API says how many windows a context took; HF's shape has no such field, and
+    gets none (a client that checks the keys must not break)."""
+    question = {"question": "Who?", "context": "Kit-Ho Mak is here. " * 100}
+    assert api_answer(client, question)["windows"] > 1
+    status, body = post(
+        live_server.url + PATH, {"inputs": question, "parameters": {"top_k": top_k}}
+    )
+    assert status == 200
+    for answer in body if top_k > 1 else [body]:
+        assert set(answer) == {"answer", "score", "start", "end"}
 
 
 def test_client_gets_top_k_candidates_as_a_list_best_first(hf, client):
@@ -501,7 +529,7 @@ def node_test(live_server):
             env={**os.environ, "QASITE_URL": live_server.url},
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=PATIENCE,
             cwd=REPO,
         )
         assert result.returncode == 0, result.stdout + result.stderr

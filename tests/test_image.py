@@ -192,7 +192,9 @@ def test_emulator_serves_every_kind_of_request(served):
         if what == "health":
             assert json.loads(body_of(response)) == {
                 "model": "qa-minilm-squad",
+                "quantization": None,
                 "state": "ready",
+                "engine": "onnx",
                 "error": None,
             }
     assert served(json.loads((EVENTS / "keep-warm.json").read_text())) == {"warm": True}

@@ -1,6 +1,7 @@
 """Real-shaped API Gateway, ALB and function URL events through the real Lambda handler."""
 
 import base64
+import contextlib
 import importlib
 import json
 import logging
@@ -9,6 +10,7 @@ import random
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 import warnings
 from html import escape
@@ -21,17 +23,25 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from qa import services
+from qa import origin, services
 from qa.examples import EXAMPLES, KIT_HO
 from qa.log_filters import ascii_json
 from qasite import lambda_handler
 from tests.helpers import (
+    AWS_TEST_ENVIRONMENT,
+    CONTAINER_AUTHORIZATION_TOKEN,
+    CONTAINER_CREDENTIALS,
     REPO,
+    SSM_PARAMETER,
     LambdaContext,
     console_output,
+    container_credentials,
+    fake_ssm,
+    get_parameter_answer,
     invoke,
     links,
     rust_panic,
+    ssm_error,
     traced_twice,
 )
 from tests.lambda_events import (
@@ -48,6 +58,7 @@ from tests.lambda_events import (
     make_event,
     set_cookies,
 )
+from tests.properties import LINE_ENDING_CASES, answer_the_pattern
 
 JSON = {"Content-Type": "application/json"}
 
@@ -82,6 +93,34 @@ def test_form_post_with_csrf_cookie_and_token(lambda_settings, kind):
     response = invoke(form_post(kind, {**KIT_HO, "top_k": 1}))
     assert response["statusCode"] == 200, body_of(response)[:500]
     assert "<mark>" in body_of(response)
+
+
+@pytest.mark.parametrize("b64", [False, True], ids=["text", "base64"])
+@pytest.mark.parametrize("post", ["API", "page form"])
+@pytest.mark.parametrize("case", list(LINE_ENDING_CASES))
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_context_reaches_the_service_as_sent_in_every_event(
+    lambda_settings, monkeypatch, kind, case, post, b64
+):
+    """CR, CRLF, mixed line endings and blank ends, in a body as text or base64, to the API or
+    the page: the service gets the context unchanged, so the offsets index it."""
+    context, expected = LINE_ENDING_CASES[case]
+    calls = []
+    monkeypatch.setattr(services, "answer_questions", answer_the_pattern(calls))
+    data = {"question": "Who?", "context": context}
+    if post == "API":
+        event = api_post(kind, data, headers={"Accept": "application/json"}, b64=b64)
+    else:
+        event = form_post(kind, {**data, "top_k": 1})
+        if b64:
+            event["body"] = base64.b64encode(event["body"].encode()).decode()
+            event["isBase64Encoded"] = True
+    response = invoke(event)
+    assert response["statusCode"] == 200, body_of(response)[:300]
+    assert calls[0]["context"] == context
+    if post == "API":
+        answer = json.loads(body_of(response))
+        assert context[answer["start"] : answer["end"]] == answer["answer"] == expected
 
 
 @pytest.mark.parametrize(
@@ -575,6 +614,27 @@ def test_keep_warm_never_reaches_django_nor_logs_nor_metrics(monkeypatch, capsys
     assert capsys.readouterr() == ("", "")
 
 
+def test_a_measure_invocation_reports_the_cpu_the_model_and_latency(
+    lambda_settings, monkeypatch, capsys
+):
+    """``aws lambda invoke --payload '{"measure": true}'`` after a deploy: which CPU this
+    instance runs on and how fast it answers, without reaching Django."""
+    monkeypatch.setattr(lambda_handler, "wsgi_handler", lambda *args: pytest.fail("Django ran"))
+    report = lambda_handler.handler({"measure": True}, LambdaContext())
+    assert report["cpu"] and isinstance(report["cpu_flags"], list) and report["cores"] >= 1
+    assert report["quantization"] is None and report["threads"] == lambda_settings.QA_THREADS
+    assert set(report["latency_ms"]) == {"Kit-Ho Mak", "20,000 chars"}
+    assert all(ms > 0 for ms in report["latency_ms"].values())
+    json.dumps(report)  # what Lambda sends back
+
+
+@pytest.mark.parametrize("broken_model", ["garbage safetensors"], indirect=True)
+def test_a_measure_invocation_says_why_the_model_is_unavailable(lambda_settings, broken_model):
+    lambda_settings.QA_MODEL = str(broken_model.directory)
+    report = lambda_handler.handler({"measure": True}, LambdaContext())
+    assert list(report) == ["error"] and report["error"]
+
+
 def emf_metrics(line: dict) -> dict:
     """{name: values} of an EMF document."""
     [directive] = line["_aws"]["CloudWatchMetrics"]
@@ -686,16 +746,39 @@ def test_after_restore_publishes_nothing_of_the_snapshot_and_reads_the_secrets_a
     services.metrics.add("ModelLoadTime", "Milliseconds", 1500)
     assert lambda_handler.prime() == [200, 200, 200]
     read = []
-    monkeypatch.setattr(lambda_handler, "forget_secrets", lambda: read.append("forget"))
-    monkeypatch.setattr(lambda_handler, "proxy_secrets", lambda: read.append("read") or [])
+    monkeypatch.setattr(lambda_handler, "refresh_secrets", lambda: read.append("refresh"))
     for hook, args, kwargs in get_after_restore():
         hook(*args, **kwargs)
-    assert read == ["forget", "read"] and tracer.is_cold_start is True
+    assert read == ["refresh"] and tracer.is_cold_start is True
     capsys.readouterr()
     invoke(make_event("http-api-v2"))
     _, published = log_lines(capsys)
     assert published["Requests"] == [1.0] and published["ColdStart"] == [1.0]
     assert "ModelLoadTime" not in published and "Answers" not in published
+
+
+@pytest.mark.parametrize("answers", [[None], [ssm_error(500, "InternalServerError")]])
+def test_a_restore_with_ssm_unreachable_ends_within_the_bound_and_keeps_the_secrets(
+    lambda_settings, local_ssm, answers
+):
+    """SnapStart fails a restore whose hooks pass 10 s: with SSM's endpoint accepting
+    connections and never answering (botocore's defaults waited minutes), or answering errors,
+    every after-restore hook together returns within the SSM read's bound, and the site goes on
+    taking the secret init read, with the SSM client init built."""
+    from snapshot_restore_py import get_after_restore
+
+    fake = local_ssm(get_parameter_answer(SSM_PARAMETER, "s3cret-at-init"), *answers)
+    assert origin.proxy_secrets() == ["s3cret-at-init"]  # init's read
+    client = origin.ssm_provider().client
+    started = time.monotonic()
+    for hook, args, kwargs in get_after_restore():
+        hook(*args, **kwargs)
+    elapsed = time.monotonic() - started
+    assert elapsed < origin.READ_BOUND + 5, elapsed  # a generous margin, far below 60 s
+    assert len(fake.requests) == 1 + origin.ATTEMPTS and origin.ssm_provider().client is client
+    for sent, status in [(None, 403), ("s3cret-at-init", 200)]:
+        headers = {"X-Origin-Verify": sent} if sent else {}
+        assert invoke(make_event("http-api-v2", headers=headers))["statusCode"] == status
 
 
 @pytest.mark.parametrize("secret", ["", "new-secret,old-secret"])
@@ -956,6 +1039,101 @@ def test_nothing_users_send_is_logged_or_printed_and_only_csrftoken_is_set(
     cookie_names = [[c.split("=")[0].strip() for c in set_cookies(r)] for r in responses]
     assert ["csrftoken"] in cookie_names  # the page sets it, and no response sets anything else
     assert all(names in ([], ["csrftoken"]) for names in cookie_names), cookie_names
+
+
+# Run in a fresh process, as Lambda runs the handler: init (the model, the origin secrets from
+# SSM), a SnapStart restore, then the event file argv[1] twice, with the secret argv[2] and
+# without; prints the two statuses. A DEBUG line of its own shows the level took effect.
+INIT_RESTORE_REQUESTS = textwrap.dedent(
+    """
+    import json, logging, sys
+    from qasite import lambda_handler
+    logging.getLogger("qa").debug("DEBUG is on")
+    lambda_handler.after_restore()
+    event = json.load(open(sys.argv[1]))
+    statuses = []
+    for sent in [sys.argv[2], "a guess"]:
+        event["headers"]["x-origin-verify"] = sent
+        statuses.append(lambda_handler.handler(event, None)["statusCode"])
+    print(json.dumps(statuses))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("log_format", "credentials"), [("json", "environment"), ("text", "endpoint")]
+)
+def test_no_secret_nor_credential_is_logged_at_debug_from_init_on(
+    modern_model_dir, tmp_path, log_format, credentials
+):
+    """DJANGO_LOG_LEVEL=DEBUG, as documented, through the real init path: the origin secrets read
+    from SSM (a fake endpoint on loopback answering as SSM does, so botocore has a real body to
+    log), read again after a restore (rotated: a secret no filter knew), again in a request (the
+    cache expired), and sent in requests' X-Origin-Verify. Whatever every library logs (botocore,
+    urllib3, Powertools, Django), nothing the process printed holds a secret, the session token,
+    the secret key or the credentials endpoint's token, with credentials from the environment
+    or, as under SnapStart, from Lambda's credentials endpoint."""
+    first, second, rotated = (f"{name}-{uuid.uuid4().hex}" for name in ["first", "second", "new"])
+    with contextlib.ExitStack() as running:
+        fake = running.enter_context(
+            fake_ssm(
+                get_parameter_answer(SSM_PARAMETER, f"{first} {second}"),
+                get_parameter_answer(SSM_PARAMETER, f"{rotated},{first}"),
+            )
+        )
+        environment = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+            "HF_HUB_OFFLINE": "1",
+            "PYTHONPATH": str(REPO),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "QA_MODEL": str(modern_model_dir),
+            "DJANGO_ALLOWED_HOSTS": ".amazonaws.com",
+            "DJANGO_LOG_LEVEL": "DEBUG",
+            "DJANGO_LOG_FORMAT": log_format,
+            "AWS_LAMBDA_FUNCTION_NAME": "qasite-test",
+            "QA_PROXY_SECRET_PARAMETER": SSM_PARAMETER,
+            "QA_PROXY_SECRET_MAX_AGE": "0",
+            "AWS_ENDPOINT_URL_SSM": fake.url,
+            **AWS_TEST_ENVIRONMENT,
+        }
+        token = AWS_TEST_ENVIRONMENT["AWS_SESSION_TOKEN"]
+        if credentials == "endpoint":
+            for name in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]:
+                del environment[name]
+            environment.update(running.enter_context(container_credentials()))
+            token = CONTAINER_CREDENTIALS["Token"]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                INIT_RESTORE_REQUESTS,
+                str(EVENTS / "http-api-v2.json"),
+                rotated,
+            ],
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=120,
+        )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == [200, 403]
+    printed = result.stdout + result.stderr
+    # The capture works: DEBUG was on; SSM was called by init, the restore and each request,
+    # each call signed with the token.
+    assert "DEBUG is on" in printed, printed[-3000:]
+    assert [headers["X-Amz-Security-Token"] for headers, _ in fake.requests] == [token] * 4
+    withheld = [
+        first,
+        second,
+        rotated,
+        token,
+        AWS_TEST_ENVIRONMENT["AWS_SECRET_ACCESS_KEY"],
+        CONTAINER_CREDENTIALS["SecretAccessKey"],
+        CONTAINER_AUTHORIZATION_TOKEN,
+        *(headers["Authorization"].rsplit("Signature=", 1)[1] for headers, _ in fake.requests),
+    ]
+    assert [secret for secret in withheld if secret in printed] == []
 
 
 def test_with_tracing_on_x_ray_gets_neither_answers_nor_what_users_send(modern_model_dir, tmp_path):

@@ -1,39 +1,50 @@
 """The model holder: loads once per process, remembers failures, retries with back-off."""
 
 import threading
-import time
 
 import pytest
 
 from qa.errors import ModelLoadError
 from qa.lazy import LazyAnswerer
+from tests.helpers import PATIENCE
+
+THREADS = 8
 
 
 def test_lazy_answerer_loads_once_however_many_threads_ask():
-    calls = []
+    """The load lasts until every thread has asked (and the background loader too), however
+    slowly the threads start."""
+    calls, asked = [], threading.Semaphore(0)
 
     def slow_load():
         calls.append(1)
-        time.sleep(0.2)
+        for _ in range(THREADS):
+            assert asked.acquire(timeout=PATIENCE), "a thread never asked"
         return object()
 
     holder = LazyAnswerer(slow_load)
     assert holder.state == "idle"
     got = []
-    threads = [threading.Thread(target=lambda: got.append(holder.get())) for _ in range(8)]
+
+    def ask():
+        asked.release()
+        got.append(holder.get())
+
+    threads = [threading.Thread(target=ask) for _ in range(THREADS)]
     for thread in threads:
         thread.start()
+    holder.load_in_background().join()
     for thread in threads:
         thread.join()
-    assert len(calls) == 1 and len(set(map(id, got))) == 1
+    assert len(calls) == 1 and len(got) == THREADS and len(set(map(id, got))) == 1
     assert holder.state == "ready"
 
 
 def test_lazy_answerer_reports_loading_while_it_loads_in_the_background():
     started, release = threading.Event(), threading.Event()
-    holder = LazyAnswerer(lambda: started.set() or (release.wait(5) and "answerer"))
+    holder = LazyAnswerer(lambda: started.set() or (release.wait(PATIENCE) and "answerer"))
     thread = holder.load_in_background()
-    assert started.wait(5)
+    assert started.wait(PATIENCE), "the background load never started"
     assert holder.state == "loading"
     with pytest.raises(ModelLoadError, match="still loading"):
         holder.get(timeout=0.05)
@@ -92,3 +103,16 @@ def test_unexpected_loading_bug_becomes_a_load_error():
     holder = LazyAnswerer(lambda: 1 / 0)
     with pytest.raises(ModelLoadError, match="could not be loaded"):
         holder.get()
+
+
+def test_a_failed_load_is_logged_in_one_line(caplog):
+    """However long the error (torch's can hold whole graphs), one line says why."""
+
+    def failing_load():
+        raise RuntimeError("Tracing failed sanity checks!\n" + "graph(%x):\n" * 500)
+
+    with pytest.raises(ModelLoadError):
+        LazyAnswerer(failing_load).get()
+    [record] = [r for r in caplog.records if r.name == "qa.lazy"]
+    assert "\n" not in record.getMessage()
+    assert record.getMessage().startswith("QA model failed to load (ModelLoadError: ")

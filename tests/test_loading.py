@@ -9,7 +9,7 @@ import pytest
 from qa.errors import ModelLoadError
 from qa.examples import KIT_HO
 from qa.loading import load_answerer
-from tests.helpers import REPO
+from tests.helpers import PATIENCE, REPO
 
 ENGINES = ["onnx", "torch"]
 
@@ -48,7 +48,7 @@ def test_serving_a_baked_graph_imports_neither_torch_nor_transformers(baked_mode
         "print(sorted({name.split('.')[0] for name in sys.modules} & {'torch', 'transformers'}))\n"
     )
     fresh = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=PATIENCE
     )
     assert fresh.stdout.strip() == "[]", fresh.stderr
 
@@ -63,6 +63,6 @@ def test_the_baked_trace_loads_without_transformers(baked_model_dir):
         "print('transformers' in sys.modules)\n"
     )
     fresh = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=PATIENCE
     )
     assert fresh.stdout.strip() == "False", fresh.stderr

@@ -11,7 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qa.errors import ModelLoadError
-from qa.model_files import MAX_NAME, model_name, read_config, read_json, resolve_model_dir
+from qa.model_files import (
+    MAX_NAME,
+    QUANTIZATIONS,
+    model_name,
+    model_quantization,
+    read_config,
+    read_json,
+    resolve_model_dir,
+)
 
 
 def test_a_directory_is_itself(modern_model_dir):
@@ -98,7 +106,8 @@ NAMES = st.lists(st.characters(exclude_categories=()) | st.characters(categories
 @given(st.binary() | st.builds(json.dumps, st.fixed_dictionaries({"model": NAMES})))
 def test_any_record_gives_a_name_health_can_send(record):
     """Whatever source.json holds, the name is text that encodes (health's JSON), of at most
-    MAX_NAME characters (a record's) or the directory's name."""
+    MAX_NAME characters (a record's) or the directory's name; the quantization is one bake_model
+    makes, or None."""
     with tempfile.TemporaryDirectory() as parent:
         directory = Path(parent, "qa-model")
         directory.mkdir()
@@ -106,8 +115,10 @@ def test_any_record_gives_a_name_health_can_send(record):
             record if isinstance(record, bytes) else record.encode("utf-8", "surrogatepass")
         )
         name = model_name(str(directory))
+        quantization = model_quantization(str(directory))
     assert 0 < len(name) <= MAX_NAME
     name.encode("utf-8")
+    assert quantization is None or quantization in QUANTIZATIONS
 
 
 def test_a_directory_named_in_bytes_that_are_not_text_is_named_in_text(tmp_path):
@@ -147,3 +158,17 @@ def test_a_baked_directory_records_its_source(baked_model_dir):
 )
 def test_a_hub_id_is_named_as_it_is_and_a_missing_directory_by_its_name(model, expected):
     assert model_name(model) == expected
+
+
+@pytest.mark.parametrize(
+    ("record", "quantization"),
+    [
+        ({"model": "m", "quantization": "int8"}, "int8"),
+        ({"model": "m", "revision": None}, None),
+        ({"model": "m", "quantization": "int4"}, None),
+    ],
+)
+def test_the_quantization_is_the_bake_records(tmp_path, record, quantization):
+    (tmp_path / "source.json").write_text(json.dumps(record))
+    assert model_quantization(str(tmp_path)) == quantization
+    assert model_quantization("someone/hub-model") is None

@@ -1,6 +1,7 @@
 import io
 import json
 import string
+from urllib.parse import urlencode
 
 import pytest
 from django.test import RequestFactory
@@ -11,6 +12,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 
 from qa.parsers import ContentNegotiation, JSONParser, is_json_document
+from tests.properties import LINE_ENDING_CASES
 
 
 def parse(raw: str | bytes, media_type="application/json"):
@@ -35,6 +37,25 @@ def test_json_is_read_as_utf8_whatever_charset_is_declared():
     assert parse(body, "application/json; charset=latin-1") == {"context": "café 東京"}
     with pytest.raises(ParseError, match="can't decode byte 0xe9"):
         parse('{"context": "café"}'.encode("latin-1"), "application/json; charset=latin-1")
+
+
+@pytest.mark.parametrize("case", list(LINE_ENDING_CASES))
+@pytest.mark.parametrize("media_type", ["json", "form", "multipart"])
+def test_every_parser_gives_the_text_as_sent(case, media_type):
+    """CR, CRLF, mixed line endings and blank ends survive each parser of the API unchanged."""
+    context, _ = LINE_ENDING_CASES[case]
+    if media_type == "json":
+        assert parse(json.dumps({"context": context})) == {"context": context}
+        return
+    factory = RequestFactory()
+    if media_type == "form":
+        django_request = factory.post("/", urlencode({"context": context}), content_type=FORM)
+        parser = FormParser()
+    else:
+        django_request = factory.post("/", {"context": context})  # multipart
+        parser = MultiPartParser()
+    request = Request(django_request, parsers=[parser])
+    assert request.data["context"] == context
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ or Elastic Beanstalk), on Lambda's Python (3.12), seeing nothing but the tree an
 
 import json
 import subprocess
-import time
 import urllib.error
 import urllib.request
 
@@ -12,11 +11,12 @@ import pytest
 
 from bench.run import free_port
 from qa.examples import KIT_HO
-from tests.helpers import REPO
+from tests.helpers import REPO, wait_for_every_worker
 from tests.lambda_runtime import lambda_python
 
 TREE = REPO / "build" / "runtime"
 SERVER = REPO / "build" / "server"  # gunicorn, from requirements/server.lock (`make test`)
+WORKERS = 2
 
 
 def request(url: str, body: dict | None = None, accept: str = "application/json"):
@@ -49,7 +49,7 @@ def server(tmp_path_factory):
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
-            "2",
+            str(WORKERS),
             "--threads",
             "4",
             "--worker-tmp-dir",
@@ -72,20 +72,9 @@ def server(tmp_path_factory):
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         },
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
     try:
-        while True:
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "gunicorn did not become ready:\n" + log.read_text()
-            try:
-                status, _, body = request(f"{url}/api/health/")
-                if status == 200 and json.loads(body)["state"] == "ready":
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
-        yield url
+        wait_for_every_worker(process, log, WORKERS)
+        yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -106,7 +95,13 @@ def test_gunicorn_answers_the_api(server):
 
 def test_gunicorn_reports_health_and_refuses_a_blank_question(server):
     status, _, body = request(server + "/api/health/")
-    assert status == 200 and json.loads(body) == {"model": "baked", "state": "ready", "error": None}
+    assert status == 200 and json.loads(body) == {
+        "model": "baked",
+        "quantization": None,
+        "state": "ready",
+        "engine": "onnx",
+        "error": None,
+    }
     status, _, body = request(server + "/api/answer/", {**KIT_HO, "question": ""})
     assert status == 400 and "question" in json.loads(body)
 

@@ -2,6 +2,8 @@
 
 import functools
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.utils.html import escape
@@ -10,6 +12,7 @@ from qa import loading, services
 from qa.errors import InvalidQuestion, ModelUnavailable, TooMuchWork
 from qa.examples import KIT_HO
 from qa.lazy import LazyAnswerer
+from qa.options import Options
 from tests.helpers import HEAVY
 
 
@@ -21,6 +24,28 @@ def test_answer_questions_returns_best_and_candidates(tiny_model_settings):
         k: result[k] for k in ("answer", "score", "start", "end", "no_answer")
     }
     assert len(result["answers"]) == 2  # the context has far more than two spans
+
+
+@pytest.mark.parametrize(
+    ("context", "options", "count"),
+    [
+        ("Kit-Ho Mak is here.", {}, 1),
+        ("Kit-Ho Mak is here. " * 100, {}, None),
+        ("Kit-Ho Mak is here. " * 100, {"max_seq_len": 64, "doc_stride": 16}, None),
+        (HEAVY["context"], {"max_seq_len": 512, "doc_stride": 468}, 200),  # helpers.HEAVY's
+    ],
+)
+def test_each_result_says_how_many_windows_its_context_was_read_in(
+    tiny_model_settings, context, options, count
+):
+    """``windows``: the number of windows the model read, as the engine cut them (the page
+    explains percentages across windows only when there were several)."""
+    question = {"question": "who", "context": context, **options}  # HEAVY's question
+    [result] = services.answer_questions(questions=[question])
+    answerer = services.lazy_answerer().get()
+    expected = answerer.windows("who", context, Options(**options)).count
+    assert result["windows"] == expected == (count or expected)
+    assert (expected > 1) is (len(context) > 100)
 
 
 def test_answer_questions_names_the_question_at_fault(tiny_model_settings):
@@ -157,7 +182,9 @@ def test_a_broken_model_is_a_503_everywhere_then_recovers_without_a_restart(
     assert KIT_HO["context"][best["start"] : best["end"]] == best["answer"]
     assert client.get("/api/health/").json() == {
         "model": broken_model.directory.name,
+        "quantization": None,
         "state": "ready",
+        "engine": "onnx",
         "error": None,
     }
 
@@ -195,3 +222,65 @@ def test_the_token_bound_holds_for_the_whole_call_before_any_question_runs(
     else:
         assert len(services.answer_questions(questions=requests)) == len(requests)
         assert len(forward_calls) == len(requests)
+
+
+# --- one holder, one load, whatever the threads ------------------------------------------------
+
+THREADS = 16
+
+
+def test_threads_asking_at_once_for_a_new_model_get_one_holder(tiny_model_settings, monkeypatch):
+    """Each construction waits (briefly) for the others: two threads that could build a holder
+    each would both be inside at once, as functools.cache allowed."""
+    together = threading.Barrier(THREADS, timeout=2)
+
+    class SlowToBuild(LazyAnswerer):
+        def __init__(self, *args, **kwargs):
+            try:
+                together.wait()
+            except threading.BrokenBarrierError:
+                pass  # alone inside, as it should be: the others wait for the lock
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(services, "LazyAnswerer", SlowToBuild)
+    start = threading.Barrier(THREADS, timeout=60)
+
+    def ask(_):
+        start.wait()
+        return services.lazy_answerer()
+
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        holders = list(pool.map(ask, range(THREADS)))
+    assert len(set(map(id, holders))) == 1
+
+
+def test_many_threads_answering_and_checking_health_load_the_model_once(
+    tiny_model_settings, monkeypatch
+):
+    """Answers, health and a background load, all at once on a cold process: one load (counted
+    by the loader), every answer given, and health ready on the configured engine."""
+    loads, asking = [], threading.Barrier(THREADS + 1, timeout=60)
+    real_load = loading.load_answerer
+
+    def counted_load(*args, **kwargs):
+        loads.append(1)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(loading, "load_answerer", counted_load)
+
+    def work(index):
+        asking.wait()
+        if index % 4 == 0:
+            return services.model_status()["state"]
+        return services.answer_questions(questions=[KIT_HO])[0]["answer"]
+
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        results = pool.map(work, range(THREADS))
+        asking.wait()
+        services.lazy_answerer().load_in_background().join()
+        results = list(results)
+    assert len(loads) == 1
+    answers = [result for index, result in enumerate(results) if index % 4]
+    assert len(set(answers)) == 1 and answers[0] in KIT_HO["context"]
+    assert services.model_status()["state"] == "ready"
+    assert services.model_status()["engine"] == "onnx"

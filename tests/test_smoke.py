@@ -15,7 +15,7 @@ from django.core.management import CommandError, call_command
 
 from bench.run import free_port
 from qa import services, smoke
-from tests.helpers import REPO
+from tests.helpers import PATIENCE, REPO
 
 CHECKS = ["page", "compression", "health", "answer", "4xx", "form"]
 STRICT_CSP = "default-src 'self'; script-src 'self'; style-src 'self'"
@@ -35,8 +35,9 @@ def page(request, *, csp=STRICT_CSP, cookie="csrftoken=cookie-token; Path=/; Sam
     return 200, headers, PAGE.encode()
 
 
-def health(request, *, state="ready", status=200, error=None):
-    return json_reply({"model": "stub", "state": state, "error": error}, status)
+def health(request, *, state="ready", status=200, error=None, engine=None):
+    body = {"model": "stub", "state": state, "error": error}
+    return json_reply(body | ({"engine": engine} if engine else {}), status)
 
 
 def answer(request, *, result=ANSWER, refusal=None):
@@ -277,15 +278,32 @@ def test_health_waits_while_the_model_is_idle_or_loading(stub_site, manual_clock
     assert detail == "ready, model stub" and manual_clock.now == 1003.0
 
 
-def test_the_report_is_one_line_per_check_and_the_exit_status_is_1(stub_site):
-    """From a shell, as a deployer runs it."""
+@pytest.mark.parametrize(
+    ("engine", "detail"),
+    [("onnx", "ready, model stub, engine onnx"), ("torch", "ready, model stub, engine torch")],
+)
+def test_health_says_which_engine_serves(stub_site, engine, detail):
+    url = stub_site({("GET", "/api/health/"): lambda r: health(r, engine=engine)})
+    assert smoke.check_health(smoke.Client(url, timeout=5), wait=0) == detail
+
+
+# From a shell, as a deployer runs it: from a dev environment, and with nothing but Python's
+# standard library (-S: no site-packages at all, so no Django, no torch, no virtualenv).
+COMMANDS = {
+    "manage.py": [sys.executable, "manage.py", "smoke"],
+    "python3 -m qa.smoke": [sys.executable, "-S", "-m", "qa.smoke"],
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS.values(), ids=COMMANDS.keys())
+def test_the_report_is_one_line_per_check_and_the_exit_status_is_1(stub_site, command):
     url = stub_site({("GET", "/api/health/"): lambda r: health(r, state="failed", status=503)})
     result = subprocess.run(
-        [sys.executable, "manage.py", "smoke", url, "--wait=0"],
+        [*command, url, "--wait=0"],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=PATIENCE,
     )
     assert result.returncode == 1
     lines = result.stdout.splitlines()
@@ -297,7 +315,32 @@ def test_the_report_is_one_line_per_check_and_the_exit_status_is_1(stub_site):
         ["PASS", "4xx"],
         ["PASS", "form"],
     ]
-    assert "CommandError: 1 of 6 checks failed: health" in result.stderr
+    assert "1 of 6 checks failed: health" in result.stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS.values(), ids=COMMANDS.keys())
+def test_a_healthy_site_passes_from_a_shell_with_exit_status_0(stub_site, command):
+    url = stub_site({})
+    result = subprocess.run(
+        [*command, url, "--wait=0", "--json"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["passed"] is True and [c["status"] for c in report["checks"]] == [
+        "PASS",
+        "SKIP",
+        "PASS",
+        "PASS",
+        "PASS",
+        "PASS",
+    ]
+
+
+def test_without_django_a_url_that_is_not_http_is_refused_with_status_2():
+    result = subprocess.run(
+        [*COMMANDS["python3 -m qa.smoke"], "example.com"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "is not an http:// or https:// URL" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -359,7 +402,7 @@ def served_model(settings):
 
 def test_the_app_passes_every_check_on_a_live_server(live_server, served_model, modern_model_dir):
     served_model(modern_model_dir)
-    report, error = smoke_report(live_server.url, "--wait=30")
+    report, error = smoke_report(live_server.url, f"--wait={PATIENCE}", f"--timeout={PATIENCE}")
     assert error is None, report
     expected = dict.fromkeys(CHECKS, "PASS") | {"compression": "SKIP"}
     assert statuses(report) == expected, report
@@ -373,7 +416,7 @@ def test_a_live_server_with_a_broken_model_fails_health_with_the_reason(
     live_server, served_model, broken_model
 ):
     served_model(broken_model.directory)
-    report, error = smoke_report(live_server.url, "--wait=30")
+    report, error = smoke_report(live_server.url, f"--wait={PATIENCE}", f"--timeout={PATIENCE}")
     assert error.returncode == 1
     assert statuses(report) == {
         "page": "PASS",

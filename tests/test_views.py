@@ -4,16 +4,28 @@ import json
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
+from django.utils.html import escape
 from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from qa import services
 from qa.examples import KIT_HO
+from qa.lazy import LazyAnswerer
 from qa.options import OPTION_NAMES
 from tests.helpers import HEAVY, no_answer_best
-from tests.properties import OPTIONS, assert_consistent_answers, texts
+from tests.properties import (
+    LINE_ENDING_CASES,
+    OPTIONS,
+    answer_the_pattern,
+    assert_consistent_answers,
+    line_ended_texts,
+    texts,
+)
 
 
 def post_json(client, data, **extra):
@@ -33,7 +45,7 @@ def test_api_answers_with_best_answer_and_candidates(client, tiny_model_settings
     response = post_json(client, {**KIT_HO, "top_k": 3})
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"answer", "score", "start", "end", "no_answer", "answers"}
+    assert set(body) == {"answer", "score", "start", "end", "no_answer", "windows", "answers"}
     assert len(body["answers"]) == 3  # the context has far more than three spans
     assert {k: body[k] for k in ("answer", "start", "end")} == {
         k: body["answers"][0][k] for k in ("answer", "start", "end")
@@ -69,6 +81,53 @@ def test_api_keeps_whitespace_so_offsets_index_the_context_as_sent(client, tiny_
     context = "   \n  I'm Kit-Ho Mak.  "
     body = post_json(client, {"question": "  Who? ", "context": context}).json()
     assert context[body["start"] : body["end"]] == body["answer"]
+
+
+# Every way a context reaches the service over HTTP (the page's form, the API's three media types).
+POSTS = {
+    "page form": lambda client, data: client.post("/", {**data, "top_k": 1}),
+    "API JSON": post_json,
+    "API url-encoded form": lambda client, data: client.post(
+        "/api/answer/", urlencode(data), content_type="application/x-www-form-urlencoded"
+    ),
+    "API multipart form": lambda client, data: client.post("/api/answer/", data),
+}
+
+
+@pytest.mark.parametrize("post", list(POSTS))
+@pytest.mark.parametrize("case", list(LINE_ENDING_CASES))
+def test_every_post_gives_the_service_the_context_as_sent(client, monkeypatch, post, case):
+    """CR, CRLF, mixed line endings, before and inside the answer, and blank ends: the service
+    gets the context unchanged, so the offsets index the text as sent (on the page, the text the
+    browser submitted: a textarea's is CRLF-ended, and the highlight is cut from that same text)."""
+    context, expected = LINE_ENDING_CASES[case]
+    calls = []
+    monkeypatch.setattr(services, "answer_questions", answer_the_pattern(calls))
+    response = POSTS[post](client, {"question": "Who?", "context": context})
+    assert response.status_code == 200
+    [question] = calls
+    assert question["context"] == context
+    if post == "page form":
+        html = response.content.decode()
+        before, after = context.split(expected)
+        highlight = f"{escape(before)}<mark>{escape(expected)}</mark>{escape(after)}"
+        assert f'tabindex="0">{highlight}</div>' in html
+    else:
+        body = response.json()
+        assert context[body["start"] : body["end"]] == body["answer"] == expected
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(context=line_ended_texts(), post=st.sampled_from(sorted(set(POSTS) - {"page form"})))
+def test_any_line_endings_and_blank_ends_get_offsets_into_the_context_as_sent(
+    client, tiny_model_settings, context, post
+):
+    """The real engine, any mix of LF, CRLF and CR, blanks at the ends, in every media type."""
+    response = POSTS[post](client, {"question": "What is my name?", "context": context})
+    assert response.status_code == 200
+    assert_consistent_answers(context, response.json()["answers"], 1)
 
 
 @pytest.mark.parametrize(
@@ -253,27 +312,33 @@ def test_health_reports_the_model_state(client, tiny_model_settings):
     body = client.get("/api/health/").json()
     assert body == {
         "model": Path(tiny_model_settings.QA_MODEL).name,
+        "quantization": None,
         "state": "ready",
+        "engine": "onnx",
         "error": None,
     }
 
 
 @pytest.mark.parametrize(
-    ("record", "model"),
+    ("record", "model", "quantization"),
     [
-        (b'{"model": "someone/model", "revision": "abc"}', "someone/model"),
-        (b"[" * 100_000, "baked"),  # deeper than Python's recursion limit
-        (b'{"model": "\xff\xfe"}', "baked"),  # not UTF-8
-        (b'{"model": "a\\udc80"}', "a?"),  # a lone surrogate, which no JSON response can hold
-        (b'{"model": "' + b"a" * 100_000 + b'"}', "baked"),  # no name sent with every check
-        (None, "baked"),  # a directory where the record should be
+        (b'{"model": "someone/model", "revision": "abc"}', "someone/model", None),
+        (b'{"model": "someone/model", "quantization": "int8"}', "someone/model", "int8"),
+        (b'{"model": "m", "quantization": "int4"}', "m", None),  # no bake makes it
+        (b'{"model": "m", "quantization": ["int8"]}', "m", None),
+        (b"[" * 100_000, "baked", None),  # deeper than Python's recursion limit
+        (b'{"model": "\xff\xfe"}', "baked", None),  # not UTF-8
+        (b'{"model": "a\\udc80"}', "a?", None),  # a lone surrogate, which no JSON can hold
+        (b'{"model": "' + b"a" * 100_000 + b'"}', "baked", None),  # no name sent every check
+        (None, "baked", None),  # a directory where the record should be
     ],
 )
 def test_health_names_the_model_whatever_its_record_holds(
-    client, tiny_model_settings, tmp_path, record, model
+    client, tiny_model_settings, tmp_path, record, model, quantization
 ):
-    """The name comes from the baked directory's source.json (qa.model_files.model_name): a
-    record no bake wrote never makes health fail (a 500 where a 200 or a 503 is expected)."""
+    """The name and quantization come from the baked directory's source.json
+    (qa.model_files.model_name, model_quantization): a record no bake wrote never makes health
+    fail (a 500 where a 200 or a 503 is expected)."""
     directory = tmp_path / "baked"
     directory.mkdir()
     if record is None:
@@ -283,7 +348,13 @@ def test_health_names_the_model_whatever_its_record_holds(
     tiny_model_settings.QA_MODEL = str(directory)
     response = client.get("/api/health/")
     assert response.status_code == 200
-    assert response.json() == {"model": model, "state": "idle", "error": None}
+    assert response.json() == {
+        "model": model,
+        "quantization": quantization,
+        "state": "idle",
+        "engine": None,
+        "error": None,
+    }
 
 
 def test_health_says_why_the_model_failed(client, broken_model_settings):
@@ -309,8 +380,15 @@ def test_schema_describes_request_and_response(client):
         "start",
         "end",
         "no_answer",
+        "windows",
         "answers",
     }
+    windows = components["AnswerResponse"]["properties"]["windows"]
+    assert (windows["type"], windows["minimum"]) == ("integer", 1)
+    assert "not shares of one whole" in windows["description"]
+    # The HF endpoint keeps HF's shape: no windows there.
+    hf_answer = components["QuestionAnsweringOutputElement"]["properties"]
+    assert set(hf_answer) == {"answer", "score", "start", "end"}
     post = schema["paths"]["/api/answer/"]["post"]
     assert {"200", "400", "413", "503"} <= set(post["responses"])
 
@@ -366,7 +444,51 @@ def test_form_without_its_csrf_token_is_a_friendly_403_saying_how_to_fix_it(tiny
 def test_form_says_when_the_model_is_unavailable(client, broken_model_settings):
     response = client.post("/", {**KIT_HO, "top_k": 1})
     assert response.status_code == 503
-    assert "The model is not available right now." in response.content.decode()
+    html = response.content.decode()
+    assert "The model is not available right now." in html
+    assert "Loading the model" not in html
+    assert int(response["Retry-After"]) >= 1
+
+
+def test_form_says_the_model_is_loading_on_a_cold_first_question(
+    client, settings, monkeypatch, tiny_answerer
+):
+    """Without JavaScript: a question that comes while the model loads (qasite.wsgi's
+    background loader, started after the first page) waits QA_LOAD_WAIT_SECONDS, then the page
+    says the model is loading and to send the question again, with Retry-After: not that the
+    model is "not available"."""
+    loaded = threading.Event()
+
+    def load():
+        assert loaded.wait(timeout=120)
+        return tiny_answerer
+
+    holder = LazyAnswerer(load)
+    monkeypatch.setattr(services, "lazy_answerer", lambda: holder)
+    settings.QA_LOAD_WAIT_SECONDS = 0
+    loader = holder.load_in_background()
+    try:
+        response = client.post("/", {**KIT_HO, "top_k": 1})
+    finally:
+        loaded.set()
+        loader.join()
+    assert response.status_code == 503
+    html = response.content.decode()
+    assert "Loading the model…" in html and "send your question again" in html
+    assert "not available" not in html
+    assert response.context["form"]["question"].value() == KIT_HO["question"]  # kept to resend
+    assert int(response["Retry-After"]) >= 1
+    assert client.post("/", {**KIT_HO, "top_k": 1}).status_code == 200  # once loaded
+
+
+def test_form_after_a_field_error_shows_no_answer_and_no_note(client, monkeypatch):
+    """The form re-rendered for a field error holds no answer (the placeholder) and no note on
+    percentages, whatever was shown before."""
+    stub_candidates(monkeypatch, [0.85, 0.33, 0.09], windows=3)
+    assert "<mark>" in client.post("/", {**KIT_HO, "top_k": 3}).content.decode()
+    html = client.post("/", {**KIT_HO, "question": "  ", "top_k": 3}).content.decode()
+    assert "<mark>" not in html and "The answer will appear here" in html
+    assert re.search(r'<p id="score-note" class="score-note" hidden>', html)
 
 
 def test_only_cookie_set_is_csrftoken(client, tiny_model_settings):
@@ -493,7 +615,8 @@ def test_api_answers_any_text_with_any_options_or_says_which_field_is_wrong(
         return
     event("200")
     assert_consistent_answers(context, body["answers"], options.get("top_k", 1))
-    assert {key: body[key] for key in body if key != "answers"} == body["answers"][0]
+    best = {key: body[key] for key in body if key not in ("windows", "answers")}
+    assert best == body["answers"][0]
 
 
 def test_schema_documents_batches_and_error_bodies(client):
@@ -643,9 +766,12 @@ def test_boolean_options_unchecked_checked_or_absent(client, received, name, how
     assert received[-1][name] is (BOOLEAN_OPTIONS[name] if expected == "default" else expected)
 
 
-def stub_candidates(monkeypatch, scores: list[float]):
-    """The service returns the Kit-Ho candidates with these scores, best first."""
+def stub_candidates(monkeypatch, scores: list[float], windows: int = 1, no_answer: bool = False):
+    """The service returns the Kit-Ho candidates with these scores, best first (the first the
+    no-answer, if ``no_answer``), from a context read in ``windows`` windows."""
     spans = [(4, 14), (4, 10), (11, 14)]
+    if no_answer:
+        spans = [(0, 0), *spans]
 
     def answer_questions(*, questions):
         answers = [
@@ -654,26 +780,61 @@ def stub_candidates(monkeypatch, scores: list[float]):
                 "score": score,
                 "start": start,
                 "end": end,
-                "no_answer": False,
+                "no_answer": start == end,
             }
             for (start, end), score in zip(spans, scores, strict=False)
         ]
-        return [{**answers[0], "answers": answers}]
+        return [{**answers[0], "windows": windows, "answers": answers}]
 
     monkeypatch.setattr(services, "answer_questions", answer_questions)
 
 
-@pytest.mark.parametrize(("scores", "note"), [([0.85, 0.33, 0.09], True), ([0.85], False)])
-def test_page_says_what_candidate_percentages_mean(client, monkeypatch, scores, note):
+@pytest.mark.parametrize(
+    ("scores", "windows", "note"),
+    [
+        ([0.85, 0.33, 0.09], 3, True),
+        ([0.85], 2, True),
+        ([0.85, 0.33, 0.09], 1, False),  # the issue: shown for a one-sentence context
+        ([0.85], 1, False),
+    ],
+)
+def test_page_says_what_percentages_mean_when_the_context_took_several_windows(
+    client, monkeypatch, scores, windows, note
+):
     """Percentages of answers from different windows can add up to more than 100%: the page
-    says so under the candidates, and shows the API's scores as they are."""
-    stub_candidates(monkeypatch, scores)
+    says so, with how many windows, when the context took several; and shows the API's scores
+    as they are."""
+    stub_candidates(monkeypatch, scores, windows=windows)
     html = client.post("/", {**KIT_HO, "top_k": 3}).content.decode()
     for score in scores:
         assert f"{round(score * 100)}%" in html
     shown = re.search(r'<p id="score-note" class="score-note"( hidden)?>(.*?)</p>', html, re.S)
     assert "not shares of one whole" in shown.group(2)
     assert (shown.group(1) is None) is note
+    if note:
+        assert f'read in <span id="score-note-windows">{windows}</span> overlapping' in html
+
+
+@pytest.mark.parametrize(
+    ("scores", "no_answer", "listed", "unlisted"),
+    [
+        ([0.97, 0.004, 0.001], True, [], "The other 2 candidates scored under 1%."),
+        ([0.6, 0.3, 0.001], True, ["Kit-Ho Mak"], "1 more candidate scored under 1%."),
+        ([0.9, 0.05, 0.003], False, ["Kit-Ho"], "1 more candidate scored under 1%."),
+        ([0.9, 0.05, 0.01], False, ["Kit-Ho", "Mak"], None),
+    ],
+)
+def test_runners_up_at_0_percent_are_counted_not_listed(
+    client, monkeypatch, scores, no_answer, listed, unlisted
+):
+    """The issue: a "no answer" listed "Other candidates" at 0%."""
+    stub_candidates(monkeypatch, scores, no_answer=no_answer)
+    html = client.post("/", {**KIT_HO, "top_k": 3}).content.decode()
+    assert re.findall(r'<span class="candidate-text">(.*?)</span>', html) == listed
+    assert ("<h3>Other candidates</h3>" in html) is bool(listed)
+    assert '<span class="score">0%</span>' not in html
+    note = re.search(r'<p class="candidates-unlisted">(.*?)</p>', html)
+    assert (note and note.group(1)) == unlisted
 
 
 @pytest.mark.parametrize(

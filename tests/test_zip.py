@@ -4,6 +4,7 @@ its contents as Lambda unpacks them, with SnapStart's restore hook at work in it
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import zipfile
@@ -21,7 +22,9 @@ pytestmark = pytest.mark.zip
 
 TREE = REPO / "build" / "runtime"
 ZIP_SCRIPT = REPO / "docker" / "zip.sh"
-LAMBDA_LIMIT_BYTES = 262_144_000  # "250 MB" unzipped, Lambda's limit on a function's code
+LAMBDA_LIMIT_BYTES = (
+    262_144_000  # AWS's "250 MB" (MiB) unzipped, Lambda's limit on a function's code
+)
 TARGET_INSTALLED_BYTES = 230_000_000  # issue 11's target for the tree with the production model
 
 
@@ -96,8 +99,54 @@ def test_a_tree_over_lambdas_limit_is_refused(tmp_path):
         big.truncate(LAMBDA_LIMIT_BYTES)
     result = make_zip(tree, tmp_path / "lambda.zip")
     assert result.returncode != 0
+    # In MB of 10**6 bytes, as every size the build prints.
     assert "262 MB at most unzipped" in result.stderr and "package=image" in result.stderr
     assert not (tmp_path / "lambda.zip").exists() and not (tmp_path / "lambda.zip.part").exists()
+
+
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [
+        ({"model": "org/model", "revision": "0123abc"}, "org/model at revision 0123abc"),
+        (
+            {"model": "qa-minilm-squad", "revision": None},
+            "qa-minilm-squad at revision (none recorded)",
+        ),
+        (None, "none"),
+    ],
+)
+def test_the_zip_says_which_model_it_holds(tmp_path, source, said):
+    """As bake_model recorded it (model/source.json, which health reports), with its sizes."""
+    tree = tmp_path / "tree"
+    (tree / "model").mkdir(parents=True)
+    if source is not None:
+        (tree / "model" / "source.json").write_text(json.dumps(source))
+    result = make_zip(tree, tmp_path / "lambda.zip")
+    assert result.returncode == 0, result.stderr
+    sizes = r"\S+/lambda\.zip: \d+ MB, \d+ MB unzipped \(Lambda's limit: 262 MB\)"
+    assert re.fullmatch(rf"{sizes}; model: {re.escape(said)}\n", result.stdout)
+
+
+# Where the docs give Lambda's limit.
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "serverless.yml"]
+LIMIT_SAID = re.compile(r"Lambda's (?:limit of )?(\d+) MB|(?:up to|exceeds) (\d+) MB unzipped")
+
+
+def test_the_docs_give_lambdas_limit_as_zip_sh_prints_it(tmp_path):
+    """Sizes are in MB of 10**6 bytes, as zip.sh (and every build script) prints them: AWS's
+    "250 MB" is MiB, so the limit is 262 MB wherever the docs give it, and "250 MB" appears only
+    quoted, as AWS's own words."""
+    (tmp_path / "tree").mkdir()
+    printed = make_zip(tmp_path / "tree", tmp_path / "lambda.zip").stdout
+    [limit] = re.findall(r"\(Lambda's limit: (\d+) MB\)", printed)
+    assert int(limit) == round(LAMBDA_LIMIT_BYTES / 1e6)
+    said = []
+    for path in DOCS:
+        text = " ".join(path.read_text(encoding="utf-8").replace("#", " ").split())
+        assert not re.search(r'(?<!")\b250 MB', text), path
+        said += [(path.name, next(filter(None, found))) for found in LIMIT_SAID.findall(text)]
+    assert {name for name, _ in said} >= {"README.md", "deploying.md", "serverless.yml"}
+    assert all(number == limit for _, number in said), said
 
 
 @pytest.fixture(scope="module")
@@ -149,13 +198,14 @@ def test_snapshot_hooks_prime_and_reset_in_the_zip(task_root, tmp_path):
     snapshot) gets its page, answer and health; then the runtime interface client's own hook
     runner, as after restoring a SnapStart snapshot, gives the restored instance counts and a
     cold start of its own. (The emulator cannot snapshot: it has no restore API.)"""
+    environment = lambda_environment(task_root, tmp_path, QA_THROTTLE_RATE="1/min")  # or skip
     assert (RIC / "snapshot_restore_py.py").is_file()  # what Lambda's Python runtime provides
     result = subprocess.run(
         [lambda_python(), "-S", "-c", RESTORE, str(EVENTS / "http-api-v2-post-answer.json")],
         cwd=task_root,
         capture_output=True,
         text=True,
-        env=lambda_environment(task_root, tmp_path, QA_THROTTLE_RATE="1/min"),
+        env=environment,
     )
     assert result.returncode == 0, result.stderr
     *log_lines, report = result.stdout.strip().splitlines()

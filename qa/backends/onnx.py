@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
-from qa.backends import Run, in_passes
+from qa.backends import Run, in_passes, window_by_window
 from qa.engine import Forward
 from qa.errors import ModelLoadError
 
 # The graph's inputs, as qa/export.py names them (a graph without token types has the first two).
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+# The graph's metadata key that names its quantization ("int8"; qa/quantization.py writes it).
+QUANTIZATION_KEY = "qasite.quantization"
 OPTIMIZATION_LEVELS = {
     "disabled": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
     "basic": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -34,6 +36,7 @@ def session(
     inter-op thread). ``graph_optimization_level``: a key of OPTIMIZATION_LEVELS; ``arena``:
     False allocates with malloc directly (README, "ONNX graph" and "Memory after a large
     request", has the measurements behind the defaults).
+    The Run's ``quantization`` attribute is the graph's QUANTIZATION_KEY (None if absent).
     Raises ModelLoadError if the file is not an ONNX graph of a question-answering model.
     """
     options = onnxruntime.SessionOptions()
@@ -59,11 +62,13 @@ def session(
         start, end = ort.run(None, feed, releasing if release_memory else None)
         return start, end
 
+    run.quantization = ort.get_modelmeta().custom_metadata_map.get(QUANTIZATION_KEY)
     return run
 
 
 def load(graph: Path, config: dict, *, threads: int) -> Forward:
-    """The engine's Forward for ``graph``, in cache-sized passes (see qa.backends.in_passes).
+    """The engine's Forward for ``graph``, in cache-sized passes (see qa.backends.in_passes), or
+    window by window if the graph is quantized (qa.backends.window_by_window).
 
     A request of several windows grows the memory arena to its largest pass; a one-token run with
     arena shrinkage then gives that back, so that a long request leaves the process as large as it
@@ -72,7 +77,11 @@ def load(graph: Path, config: dict, *, threads: int) -> Forward:
     Raises ModelLoadError if ``graph`` is not an ONNX graph of a question-answering model.
     """
     run = session(graph, threads=threads)
-    passes = in_passes(run, hidden_size=config.get("hidden_size", 768))
+    passes = (
+        window_by_window(run)
+        if run.quantization
+        else in_passes(run, hidden_size=config.get("hidden_size", 768))
+    )
     one_token = np.ones((1, 1), dtype=np.int64)
 
     def forward(input_ids, attention_mask, token_type_ids):

@@ -14,8 +14,10 @@ import torch
 
 from qa.backends import Run, in_passes
 from qa.engine import Forward
-from qa.errors import ModelLoadError
+from qa.errors import ModelLoadError, one_line
+from qa.imports import IMPORT_LOCK
 from qa.model_files import FAST_TORCHSCRIPT_FILE, TORCHSCRIPT_FILE
+from qa.probes import Batch, Probes, probes
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +31,9 @@ def load_model(directory: Path, *, fast: bool = False, attention: str | None = N
     kernel gains nothing; a few answers differ from float32's (README, "Fast mode").
     ``attention``: the attention implementation ("eager", "sdpa"; default transformers').
     """
-    from transformers import AutoModelForQuestionAnswering
-    from transformers.utils import logging as transformers_logging
+    with IMPORT_LOCK:
+        from transformers import AutoModelForQuestionAnswering
+        from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
     if not (directory / "config.json").is_file():
@@ -49,12 +52,16 @@ def load_model(directory: Path, *, fast: bool = False, attention: str | None = N
 
 class Logits(torch.nn.Module):
     """A transformers QA model as a module from (input_ids, attention_mask[, token_type_ids])
-    tensors to (start, end) logits: the form TorchScript traces and ONNX exports."""
+    tensors to (start, end) logits: the form TorchScript traces and ONNX exports. It takes token
+    types when its tokenizer gives them (``token_types``, qa.model_inputs) and the model's
+    forward has them."""
 
-    def __init__(self, model):
+    def __init__(self, model, *, token_types: bool):
         super().__init__()
         self.model = model  # registered, so that its weights are parameters, not constants
-        self.takes_token_types = "token_type_ids" in inspect.signature(model.forward).parameters
+        self.takes_token_types = (
+            token_types and "token_type_ids" in inspect.signature(model.forward).parameters
+        )
 
     def forward(self, input_ids, attention_mask, token_type_ids=None):
         types = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
@@ -62,19 +69,9 @@ class Logits(torch.nn.Module):
         return output.start_logits, output.end_logits
 
 
-def example_batch(batch: int, length: int, *, vocab_size: int, with_token_types: bool) -> list:
-    """Token ids of a right-padded batch (the last row half padding), as the engine builds,
-    as int64 tensors [batch, length]."""
-    generator = torch.Generator().manual_seed(batch * 1000 + length)
-    input_ids = torch.randint(0, vocab_size, (batch, length), generator=generator)
-    attention_mask = torch.ones_like(input_ids)
-    attention_mask[-1, length // 2 :] = 0
-    inputs = [input_ids * attention_mask, attention_mask]
-    if with_token_types:
-        token_type_ids = torch.zeros_like(input_ids)
-        token_type_ids[:, length // 4 :] = 1
-        inputs.append(token_type_ids * attention_mask)
-    return inputs
+def tensors(batch: Batch, logits: Logits) -> list[torch.Tensor]:
+    """A probe batch (qa/probes.py) as the tensors ``logits`` takes."""
+    return [torch.from_numpy(array) for array in batch[: 3 if logits.takes_token_types else 2]]
 
 
 class TorchLogits(NamedTuple):
@@ -86,33 +83,37 @@ class TorchLogits(NamedTuple):
     takes_token_types: bool
 
 
-def logits_module(model, *, trace: bool) -> TorchLogits:
-    """The start/end logits of a transformers question-answering model, as a module.
+def logits_module(model, probes: Probes, *, trace: bool) -> TorchLogits:
+    """The start/end logits of a transformers question-answering model, as a module, fed the
+    inputs ``probes`` says it takes.
 
-    With ``trace``, the model is traced once with TorchScript and frozen: the same arithmetic
-    without transformers' Python dispatch per layer, which is most of the cost of a short input.
-    If tracing fails or disagrees with the model, the model runs as it is.
+    With ``trace``, the model is traced once with TorchScript (on the first probe batch) and
+    frozen: the same arithmetic without transformers' Python dispatch per layer, which is most
+    of the cost of a short input. If tracing fails or disagrees with the model on any probe
+    batch, the model runs as it is, with a warning of one line.
     """
-    eager = Logits(model).eval()
-    return TorchLogits(_traced(eager) if trace else eager, eager.takes_token_types)
+    eager = Logits(model, token_types=probes.token_types).eval()
+    return TorchLogits(_traced(eager, probes) if trace else eager, eager.takes_token_types)
 
 
-def _traced(eager: Logits) -> Callable:
+def _traced(eager: Logits, probes: Probes) -> Callable:
     try:
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TracerWarnings about Python values in the model
-            shape = {
-                "vocab_size": eager.model.config.vocab_size,
-                "with_token_types": eager.takes_token_types,
-            }
-            example = example_batch(2, 24, **shape)
-            traced = torch.jit.freeze(torch.jit.trace(eager, example, strict=False))
-            probe = example_batch(3, 57, **shape)
-            for got, expected in zip(traced(*probe), eager(*probe), strict=True):
-                if not torch.allclose(got, expected, atol=1e-5, rtol=0):
-                    raise ValueError("the traced model disagrees with the model")
+            example = tensors(probes.batches[0], eager)
+            # check_trace=False: torch's own check traces again and, on any difference, raises
+            # an error holding both graphs (thousands of lines); the probes below check more
+            # (other shapes, against the model itself) and say it in one line.
+            traced = torch.jit.freeze(
+                torch.jit.trace(eager, example, strict=False, check_trace=False)
+            )
+            for batch in probes.batches[1:]:
+                probe = tensors(batch, eager)
+                for got, expected in zip(traced(*probe), eager(*probe), strict=True):
+                    if not torch.allclose(got, expected, atol=1e-5, rtol=0):
+                        raise ValueError("the traced model disagrees with the model")
     except Exception as error:  # any model TorchScript cannot trace: run it as it is
-        logger.warning("QA model runs untraced: %s", error)
+        logger.warning("QA model runs untraced (%s)", one_line(error))
         return eager
     return traced
 
@@ -177,7 +178,8 @@ def load(directory: Path, config: dict, *, threads: int, fast: bool, trace: bool
     if trace and script.is_file():
         logits, takes_token_types = _load_torchscript(script)
     else:
-        logits, takes_token_types = logits_module(load_model(directory, fast=fast), trace=trace)
+        model = load_model(directory, fast=fast)
+        logits, takes_token_types = logits_module(model, probes(directory, config), trace=trace)
     return in_passes(
         numpy_logits(logits, takes_token_types=takes_token_types),
         hidden_size=config.get("hidden_size", 768),

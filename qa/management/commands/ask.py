@@ -1,5 +1,6 @@
 import json
 import logging
+import os
 import sys
 from contextlib import contextmanager
 
@@ -21,7 +22,11 @@ class Command(BaseCommand):
         parser.add_argument("question")
         source = parser.add_mutually_exclusive_group()
         source.add_argument("--context", help="The context text.")
-        source.add_argument("--context-file", help="A UTF-8 file holding the context ('-': stdin).")
+        source.add_argument(
+            "--context-file",
+            help="A UTF-8 file holding the context ('-': stdin), read as it is: answers' offsets "
+            "index its characters, line endings (CRLF, CR) and all.",
+        )
         parser.add_argument("--top-k", type=int, default=1)
         parser.add_argument(
             "--allow-no-answer",
@@ -36,8 +41,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, question, context, context_file, top_k, allow_no_answer, **options):
+        question = argument_text(question, "the question")
         if context is None:
             context = self._read_context(context_file)
+        else:
+            context = argument_text(context, "--context")
         serializer = AnswerRequestSerializer(
             data={
                 "question": question,
@@ -63,15 +71,38 @@ class Command(BaseCommand):
             self.stdout.write(as_text(result["answers"]))
 
     def _read_context(self, context_file: str | None) -> str:
+        """The context from a file or stdin, decoded from their bytes as UTF-8 with nothing
+        translated: Python's text mode turns CRLF and CR into LF (files) and decodes stdin in the
+        locale's encoding, and the answers' offsets would index a text the user never gave."""
         if context_file in (None, "-"):
             if context_file is None and sys.stdin.isatty():
                 raise CommandError("Give the context with --context, --context-file or stdin.")
-            return sys.stdin.read()
+            return utf8_text(sys.stdin.buffer.read(), "standard input")
         try:
-            with open(context_file, encoding="utf-8") as file:
-                return file.read()
-        except (OSError, UnicodeDecodeError) as error:
+            with open(context_file, "rb") as file:
+                return utf8_text(file.read(), context_file)
+        except OSError as error:
             raise CommandError(f"Cannot read {context_file}: {error}") from error
+
+
+def utf8_text(data: bytes, source: str) -> str:
+    """``data`` decoded as UTF-8, character for character (a byte order mark is kept: offsets
+    count it, as Python's own UTF-8 reading does). Raises CommandError naming ``source`` and the
+    first byte that is not UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise CommandError(
+            f"Cannot read {source}: it is not UTF-8 text (byte 0x{data[error.start]:02x} at "
+            f"offset {error.start})."
+        ) from error
+
+
+def argument_text(value: str, name: str) -> str:
+    """A command-line argument as the text of its bytes. Python decodes arguments with the
+    locale's encoding, keeping bytes it cannot decode as lone surrogates; those are refused by
+    name, as UTF-8 that does not decode."""
+    return utf8_text(os.fsencode(value), name)
 
 
 @contextmanager

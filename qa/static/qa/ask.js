@@ -16,9 +16,18 @@
   const resultSection = document.getElementById("result");
   const resultBody = document.getElementById("result-body");
   const scoreNote = document.getElementById("score-note");
+  const scoreNoteWindows = document.getElementById("score-note-windows");
   const FIELD_NAMES = ["question", "context", "handle_impossible_answer", "top_k"];
   const MAX_RETRIES = 10; // 503 while the model loads: retry after Retry-After, this many times
+  const FINDING = "Finding the answer…";
+  const LOADING = "Loading the model… (first question after a cold start)";
+  // Once the model was seen ready, health is asked only when an answer takes longer than this
+  // (another worker, or a restarted server, may be loading it); and how often while it loads.
+  const SLOW_MS = 1500;
+  const HEALTH_POLL_MS = 2000;
   let busy = false;
+  let asking = 0; // which ask is under way: a late health answer must not touch a later one
+  let modelSeenReady = false;
 
   /* --- small helpers --------------------------------------------------------------------- */
 
@@ -114,9 +123,9 @@
     busy = on;
     button.classList.toggle("is-busy", on);
     button.setAttribute("aria-disabled", String(on));
-    buttonLabel.textContent = on ? "Finding the answer…" : "Find the answer";
+    buttonLabel.textContent = on ? FINDING : "Find the answer";
     resultSection.setAttribute("aria-busy", String(on));
-    if (on) status.textContent = "Finding the answer…";
+    if (on) status.textContent = FINDING;
   }
 
   /* --- the result ------------------------------------------------------------------------- */
@@ -156,11 +165,14 @@
         chars.slice(result.end).join("")),
       );
     }
+    // Runners-up that round to 0% are counted, not listed (as qa/views.py's shown_result).
     const others = (result.answers || []).slice(1);
-    if (others.length) {
+    const listed = others.filter((candidate) => percent(candidate.score) > 0);
+    const unlisted = others.length - listed.length;
+    if (listed.length) {
       nodes.push(
         el("h3", {}, "Other candidates"),
-        el("ol", { class: "candidates", start: "2" }, ...others.map((candidate) => el("li", {},
+        el("ol", { class: "candidates", start: "2" }, ...listed.map((candidate) => el("li", {},
           el("span", { class: "candidate-text" },
             candidate.no_answer ? el("em", {}, "No answer") : candidate.answer),
           " ", el("span", { class: "score" }, `${percent(candidate.score)}%`),
@@ -169,13 +181,28 @@
             : el("span", { class: "offsets" }, `characters ${candidate.start}–${candidate.end}`)))),
       );
     }
+    if (unlisted) {
+      const which = listed.length ? `${unlisted} more` : `The other ${unlisted}`;
+      nodes.push(el("p", { class: "candidates-unlisted" },
+        `${which} candidate${unlisted === 1 ? "" : "s"} scored under 1%.`));
+    }
     resultBody.replaceChildren(...nodes);
-    scoreNote.hidden = others.length === 0;
+    const windows = result.windows || 1;
+    scoreNoteWindows.textContent = String(windows);
+    scoreNote.hidden = windows < 2;
     scrollToMark();
     // On a phone the result is below the form: bring it into view.
     if (resultSection.getBoundingClientRect().top > window.innerHeight * 0.8) {
       resultSection.scrollIntoView({ block: "start" });
     }
+  }
+
+  /** Back to "the answer will appear here": after an error, the answer to an earlier question
+   * must not stand beside the question in the form. */
+  function clearResult() {
+    resultBody.replaceChildren(el("p", { class: "placeholder" },
+      "The answer will appear here, highlighted in its context."));
+    scoreNote.hidden = true;
   }
 
   /** Scroll a long context (in its own scroll box) so that the highlighted answer is visible. */
@@ -188,14 +215,34 @@
 
   /* --- asking ----------------------------------------------------------------------------- */
 
-  /** Whether health says the model failed to load: then a 503 is not worth a retry (each
-   * spends the rate limit); its detail says why. Loading, idle or unknown: retry. */
-  async function modelFailed() {
+  /** The model's state as health says it (idle, loading, ready or failed), or null if it
+   * cannot be had. */
+  async function modelState() {
     try {
       const health = await fetch(form.dataset.healthUrl, { headers: { Accept: "application/json" } });
-      return (await health.json()).state === "failed";
+      return (await health.json()).state || null;
     } catch (error) {
-      return false;
+      return null;
+    }
+  }
+
+  /** While ask number `id` waits for its answer, say "Loading the model…" for as long as health
+   * says the model is loading (or not yet asked for: the question will load it). On the page's
+   * first question health is asked at once, since a cold server loads the model for it; once
+   * the model was seen ready, only when an answer is slow. `answered` settles with the answer. */
+  async function watchTheModel(id, answered) {
+    const current = () => busy && asking === id;
+    if (modelSeenReady) await Promise.race([sleep(SLOW_MS), answered]);
+    while (current()) {
+      const state = await modelState();
+      if (!current()) return;
+      if (state === "ready") modelSeenReady = true;
+      if (state !== "idle" && state !== "loading") {
+        if (status.textContent === LOADING) status.textContent = FINDING;
+        return;
+      }
+      status.textContent = LOADING;
+      await Promise.race([sleep(HEALTH_POLL_MS), answered]);
     }
   }
 
@@ -210,6 +257,10 @@
     };
     clearErrors();
     setBusy(true);
+    const id = ++asking;
+    let answeredNow;
+    const answered = new Promise((resolve) => { answeredNow = resolve; });
+    watchTheModel(id, answered);
     try {
       for (let attempt = 0; ; attempt++) {
         let response;
@@ -221,20 +272,25 @@
           });
         } catch (error) {
           status.textContent = "";
+          clearResult();
           showError("Could not reach the server. Check your connection and try again.");
           return;
         }
-        if (response.status === 503 && attempt < MAX_RETRIES && !(await modelFailed())) {
+        if (response.status === 503 && attempt < MAX_RETRIES && (await modelState()) !== "failed") {
           const seconds = Math.min(30, Math.max(1, parseInt(response.headers.get("Retry-After"), 10) || 2));
-          status.textContent = "The model is warming up, retrying…";
+          status.textContent = LOADING;
           await sleep(seconds * 1000);
           continue;
         }
         const body = await response.json().catch(() => null);
         status.textContent = "";
         if (response.ok && body) {
+          modelSeenReady = true;
           renderResult(body, context);
-        } else if (response.status === 400 && body) {
+          return;
+        }
+        clearResult();
+        if (response.status === 400 && body) {
           showFieldErrors(body);
         } else if (response.status === 429) {
           const seconds = parseInt(response.headers.get("Retry-After"), 10) || 60;
@@ -249,6 +305,7 @@
         return;
       }
     } finally {
+      answeredNow();
       setBusy(false);
     }
   }

@@ -1,0 +1,134 @@
+"""Every architecture family a user may pick from the hub: a tiny model of each (tests/families.py),
+baked by bake_model and served by both engines, answers exactly as transformers v4.57.6's
+pipeline does on the same folder, or is refused at bake with the reason (docs/models.md)."""
+
+import io
+import json
+import subprocess
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from qa.engine import Options
+from qa.loading import load_answerer
+from tests.families import CASES, FAMILIES, TREE_ANSWERS, build_family, v4_answers
+from tests.helpers import REPO
+from tests.lambda_runtime import lambda_python
+
+# The torch-free runtime tree (`make runtime`, or docker/build-runtime.sh build/runtime).
+TREE = REPO / "build" / "runtime"
+
+# Families qasite refuses at bake, and why (docs/models.md).
+REFUSED = {
+    "xlnet": "puts the context before the question",
+    "longformer": "ONNX graph cannot be made faithfully",
+}
+SERVED = [name for name in FAMILIES if name not in REFUSED]
+# Served by the runtime tree too (the other families' graphs are of the same kinds): RoBERTa and
+# XLM-R (no token types; XLM-R's overflow windows give type 1), DeBERTa-v3 (types the model
+# ignores), ModernBERT (byte-level BPE, [CLS] and [SEP]).
+IN_THE_TREE = ["roberta", "xlm-roberta", "deberta-v3", "modernbert"]
+
+
+@pytest.fixture(scope="module")
+def family_dirs(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("families")
+    return {name: build_family(name, root / name) for name in FAMILIES}
+
+
+@pytest.fixture(scope="module")
+def reference(reference_python, family_dirs) -> dict:
+    """v4's answers to every case, for every family served, in one v4 process."""
+    return v4_answers(reference_python, {name: family_dirs[name] for name in SERVED})
+
+
+@pytest.fixture(scope="module")
+def baked(family_dirs, tmp_path_factory):
+    """bake(name): the family baked by bake_model, once a module whatever the tests asking."""
+    done = {}
+
+    def bake(name: str):
+        if name not in done:
+            output = tmp_path_factory.mktemp("baked") / name
+            call_command(
+                "bake_model",
+                "--model",
+                str(family_dirs[name]),
+                "--output",
+                str(output),
+                stdout=io.StringIO(),
+            )
+            done[name] = output
+        return done[name]
+
+    return bake
+
+
+def spans(answers: list[dict]) -> list[tuple]:
+    return [(a["answer"], a["start"], a["end"]) for a in answers]
+
+
+@pytest.mark.parametrize("engine", ["onnx", "torch"])
+@pytest.mark.parametrize("name", SERVED)
+def test_a_baked_family_answers_as_v4(name, engine, baked, reference):
+    expected = reference[name]
+    assert isinstance(expected, list), f"v4 cannot serve {name}: {expected}"
+    answerer = load_answerer(str(baked(name)), threads=1, engine=engine)
+    for case, theirs in zip(CASES, expected, strict=True):
+        question, context = case["question"], case["context"]
+        options = Options(**{k: v for k, v in case.items() if k not in ("question", "context")})
+        ours = [vars(a) for a in answerer.answer(question, context, options)]
+        assert spans(ours) == spans(theirs), (name, question)
+        for mine, v4 in zip(ours, theirs, strict=True):
+            assert mine["score"] == pytest.approx(v4["score"], abs=1e-5), (name, question)
+
+
+@pytest.mark.parametrize("name", IN_THE_TREE)
+def test_the_torch_free_tree_on_lambdas_python_answers_as_v4(name, baked, reference, tmp_path):
+    """The Lambda handler, on Lambda's Python with the runtime tree's packages only (-S: no
+    site-packages, so no torch, no transformers), serving the baked family."""
+    if not (TREE / "installed").is_file():
+        pytest.skip("no runtime tree: `make runtime` (or `make test`) builds build/runtime")
+    event = json.loads((REPO / "events" / "http-api-v2-post-answer.json").read_text())
+    environment = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "TMPDIR": str(tmp_path),
+        "PYTHONPATH": f"{TREE}:{REPO}",
+        "QA_MODEL": str(baked(name)),
+        "QA_THREADS": "1",
+        "QA_THROTTLE_RATE": "off",
+        "HF_HUB_OFFLINE": "1",
+        "DJANGO_ALLOWED_HOSTS": ".execute-api.eu-west-1.amazonaws.com",
+    }
+    result = subprocess.run(
+        [lambda_python(), "-S", "-c", TREE_ANSWERS],
+        input=json.dumps({"event": event, "cases": CASES}),
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    replies = json.loads(result.stdout.splitlines()[-1])
+    for case, (status, body), theirs in zip(CASES, replies, reference[name], strict=True):
+        assert status == 200, (name, body)
+        assert spans(body["answers"]) == spans(theirs), (name, case["question"])
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_a_family_qasite_cannot_serve_is_refused_at_bake_with_the_reason(
+    name, family_dirs, tmp_path
+):
+    output = tmp_path / "baked"
+    with pytest.raises(CommandError, match=REFUSED[name]):
+        call_command(
+            "bake_model",
+            "--model",
+            str(family_dirs[name]),
+            "--output",
+            str(output),
+            stdout=io.StringIO(),
+        )
+    assert list(tmp_path.iterdir()) == []

@@ -6,7 +6,7 @@ v4 reads both from tokenizer_config.json, and otherwise from the defaults of the
 class it loads (named by ``tokenizer_class``, or else the default tokenizer of the model's
 ``model_type``); ``save_pretrained`` does not write class defaults, so a hub folder often says
 neither. The tables below are those defaults in transformers 4.57.6, the last v4 (fast classes,
-and model types that have a question-answering model); tests/test_model_inputs.py checks them
+and model types that have a question-answering model); tests/model/test_inputs.py checks them
 against v4 itself. transformers 5 changed some (ALBERT, PreTrainedTokenizerFast): they cannot be
 asked of the transformers installed here.
 """

@@ -339,7 +339,7 @@ def train_tokenizer(shape: Shape, texts: list[str]):
         trainer = ByteLevelBPETokenizer()
         special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
         trainer.train_from_iterator(texts, vocab_size=TOKENIZER_VOCAB, special_tokens=special)
-        model = json.loads(trainer._tokenizer.to_str())["model"]
+        model = json.loads(trainer.to_str())["model"]
         merges = [
             tuple(pair) if isinstance(pair, list) else tuple(pair.split())
             for pair in model["merges"]
@@ -446,7 +446,10 @@ def served_files() -> list[str]:
 def footprint(baked: Path, tree_without_model_mb: float | None) -> dict:
     """model.onnx, the files the tree serves, and the runtime tree with them (MB, 10^6 bytes):
     the tree's size without a model plus the served files, which is what assemble.sh makes."""
-    served = sum((baked / name).stat().st_size for name in served_files()) / 1e6
+    served = sum(
+        (baked / name).stat().st_size for name in served_files() if (baked / name).is_file()
+    )
+    served /= 1e6
     row = {"onnx_mb": (baked / "model.onnx").stat().st_size / 1e6, "served_mb": served}
     if tree_without_model_mb is not None:
         row["tree_mb"] = tree_without_model_mb + served
@@ -455,11 +458,11 @@ def footprint(baked: Path, tree_without_model_mb: float | None) -> dict:
 
 
 def agreement(workers: dict, questions: list[dict]) -> dict:
-    """Share of ``questions`` whose best answer (text and offsets) is the same on both of
-    ``workers`` ({"fp32": Worker, "int8": Worker})."""
+    """Share of ``questions`` whose best answer (text and offsets) is the same on
+    ``workers["fp32"]`` and ``workers["int8"]``."""
     best = {
-        name: [spans(worker.answer(q["question"], q["context"]))[0] for q in questions]
-        for name, worker in workers.items()
+        name: [spans(workers[name].answer(q["question"], q["context"]))[0] for q in questions]
+        for name in ("fp32", "int8")
     }
     same = sum(a == b for a, b in zip(best["fp32"], best["int8"], strict=True))
     return {

@@ -561,11 +561,12 @@ def markdown_table(report: dict) -> str:
                 continue
             figures = row.get(variant)
             if figures is None or "reason" in figures:
-                reason = (figures or {}).get("reason", "not measured")
-                blank = ["—"] * (7 + int8)
+                reason = (figures or {}).get("reason", "not measured").replace("|", "\\|")
+                # The reason in the first of the measured columns, the others blank.
+                blank = ["—"] * (5 + int8)
                 lines.append(
                     f"| {name} | {parameters} | {variant} | "
-                    + " | ".join([f"does not bake yet: {reason}", *blank[1:]])
+                    + " | ".join([f"does not bake yet: {reason}", *blank])
                     + f" | {claimed} |"
                 )
             else:
@@ -577,7 +578,7 @@ def markdown_table(report: dict) -> str:
                     f"| {name} | {parameters} | {variant} | {figures['onnx_mb']:.0f} | "
                     f"{cell(figures.get('tree_mb'))} | {zip_cell} | "
                     f"{figures['cold_start_s']:.2f} (×{figures['cold_start_ratio']:.1f}) | "
-                    f"{figures['SQuAD paragraph ms']:.0f} "
+                    f"{figures['SQuAD paragraph ms']:,.0f} "
                     f"(×{figures['SQuAD paragraph ratio']:.1f}) | "
                     f"{figures['20,000 chars ms']:,.0f} (×{figures['20,000 chars ratio']:.1f}) | "
                     + "".join(f"{c} | " for c in agreement_cell)

@@ -91,6 +91,7 @@ def test_a_shape_that_does_not_bake_is_listed_with_the_reason():
     }
     table = markdown_table(report)
     assert "| `deepset/roberta-base-squad2` | 124.0 M | fp32 | does not bake yet: " in table
+    assert_one_cell_a_column(table)
     assert "CommandError: Cannot bake it: IndexError" in table
     assert "79.9 / 82.9" in table
 
@@ -134,3 +135,13 @@ def test_a_measured_shape_shows_its_figures_and_ratios():
     assert int8.startswith("|  |  | int8 | 90 | 213 | no: image |")
     assert "| 90% |" in int8
     assert "dev virtualenv" in markdown_table(report)
+    assert_one_cell_a_column(markdown_table(report))
+    report["models"][0]["int8"] = {"reason": "CommandError: below the quality bound"}
+    assert_one_cell_a_column(markdown_table(report))
+
+
+def assert_one_cell_a_column(table: str) -> None:
+    """Every row of the Markdown table has as many cells as its head."""
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    assert len(rows) > 2
+    assert {row.count(" | ") for row in rows[2:]} == {rows[0].count(" | ")}, table

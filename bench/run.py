@@ -402,14 +402,13 @@ def warm_latency(inputs: dict, plan: dict, rounds: int, repeat: dict) -> dict:
     return results
 
 
-def interleaved(workers: dict, inputs: dict, rounds: int, repeat: dict, *, label: str) -> dict:
-    """Each of ``workers`` ({side: Worker}) timed answering each of ``inputs`` ({size: (question,
-    context)}) ``rounds`` × ``repeat[size]`` times, the sides interleaved in slices of a tenth of
-    a round (about 10 ms or one request), so that a burst of load from the machine's other users
-    hits every side alike. Returns {size: {side: summary}} (milliseconds)."""
+def interleaved(workers: dict, inputs: dict, rounds: int, repeat: dict, label: str) -> dict:
+    """Each worker's latency on each input, interleaved: {size: {side: summary}}."""
     table = {}
     for size, (question, context) in inputs.items():
         timings = {side: [] for side in workers}
+        # Interleaved in slices of a tenth of a round (about 10 ms or one request), so that
+        # a burst of load from the machine's other users hits every side alike.
         step = max(1, repeat[size] // 10)
         for _ in range(rounds * -(-repeat[size] // step)):
             for side, worker in workers.items():

@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,7 +77,6 @@ class Card:
     dataset: str
     parameters_m: float
     parameters_source: str
-    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,6 @@ class Shape:
     tokenizer: str  # "wordpiece" (BERT family), "byte-bpe" (RoBERTa), "unigram" (XLM-R, DeBERTa-v3)
     card: Card
     lowercase: bool = False
-    extra: dict = field(default_factory=dict)
 
     @property
     def url(self) -> str:

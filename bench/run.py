@@ -618,53 +618,55 @@ os._exit(0)  # without waiting for a background model load: the page is what is 
 """
 
 
-def cold_commands(tiny: dict, tree_python: str | None) -> dict:
-    """{label: (argv, environment, working directory)} of each fresh process timed."""
-    common = {
+def cold_environment(**variables: str) -> dict:
+    """The environment of a timed fresh process: this one's, offline, one thread, any host,
+    and ``variables``."""
+    return {
         **os.environ,
         "DJANGO_ALLOWED_HOSTS": "*",
         "HF_HUB_OFFLINE": "1",
         "OMP_NUM_THREADS": "1",
+        **variables,
     }
-    # As Lambda runs the tree: its Python, nothing but the tree on the path (-S: no site-packages).
-    in_tree = {**common, "PYTHONPATH": str(TREE), "QA_MODEL": str(TREE / "model")}
-    in_repo = {**common, "PYTHONPATH": str(ROOT), "QA_MODEL": str(tiny["qasite"])}
+
+
+def first_answer_command(model_dir: Path, tree_python: str | None) -> tuple:
+    """(argv, environment, working directory) of a fresh process answering EVENT (Kit-Ho Mak)
+    through the Lambda handler with ``model_dir`` on the onnx engine, printing its peak RSS: as
+    Lambda runs the tree (its Python, nothing but the tree on the path: -S, no site-packages)
+    when ``tree_python``, else from the dev virtualenv."""
+    if tree_python:
+        environment = cold_environment(PYTHONPATH=str(TREE), QA_MODEL=str(model_dir))
+        return [tree_python, "-S", "-c", FIRST_ANSWER + PEAK_RSS, str(EVENT)], environment, TREE
+    environment = cold_environment(PYTHONPATH=str(ROOT), QA_MODEL=str(model_dir), QA_ENGINE="onnx")
+    return [PYTHON, "-c", FIRST_ANSWER + PEAK_RSS, str(EVENT)], environment, ROOT
+
+
+def cold_commands(tiny: dict, tree_python: str | None) -> dict:
+    """{label: (argv, environment, working directory)} of each fresh process timed."""
     commands = {}
     if tree_python:
-        commands[FIRST_ANSWER_LABEL] = (
-            [tree_python, "-S", "-c", FIRST_ANSWER + PEAK_RSS, str(EVENT)],
-            in_tree,
-            TREE,
-        )
-        commands[FIRST_PAGE_LABEL] = (
-            [tree_python, "-S", "-c", FIRST_PAGE + PEAK_RSS],
-            in_tree,
-            TREE,
-        )
-    commands["qasite first answer: dev virtualenv, Lambda handler, onnx (Python 3.11)"] = (
-        [PYTHON, "-c", FIRST_ANSWER + PEAK_RSS, str(EVENT)],
-        {**in_repo, "QA_ENGINE": "onnx"},
-        ROOT,
-    )
+        commands[FIRST_ANSWER_LABEL] = first_answer_command(TREE / "model", tree_python)
+        argv, environment, cwd = commands[FIRST_ANSWER_LABEL]
+        commands[FIRST_PAGE_LABEL] = ([*argv[:3], FIRST_PAGE + PEAK_RSS], environment, cwd)
+    onnx = first_answer_command(tiny["qasite"], None)
+    commands["qasite first answer: dev virtualenv, Lambda handler, onnx (Python 3.11)"] = onnx
+    argv, environment, cwd = onnx
     commands[
         "qasite first answer: dev virtualenv, Lambda handler, TorchScript (QA_ENGINE=torch)"
-    ] = (
-        [PYTHON, "-c", FIRST_ANSWER + PEAK_RSS, str(EVENT)],
-        {**in_repo, "QA_ENGINE": "torch"},
-        ROOT,
-    )
+    ] = (argv, {**environment, "QA_ENGINE": "torch"}, cwd)
     commands[REFERENCE_LABEL] = (
         [REF_PYTHON, "-c", REFERENCE_FIRST_ANSWER + PEAK_RSS],
-        {**common, "PYTHONPATH": str(BENCH), "QA_MODEL": str(tiny["reference"])},
+        cold_environment(PYTHONPATH=str(BENCH), QA_MODEL=str(tiny["reference"])),
         BENCH,
     )
     return commands
 
 
-def cold_start(tiny: dict, tree_python: str | None, runs: int) -> dict:
-    """Each command's seconds from process start to exit (median of ``runs``, interleaved) and
-    peak RSS; then, once, where the tree's time goes (-X importtime)."""
-    commands = cold_commands(tiny, tree_python)
+def time_fresh_processes(commands: dict, runs: int) -> dict:
+    """Each of ``commands`` ({label: (argv, environment, working directory)}, each printing its
+    peak RSS in MB last) run ``runs`` times, interleaved: {label: {"median_s": seconds from
+    process start to exit, "runs", "peak_rss_mb"}}. Raises RuntimeError if a process fails."""
     times = {label: [] for label in commands}
     rss = {label: [] for label in commands}
     for _ in range(runs):
@@ -683,6 +685,14 @@ def cold_start(tiny: dict, tree_python: str | None, runs: int) -> dict:
             "peak_rss_mb": max(rss[label]),
         }
         log(f"cold start {label}: {results[label]['median_s']:.2f} s")
+    return results
+
+
+def cold_start(tiny: dict, tree_python: str | None, runs: int) -> dict:
+    """Each command's seconds from process start to exit (median of ``runs``, interleaved) and
+    peak RSS; then, once, where the tree's time goes (-X importtime)."""
+    commands = cold_commands(tiny, tree_python)
+    results = time_fresh_processes(commands, runs)
     if tree_python:
         for label in (FIRST_PAGE_LABEL, FIRST_ANSWER_LABEL):
             argv, environment, cwd = commands[label]

@@ -167,6 +167,7 @@ def test_the_background_loader_and_many_requests_at_once_load_the_model_once(
     assert got["statuses"] == [200]
     assert got["health"] == {
         "model": modern_model_dir.name,
+        "quantization": None,
         "state": "ready",
         "engine": "onnx",
         "error": None,

@@ -150,9 +150,11 @@ test: $(VENV)/installed node_modules/installed build/tools/installed $(if $(LAMB
 unit: $(VENV)/installed
 	$(PYTHON) -m pytest -m "not (browser or image or zip or load or quality)"
 
-# What CI runs: ruff's lint and format checks (settings in pyproject.toml).
+# What CI runs: ruff's lint and format checks, then the import contracts that hold the layout
+# (import-linter; settings and contracts in pyproject.toml, docs/development.md).
 lint: $(VENV)/installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 .PHONY: unit lint

@@ -29,7 +29,7 @@ if not __package__:  # run as a script: the repository's packages become importa
     sys.path.insert(0, str(ROOT))
 
 from bench.run import BENCH, REAL_MODEL, bake, log, make_bert_tiny_shape  # noqa: E402  (after the path, above)
-from qa.measure import cpu  # noqa: E402  (after the path, above)
+from qa.operations.measure import cpu  # noqa: E402  (after the path, above)
 
 WINDOWS, SEQ = 21, 384
 # Independent accumulators, enough to cover the FMA units' latency x throughput on x86 and ARM.
@@ -112,7 +112,7 @@ def timed(call) -> float:
 
 def int8_copy(baked: Path) -> Path:
     """``baked`` with its graph quantized to int8 as bake_model --quantize does (ungated)."""
-    from qa.quantization import quantize_int8
+    from qa.model.baking.quantization import quantize_int8
 
     output = baked.with_name(baked.name + "-int8")
     if not (output / "model.onnx").is_file():
@@ -129,8 +129,8 @@ def main() -> None:
     args = parser.parse_args()
     import numpy as np
 
-    from qa.backends.onnx import load
-    from qa.model_files import read_config
+    from qa.model.backends.onnx import load
+    from qa.model.files import read_config
 
     models = {"bert-tiny shape": make_bert_tiny_shape(BENCH / ".bert-tiny-shape")}
     if REAL_MODEL.is_dir():

@@ -25,7 +25,7 @@ if not __package__:  # run as a script: the repository's packages become importa
 
 from bench.run import BENCH, REAL_MODEL, SQUAD, bake, log  # noqa: E402  (after the path, above)
 from bench.squad import best_over_truths, exact_match, f1, load_questions  # noqa: E402  (after the path, above)
-from qa.measure import cpu  # noqa: E402  (after the path, above)
+from qa.operations.measure import cpu  # noqa: E402  (after the path, above)
 
 VARIANTS = {
     "per-channel signed": {"per_channel": True, "weight_type": "QInt8"},
@@ -45,7 +45,7 @@ def quantized(baked: Path, name: str, settings: dict) -> Path:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from qa.backends.onnx import QUANTIZATION_KEY
+    from qa.model.backends.onnx import QUANTIZATION_KEY
 
     output = BENCH / ".int8-settings" / name.replace(" ", "-").replace(",", "")
     if not (output / "model.onnx").is_file():
@@ -87,10 +87,10 @@ def main() -> None:
     args = parser.parse_args()
     import numpy as np
 
-    from qa.backends import in_passes, window_by_window
-    from qa.backends.onnx import session
-    from qa.loading import load_answerer
-    from qa.quantization import load_probes
+    from qa.model.backends import in_passes, window_by_window
+    from qa.model.backends.onnx import session
+    from qa.model.baking.quantization import load_probes
+    from qa.model.loading import load_answerer
 
     baked = bake(REAL_MODEL, BENCH / ".minilm-baked")
     directories = {"float32": baked}

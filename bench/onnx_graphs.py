@@ -6,7 +6,7 @@ graph optimisation levels, against the TorchScript trace, on the benchmark's fou
 For bert-tiny's shape (random weights) and the real MiniLM: each graph's largest difference from
 the torch model's logits (float32, padded batches as the engine builds them), and each graph's
 median forward time as a ratio to the TorchScript trace's, interleaved round by round, one thread
-on both sides. Prints a JSON report (the README's "ONNX graph" paragraph quotes it).
+on both sides. Prints a JSON report (docs/how-it-works.md, "The ONNX graph", quotes it).
 """
 
 import argparse
@@ -31,8 +31,8 @@ REPEAT = {"Kit-Ho Mak": 40, "SQuAD paragraph": 20, "5,000 chars": 4, "20,000 cha
 
 def batches(directory: Path) -> dict:
     """The engine's own padded batches of windows for the four sizes."""
-    from qa.engine import Options, QuestionAnswerer
-    from qa.tokenization import load_tokenizer
+    from qa.model.tokenization import load_tokenizer
+    from qa.reader.engine import Options, QuestionAnswerer
 
     tokenizer, special, _ = load_tokenizer(directory)
     answerer = QuestionAnswerer(
@@ -47,10 +47,10 @@ def batches(directory: Path) -> dict:
 
 def export(directory: Path, exporter: str, attention: str, path: Path) -> float:
     """Seconds to export the model with ``attention`` by ``exporter`` (unchecked: measured)."""
-    from qa.backends.torch import load_model
-    from qa.export import export_onnx
-    from qa.model_files import read_config
-    from qa.probes import probes
+    from qa.model.backends.torch import load_model
+    from qa.model.baking.export import export_onnx
+    from qa.model.files import read_config
+    from qa.model.probes import probes
 
     model = load_model(directory, attention=attention)
     checked = probes(directory, read_config(directory))
@@ -73,9 +73,9 @@ def main() -> None:
     import onnxruntime
     import torch
 
-    from qa.backends import in_passes
-    from qa.backends.onnx import session
-    from qa.backends.torch import load_model, logits_module
+    from qa.model.backends import in_passes
+    from qa.model.backends.onnx import session
+    from qa.model.backends.torch import load_model, logits_module
 
     torch.set_num_threads(1)
     report = {}

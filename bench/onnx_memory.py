@@ -39,13 +39,13 @@ import json, statistics, sys, time
 sys.path.insert(0, {root!r})
 from pathlib import Path
 from bench.worker import rss_mb
-from qa.backends import in_passes, onnx
-from qa.engine import QuestionAnswerer
-from qa.model_files import read_config
-from qa.tokenization import load_tokenizer
+from qa.model.backends import in_passes, onnx
+from qa.reader.engine import QuestionAnswerer
+from qa.model.files import read_config
+from qa.model.tokenization import load_tokenizer
 
 if {glibc!r}:  # (imports torch: compare this configuration's RSS by differences only)
-    from qa.backends.torch import keep_scratch_memory
+    from qa.model.backends.torch import keep_scratch_memory
     keep_scratch_memory()
 directory, graph, arena = Path({directory!r}), Path({graph!r}), {arena!r}
 config = read_config(directory)

@@ -1,4 +1,4 @@
-"""Windows per forward pass (qa.backends.PASS_HIDDEN_FLOATS) against speed, float32.
+"""Windows per forward pass (qa.model.backends.PASS_HIDDEN_FLOATS) against speed, float32.
 
     .venv/bin/python bench/pass_sizes.py [--rounds 15]
 
@@ -20,7 +20,7 @@ if not __package__:  # run as a script: the repository's packages become importa
     sys.path.insert(0, str(ROOT))
 
 from bench.run import BENCH, REAL_MODEL, bake, log, make_bert_tiny_shape  # noqa: E402  (after the path, above)
-from qa.measure import cpu  # noqa: E402  (after the path, above)
+from qa.operations.measure import cpu  # noqa: E402  (after the path, above)
 
 # Windows per pass: today's (PASS_HIDDEN_FLOATS at 384 tokens) first, then the alternatives.
 SIZES = {"bert-tiny shape": [5, 3, 2, 1, 8, 21], "MiniLM (real)": [2, 1, 3, 4]}
@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     import numpy as np
 
-    from qa.backends.onnx import session
+    from qa.model.backends.onnx import session
 
     models = {
         "bert-tiny shape": bake(

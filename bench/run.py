@@ -66,7 +66,7 @@ from bench.report import (  # noqa: E402  (after the path, above)
     markdown,
 )
 from bench.squad import best_over_truths, exact_match, f1, load_questions  # noqa: E402  (after the path, above)
-from qa.measure import cpu  # noqa: E402  (after the path, above)
+from qa.operations.measure import cpu  # noqa: E402  (after the path, above)
 
 
 def log(message: str) -> None:
@@ -137,8 +137,8 @@ def make_bert_tiny_shape(directory: Path) -> Path:
 def bake(source: Path, output: Path, quantize: str | None = None) -> Path:
     """What production serves: the model as `manage.py bake_model [--quantize int8]` writes it
     (ONNX and TorchScript)."""
-    from qa.baking import save_for_serving
-    from qa.model_files import FAST_TORCHSCRIPT_FILE, ONNX_FILE, TORCHSCRIPT_FILE
+    from qa.model.baking.bake import save_for_serving
+    from qa.model.files import FAST_TORCHSCRIPT_FILE, ONNX_FILE, TORCHSCRIPT_FILE
 
     if not all(
         (output / name).is_file() for name in (ONNX_FILE, TORCHSCRIPT_FILE, FAST_TORCHSCRIPT_FILE)
@@ -305,7 +305,7 @@ def spans(answers: list[dict]) -> list[tuple]:
 
 
 def why_different(item: dict, ours: list[dict], theirs: list[dict]) -> str:
-    """The differences on purpose (README, "How it works"), or "other"."""
+    """The differences on purpose (docs/how-it-works.md, "The QA algorithm"), or "other"."""
     if any(token in item["question"] + item["context"] for token in SPECIAL_TOKENS):
         return "typed special token (text in qasite, a token in v4)"
     if any(answer["score"] == 0 for answer in theirs):
@@ -504,8 +504,8 @@ def floor(inputs: dict, model: dict, repeat: dict) -> dict:
     script = (
         "import json, statistics, sys, time\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
-        "from qa.engine import Options\n"
-        "from qa.loading import load_answerer\n"
+        "from qa.reader.engine import Options\n"
+        "from qa.model.loading import load_answerer\n"
         f"answerer = load_answerer({str(model['qasite'])!r}, threads=1)\n"
         f"inputs = json.loads({json.dumps(json.dumps(inputs))})\n"
         f"repeat = {json.dumps(repeat)}\n"

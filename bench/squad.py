@@ -1,10 +1,10 @@
 """SQuAD v1.1: its JSON file read as questions, and the official evaluation (answer
-normalisation, exact match and F1: qa/answer_metrics.py)."""
+normalisation, exact match and F1: qa/reader/answer_metrics.py)."""
 
 import json
 from pathlib import Path
 
-from qa.answer_metrics import best_over_truths, exact_match, f1, normalize_answer
+from qa.reader.answer_metrics import best_over_truths, exact_match, f1, normalize_answer
 
 __all__ = ["best_over_truths", "exact_match", "f1", "load_questions", "normalize_answer"]
 

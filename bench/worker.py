@@ -22,8 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def qasite_engine(model_dir, engine="onnx", fast=False):
     sys.path.insert(0, ROOT)
-    from qa.engine import Options
-    from qa.loading import load_answerer
+    from qa.model.loading import load_answerer
+    from qa.reader.engine import Options
 
     answerer = load_answerer(model_dir, threads=1, engine=engine, fast=fast)
 
@@ -37,8 +37,8 @@ def qasite_floor(model_dir):
     """Tokenization plus the onnx engine's forward pass over all windows, nothing else: what no
     implementation of the algorithm avoids."""
     sys.path.insert(0, ROOT)
-    from qa.engine import Options
-    from qa.loading import load_answerer
+    from qa.model.loading import load_answerer
+    from qa.reader.engine import Options
 
     answerer = load_answerer(model_dir, threads=1)
 

@@ -1,5 +1,5 @@
 """The one place where errors become HTTP responses: DRF's exception handler, extended to
-qasite's own errors (qa/errors.py) and to Django's refusal of a body over the upload limit.
+qasite's own errors (qa/reader/errors.py) and to Django's refusal of a body over the upload limit.
 
 Both JSON APIs go through it (the Hugging Face endpoint reshapes its bodies afterwards, see
 qa/huggingface.py); views raise, they do not translate.
@@ -11,7 +11,7 @@ from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from qa.errors import BatchTooLarge, InvalidQuestion, ModelUnavailable, TooMuchWork
+from qa.reader.errors import BatchTooLarge, InvalidQuestion, ModelUnavailable, TooMuchWork
 
 
 class RequestTooLarge(APIException):

@@ -1,7 +1,7 @@
 from django import forms
 from django.conf import settings
 
-from qa.options import MAX_TOP_K
+from qa.reader.options import MAX_TOP_K
 from qa.validators import validate_not_blank
 
 

@@ -32,10 +32,10 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from qa import services
-from qa.errors import InvalidQuestion
-from qa.examples import KIT_HO
-from qa.options import OPTION_NAMES
 from qa.parsers import JSONParser
+from qa.reader.errors import InvalidQuestion
+from qa.reader.examples import KIT_HO
+from qa.reader.options import OPTION_NAMES
 from qa.serializers import (
     AnswerOptionsSerializer,
     FlatSerializer,

@@ -4,7 +4,8 @@ the proxy's secrets in ``X-Origin-Verify``, a header CloudFront adds to every re
 bypass CloudFront (and a WAF on it) and name any client in ``CloudFront-Viewer-Address``.
 
 Several secrets may be accepted at once, so that the one CloudFront sends can be rotated without
-a request being refused in between (README, "Secrets"): the function accepts the new and the old
+a request being refused in between (docs/lambda.md, "Only CloudFront may call the function"): the
+function accepts the new and the old
 one until every CloudFront edge sends the new one.
 """
 
@@ -17,7 +18,7 @@ from time import monotonic
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from qa.log_filters import keep_out_of_logs
+from qa.operations.log_filters import keep_out_of_logs
 
 HEADER = "X-Origin-Verify"
 
@@ -113,7 +114,7 @@ def proxy_secrets() -> list[str]:
     From the SSM SecureString parameter named by settings.QA_PROXY_SECRET_PARAMETER when set
     (its value: one or more secrets separated by spaces or commas), else from
     settings.QA_PROXY_SECRET (comma-separated). Either way, no log line shows them from then on
-    (qa.log_filters.keep_out_of_logs).
+    (qa.operations.log_filters.keep_out_of_logs).
     """
     if settings.QA_PROXY_SECRET_PARAMETER:
         return _fetch(settings.QA_PROXY_SECRET_PARAMETER)

@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from django.conf import settings
 from rest_framework import serializers
 
-from qa.errors import BatchTooLarge
-from qa.lazy import ModelState
-from qa.model_files import QUANTIZATIONS
-from qa.options import MAX_TOP_K, MAX_WINDOW_TOKENS
+from qa.model.files import QUANTIZATIONS
+from qa.model.holder import ModelState
+from qa.reader.errors import BatchTooLarge
+from qa.reader.options import MAX_TOP_K, MAX_WINDOW_TOKENS
 from qa.validators import validate_not_blank
 
 

@@ -9,11 +9,11 @@ import time
 
 from django.conf import settings
 
-from qa import metrics
-from qa.errors import InvalidQuestion, ModelLoadError, ModelUnavailable, TooMuchWork
-from qa.lazy import LazyAnswerer, ModelState
-from qa.model_files import model_name, model_quantization
-from qa.options import OPTION_NAMES, Options
+from qa.model.files import model_name, model_quantization
+from qa.model.holder import LazyAnswerer, ModelState
+from qa.operations import metrics
+from qa.reader.errors import InvalidQuestion, ModelLoadError, ModelUnavailable, TooMuchWork
+from qa.reader.options import OPTION_NAMES, Options
 
 # One holder per configured model (tests change the settings), made under a lock: two threads
 # asking at once for a model not asked for yet get the same holder, so the model loads once.
@@ -24,7 +24,7 @@ _holders_lock = threading.Lock()
 def _load_answerer(model: str, **options):
     # Imported when the model loads, not above: the loader brings numpy and the tokenizer, which
     # a first page from cold should not wait for.
-    from qa.loading import load_answerer
+    from qa.model.loading import load_answerer
 
     return load_answerer(model, **options)
 
@@ -92,11 +92,11 @@ def answer_questions(*, questions: list[dict]) -> list[dict]:
     scored on its own, so scores from different windows are not shares of one whole), and the
     ``top_k`` candidates, best first, in ``answers``.
     Every question's windows are settled before the model runs on any: their tokens (windows x
-    max_seq_len), summed over the call, may be at most qa.engine.MAX_BATCH_TOKENS.
+    max_seq_len), summed over the call, may be at most qa.reader.engine.MAX_BATCH_TOKENS.
     Raises InvalidQuestion (with ``index`` set to the question at fault), TooMuchWork or
     ModelUnavailable.
     """
-    from qa.engine import MAX_BATCH_TOKENS  # loaded by lazy_answerer() already
+    from qa.reader.engine import MAX_BATCH_TOKENS  # loaded by lazy_answerer() already
 
     holder = lazy_answerer()
     try:
@@ -136,9 +136,9 @@ def answer_questions(*, questions: list[dict]) -> list[dict]:
 
 def model_status() -> dict:
     """Which model is served, how its graph is quantized (None: float32; from the bake record,
-    qa.model_files.model_quantization), whether it is loaded, loading or failed (and why), and
+    qa.model.files.model_quantization), whether it is loaded, loading or failed (and why), and
     once loaded the engine that serves it ("onnx" or "torch": torch also where QA_ENGINE=onnx
-    could not export the model, qa.backends.load_forward)."""
+    could not export the model, qa.model.loading.load_forward)."""
     holder = lazy_answerer()
     state = holder.state
     error = holder.error if state == ModelState.FAILED else None
@@ -153,10 +153,11 @@ def model_status() -> dict:
 
 def measure() -> dict:
     """What a deployed instance reports when asked (a direct ``{"measure": true}`` invocation):
-    its CPU (qa.measure.cpu), the model served and its quantization, the engine's threads, and
+    its CPU (qa.operations.measure.cpu), the model served and its quantization, the engine's
+    threads, and
     the median latency in ms of answering Kit-Ho Mak and 20,000 characters in this process
-    (qa.measure.latency). Raises ModelUnavailable if the model cannot be loaded."""
-    from qa.measure import cpu, latency
+    (qa.operations.measure.latency). Raises ModelUnavailable if the model cannot be loaded."""
+    from qa.operations.measure import cpu, latency
 
     holder = lazy_answerer()
     try:

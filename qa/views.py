@@ -18,11 +18,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from qa import services
-from qa.errors import InvalidQuestion, ModelUnavailable
-from qa.examples import EXAMPLES, KIT_HO
 from qa.forms import AskForm
-from qa.lazy import ModelState
+from qa.model.holder import ModelState
 from qa.parsers import JSONParser
+from qa.reader.errors import InvalidQuestion, ModelUnavailable
+from qa.reader.examples import EXAMPLES, KIT_HO
 from qa.serializers import (
     AnswerRequestSerializer,
     AnswerResponseSerializer,

@@ -34,10 +34,11 @@ from django.core.cache import caches
 from django.core.management.utils import get_random_secret_key
 from django.core.wsgi import get_wsgi_application
 
-from qa import metrics, services
-from qa.errors import ModelLoadError, ModelUnavailable
-from qa.examples import KIT_HO
+from qa import services
+from qa.operations import metrics
 from qa.origin import proxy_secrets, refresh_secrets
+from qa.reader.errors import ModelLoadError, ModelUnavailable
+from qa.reader.examples import KIT_HO
 from qa.services import lazy_answerer
 from qasite.lambda_environ import replace_lone_surrogates, with_corrected_environ
 from qasite.lambda_observability import (

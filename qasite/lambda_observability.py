@@ -4,8 +4,9 @@
   invocation, Django's included (settings.LOGGING formats them the same way on Lambda), carries
   its ``function_request_id`` and ``cold_start``; each request ends with one ``request`` line:
   method, path, status, duration. Never a question, a context or an answer; tracebacks without
-  exception messages; no secret nor credential, at any level (qa.log_filters).
-- **Metrics**: qa.metrics, published at the end of each invocation (ColdStart is counted here).
+  exception messages; no secret nor credential, at any level (qa.operations.log_filters).
+- **Metrics**: qa.operations.metrics, published at the end of each invocation (ColdStart is counted
+here).
 - **Traces** (settings.QA_TRACING): Powertools' Tracer around each invocation, with neither the
   response (it holds answers) nor the error (its message may quote input) in the trace.
 """
@@ -17,7 +18,7 @@ from aws_lambda_powertools import Logger
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from qa.log_filters import RedactSecrets, WithholdExceptionMessages, ascii_json
+from qa.operations.log_filters import RedactSecrets, WithholdExceptionMessages, ascii_json
 
 
 class StdoutHandler(logging.StreamHandler):

@@ -12,7 +12,7 @@ from django.urls import is_valid_path
 from django.views.defaults import permission_denied
 from rest_framework.response import Response
 
-from qa import metrics
+from qa.operations import metrics
 from qa.origin import through_proxy
 from qa.urls import HEALTH_PATH
 from qa.views import HealthView
@@ -184,7 +184,8 @@ class RustPanicMiddleware:
 
 
 class RequestMetricsMiddleware:
-    """Records each response's metrics (qa.metrics: Requests, Latency, ClientErrors by status,
+    """Records each response's metrics (qa.operations.metrics: Requests, Latency, ClientErrors by
+    status,
     ServerErrors). Comes first, so that it sees every response as it goes out."""
 
     def __init__(self, get_response):
@@ -202,7 +203,8 @@ class NoStoreMiddleware:
     answers, errors, health, the schema. Static files keep WhiteNoise's.
 
     CloudFront compresses only responses its cache policy lets it cache (a policy with a maximum
-    TTL above 0: README, "On AWS Lambda"); this header keeps every dynamic response out of its
+    TTL above 0: docs/lambda.md, "Caching and compression"); this header keeps every dynamic
+    response out of its
     cache, and out of the browser's and any other shared cache (answers, and pages carrying a
     CSRF token, are one client's).
     """

@@ -1,7 +1,7 @@
 """Settings for qasite, from environment variables with safe production defaults.
 
 Set DJANGO_DEBUG=1 for local development only. Everything else has a default that is right for a
-public deployment; see README.md ("Configuration") for the full list.
+public deployment; see docs/configuration.md for the full list.
 """
 
 import os
@@ -189,10 +189,11 @@ QA_MODEL = os.environ.get("QA_MODEL") or PRODUCTION_MODEL
 QA_MODEL_REVISION = os.environ.get("QA_MODEL_REVISION") or (
     PRODUCTION_MODEL_REVISION if QA_MODEL == PRODUCTION_MODEL else None
 )
-# The name health reports. Unset: what a baked directory records of its source (qa.model_files.
+# The name health reports. Unset: what a baked directory records of its source (qa.model.files.
 # model_name), so no directory path is shown.
 QA_MODEL_NAME = os.environ.get("QA_MODEL_NAME") or None
-# The engine that runs the model (qa/backends): "onnx" (ONNX Runtime; no torch needed to serve a
+# The engine that runs the model (qa/model/backends): "onnx" (ONNX Runtime; no torch needed to
+# serve a
 # baked graph) or "torch" (TorchScript). The same default in development and on Lambda.
 QA_ENGINE = os.environ.get("QA_ENGINE", "onnx").strip().lower()
 if QA_ENGINE not in {"onnx", "torch"}:
@@ -213,7 +214,8 @@ QA_CACHE_DIR = Path(
     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qasite"
 )
 # Fast mode (torch engine only): the model computes in bfloat16, faster on a CPU with bfloat16
-# units (slower on one without), and a few answers differ from exact mode's (README, "Fast mode",
+# units (slower on one without), and a few answers differ from exact mode's (docs/how-it-works.md,
+# "Fast mode",
 # has the measurements). Off: answers are transformers v4's.
 QA_FAST = env_bool("QA_FAST")
 if QA_FAST and QA_ENGINE != "torch":
@@ -226,7 +228,7 @@ QA_MAX_CONTEXT_CHARS = env_int("QA_MAX_CONTEXT_CHARS", 20_000)
 QA_MAX_BATCH = env_int("QA_MAX_BATCH", 32)
 # Most characters of questions and contexts in one batch (413 above it): the work of a call grows
 # with its text, and must end well within Lambda's 29 s: 32 full contexts would keep a 6-layer
-# model busy past it (README, "Using it").
+# model busy past it (docs/api.md, "The JSON API").
 QA_MAX_BATCH_CHARS = env_int("QA_MAX_BATCH_CHARS", 100_000)
 # How long a request waits for a model load already under way before answering 503.
 QA_LOAD_WAIT_SECONDS = env_int("QA_LOAD_WAIT_SECONDS", 25)
@@ -270,10 +272,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "withhold_messages": {"()": "qa.log_filters.WithholdExceptionMessages"},
-        "drop_no_loss_notice": {"()": "qa.log_filters.DropNoLossNotice"},
-        "summarize_request": {"()": "qa.log_filters.SummarizeRequest"},
-        "redact_secrets": {"()": "qa.log_filters.RedactSecrets"},
+        "withhold_messages": {"()": "qa.operations.log_filters.WithholdExceptionMessages"},
+        "drop_no_loss_notice": {"()": "qa.operations.log_filters.DropNoLossNotice"},
+        "summarize_request": {"()": "qa.operations.log_filters.SummarizeRequest"},
+        "redact_secrets": {"()": "qa.operations.log_filters.RedactSecrets"},
     },
     "formatters": {  # only the one in use: the JSON one imports Powertools
         "console": {"format": "%(message)s"}
@@ -281,7 +283,7 @@ LOGGING = {
         else {
             "()": "aws_lambda_powertools.logging.formatter.LambdaPowertoolsFormatter",
             "service": "qasite",
-            "json_serializer": "ext://qa.log_filters.ascii_json",
+            "json_serializer": "ext://qa.operations.log_filters.ascii_json",
         },
     },
     "handlers": {
@@ -300,7 +302,8 @@ LOGGING = {
         "transformers.modeling_utils": {"filters": ["drop_no_loss_notice"]},
         # At DEBUG the AWS SDK and its HTTP client log whole requests and answers: signed
         # headers, the session token, SSM's decrypted values. Never below INFO, whatever
-        # DJANGO_LOG_LEVEL says (and qa.log_filters.RedactSecrets would redact them anyway).
+        # DJANGO_LOG_LEVEL says (and qa.operations.log_filters.RedactSecrets would redact them
+        # anyway).
         **{name: {"level": "INFO"} for name in ["boto3", "botocore", "s3transfer", "urllib3"]},
     },
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},

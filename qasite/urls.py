@@ -7,7 +7,7 @@ from django.views.generic import TemplateView
 def api_schema(request, *args, **kwargs):
     """The OpenAPI schema: drf-spectacular's view, imported by the first request for it. The URL
     conf loads with a process's first page, which never needs drf-spectacular's views and
-    renderers (about 30 ms of a cold start's imports; README, "Benchmark")."""
+    renderers (about 30 ms of a cold start's imports; docs/benchmark.md)."""
     from drf_spectacular.views import SpectacularAPIView
 
     return SpectacularAPIView.as_view()(request, *args, **kwargs)

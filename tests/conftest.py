@@ -108,10 +108,11 @@ def fresh_model_holder():
 
 @pytest.fixture(autouse=True)
 def nothing_withheld_from_logs(monkeypatch):
-    """Each test starts with no secret the log filters replace (qa.log_filters.keep_out_of_logs)
+    """Each test starts with no secret the log filters replace
+    (qa.operations.log_filters.keep_out_of_logs)
     and leaves none behind: a secret a test read would otherwise blot its words out of the next
     tests' records."""
-    from qa import log_filters
+    from qa.operations import log_filters
 
     monkeypatch.setattr(log_filters, "_withheld", set())
 
@@ -194,7 +195,7 @@ def tiny_model_dir(request) -> Path:
 def baked_model_dir(tmp_path_factory, legacy_model_dir) -> Path:
     """The tiny model as bake_model bakes it: ONNX graph, TorchScript traces, safetensors, and
     its source."""
-    from qa.baking import save_for_serving
+    from qa.model.baking.bake import save_for_serving
 
     directory = tmp_path_factory.mktemp("baked-model")
     save_for_serving(legacy_model_dir, directory, name="tiny/legacy", revision=None)
@@ -203,9 +204,10 @@ def baked_model_dir(tmp_path_factory, legacy_model_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def int8_model_dir(tmp_path_factory, baked_model_dir) -> Path:
-    """The baked tiny model with its graph quantized to int8 (qa.quantization.quantize_int8) and
+    """The baked tiny model with its graph quantized to int8
+    (qa.model.baking.quantization.quantize_int8) and
     recorded so, as ``bake_model --quantize int8`` leaves it (without its quality gate)."""
-    from qa.quantization import quantize_int8
+    from qa.model.baking.quantization import quantize_int8
 
     directory = tmp_path_factory.mktemp("int8-model")
     shutil.copytree(baked_model_dir, directory, dirs_exist_ok=True)
@@ -218,7 +220,7 @@ def int8_model_dir(tmp_path_factory, baked_model_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_answerer(modern_model_dir):
-    from qa.loading import load_answerer
+    from qa.model.loading import load_answerer
 
     return load_answerer(str(modern_model_dir), threads=1)
 
@@ -354,7 +356,7 @@ def real_model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def real_answerer(real_model_dir):
-    from qa.loading import load_answerer
+    from qa.model.loading import load_answerer
 
     return load_answerer(str(real_model_dir), threads=1)
 

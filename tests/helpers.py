@@ -27,7 +27,7 @@ SQUAD_SAMPLE = SHARED / "data" / "squad-v1.1-dev-sample.json"
 # The bound of a test's wait for a server or a model: far beyond what it takes (seconds), so that a
 # busy machine makes a test slower, never failed; reaching it means a hang, reported as one.
 PATIENCE = 600
-# What qa.lazy logs once a process has its model (at INFO, on the console handler).
+# What qa.model.holder logs once a process has its model (at INFO, on the console handler).
 MODEL_LOADED = "QA model loaded in "
 
 
@@ -168,7 +168,7 @@ HEAVY = {
 
 
 def no_answer_best(input_ids, attention_mask, token_type_ids):
-    """A model forward (qa.engine.Forward) whose start and end logits favour [CLS] in every
+    """A model forward (qa.reader.engine.Forward) whose start and end logits favour [CLS] in every
     window: "no answer" scores best, and every span far less."""
     logits = np.zeros(input_ids.shape, dtype=np.float32)
     logits[:, 0] = 10.0

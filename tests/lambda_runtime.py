@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import pytest
 
 from bench.run import free_port
-from qa.examples import KIT_HO
+from qa.reader.examples import KIT_HO
 from tests.helpers import PATIENCE, REPO
 from tests.lambda_events import CLOUDFRONT, CSRF_SECRET, FORM, make_event
 

@@ -7,7 +7,7 @@ import re
 
 from hypothesis import strategies as st
 
-from qa.options import MAX_TOP_K, MAX_WINDOW_TOKENS
+from qa.reader.options import MAX_TOP_K, MAX_WINDOW_TOKENS
 from tests.helpers import WORDS
 
 # Every character but lone surrogates (which UTF-8 cannot carry): all categories, controls included.

@@ -19,7 +19,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from qa import services
-from qa.examples import KIT_HO
+from qa.reader.examples import KIT_HO
 from tests.properties import (
     LINE_ENDING_CASES,
     answer_the_pattern,

@@ -7,7 +7,7 @@ import shutil
 import pytest
 from django.core.management import CommandError, call_command
 
-from qa.loading import load_answerer
+from qa.model.loading import load_answerer
 from tests.helpers import runtime_tree
 
 
@@ -40,13 +40,13 @@ def test_legacy_layout_becomes_safetensors_and_a_fast_tokenizer(legacy_model_dir
 def test_a_graph_that_disagrees_with_the_model_fails_the_command(
     legacy_model_dir, tmp_path, monkeypatch
 ):
-    from qa import baking
-    from qa.export import GraphMismatch
+    from qa.model.baking import bake as bake_module
+    from qa.model.baking.export import GraphMismatch
 
     def mismatch(*args, **kwargs):
         raise GraphMismatch("the ONNX graph's logits differ from the model's by up to 1.0e-03")
 
-    monkeypatch.setattr(baking, "export_onnx", mismatch)
+    monkeypatch.setattr(bake_module, "export_onnx", mismatch)
     with pytest.raises(CommandError, match="differ from the model's") as failure:
         bake("--model", str(legacy_model_dir), "--output", str(tmp_path / "baked"))
     assert "Nothing was written to" in str(failure.value)
@@ -55,7 +55,7 @@ def test_a_graph_that_disagrees_with_the_model_fails_the_command(
 
 def test_a_tokenizer_that_puts_the_context_first_is_refused(modern_model_dir, tmp_path):
     """XLNet's tokenizer pads on the left, a default of its class that save_pretrained does
-    not write: the class name alone says it (qa.model_inputs)."""
+    not write: the class name alone says it (qa.model.inputs)."""
     model = shutil.copytree(modern_model_dir, tmp_path / "model")
     settings = json.loads((model / "tokenizer_config.json").read_text())
     (model / "tokenizer_config.json").write_text(
@@ -130,7 +130,7 @@ def test_a_hub_model_is_downloaded_and_recorded_at_its_revision(
 def test_quantize_int8_serves_the_int8_graph_records_it_and_health_reports_it(
     legacy_model_dir, tmp_path, client, settings
 ):
-    from qa import quantization
+    from qa.model.baking import quantization
 
     output = tmp_path / "baked"
     report = bake("--model", str(legacy_model_dir), "--output", str(output), "--quantize", "int8")
@@ -138,7 +138,7 @@ def test_quantize_int8_serves_the_int8_graph_records_it_and_health_reports_it(
     record = json.loads((output / "source.json").read_text())
     assert record["quantization"] == "int8"
     assert record["quality_gate"]["identical_share"] >= quantization.MIN_IDENTICAL
-    from qa.backends.onnx import session
+    from qa.model.backends.onnx import session
 
     assert session(output / "model.onnx", threads=1).quantization == "int8"
     settings.QA_MODEL = str(output)
@@ -146,7 +146,7 @@ def test_quantize_int8_serves_the_int8_graph_records_it_and_health_reports_it(
 
 
 def test_quantize_below_the_gate_fails_the_command(legacy_model_dir, tmp_path, monkeypatch):
-    from qa import quantization
+    from qa.model.baking import quantization
 
     monkeypatch.setattr(quantization, "MIN_IDENTICAL", 1.01)  # a bound no graph can meet
     with pytest.raises(CommandError, match="fails the quality gate: .* probes"):

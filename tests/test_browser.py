@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from qa import services
-from qa.errors import ModelUnavailable
-from qa.examples import KIT_HO
-from qa.lazy import LazyAnswerer
+from qa.model.holder import LazyAnswerer
+from qa.reader.errors import ModelUnavailable
+from qa.reader.examples import KIT_HO
 from tests.helpers import REAL_MODEL, REPO
 from tests.properties import LINE_ENDING_CASES, answer_the_pattern
 
@@ -126,7 +126,8 @@ LOADING = "Loading the model… (first question after a cold start)"
 
 @pytest.fixture
 def cold_model(monkeypatch, tiny_answerer):
-    """A server whose model has not loaded: the real model holder (qa.lazy), whose load waits
+    """A server whose model has not loaded: the real model holder (qa.model.holder), whose load
+    waits
     until the test sets the event returned; then it has the tiny model."""
     loaded = threading.Event()
 

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from qa import metrics
+from qa.operations import metrics
 from qasite.settings import env_bool
 from tests.deploying import (
     BIN,
@@ -473,7 +473,7 @@ def test_the_concurrency_alarm_compares_the_account_s_usage_with_its_quota(every
 def test_the_app_s_own_metrics_have_alarms_under_the_names_it_publishes(everything_template):
     """The handler answers every failure itself, so Lambda's Errors sees none of a model that
     fails to load: the app's ModelLoadFailures and ServerErrors do, in the namespace and with
-    the dimension qa/metrics.py publishes them with (and the 403s of requests without
+    the dimension qa/operations/metrics.py publishes them with (and the 403s of requests without
     CloudFront's secret, with its status dimension)."""
     resources = everything_template[1]["Resources"]
     service = [{"Name": "service", "Value": metrics.SERVICE}]

@@ -761,7 +761,7 @@ def test_the_shortest_path_comes_first_and_runs_every_step_a_site_needs():
         "make zip",
         "npx serverless deploy --stage prod --region eu-west-1",
         "OutputKey=='CloudFrontUrl'",
-        'python3 -m qa.smoke "$URL"',
+        'python3 -m qa.operations.smoke "$URL"',
     ]
     positions = [block.index(step) for step in steps]
     assert positions == sorted(positions)

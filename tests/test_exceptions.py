@@ -4,8 +4,8 @@ import pytest
 from django.core.exceptions import RequestDataTooBig
 from rest_framework.exceptions import NotFound
 
-from qa.errors import BatchTooLarge, InvalidQuestion, ModelUnavailable
 from qa.exceptions import exception_handler
+from qa.reader.errors import BatchTooLarge, InvalidQuestion, ModelUnavailable
 
 
 class BatchView:

@@ -9,8 +9,8 @@ import subprocess
 import pytest
 from django.core.management import CommandError, call_command
 
-from qa.engine import Options
-from qa.loading import load_answerer
+from qa.model.loading import load_answerer
+from qa.reader.engine import Options
 from tests.families import CASES, FAMILIES, TREE_ANSWERS, build_family, v4_answers
 from tests.helpers import REPO
 from tests.lambda_runtime import lambda_python

@@ -4,7 +4,7 @@ import io
 
 from django.core.management import call_command
 
-from qa.examples import KIT_HO
+from qa.reader.examples import KIT_HO
 
 
 def test_fetch_model_bakes_as_bake_model_does_and_says_it_is_deprecated(legacy_model_dir, tmp_path):

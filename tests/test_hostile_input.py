@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 import pytest
 from django.test import Client
 
-from qa.examples import KIT_HO
+from qa.reader.examples import KIT_HO
 from tests.helpers import invoke
 from tests.lambda_events import KINDS, api_post, body_of, form_post, header, make_event
 from tests.properties import assert_consistent_answers

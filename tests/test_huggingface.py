@@ -19,7 +19,7 @@ from huggingface_hub.utils import _http
 from hypothesis import HealthCheck, event, given, settings
 
 from qa import services
-from qa.examples import KIT_HO
+from qa.reader.examples import KIT_HO
 from qa.serializers import AnswerOptionsSerializer
 from tests.helpers import HEAVY, PATIENCE, REPO, invoke, no_answer_best
 from tests.lambda_events import body_of, make_event

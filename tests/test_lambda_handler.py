@@ -24,8 +24,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from qa import origin, services
-from qa.examples import EXAMPLES, KIT_HO
-from qa.log_filters import ascii_json
+from qa.operations.log_filters import ascii_json
+from qa.reader.examples import EXAMPLES, KIT_HO
 from qasite import lambda_handler
 from tests.helpers import (
     AWS_TEST_ENVIRONMENT,

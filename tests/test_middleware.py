@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 
 from qa import services
-from qa.examples import KIT_HO
+from qa.reader.examples import KIT_HO
 from tests.helpers import rust_panic
 
 POLICY = (
@@ -454,7 +454,8 @@ STATIC = {"favicon", "static file", "DRF static file", "Swagger UI static file"}
 def test_every_dynamic_response_says_no_store_and_static_files_keep_their_caching(
     every_response, client, monkeypatch
 ):
-    """CloudFront compresses only under a cache policy that may cache (README, "On AWS Lambda"):
+    """CloudFront compresses only under a cache policy that may cache (docs/lambda.md, "Caching and
+    compression"):
     every response but a static file's forbids it, errors and the browsable API included."""
     responses = dict(every_response)
     monkeypatch.setattr(services, "answer_questions", crash)

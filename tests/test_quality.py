@@ -3,7 +3,7 @@
 import pytest
 
 from bench.squad import best_over_truths, exact_match, f1, normalize_answer
-from qa.engine import Options
+from qa.reader.engine import Options
 
 pytestmark = pytest.mark.quality
 
@@ -64,7 +64,7 @@ def test_the_onnx_engine_answers_as_the_torchscript_trace(
     """real_answerer runs on ONNX Runtime (the default engine); the torch engine on TorchScript.
     Same spans, scores within 1e-4 (the issue's bound against transformers v4), padded batches
     included: long contexts and top_k=3 make several windows of unequal length."""
-    from qa.loading import load_answerer
+    from qa.model.loading import load_answerer
 
     on_torch = load_answerer(str(real_model_dir), threads=1, engine="torch")
     long_context = " ".join(dict.fromkeys(item["context"] for item in squad_sample))[:5000]

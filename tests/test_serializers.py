@@ -1,6 +1,6 @@
 import pytest
 
-from qa.errors import BatchTooLarge
+from qa.reader.errors import BatchTooLarge
 from qa.serializers import AnswerRequestSerializer, request_serializer
 
 

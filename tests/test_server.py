@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from bench.run import free_port
-from qa.examples import KIT_HO
+from qa.reader.examples import KIT_HO
 from tests.helpers import REPO, wait_for_every_worker
 from tests.lambda_runtime import lambda_python
 

@@ -8,11 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.utils.html import escape
 
-from qa import loading, services
-from qa.errors import InvalidQuestion, ModelUnavailable, TooMuchWork
-from qa.examples import KIT_HO
-from qa.lazy import LazyAnswerer
-from qa.options import Options
+from qa import services
+from qa.model import loading
+from qa.model.holder import LazyAnswerer
+from qa.reader.errors import InvalidQuestion, ModelUnavailable, TooMuchWork
+from qa.reader.examples import KIT_HO
+from qa.reader.options import Options
 from tests.helpers import HEAVY
 
 
@@ -213,7 +214,7 @@ def forward_calls(tiny_model_settings, monkeypatch) -> list:
 def test_the_token_bound_holds_for_the_whole_call_before_any_question_runs(
     forward_calls, requests, refused
 ):
-    from qa.engine import MAX_BATCH_TOKENS
+    from qa.reader.engine import MAX_BATCH_TOKENS
 
     if refused:
         with pytest.raises(TooMuchWork, match=rf"at most {MAX_BATCH_TOKENS}\b"):

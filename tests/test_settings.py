@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from qa.examples import KIT_HO
+from qa.reader.examples import KIT_HO
 from tests.helpers import REPO
 
 

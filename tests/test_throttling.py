@@ -6,7 +6,7 @@ import json
 import pytest
 from rest_framework.exceptions import Throttled
 
-from qa.examples import KIT_HO
+from qa.reader.examples import KIT_HO
 from qa.throttling import QuestionRateThrottle, charge_questions, client_ip
 
 SECRET = "s3cret-only-cloudfront-knows"

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from qa import services
-from qa.examples import KIT_HO
-from qa.lazy import LazyAnswerer
-from qa.options import OPTION_NAMES
+from qa.model.holder import LazyAnswerer
+from qa.reader.examples import KIT_HO
+from qa.reader.options import OPTION_NAMES
 from tests.helpers import HEAVY, no_answer_best
 from tests.properties import (
     LINE_ENDING_CASES,
@@ -337,7 +337,7 @@ def test_health_names_the_model_whatever_its_record_holds(
     client, tiny_model_settings, tmp_path, record, model, quantization
 ):
     """The name and quantization come from the baked directory's source.json
-    (qa.model_files.model_name, model_quantization): a record no bake wrote never makes health
+    (qa.model.files.model_name, model_quantization): a record no bake wrote never makes health
     fail (a 500 where a 200 or a 503 is expected)."""
     directory = tmp_path / "baked"
     directory.mkdir()

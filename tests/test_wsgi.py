@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bench.run import free_port
-from qa.examples import KIT_HO
+from qa.reader.examples import KIT_HO
 from tests.helpers import MODEL_LOADED, PATIENCE, wait_for_every_worker
 from tests.lambda_events import CSRF_SECRET
 
@@ -51,7 +51,7 @@ def test_requests_wait_for_the_background_load_within_the_bound_and_it_loads_onc
     script = textwrap.dedent(
         """
         import threading
-        from qa import loading
+        from qa.model import loading
         loads = []
         started, release = threading.Event(), threading.Event()
         original = loading.load_answerer
@@ -132,7 +132,7 @@ def test_the_background_loader_and_many_requests_at_once_load_the_model_once(
         """
         import json, os, threading
         from concurrent.futures import ThreadPoolExecutor
-        from qa import loading
+        from qa.model import loading
         patience = float(os.environ["QA_LOAD_WAIT_SECONDS"])  # run_fresh's
         loads, asking = [], threading.Barrier(16, timeout=patience)
         original = loading.load_answerer

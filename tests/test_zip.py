@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from qa.examples import KIT_HO
+from qa.reader.examples import KIT_HO
 from tests.helpers import REPO
 from tests.lambda_events import EVENTS, body_of, make_event
 from tests.lambda_runtime import RIC, emulator, lambda_environment, lambda_python
@@ -145,7 +145,7 @@ def test_the_docs_give_lambdas_limit_as_zip_sh_prints_it(tmp_path):
         text = " ".join(path.read_text(encoding="utf-8").replace("#", " ").split())
         assert not re.search(r'(?<!")\b250 MB', text), path
         said += [(path.name, next(filter(None, found))) for found in LIMIT_SAID.findall(text)]
-    assert {name for name, _ in said} >= {"README.md", "deploying.md", "serverless.yml"}
+    assert {name for name, _ in said} >= {"lambda.md", "deploying.md", "serverless.yml"}
     assert all(number == limit for _, number in said), said
 
 

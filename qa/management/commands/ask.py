@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from django.core.management.base import BaseCommand, CommandError
 
 from qa import services
-from qa.errors import InvalidQuestion, ModelUnavailable
+from qa.reader.errors import InvalidQuestion, ModelUnavailable
 from qa.serializers import AnswerRequestSerializer
 
 

@@ -3,10 +3,10 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from qa.baking import BakeError, bake
-from qa.errors import ModelLoadError
-from qa.examples import KIT_HO
-from qa.model_files import QUANTIZATIONS, model_name, resolve_model_dir
+from qa.model.baking.bake import BakeError, bake
+from qa.model.files import QUANTIZATIONS, model_name, resolve_model_dir
+from qa.reader.errors import ModelLoadError
+from qa.reader.examples import KIT_HO
 
 
 def pinned_revision(model: str) -> str | None:
@@ -40,8 +40,9 @@ class Command(BaseCommand):
             choices=QUANTIZATIONS,
             help="Serve the ONNX graph dynamically quantized (int8: about a quarter of the size, "
             "faster on long contexts, answers that may differ from float32's): kept only if its "
-            "answers agree with the float32 graph's on the probes (qa/probes.json) within the "
-            "quality gate's bounds (default: float32).",
+            "answers agree with the float32 graph's on the probes "
+            "(qa/model/baking/quality_probes.json) within the quality gate's bounds "
+            "(default: float32).",
         )
         parser.add_argument(
             "--force",

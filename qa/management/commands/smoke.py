@@ -1,10 +1,10 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from qa import smoke
+from qa.operations import smoke
 
 
 class Command(BaseCommand):
-    help = smoke.DESCRIPTION + " Without a dev environment: python3 -m qa.smoke URL."
+    help = smoke.DESCRIPTION + " Without a dev environment: python3 -m qa.operations.smoke URL."
 
     def add_arguments(self, parser):
         smoke.add_arguments(parser)

@@ -1,0 +1,165 @@
+"""Dynamic int8 quantization of a baked graph, and the quality gate it must pass."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from qa.model.backends.onnx import load, session
+from qa.model.baking.quantization import (
+    MIN_F1,
+    MIN_IDENTICAL,
+    PROBES_FILE,
+    Agreement,
+    QualityGateFailed,
+    load_probes,
+    quantize_checked,
+)
+from qa.model.files import read_config
+from qa.model.loading import load_answerer
+from qa.reader.engine import Options
+from tests.conftest import build_tiny_model
+from tests.helpers import REAL_MODEL
+
+
+def test_the_probes_are_squad_style_questions_whose_answer_is_in_their_context(tiny_answerer):
+    written = json.loads(PROBES_FILE.read_text(encoding="utf-8"))
+    assert len(written) >= 50
+    assert len({probe["question"] for probe in written}) == len(written)
+    for probe in written:
+        assert probe["question"].endswith("?") and probe["answer"] in probe["context"]
+    probes = load_probes()
+    paragraphs = {probe["context"] for probe in written}
+    joined = probes[len(written) :]
+    assert len(joined) == len(paragraphs)
+    # The joined paragraphs take several windows: the gate sees long contexts too.
+    assert min(tiny_answerer.windows(p["question"], p["context"]).count for p in joined) >= 3
+
+
+def test_an_int8_graph_is_marked_smaller_and_answers(int8_model_dir, baked_model_dir):
+    assert session(int8_model_dir / "model.onnx", threads=1).quantization == "int8"
+    assert session(baked_model_dir / "model.onnx", threads=1).quantization is None
+    answerer = load_answerer(str(int8_model_dir), threads=1)
+    [best] = answerer.answer("What is my name?", "I'm Kit-Ho Mak. I come from Hong Kong.")
+    assert "I'm Kit-Ho Mak. I come from Hong Kong."[best.start : best.end] == best.answer
+
+
+def test_int8_logits_of_a_window_do_not_depend_on_the_windows_beside_it(int8_model_dir):
+    """A dynamically quantized graph scales activations over its whole pass: the engine runs
+    each window alone, so a window gets the same logits in any batch, padded or not."""
+    forward = load(int8_model_dir / "model.onnx", read_config(int8_model_dir), threads=1)
+    rng = np.random.default_rng(0)
+    lengths = [40, 384, 7, 200]
+    ids = np.zeros((4, 384), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for row, length in enumerate(lengths):
+        ids[row, :length] = rng.integers(5, 60, length)
+        mask[row, :length] = 1
+    types = np.zeros_like(ids)
+    together = forward(ids, mask, types)
+    for row, length in enumerate(lengths):
+        one = slice(row, row + 1), slice(0, length)
+        alone = forward(ids[one], mask[one], types[one])
+        for batched, single in zip(together, alone, strict=True):
+            np.testing.assert_array_equal(batched[row, :length], single[0])
+
+
+def test_an_int8_question_gets_the_same_answers_alone_and_among_others(int8_model_dir):
+    answerer = load_answerer(str(int8_model_dir), threads=1)
+    context = " ".join(
+        f"Kit-Ho Mak {i} comes from Hong Kong and the city is long." for i in range(60)
+    )
+    options = Options(top_k=3)
+    alone = answerer.answer("Who comes from Hong Kong?", context, options)
+    assert answerer.windows("Who comes from Hong Kong?", context, options).count > 2
+    for max_seq_len in (64, 96):  # other window shapes change the passes, not these answers
+        answerer.answer("Where?", context, Options(max_seq_len=max_seq_len))
+    assert answerer.answer("Who comes from Hong Kong?", context, options) == alone
+
+
+def copy_graph(directory, tmp_path):
+    graph = tmp_path / "model" / "model.onnx"
+    graph.parent.mkdir()
+    shutil.copy(directory / "model.onnx", graph)
+    return graph
+
+
+def test_the_gate_keeps_an_int8_graph_that_agrees(baked_model_dir, tmp_path):
+    graph = copy_graph(baked_model_dir, tmp_path)
+    agreement = quantize_checked(graph, baked_model_dir)
+    assert agreement.passes and agreement.probes == len(load_probes())
+    assert session(graph, threads=1).quantization == "int8"
+    assert graph.stat().st_size < (baked_model_dir / "model.onnx").stat().st_size
+    assert list(graph.parent.iterdir()) == [graph]  # no scratch file left
+
+
+@pytest.fixture(scope="module")
+def other_model_graph(tmp_path_factory):
+    """The graph of a tiny model with other weights: its answers are not the baked model's."""
+    from qa.model.backends.torch import load_model
+    from qa.model.baking.export import export_onnx
+    from qa.model.files import read_config
+    from qa.model.probes import probes
+
+    source = build_tiny_model(tmp_path_factory.mktemp("other"), legacy=False, seed=7)
+    graph = source / "other.onnx"
+    export_onnx(load_model(source, attention="eager"), graph, probes(source, read_config(source)))
+    return graph
+
+
+def test_the_gate_refuses_a_graph_that_disagrees_unless_forced(
+    baked_model_dir, tmp_path, monkeypatch, other_model_graph
+):
+    from qa.model.baking import quantization
+
+    real = quantization.quantize_int8
+    # A quantization that breaks the model: the graph of other weights, quantized.
+    monkeypatch.setattr(
+        quantization, "quantize_int8", lambda graph, output: real(other_model_graph, output)
+    )
+    graph = copy_graph(baked_model_dir, tmp_path)
+    before = graph.read_bytes()
+    with pytest.raises(QualityGateFailed, match=r"probes .* F1 agreement .*--force") as refused:
+        quantize_checked(graph, baked_model_dir)
+    assert graph.read_bytes() == before and list(graph.parent.iterdir()) == [graph]
+    print(refused.value)
+    forced = quantize_checked(graph, baked_model_dir, force=True)
+    assert not forced.passes
+    assert session(graph, threads=1).quantization == "int8"
+
+
+@pytest.mark.parametrize(
+    ("identical", "f1", "passes"),
+    [
+        (100, 100.0, True),
+        (round(100 * MIN_IDENTICAL), MIN_F1, True),
+        (round(100 * MIN_IDENTICAL) - 1, 99.0, False),
+        (99, MIN_F1 - 0.1, False),
+    ],
+)
+def test_the_gate_bounds(identical, f1, passes):
+    agreement = Agreement(probes=100, identical=identical, f1=f1)
+    assert agreement.passes is passes
+    assert f"{identical} of 100 probes" in str(agreement)
+    assert agreement.record() == {"probes": 100, "identical_share": identical / 100, "f1": f1}
+
+
+@pytest.mark.quality
+def test_the_real_model_passes_the_gate(tmp_path):
+    if not REAL_MODEL.is_dir():
+        pytest.skip(f"needs the trained model in {REAL_MODEL}")
+    from qa.model.backends.torch import load_model
+    from qa.model.baking.export import export_onnx
+    from qa.model.files import read_config
+    from qa.model.probes import probes
+
+    graph = tmp_path / "model.onnx"
+    export_onnx(
+        load_model(REAL_MODEL, attention="eager"),
+        graph,
+        probes(REAL_MODEL, read_config(REAL_MODEL)),
+    )
+    agreement = quantize_checked(graph, REAL_MODEL)
+    print(agreement)
+    assert agreement.passes

@@ -1,0 +1,166 @@
+"""The fast tokenizer, from tokenizer.json or a legacy vocab.txt."""
+
+import json
+
+from qa.model.tokenization import load_tokenizer, longest_input
+
+
+def test_tokenizer_really_tokenizes_in_both_layouts(tiny_model_dir):
+    tokenizer, special, _ = load_tokenizer(tiny_model_dir)
+    encoding = tokenizer.encode("Where is Hong Kong?", "The city of Paris.")
+    assert encoding.tokens == [
+        "[CLS]",
+        "where",
+        "is",
+        "hong",
+        "kong",
+        "?",
+        "[SEP]",
+        "the",
+        "city",
+        "of",
+        "paris",
+        ".",
+        "[SEP]",
+    ]
+    assert encoding.type_ids == [0] * 7 + [1] * 6
+    assert special.cls_id == tokenizer.token_to_id("[CLS]")
+    assert special.pad_id == tokenizer.token_to_id("[PAD]")
+
+
+def test_legacy_and_modern_layouts_tokenize_identically(legacy_model_dir, modern_model_dir):
+    text = "Ünïcode Straße, naïve café! 東京 1234 hong-kong"
+    legacy, _, _ = load_tokenizer(legacy_model_dir)
+    modern, _, _ = load_tokenizer(modern_model_dir)
+    assert legacy.encode(text).tokens == modern.encode(text).tokens
+    assert legacy.encode(text).offsets == modern.encode(text).offsets
+
+
+def test_real_model_tokenizer_matches_its_vocabulary(real_model_dir):
+    tokenizer, _, max_length = load_tokenizer(real_model_dir)
+    assert tokenizer.encode("What is my name?", add_special_tokens=False).tokens == [
+        "what",
+        "is",
+        "my",
+        "name",
+        "?",
+    ]
+    assert max_length == 512
+
+
+def test_the_longest_input_is_the_lower_of_tokenizer_and_positions():
+    assert longest_input(512, {"max_position_embeddings": 256}) == 256
+    assert longest_input(None, {"max_position_embeddings": 512}) == 512
+    assert longest_input(128, {}) == 128
+    assert longest_input(None, {}) == 384
+
+
+# Text v4's BERT tokenizers normalize differently by their settings: accents, case, CJK, emoji,
+# a long word, control characters.
+SETTINGS_PROBES = [
+    "I'm Kít-Hó Mák. I come from Hông Kông.",
+    "Straße, naïve café, ÆRØ and Zoë",
+    "我叫麦杰浩。東京は日本の首都です。",
+    "emoji 🙂 and a supercalifragilisticexpialidocious word\u0007\u00ad",
+]
+BERT_SETTINGS = [
+    {},
+    {"do_lower_case": False},
+    {"strip_accents": False},
+    {"do_lower_case": False, "strip_accents": True},
+    {"tokenize_chinese_chars": False},
+]
+V4_TOKENS = """
+import json, sys, warnings
+warnings.filterwarnings("ignore")
+from transformers import AutoTokenizer
+job = json.load(sys.stdin)
+print(json.dumps({d: [AutoTokenizer.from_pretrained(d).tokenize(t) for t in job["texts"]]
+                  for d in job["dirs"]}))
+"""
+
+
+def bert_folder(directory, settings: dict, *, layout: str):
+    """A BERT tokenizer folder with ``settings`` in its tokenizer_config.json: ``vocab.txt`` alone
+    (legacy) or a tokenizer.json that lowercases (as saved by a lowercasing tokenizer)."""
+    from tokenizers.implementations import BertWordPieceTokenizer
+
+    from tests.helpers import tiny_vocab
+
+    directory.mkdir(parents=True)
+    letters = sorted(set("".join(SETTINGS_PROBES)) - set(" "))
+    vocab = list(dict.fromkeys(tiny_vocab() + letters + [c.lower() for c in letters]))
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    config = {"tokenizer_class": "BertTokenizer", **settings}
+    (directory / "tokenizer_config.json").write_text(json.dumps(config))
+    if layout == "modern":
+        tokenizer = BertWordPieceTokenizer(str(directory / "vocab.txt"), lowercase=True)
+        tokenizer.save(str(directory / "tokenizer.json"))
+    return directory
+
+
+def test_bert_settings_are_honoured_as_v4_honours_them(reference_python, tmp_path):
+    """do_lower_case, strip_accents and tokenize_chinese_chars set the normalizer, in a vocab.txt
+    folder and over a tokenizer.json alike, as v4's BERT-family tokenizers set it."""
+    import subprocess
+
+    folders = [
+        bert_folder(tmp_path / f"{layout}-{index}", settings, layout=layout)
+        for index, settings in enumerate(BERT_SETTINGS)
+        for layout in ("legacy", "modern")
+    ]
+    job = {"dirs": [str(folder) for folder in folders], "texts": SETTINGS_PROBES}
+    result = subprocess.run(
+        [reference_python, "-c", V4_TOKENS],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = json.loads(result.stdout.splitlines()[-1])
+    for folder in folders:
+        tokenizer, _, _ = load_tokenizer(folder)
+        got = [tokenizer.encode(text, add_special_tokens=False).tokens for text in SETTINGS_PROBES]
+        assert got == expected[str(folder)], folder.name
+
+
+V4_PAIRS = """
+import json, sys, warnings
+warnings.filterwarnings("ignore")
+from transformers import AutoTokenizer
+job = json.load(sys.stdin)
+tokenizer = AutoTokenizer.from_pretrained(job["dir"])
+encodings = [tokenizer(job["question"], text, return_offsets_mapping=True) for text in job["texts"]]
+print(json.dumps([[e.tokens(), [list(o) for o in e["offset_mapping"]]] for e in encodings]))
+"""
+
+
+def test_a_legacy_bpe_layout_is_converted_as_v4_converts_it(reference_python, tmp_path):
+    """vocab.json and merges.txt, no tokenizer.json (RoBERTa's hub layout before it): converted by
+    transformers' own converter, tokenized as v4 tokenizes, question and context together."""
+    import subprocess
+
+    from tests.families import build_family
+
+    model = build_family("roberta", tmp_path / "roberta")
+    saved = json.loads((model / "tokenizer.json").read_text())["model"]
+    (model / "vocab.json").write_text(json.dumps(saved["vocab"]))
+    merges = [" ".join(merge) if isinstance(merge, list) else merge for merge in saved["merges"]]
+    (model / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    (model / "tokenizer.json").unlink()
+    job = {"dir": str(model), "question": "What is my name?", "texts": SETTINGS_PROBES}
+    result = subprocess.run(
+        [reference_python, "-c", V4_PAIRS],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    tokenizer, _, _ = load_tokenizer(model)
+    got = []
+    for text in SETTINGS_PROBES:
+        encoding = tokenizer.encode(job["question"], text)
+        got.append([encoding.tokens, [list(offset) for offset in encoding.offsets]])
+    assert got == json.loads(result.stdout.splitlines()[-1])

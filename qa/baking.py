@@ -27,7 +27,8 @@ from qa.model_files import (
     read_config,
 )
 from qa.probes import probes
-from qa.tokenization import load_tokenizer, longest_input, tokenizer_config
+from qa.tokenization import load_tokenizer, longest_input, tokenizer_config, tokenizer_layout
+from qa.tokenizer_check import disagreement
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,33 @@ def _replace(scratch: Path, output: Path) -> None:
         shutil.rmtree(earlier, ignore_errors=True)
 
 
+# The tokenizer settings that change how text is tokenized (tokenizer_config.json).
+TOKENIZER_SETTINGS = [
+    "tokenizer_class",
+    "do_lower_case",
+    "strip_accents",
+    "tokenize_chinese_chars",
+    "add_prefix_space",
+    "trim_offsets",
+]
+
+
+def _check_tokenizer(source: Path, output: Path) -> None:
+    """Raise BakeError unless the tokenizer baked into ``output`` tokenizes the probes of
+    qa/tokenizer_check.py as transformers' tokenizer of ``source`` does."""
+    why = disagreement(source, output)
+    if why is None:
+        return
+    settings = tokenizer_config(source)
+    named = {name: settings[name] for name in TOKENIZER_SETTINGS if name in settings}
+    raise BakeError(
+        f"its tokenizer ({tokenizer_layout(source)}, settings {named or 'none'}) would not "
+        f"tokenize as transformers' does, so answers would differ from v4's: {why}. Give the "
+        "folder a tokenizer.json saved by transformers' fast tokenizer (save_pretrained), or "
+        "report the layout and settings to qasite's maintainers"
+    )
+
+
 def save_for_serving(source: Path, output: Path, *, name: str, revision: str | None) -> None:
     """Write the model in ``source`` to ``output`` ready to serve, so that loading converts
     nothing and imports neither torch nor transformers on the onnx engine:
@@ -103,8 +131,12 @@ def save_for_serving(source: Path, output: Path, *, name: str, revision: str | N
       model traces;
     - ``source.json``: the model's ``name`` (its hub id) and hub ``revision``, for health.
 
+    The tokenizer written is checked against transformers' own of ``source``
+    (qa/tokenizer_check.py).
+
     Raises ModelLoadError if the model cannot be loaded or is of a kind qasite cannot serve,
-    BakeError if its ONNX graph cannot be made or disagrees with it.
+    BakeError if its ONNX graph cannot be made or disagrees with it, or its tokenizer.json does
+    not tokenize as transformers' tokenizer of ``source``.
     """
     tokenizer, _, declared_max_length = load_tokenizer(source)
     config = read_config(source)
@@ -128,6 +160,7 @@ def save_for_serving(source: Path, output: Path, *, name: str, revision: str | N
         ["token_type_ids"] if checked.token_types else []
     )
     (output / "tokenizer_config.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
+    _check_tokenizer(source, output)
     for filename, fast in [(TORCHSCRIPT_FILE, False), (FAST_TORCHSCRIPT_FILE, True)]:
         try:
             logits, _ = logits_module(load_model(source, fast=fast), checked, trace=True)

@@ -11,7 +11,14 @@ from django.core.management import CommandError, call_command
 
 from qa.engine import Options
 from qa.loading import load_answerer
-from tests.families import CASES, FAMILIES, TREE_ANSWERS, build_family, v4_answers
+from tests.families import (
+    CASES,
+    FAMILIES,
+    LEGACY_LAYOUTS,
+    TREE_ANSWERS,
+    build_family,
+    v4_answers,
+)
 from tests.helpers import REPO
 from tests.lambda_runtime import lambda_python
 
@@ -132,3 +139,58 @@ def test_a_family_qasite_cannot_serve_is_refused_at_bake_with_the_reason(
             stdout=io.StringIO(),
         )
     assert list(tmp_path.iterdir()) == []
+
+
+# Folders without tokenizer.json, each layout in its family (tests/families.py LEGACY_LAYOUTS),
+# and RoBERTa's add_prefix_space and trim_offsets settings over its legacy and its tokenizer.json
+# layouts: (family, legacy, tokenizer_config.json settings).
+TOKENIZER_VARIANTS = {
+    **{layout: (name, True, {}) for layout, name in LEGACY_LAYOUTS.items()},
+    "vocab.json + merges.txt, add_prefix_space": ("roberta", True, {"add_prefix_space": True}),
+    "vocab.json + merges.txt, no trim_offsets": ("roberta", True, {"trim_offsets": False}),
+    "tokenizer.json, add_prefix_space": ("roberta", False, {"add_prefix_space": True}),
+    "tokenizer.json, add_prefix_space, no trim_offsets": (
+        "roberta",
+        False,
+        {"add_prefix_space": True, "trim_offsets": False},
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def variant_dirs(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("tokenizer-variants")
+    return {
+        variant: build_family(name, root / f"v{index}", legacy=legacy, tokenizer_args=settings)
+        for index, (variant, (name, legacy, settings)) in enumerate(TOKENIZER_VARIANTS.items())
+    }
+
+
+@pytest.fixture(scope="module")
+def variant_reference(reference_python, variant_dirs) -> dict:
+    return v4_answers(reference_python, variant_dirs)
+
+
+@pytest.mark.parametrize("variant", list(TOKENIZER_VARIANTS))
+def test_every_tokenizer_layout_and_setting_bakes_and_answers_as_v4(
+    variant, variant_dirs, variant_reference, tmp_path
+):
+    """v4 converts the legacy files (or applies the settings) itself; the bake converts them
+    into tokenizer.json, checks it, and the onnx engine answers from it alone."""
+    expected = variant_reference[variant]
+    assert isinstance(expected, list), f"v4 cannot serve {variant}: {expected}"
+    output = tmp_path / "baked"
+    call_command(
+        "bake_model",
+        "--model",
+        str(variant_dirs[variant]),
+        "--output",
+        str(output),
+        stdout=io.StringIO(),
+    )
+    assert (output / "tokenizer.json").is_file()
+    answerer = load_answerer(str(output), threads=1, engine="onnx")
+    for case, theirs in zip(CASES, expected, strict=True):
+        options = Options(**{k: v for k, v in case.items() if k not in ("question", "context")})
+        ours = [vars(a) for a in answerer.answer(case["question"], case["context"], options)]
+        assert spans(ours) == spans(theirs), (variant, case["question"])

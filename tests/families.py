@@ -240,7 +240,7 @@ SENTENCEPIECE = {
 }
 
 
-def _sentencepiece_model(model_type: str, pieces: dict) -> bytes:
+def sentencepiece_model(model_type: str, pieces: dict) -> bytes:
     """A SentencePiece model trained on CORPUS (serialized, as the hub's *.model files)."""
     import io
 
@@ -276,7 +276,7 @@ def _write_legacy_layout(family: Family, tokenizer, directory: Path, extra: dict
         (directory / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
     else:
         filename, model_type, pieces = SENTENCEPIECE[family.tokenizer_class]
-        (directory / filename).write_bytes(_sentencepiece_model(model_type, pieces))
+        (directory / filename).write_bytes(sentencepiece_model(model_type, pieces))
     settings = {
         "tokenizer_class": family.tokenizer_class,
         "model_max_length": family.max_length,

@@ -1,6 +1,9 @@
-"""The fast tokenizer, from tokenizer.json or a legacy vocab.txt."""
+"""The fast tokenizer: tokenizer.json, or a legacy layout (vocab.txt, vocab.json + merges.txt,
+SentencePiece) as v4 builds it, with the settings v4 honours."""
 
 import json
+
+import pytest
 
 from qa.tokenization import load_tokenizer, longest_input
 from qa.tokenizer_check import PROBES
@@ -182,3 +185,17 @@ def test_every_layout_and_setting_tokenizes_as_v4(reference_python, tmp_path):
             encoding = tokenizer.encode(question, context)
             got.append([encoding.ids, [list(offset) for offset in encoding.offsets]])
         assert got == expected[str(folder)], layout
+
+
+def test_a_bpe_sentencepiece_model_transformers_cannot_convert_is_refused_clearly(tmp_path):
+    """transformers 5.24's converter fails on SentencePiece models of the BPE type (docs/models.md):
+    one clear error saying what to do, not a traceback."""
+    from qa.errors import ModelLoadError
+    from tests.families import sentencepiece_model
+
+    (tmp_path / "sentencepiece.bpe.model").write_bytes(sentencepiece_model("bpe", {}))
+    (tmp_path / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "XLMRobertaTokenizer"})
+    )
+    with pytest.raises(ModelLoadError, match="cannot convert the model's SentencePiece"):
+        load_tokenizer(tmp_path)

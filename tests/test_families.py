@@ -90,10 +90,10 @@ def test_a_baked_family_answers_as_v4(name, engine, baked, reference):
             assert mine["score"] == pytest.approx(v4["score"], abs=1e-5), (name, question)
 
 
-@pytest.mark.parametrize("name", IN_THE_TREE)
-def test_the_torch_free_tree_on_lambdas_python_answers_as_v4(name, baked, reference, tmp_path):
-    """The Lambda handler, on Lambda's Python with the runtime tree's packages only (-S: no
-    site-packages, so no torch, no transformers), serving the baked family."""
+def tree_replies(model, tmp_path) -> list:
+    """[status, body] of each of CASES from the Lambda handler, on Lambda's Python with the
+    runtime tree's packages only (-S: no site-packages, so no torch, no transformers, no
+    sentencepiece), serving the baked ``model``."""
     if not (TREE / "installed").is_file():
         pytest.skip("no runtime tree: `make runtime` (or `make test`) builds build/runtime")
     event = json.loads((REPO / "events" / "http-api-v2-post-answer.json").read_text())
@@ -102,7 +102,7 @@ def test_the_torch_free_tree_on_lambdas_python_answers_as_v4(name, baked, refere
         "HOME": str(tmp_path),
         "TMPDIR": str(tmp_path),
         "PYTHONPATH": f"{TREE}:{REPO}",
-        "QA_MODEL": str(baked(name)),
+        "QA_MODEL": str(model),
         "QA_THREADS": "1",
         "QA_THROTTLE_RATE": "off",
         "HF_HUB_OFFLINE": "1",
@@ -118,7 +118,12 @@ def test_the_torch_free_tree_on_lambdas_python_answers_as_v4(name, baked, refere
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    replies = json.loads(result.stdout.splitlines()[-1])
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", IN_THE_TREE)
+def test_the_torch_free_tree_on_lambdas_python_answers_as_v4(name, baked, reference, tmp_path):
+    replies = tree_replies(baked(name), tmp_path)
     for case, (status, body), theirs in zip(CASES, replies, reference[name], strict=True):
         assert status == 200, (name, body)
         assert spans(body["answers"]) == spans(theirs), (name, case["question"])
@@ -171,26 +176,54 @@ def variant_reference(reference_python, variant_dirs) -> dict:
     return v4_answers(reference_python, variant_dirs)
 
 
+@pytest.fixture(scope="module")
+def baked_variant(variant_dirs, tmp_path_factory):
+    """bake(variant): the variant's folder baked by bake_model, once a module."""
+    done = {}
+
+    def bake(variant: str):
+        if variant not in done:
+            output = tmp_path_factory.mktemp("baked-variant") / "baked"
+            call_command(
+                "bake_model",
+                "--model",
+                str(variant_dirs[variant]),
+                "--output",
+                str(output),
+                stdout=io.StringIO(),
+            )
+            done[variant] = output
+        return done[variant]
+
+    return bake
+
+
 @pytest.mark.parametrize("variant", list(TOKENIZER_VARIANTS))
 def test_every_tokenizer_layout_and_setting_bakes_and_answers_as_v4(
-    variant, variant_dirs, variant_reference, tmp_path
+    variant, baked_variant, variant_reference
 ):
     """v4 converts the legacy files (or applies the settings) itself; the bake converts them
     into tokenizer.json, checks it, and the onnx engine answers from it alone."""
     expected = variant_reference[variant]
     assert isinstance(expected, list), f"v4 cannot serve {variant}: {expected}"
-    output = tmp_path / "baked"
-    call_command(
-        "bake_model",
-        "--model",
-        str(variant_dirs[variant]),
-        "--output",
-        str(output),
-        stdout=io.StringIO(),
-    )
+    output = baked_variant(variant)
     assert (output / "tokenizer.json").is_file()
     answerer = load_answerer(str(output), threads=1, engine="onnx")
     for case, theirs in zip(CASES, expected, strict=True):
         options = Options(**{k: v for k, v in case.items() if k not in ("question", "context")})
         ours = [vars(a) for a in answerer.answer(case["question"], case["context"], options)]
         assert spans(ours) == spans(theirs), (variant, case["question"])
+
+
+@pytest.mark.parametrize("variant", ["sentencepiece.bpe.model", "spm.model"])
+def test_the_tree_serves_a_baked_sentencepiece_layout_as_v4(
+    variant, baked_variant, variant_reference, tmp_path
+):
+    """Converted at bake, a SentencePiece layout needs neither sentencepiece nor transformers
+    on Lambda: tokenizer.json alone."""
+    replies = tree_replies(baked_variant(variant), tmp_path)
+    for case, (status, body), theirs in zip(
+        CASES, replies, variant_reference[variant], strict=True
+    ):
+        assert status == 200, (variant, body)
+        assert spans(body["answers"]) == spans(theirs), (variant, case["question"])

@@ -53,12 +53,10 @@ MODEL_TYPES_BERT_NORMALIZED = frozenset(
 # their settings (defaults false and true) whatever tokenizer.json says (v4.57.6), and the model
 # types whose default tokenizer is one of them. (Every v4 fast tokenizer also sets its
 # pre-tokenizer's add_prefix_space from the setting, default false: qa.tokenization.)
-PREFIX_SPACE_PROCESSED = frozenset(
-    "Bart Blenderbot LED LayoutLMv3 Longformer MarkupLM Mvp Roberta".split()
-)
+PREFIX_SPACE_PROCESSED = frozenset("Bart Blenderbot LED LayoutLMv3 Longformer Mvp Roberta".split())
 MODEL_TYPES_PREFIX_SPACE_PROCESSED = frozenset(
-    "bart blenderbot bridgetower data2vec-text ibert layoutlmv3 led lilt longformer mega mra mvp "
-    "roberta roberta-prelayernorm".split()
+    "bart data2vec-text ibert layoutlmv3 led lilt longformer mega mra mvp roberta "
+    "roberta-prelayernorm".split()
 )
 
 

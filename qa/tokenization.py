@@ -1,6 +1,6 @@
 """The model's fast tokenizer as v4 builds it: from ``tokenizer.json``, a legacy ``vocab.txt``,
 or (when baking, with transformers) ``vocab.json`` + ``merges.txt`` or a SentencePiece model; with
-the tokenizer_config.json settings v4's classes apply over it (docs/models.md, Tokenizer layouts)."""
+the tokenizer_config.json settings v4's classes apply over it (docs/models.md)."""
 
 import json
 from pathlib import Path

@@ -89,3 +89,21 @@ def test_fast_mode_failing_leaves_its_trace_out_and_the_bake_stands(
     assert not (tmp_path / "baked" / "model.bf16.torchscript.pt").exists()
     assert (tmp_path / "baked" / "model.onnx").is_file()
     assert "fast mode left out (RuntimeError: expected scalar type Float" in caplog.text
+
+
+def test_a_tokenizer_that_would_tokenize_otherwise_is_refused_and_leaves_nothing(
+    tmp_path, monkeypatch
+):
+    """Were a setting (here RoBERTa's add_prefix_space) lost on the way to tokenizer.json, the
+    bake's check against transformers' tokenizer of the folder refuses it, naming the layout
+    and the settings."""
+    from qa.model import tokenization
+    from tests.families import build_family
+
+    source = build_family("roberta", tmp_path / "source", tokenizer_args={"add_prefix_space": True})
+    monkeypatch.setattr(
+        tokenization, "_prefix_space_settings", lambda tokenizer, *a, **k: tokenizer
+    )
+    with pytest.raises(BakeError, match=r"tokenizer\.json, settings .*'add_prefix_space': True"):
+        bake(source, tmp_path / "out" / "baked", name="tiny", revision=None)
+    assert list((tmp_path / "out").iterdir()) == []

@@ -63,11 +63,17 @@ def bake(
     of CHECKS, and "torch, fast mode" when its trace works) and the quality gate's figures
     (None without ``quantize``).
 
+    ``output`` must be new, empty, or an earlier bake (it holds ``source.json``): anything else
+    is refused before any work, so that a mistyped ``--output`` never replaces a directory of
+    other files.
+
     Raises BakeError, or ModelLoadError (the model or its tokenizer cannot be loaded, or is of
     a kind qasite cannot serve); ``output`` is then untouched.
     """
+    _check_output(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{output.name}.baking-", dir=output.parent))
+    scratch.chmod(0o755)  # mkdtemp's 0700 would keep the bake from anyone else who serves it
     try:
         gate = save_for_serving(
             source, scratch, name=name, revision=revision, quantize=quantize, force=force
@@ -84,6 +90,18 @@ def bake(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return answers, gate
+
+
+def _check_output(output: Path) -> None:
+    if not output.exists() and not output.is_symlink():
+        return
+    if output.is_dir() and not output.is_symlink():
+        if (output / SOURCE_FILE).is_file() or not any(output.iterdir()):
+            return
+    raise BakeError(
+        f"--output {output} exists and is not an earlier bake (it has no {SOURCE_FILE}); a bake "
+        "replaces its --output whole, so choose a new or empty directory"
+    )
 
 
 def _check(directory: Path, label: str, **engine) -> Answer:

@@ -1,4 +1,4 @@
-"""The benchmark's published form: Markdown tables with issue 11's targets, and a latency chart."""
+"""The benchmark's published form: Markdown tables with the targets set for it, and a latency chart."""
 
 from pathlib import Path
 

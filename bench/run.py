@@ -41,8 +41,15 @@ SHARED = ROOT.parent / "shared"
 REAL_MODEL = SHARED / "models" / "qa-minilm-squad"
 SQUAD = SHARED / "data" / "squad-v1.1-dev-sample.json"
 REF_VENV = BENCH / ".venv-ref"
-# With torch's CPU build (requirements/torch.txt; reference_pip_install).
-REF_PACKAGES = ["transformers==4.57.6", "numpy==2.4.6", "gunicorn==27.0.1"]
+# With torch's CPU build (requirements/torch.txt; reference_pip_install); sentencepiece and
+# protobuf for v4 to read (and convert) the SentencePiece tokenizer layouts the parity tests bake.
+REF_PACKAGES = [
+    "transformers==4.57.6",
+    "numpy==2.4.6",
+    "gunicorn==27.0.1",
+    "sentencepiece==0.2.3",
+    "protobuf==7.36.2",
+]
 REF_RUNTIME = ["transformers==4.57.6", "numpy==2.4.6"]
 TORCH_REQUIREMENTS = ROOT / "requirements" / "torch.txt"
 # As the Makefile's .venv takes torch: from PyTorch's CPU index alone, a bounded wait where it does

@@ -78,7 +78,9 @@ def index(request):
             "max_context_chars": settings.QA_MAX_CONTEXT_CHARS,
             "examples": EXAMPLES,
         },
-        status=503 if unavailable else 200,
+        # A question the form refuses is the asker's error, as the API's 400 says: the page comes
+        # back with the field errors beside their fields.
+        status=503 if unavailable else 400 if form.is_bound and form.errors else 200,
     )
     if unavailable:
         response["Retry-After"] = str(unavailable.retry_after)

@@ -3,7 +3,9 @@ a tokenizer of the family's own kind (WordPiece, byte-level BPE or Unigram), tra
 small corpus and saved through the family's own transformers tokenizer class, and a model of the
 family's config class with tiny sizes and seeded random weights.
 
-FAMILIES maps a family's name to how it is built; build_family(name, directory) writes it."""
+FAMILIES maps a family's name to how it is built; build_family(name, directory) writes it, and
+build_family(name, directory, legacy=True) writes its tokenizer in the family's legacy layout
+(LEGACY_LAYOUTS: vocab.txt, vocab.json + merges.txt, or a SentencePiece model)."""
 
 import json
 from dataclasses import dataclass, field
@@ -191,6 +193,99 @@ SPECIALS = {
 }
 
 
+# The legacy tokenizer layouts (no tokenizer.json) the hub still holds, and the family of each
+# here: BERT's WordPiece vocabulary, RoBERTa's byte-level BPE, and SentencePiece models as ALBERT
+# (with XLNet and BigBird), XLM-R (with CamemBERT) and DeBERTa-v2/v3 ship them.
+LEGACY_LAYOUTS = {
+    "vocab.txt": "bert",
+    "vocab.json + merges.txt": "roberta",
+    "spiece.model": "albert",
+    "sentencepiece.bpe.model": "xlm-roberta",
+    "spm.model": "deberta-v3",
+}
+# Each SentencePiece layout's file, model type, and the ids its special pieces take in it (XLM-R's
+# <s>, <pad>, </s>, <unk> come from fairseq's table before the model's pieces instead).
+SENTENCEPIECE = {
+    "AlbertTokenizer": (
+        "spiece.model",
+        "unigram",
+        {
+            "pad_id": 0,
+            "pad_piece": "<pad>",
+            "unk_id": 1,
+            "unk_piece": "<unk>",
+            "bos_id": 2,
+            "bos_piece": "[CLS]",
+            "eos_id": 3,
+            "eos_piece": "[SEP]",
+            "user_defined_symbols": ["[MASK]"],
+        },
+    ),
+    # A Unigram model, as xlm-roberta-base's, whatever its file's name says.
+    "XLMRobertaTokenizer": ("sentencepiece.bpe.model", "unigram", {}),
+    "DebertaV2Tokenizer": (
+        "spm.model",
+        "unigram",
+        {
+            "pad_id": 0,
+            "pad_piece": "[PAD]",
+            "bos_id": 1,
+            "bos_piece": "[CLS]",
+            "eos_id": 2,
+            "eos_piece": "[SEP]",
+            "unk_id": 3,
+            "unk_piece": "[UNK]",
+        },
+    ),
+}
+
+
+def sentencepiece_model(model_type: str, pieces: dict) -> bytes:
+    """A SentencePiece model trained on CORPUS (serialized, as the hub's *.model files)."""
+    import io
+
+    import sentencepiece
+
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(CORPUS * 3),
+        model_writer=model,
+        vocab_size=300,
+        model_type=model_type,
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        minloglevel=2,
+        **pieces,
+    )
+    return model.getvalue()
+
+
+def _write_legacy_layout(family: Family, tokenizer, directory: Path, extra: dict) -> None:
+    """Replace the saved tokenizer files in ``directory`` by the family's legacy layout and a
+    tokenizer_config.json with the class, the longest input, the family's settings and
+    ``extra`` only."""
+    saved = json.loads((directory / "tokenizer.json").read_text())["model"]
+    for path in directory.iterdir():
+        path.unlink()
+    if family.kind == "wordpiece":
+        vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+        (directory / "vocab.txt").write_text("".join(f"{token}\n" for token, _ in vocab))
+    elif family.kind == "bpe":
+        (directory / "vocab.json").write_text(json.dumps(saved["vocab"]))
+        merges = [m if isinstance(m, str) else " ".join(m) for m in saved["merges"]]
+        (directory / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    else:
+        filename, model_type, pieces = SENTENCEPIECE[family.tokenizer_class]
+        (directory / filename).write_bytes(sentencepiece_model(model_type, pieces))
+    settings = {
+        "tokenizer_class": family.tokenizer_class,
+        "model_max_length": family.max_length,
+        **family.tokenizer_args,
+        **extra,
+    }
+    (directory / "tokenizer_config.json").write_text(json.dumps(settings, indent=2))
+
+
 def _bpe(specials: list[str]) -> tuple[dict, list]:
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
@@ -277,9 +372,19 @@ def _modernbert_tokenizer():
     )
 
 
-def build_family(name: str, directory: Path, *, seed: int = 0) -> Path:
+def build_family(
+    name: str,
+    directory: Path,
+    *,
+    seed: int = 0,
+    legacy: bool = False,
+    tokenizer_args: dict | None = None,
+) -> Path:
     """The tiny ``name`` model (a key of FAMILIES) written to ``directory`` as the hub holds
-    such a model: config.json, model.safetensors, tokenizer.json and tokenizer_config.json."""
+    such a model: config.json, model.safetensors, tokenizer.json and tokenizer_config.json; with
+    ``legacy``, the family's legacy tokenizer files instead of tokenizer.json (LEGACY_LAYOUTS).
+    ``tokenizer_args``: settings written to tokenizer_config.json over what its tokenizer files
+    say (the tokenizer itself is built without them)."""
     import torch
     import transformers
 
@@ -291,8 +396,13 @@ def build_family(name: str, directory: Path, *, seed: int = 0) -> Path:
     # The class the hub's tokenizer_config.json names (transformers 5 may write another).
     settings_file = directory / "tokenizer_config.json"
     settings = json.loads(settings_file.read_text())
-    settings["tokenizer_class"] = family.tokenizer_class
+    # The settings over what the tokenizer files say, as a hub folder may have them.
+    settings.update(tokenizer_class=family.tokenizer_class, **(tokenizer_args or {}))
     settings_file.write_text(json.dumps(settings, indent=2))
+    if legacy:
+        _write_legacy_layout(family, tokenizer, directory, tokenizer_args or {})
+        # As transformers converts the legacy files (its vocabulary: the model's embeddings).
+        tokenizer = transformers.AutoTokenizer.from_pretrained(directory)
     config = getattr(transformers, family.config)(vocab_size=len(tokenizer), **family.config_args)
     torch.manual_seed(seed)
     model = transformers.AutoModelForQuestionAnswering.from_config(config).eval()

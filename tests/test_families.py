@@ -11,7 +11,14 @@ from django.core.management import CommandError, call_command
 
 from qa.model.loading import load_answerer
 from qa.reader.engine import Options
-from tests.families import CASES, FAMILIES, TREE_ANSWERS, build_family, v4_answers
+from tests.families import (
+    CASES,
+    FAMILIES,
+    LEGACY_LAYOUTS,
+    TREE_ANSWERS,
+    build_family,
+    v4_answers,
+)
 from tests.helpers import REPO
 from tests.lambda_runtime import lambda_python
 
@@ -83,10 +90,10 @@ def test_a_baked_family_answers_as_v4(name, engine, baked, reference):
             assert mine["score"] == pytest.approx(v4["score"], abs=1e-5), (name, question)
 
 
-@pytest.mark.parametrize("name", IN_THE_TREE)
-def test_the_torch_free_tree_on_lambdas_python_answers_as_v4(name, baked, reference, tmp_path):
-    """The Lambda handler, on Lambda's Python with the runtime tree's packages only (-S: no
-    site-packages, so no torch, no transformers), serving the baked family."""
+def tree_replies(model, tmp_path) -> list:
+    """[status, body] of each of CASES from the Lambda handler, on Lambda's Python with the
+    runtime tree's packages only (-S: no site-packages, so no torch, no transformers, no
+    sentencepiece), serving the baked ``model``."""
     if not (TREE / "installed").is_file():
         pytest.skip("no runtime tree: `make runtime` (or `make test`) builds build/runtime")
     event = json.loads((REPO / "events" / "http-api-v2-post-answer.json").read_text())
@@ -95,7 +102,7 @@ def test_the_torch_free_tree_on_lambdas_python_answers_as_v4(name, baked, refere
         "HOME": str(tmp_path),
         "TMPDIR": str(tmp_path),
         "PYTHONPATH": f"{TREE}:{REPO}",
-        "QA_MODEL": str(baked(name)),
+        "QA_MODEL": str(model),
         "QA_THREADS": "1",
         "QA_THROTTLE_RATE": "off",
         "HF_HUB_OFFLINE": "1",
@@ -111,7 +118,12 @@ def test_the_torch_free_tree_on_lambdas_python_answers_as_v4(name, baked, refere
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    replies = json.loads(result.stdout.splitlines()[-1])
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", IN_THE_TREE)
+def test_the_torch_free_tree_on_lambdas_python_answers_as_v4(name, baked, reference, tmp_path):
+    replies = tree_replies(baked(name), tmp_path)
     for case, (status, body), theirs in zip(CASES, replies, reference[name], strict=True):
         assert status == 200, (name, body)
         assert spans(body["answers"]) == spans(theirs), (name, case["question"])
@@ -132,3 +144,86 @@ def test_a_family_qasite_cannot_serve_is_refused_at_bake_with_the_reason(
             stdout=io.StringIO(),
         )
     assert list(tmp_path.iterdir()) == []
+
+
+# Folders without tokenizer.json, each layout in its family (tests/families.py LEGACY_LAYOUTS),
+# and RoBERTa's add_prefix_space and trim_offsets settings over its legacy and its tokenizer.json
+# layouts: (family, legacy, tokenizer_config.json settings).
+TOKENIZER_VARIANTS = {
+    **{layout: (name, True, {}) for layout, name in LEGACY_LAYOUTS.items()},
+    "vocab.json + merges.txt, add_prefix_space": ("roberta", True, {"add_prefix_space": True}),
+    "vocab.json + merges.txt, no trim_offsets": ("roberta", True, {"trim_offsets": False}),
+    "tokenizer.json, add_prefix_space": ("roberta", False, {"add_prefix_space": True}),
+    "tokenizer.json, add_prefix_space, no trim_offsets": (
+        "roberta",
+        False,
+        {"add_prefix_space": True, "trim_offsets": False},
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def variant_dirs(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("tokenizer-variants")
+    return {
+        variant: build_family(name, root / f"v{index}", legacy=legacy, tokenizer_args=settings)
+        for index, (variant, (name, legacy, settings)) in enumerate(TOKENIZER_VARIANTS.items())
+    }
+
+
+@pytest.fixture(scope="module")
+def variant_reference(reference_python, variant_dirs) -> dict:
+    return v4_answers(reference_python, variant_dirs)
+
+
+@pytest.fixture(scope="module")
+def baked_variant(variant_dirs, tmp_path_factory):
+    """bake(variant): the variant's folder baked by bake_model, once a module."""
+    done = {}
+
+    def bake(variant: str):
+        if variant not in done:
+            output = tmp_path_factory.mktemp("baked-variant") / "baked"
+            call_command(
+                "bake_model",
+                "--model",
+                str(variant_dirs[variant]),
+                "--output",
+                str(output),
+                stdout=io.StringIO(),
+            )
+            done[variant] = output
+        return done[variant]
+
+    return bake
+
+
+@pytest.mark.parametrize("variant", list(TOKENIZER_VARIANTS))
+def test_every_tokenizer_layout_and_setting_bakes_and_answers_as_v4(
+    variant, baked_variant, variant_reference
+):
+    """v4 converts the legacy files (or applies the settings) itself; the bake converts them
+    into tokenizer.json, checks it, and the onnx engine answers from it alone."""
+    expected = variant_reference[variant]
+    assert isinstance(expected, list), f"v4 cannot serve {variant}: {expected}"
+    output = baked_variant(variant)
+    assert (output / "tokenizer.json").is_file()
+    answerer = load_answerer(str(output), threads=1, engine="onnx")
+    for case, theirs in zip(CASES, expected, strict=True):
+        options = Options(**{k: v for k, v in case.items() if k not in ("question", "context")})
+        ours = [vars(a) for a in answerer.answer(case["question"], case["context"], options)]
+        assert spans(ours) == spans(theirs), (variant, case["question"])
+
+
+@pytest.mark.parametrize("variant", ["sentencepiece.bpe.model", "spm.model"])
+def test_the_tree_serves_a_baked_sentencepiece_layout_as_v4(
+    variant, baked_variant, variant_reference, tmp_path
+):
+    """Converted at bake, a SentencePiece layout needs neither sentencepiece nor transformers
+    on Lambda: tokenizer.json alone."""
+    replies = tree_replies(baked_variant(variant), tmp_path)
+    for case, (status, body), theirs in zip(
+        CASES, replies, variant_reference[variant], strict=True
+    ):
+        assert status == 200, (variant, body)
+        assert spans(body["answers"]) == spans(theirs), (variant, case["question"])

@@ -524,7 +524,7 @@ PAGE_CASES = [
     Case(
         "blank-question",
         {**KIT_HO, "question": " \t ", "top_k": "1"},
-        200,
+        400,
         "This field may not be blank.",
         "question",
         content_type=FORM,
@@ -532,16 +532,16 @@ PAGE_CASES = [
     Case(
         "missing-context",
         {"question": "Who?", "top_k": "1"},
-        200,
+        400,
         "This field is required.",
         "context",
         content_type=FORM,
     ),
-    Case("missing-top-k", KIT_HO, 200, "This field is required.", "top_k", content_type=FORM),
+    Case("missing-top-k", KIT_HO, 400, "This field is required.", "top_k", content_type=FORM),
     Case(
         "top-k-word",
         {**KIT_HO, "top_k": "three"},
-        200,
+        400,
         "Enter a whole number.",
         "top_k",
         content_type=FORM,
@@ -549,7 +549,7 @@ PAGE_CASES = [
     Case(
         "top-k-fraction",
         {**KIT_HO, "top_k": "1.5"},
-        200,
+        400,
         "Enter a whole number.",
         "top_k",
         content_type=FORM,
@@ -557,7 +557,7 @@ PAGE_CASES = [
     Case(
         "top-k-0",
         {**KIT_HO, "top_k": "0"},
-        200,
+        400,
         "greater than or equal to 1.",
         "top_k",
         content_type=FORM,
@@ -565,7 +565,7 @@ PAGE_CASES = [
     Case(
         "top-k-21",
         {**KIT_HO, "top_k": "21"},
-        200,
+        400,
         "less than or equal to 20.",
         "top_k",
         content_type=FORM,
@@ -573,7 +573,7 @@ PAGE_CASES = [
     Case(
         "top-k-of-5000-digits",
         {**KIT_HO, "top_k": "9" * 5000},
-        200,
+        400,
         "Enter a whole number.",
         "top_k",
         content_type=FORM,
@@ -581,7 +581,7 @@ PAGE_CASES = [
     Case(
         "question-over-limit",
         {**KIT_HO, "question": "q" * 501, "top_k": "1"},
-        200,
+        400,
         "at most 500 characters (it has 501).",
         "question",
         content_type=FORM,
@@ -589,7 +589,7 @@ PAGE_CASES = [
     Case(
         "context-over-limit",
         {**KIT_HO, "context": "c" * 20_001, "top_k": "1"},
-        200,
+        400,
         "at most 20000 characters (it has 20001).",
         "context",
         content_type=FORM,
@@ -597,7 +597,7 @@ PAGE_CASES = [
     Case(
         "nul-byte",
         {**KIT_HO, "context": "Kit\x00Mak", "top_k": "1"},
-        200,
+        400,
         "Null characters are not allowed.",
         "context",
         content_type=FORM,
@@ -605,7 +605,7 @@ PAGE_CASES = [
     Case(
         "unreadable-context",
         {**KIT_HO, "context": "\u200b\u200b", "top_k": "1"},
-        200,
+        400,
         "no text the model can read",
         "context",
         content_type=FORM,

@@ -424,7 +424,7 @@ def test_form_escapes_html_in_the_context(client, tiny_model_settings):
 
 def test_form_shows_field_errors_inline(client, tiny_model_settings):
     response = client.post("/", {"question": "  ", "context": "", "top_k": 1})
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert response.context["result"] is None
     html = response.content.decode()
     assert "This field may not be blank." in html and "This field is required." in html

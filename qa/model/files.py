@@ -14,13 +14,8 @@ from qa.reader.errors import ModelLoadError
 # Tokenizers saved before tokenizer.json, which transformers converts (qa/model/tokenization.py): a
 # byte-level BPE's vocabulary and merges (RoBERTa, GPT-2), and SentencePiece models (ALBERT, T5,
 # XLM-R, DeBERTa-v2/v3).
-LEGACY_TOKENIZER_FILES = [
-    "vocab.json",
-    "merges.txt",
-    "spiece.model",
-    "sentencepiece.bpe.model",
-    "spm.model",
-]
+SENTENCEPIECE_FILES = ["spiece.model", "sentencepiece.bpe.model", "spm.model"]
+LEGACY_TOKENIZER_FILES = ["vocab.json", "merges.txt", *SENTENCEPIECE_FILES]
 # What a model directory may hold that inference needs; the rest of a hub repo is never fetched.
 MODEL_FILES = [
     "config.json",

@@ -49,6 +49,17 @@ MODEL_TYPES_BERT_NORMALIZED = frozenset(
 )
 
 
+# Fast tokenizer classes that set their post-processor's add_prefix_space and trim_offsets from
+# their settings (defaults false and true) whatever tokenizer.json says (v4.57.6), and the model
+# types whose default tokenizer is one of them. (Every v4 fast tokenizer also sets its
+# pre-tokenizer's add_prefix_space from the setting, default false: qa.model.tokenization.)
+PREFIX_SPACE_PROCESSED = frozenset("Bart Blenderbot LED LayoutLMv3 Longformer Mvp Roberta".split())
+MODEL_TYPES_PREFIX_SPACE_PROCESSED = frozenset(
+    "bart data2vec-text ibert layoutlmv3 led lilt longformer mega mra mvp roberta "
+    "roberta-prelayernorm".split()
+)
+
+
 @dataclass(frozen=True)
 class ModelInputs:
     """``token_types``: the model is fed token_type_ids; ``question_first``: the question is the
@@ -73,6 +84,15 @@ def bert_normalized(tokenizer_config: dict, config: dict) -> bool:
     if name is not None:
         return name in BERT_NORMALIZED
     return config.get("model_type", "bert") in MODEL_TYPES_BERT_NORMALIZED
+
+
+def prefix_space_processed(tokenizer_config: dict, config: dict) -> bool:
+    """Whether v4's tokenizer for these settings sets its post-processor's add_prefix_space and
+    trim_offsets from them (RoBERTa's byte-level BPE and its kin)."""
+    name = _class_name(tokenizer_config, config)
+    if name is not None:
+        return name in PREFIX_SPACE_PROCESSED
+    return config.get("model_type") in MODEL_TYPES_PREFIX_SPACE_PROCESSED
 
 
 def model_inputs(tokenizer_config: dict, config: dict) -> ModelInputs:

@@ -1,13 +1,20 @@
-"""The model's fast tokenizer, from ``tokenizer.json`` or built from a legacy ``vocab.txt``."""
+"""The model's fast tokenizer as v4 builds it: from ``tokenizer.json``, a legacy ``vocab.txt``,
+or (when baking, with transformers) ``vocab.json`` + ``merges.txt`` or a SentencePiece model; with
+the tokenizer_config.json settings v4's classes apply over it (docs/models.md)."""
 
 import json
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
+from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
 
-from qa.model.files import LEGACY_TOKENIZER_FILES, read_json
-from qa.model.inputs import bert_normalized, check_question_first, model_inputs
+from qa.model.files import LEGACY_TOKENIZER_FILES, SENTENCEPIECE_FILES, read_json
+from qa.model.inputs import (
+    bert_normalized,
+    check_question_first,
+    model_inputs,
+    prefix_space_processed,
+)
 from qa.reader.engine import DEFAULT_MAX_SEQ_LEN, SpecialTokens
 from qa.reader.errors import ModelLoadError
 
@@ -53,11 +60,27 @@ def _wordpiece_tokenizer(vocab: Path, *, config: dict, special: dict[str, str]) 
     return tokenizer
 
 
-def _converted_tokenizer(directory: Path) -> Tokenizer:
-    """The fast tokenizer transformers' own converters make of a legacy layout (vocab.json and
-    merges.txt, or a SentencePiece model): done when baking, which writes it to tokenizer.json,
-    so that serving never needs transformers or sentencepiece. Raises ModelLoadError where
-    transformers is not installed (the torch-free runtime: bake the model first)."""
+def _converted_layout(directory: Path) -> bool:
+    """Whether the tokenizer is a legacy layout transformers converts (vocab.json and
+    merges.txt, or a SentencePiece model)."""
+    return not any(
+        (directory / name).is_file() for name in ("tokenizer.json", "vocab.txt")
+    ) and any((directory / name).is_file() for name in LEGACY_TOKENIZER_FILES)
+
+
+def tokenizer_layout(directory: Path) -> str:
+    """The tokenizer files the folder holds, as named in docs/models.md: "tokenizer.json",
+    "vocab.txt", "vocab.json + merges.txt", a SentencePiece model's file name, or "none"."""
+    for name in ("tokenizer.json", "vocab.txt"):
+        if (directory / name).is_file():
+            return name
+    present = [name for name in LEGACY_TOKENIZER_FILES if (directory / name).is_file()]
+    return " + ".join(present) or "none"
+
+
+def _transformers_tokenizer(directory: Path):
+    """transformers' fast tokenizer of ``directory``. Raises ModelLoadError where transformers
+    is not installed (the torch-free runtime: bake the model first)."""
     try:
         from transformers import AutoTokenizer
     except ImportError as error:
@@ -66,15 +89,84 @@ def _converted_tokenizer(directory: Path) -> Tokenizer:
             "to convert its legacy files.",
             str(error),
         ) from error
-    converted = AutoTokenizer.from_pretrained(directory, local_files_only=True)
-    return Tokenizer.from_str(converted.backend_tokenizer.to_str())
+    return AutoTokenizer.from_pretrained(directory, local_files_only=True, use_fast=True)
+
+
+def reference_tokenizer(directory: Path) -> Tokenizer:
+    """The fast tokenizer v4 builds from ``directory``, as transformers installed makes it: for
+    a SentencePiece layout, transformers' converter of the class's slow tokenizer, as v4 converts
+    it (transformers 5's own classes build these otherwise, with other offsets and normalizers),
+    its special tokens added as v4's fast class adds them; else transformers' fast tokenizer
+    (over tokenizer.json, vocab.txt, or vocab.json and merges.txt), with the settings its class
+    applies. Used when baking (serving never needs transformers or sentencepiece).
+
+    Raises ModelLoadError where transformers is not installed; transformers' own errors where
+    it cannot read or convert the files."""
+    converted = _transformers_tokenizer(directory)
+    if (
+        not any((directory / name).is_file() for name in SENTENCEPIECE_FILES)
+        or (directory / "tokenizer.json").is_file()
+    ):
+        tokenizer = Tokenizer.from_str(converted.backend_tokenizer.to_str())
+    else:
+        from transformers.convert_slow_tokenizer import convert_slow_tokenizer
+
+        try:
+            tokenizer = convert_slow_tokenizer(converted)
+        except Exception as error:
+            raise ModelLoadError(
+                f"transformers cannot convert the model's SentencePiece tokenizer "
+                f"({tokenizer_layout(directory)}) into a tokenizer.json. Bake a copy of the "
+                "folder with a tokenizer.json saved by transformers 4's fast tokenizer "
+                "(save_pretrained).",
+                f"{type(error).__name__}: {error}",
+            ) from error
+        tokenizer.add_special_tokens(
+            [
+                AddedToken(token, special=True, normalized=False)
+                for token in converted.all_special_tokens
+            ]
+        )
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
 
 
 def tokenizer_config(directory: Path) -> dict:
-    """The tokenizer's settings and special tokens, from whichever of the two files exist."""
+    """The tokenizer's settings and special tokens, from whichever of the two files exist; for a
+    layout transformers converts, the special tokens its class defaults to where they say none."""
     config = read_json(directory / "tokenizer_config.json")
     config.update(read_json(directory / "special_tokens_map.json"))
+    if _converted_layout(directory):
+        try:
+            defaults = _transformers_tokenizer(directory).special_tokens_map
+        except Exception:  # load_tokenizer says why, when it converts the files
+            defaults = {}
+        config = {**defaults, **config}
     return config
+
+
+def _prefix_space_settings(tokenizer: Tokenizer, config: dict, *, processed: bool) -> Tokenizer:
+    """The tokenizer with add_prefix_space and trim_offsets as v4's fast tokenizers set them over
+    tokenizer.json's: every class sets its pre-tokenizer's add_prefix_space (where it has one)
+    from the setting, default false; RoBERTa's kin (``processed``) set their post-processor's
+    add_prefix_space and trim_offsets too, defaults false and true (v4.57.6's
+    PreTrainedTokenizerFast and RobertaTokenizerFast)."""
+    data = json.loads(tokenizer.to_str())
+    add_prefix_space = config.get("add_prefix_space", False)
+    wanted = [(data.get("pre_tokenizer"), "add_prefix_space", add_prefix_space)]
+    if processed:
+        post = data.get("post_processor")
+        wanted += [
+            (post, "add_prefix_space", add_prefix_space),
+            (post, "trim_offsets", config.get("trim_offsets", True)),
+        ]
+    changed = False
+    for component, name, value in wanted:
+        if component is not None and component.get(name, value) != value:
+            component[name] = value
+            changed = True
+    return Tokenizer.from_str(json.dumps(data)) if changed else tokenizer
 
 
 def load_tokenizer(directory: Path) -> tuple[Tokenizer, SpecialTokens, int | None]:
@@ -103,8 +195,8 @@ def load_tokenizer(directory: Path) -> tuple[Tokenizer, SpecialTokens, int | Non
             tokenizer = _wordpiece_tokenizer(
                 directory / "vocab.txt", config=config, special=special
             )
-        elif any((directory / name).is_file() for name in LEGACY_TOKENIZER_FILES):
-            tokenizer = _converted_tokenizer(directory)
+        elif _converted_layout(directory):
+            tokenizer = reference_tokenizer(directory)
         else:
             raise ModelLoadError(
                 "The model has no tokenizer (tokenizer.json, vocab.txt, or "
@@ -121,6 +213,9 @@ def load_tokenizer(directory: Path) -> tuple[Tokenizer, SpecialTokens, int | Non
         # v4's BERT-family classes override tokenizer.json's normalizer with their settings.
         state = json.loads(tokenizer.normalizer.__getstate__())
         tokenizer.normalizer = _bert_normalizer(config, clean_text=state.get("clean_text", True))
+    tokenizer = _prefix_space_settings(
+        tokenizer, config, processed=prefix_space_processed(config, model_config)
+    )
     ids = {name: tokenizer.token_to_id(token) for name, token in special.items()}
     if ids["cls"] is None or ids["pad"] is None:
         raise ModelLoadError("The tokenizer has no classifier or padding token.")

@@ -74,8 +74,11 @@ def defaults(name):
     try:
         cls = getattr(transformers, name)
         # Whether its __init__ sets the BERT normalizer from its settings.
-        bert = 'normalizer_state.get("strip_accents"' in inspect.getsource(cls.__init__)
-        return "token_type_ids" in cls.model_input_names, cls.padding_side == "left", bert
+        source = inspect.getsource(cls.__init__)
+        bert = 'normalizer_state.get("strip_accents"' in source
+        # Whether it sets its post-processor's add_prefix_space and trim_offsets from them.
+        prefix = 'state["trim_offsets"] = trim_offsets' in source
+        return "token_type_ids" in cls.model_input_names, cls.padding_side == "left", bert, prefix
     except Exception:  # a class whose library is not installed, or no such class
         return None
 
@@ -90,6 +93,8 @@ print(json.dumps({
     "MODEL_TYPES_PADDING_LEFT": sorted(t for t, d in types.items() if d and d[1]),
     "BERT_NORMALIZED": sorted(n for n, d in classes.items() if d and d[2]),
     "MODEL_TYPES_BERT_NORMALIZED": sorted(t for t, d in types.items() if d and d[2]),
+    "PREFIX_SPACE_PROCESSED": sorted(n for n, d in classes.items() if d and d[3]),
+    "MODEL_TYPES_PREFIX_SPACE_PROCESSED": sorted(t for t, d in types.items() if d and d[3]),
 }))
 """
 

@@ -1,8 +1,13 @@
-"""The fast tokenizer, from tokenizer.json or a legacy vocab.txt."""
+"""The fast tokenizer: tokenizer.json, or a legacy layout (vocab.txt, vocab.json + merges.txt,
+SentencePiece) as v4 builds it, with the settings v4 honours."""
 
 import json
 
+import pytest
+
+from qa.model.baking.tokenizer_check import PROBES
 from qa.model.tokenization import load_tokenizer, longest_input
+from tests.families import LEGACY_LAYOUTS
 
 
 def test_tokenizer_really_tokenizes_in_both_layouts(tiny_model_dir):
@@ -130,26 +135,39 @@ import json, sys, warnings
 warnings.filterwarnings("ignore")
 from transformers import AutoTokenizer
 job = json.load(sys.stdin)
-tokenizer = AutoTokenizer.from_pretrained(job["dir"])
-encodings = [tokenizer(job["question"], text, return_offsets_mapping=True) for text in job["texts"]]
-print(json.dumps([[e.tokens(), [list(o) for o in e["offset_mapping"]]] for e in encodings]))
+out = {}
+for directory in job["dirs"]:
+    tokenizer = AutoTokenizer.from_pretrained(directory, split_special_tokens=True)
+    encodings = [tokenizer(q, c, return_offsets_mapping=True) for q, c in job["pairs"]]
+    out[directory] = [[e["input_ids"], [list(o) for o in e["offset_mapping"]]] for e in encodings]
+print(json.dumps(out))
 """
+# Every legacy layout (tests/families.py), and RoBERTa's prefix-space settings over both layouts.
+LAYOUTS = [(name, True, {}) for name in LEGACY_LAYOUTS.values()] + [
+    ("roberta", legacy, settings)
+    for legacy in (True, False)
+    for settings in (
+        {"add_prefix_space": True},
+        {"trim_offsets": False},
+        {"add_prefix_space": True, "trim_offsets": False},
+        {"add_prefix_space": False, "trim_offsets": True},
+    )
+]
 
 
-def test_a_legacy_bpe_layout_is_converted_as_v4_converts_it(reference_python, tmp_path):
-    """vocab.json and merges.txt, no tokenizer.json (RoBERTa's hub layout before it): converted by
-    transformers' own converter, tokenized as v4 tokenizes, question and context together."""
+def test_every_layout_and_setting_tokenizes_as_v4(reference_python, tmp_path):
+    """Legacy files converted by transformers' own converters, and add_prefix_space /
+    trim_offsets honoured as v4's RoBERTa tokenizer honours them: the same ids and offsets as
+    v4's fast tokenizer on the bake check's probes (question and context together)."""
     import subprocess
 
     from tests.families import build_family
 
-    model = build_family("roberta", tmp_path / "roberta")
-    saved = json.loads((model / "tokenizer.json").read_text())["model"]
-    (model / "vocab.json").write_text(json.dumps(saved["vocab"]))
-    merges = [" ".join(merge) if isinstance(merge, list) else merge for merge in saved["merges"]]
-    (model / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
-    (model / "tokenizer.json").unlink()
-    job = {"dir": str(model), "question": "What is my name?", "texts": SETTINGS_PROBES}
+    folders = [
+        build_family(name, tmp_path / f"t{index}", legacy=legacy, tokenizer_args=settings)
+        for index, (name, legacy, settings) in enumerate(LAYOUTS)
+    ]
+    job = {"dirs": [str(folder) for folder in folders], "pairs": PROBES}
     result = subprocess.run(
         [reference_python, "-c", V4_PAIRS],
         input=json.dumps(job),
@@ -158,9 +176,26 @@ def test_a_legacy_bpe_layout_is_converted_as_v4_converts_it(reference_python, tm
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    tokenizer, _, _ = load_tokenizer(model)
-    got = []
-    for text in SETTINGS_PROBES:
-        encoding = tokenizer.encode(job["question"], text)
-        got.append([encoding.tokens, [list(offset) for offset in encoding.offsets]])
-    assert got == json.loads(result.stdout.splitlines()[-1])
+    expected = json.loads(result.stdout.splitlines()[-1])
+    for folder, layout in zip(folders, LAYOUTS, strict=True):
+        tokenizer, _, _ = load_tokenizer(folder)
+        tokenizer.encode_special_tokens = True  # as qa.reader.engine encodes
+        got = []
+        for question, context in PROBES:
+            encoding = tokenizer.encode(question, context)
+            got.append([encoding.ids, [list(offset) for offset in encoding.offsets]])
+        assert got == expected[str(folder)], layout
+
+
+def test_a_bpe_sentencepiece_model_transformers_cannot_convert_is_refused_clearly(tmp_path):
+    """transformers 5.24's converter fails on SentencePiece models of the BPE type (docs/models.md):
+    one clear error saying what to do, not a traceback."""
+    from qa.reader.errors import ModelLoadError
+    from tests.families import sentencepiece_model
+
+    (tmp_path / "sentencepiece.bpe.model").write_bytes(sentencepiece_model("bpe", {}))
+    (tmp_path / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "XLMRobertaTokenizer"})
+    )
+    with pytest.raises(ModelLoadError, match="cannot convert the model's SentencePiece"):
+        load_tokenizer(tmp_path)

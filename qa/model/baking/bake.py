@@ -16,6 +16,7 @@ import torch
 from qa.model.backends.torch import load_model, logits_module
 from qa.model.baking.export import export_onnx
 from qa.model.baking.quantization import Agreement, QualityGateFailed, quantize_checked
+from qa.model.baking.tokenizer_check import disagreement
 from qa.model.files import (
     FAST_TORCHSCRIPT_FILE,
     ONNX_FILE,
@@ -25,7 +26,12 @@ from qa.model.files import (
 )
 from qa.model.loading import load_answerer
 from qa.model.probes import probes
-from qa.model.tokenization import load_tokenizer, longest_input, tokenizer_config
+from qa.model.tokenization import (
+    load_tokenizer,
+    longest_input,
+    tokenizer_config,
+    tokenizer_layout,
+)
 from qa.reader.engine import Answer
 from qa.reader.errors import ModelLoadError
 from qa.reader.examples import KIT_HO
@@ -57,11 +63,17 @@ def bake(
     of CHECKS, and "torch, fast mode" when its trace works) and the quality gate's figures
     (None without ``quantize``).
 
+    ``output`` must be new, empty, or an earlier bake (it holds ``source.json``): anything else
+    is refused before any work, so that a mistyped ``--output`` never replaces a directory of
+    other files.
+
     Raises BakeError, or ModelLoadError (the model or its tokenizer cannot be loaded, or is of
     a kind qasite cannot serve); ``output`` is then untouched.
     """
+    _check_output(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{output.name}.baking-", dir=output.parent))
+    scratch.chmod(0o755)  # mkdtemp's 0700 would keep the bake from anyone else who serves it
     try:
         gate = save_for_serving(
             source, scratch, name=name, revision=revision, quantize=quantize, force=force
@@ -78,6 +90,18 @@ def bake(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return answers, gate
+
+
+def _check_output(output: Path) -> None:
+    if not output.exists() and not output.is_symlink():
+        return
+    if output.is_dir() and not output.is_symlink():
+        if (output / SOURCE_FILE).is_file() or not any(output.iterdir()):
+            return
+    raise BakeError(
+        f"--output {output} exists and is not an earlier bake (it has no {SOURCE_FILE}); a bake "
+        "replaces its --output whole, so choose a new or empty directory"
+    )
 
 
 def _check(directory: Path, label: str, **engine) -> Answer:
@@ -104,6 +128,33 @@ def _replace(scratch: Path, output: Path) -> None:
         shutil.rmtree(earlier, ignore_errors=True)
 
 
+# The tokenizer settings that change how text is tokenized (tokenizer_config.json).
+TOKENIZER_SETTINGS = [
+    "tokenizer_class",
+    "do_lower_case",
+    "strip_accents",
+    "tokenize_chinese_chars",
+    "add_prefix_space",
+    "trim_offsets",
+]
+
+
+def _check_tokenizer(source: Path, output: Path) -> None:
+    """Raise BakeError unless the tokenizer baked into ``output`` tokenizes the probes of
+    qa/model/baking/tokenizer_check.py as transformers' tokenizer of ``source`` does."""
+    why = disagreement(source, output)
+    if why is None:
+        return
+    settings = tokenizer_config(source)
+    named = {name: settings[name] for name in TOKENIZER_SETTINGS if name in settings}
+    raise BakeError(
+        f"its tokenizer ({tokenizer_layout(source)}, settings {named or 'none'}) would not "
+        f"tokenize as transformers' does, so answers would differ from v4's: {why}. Give the "
+        "folder a tokenizer.json saved by transformers' fast tokenizer (save_pretrained), or "
+        "report the layout and settings to qasite's maintainers"
+    )
+
+
 def save_for_serving(
     source: Path,
     output: Path,
@@ -124,13 +175,17 @@ def save_for_serving(
       model traces;
     - ``source.json``: the model's ``name`` (its hub id) and hub ``revision``, for health.
 
+    The tokenizer written is checked against transformers' own of ``source``
+    (qa/model/baking/tokenizer_check.py).
+
     ``quantize="int8"``: ``model.onnx`` is the graph quantized to int8, if it passes the quality
     gate against the float32 graph or ``force`` (qa.model.baking.quantization.quantize_checked), and
     ``source.json`` records the quantization and the gate's figures. Returns the gate's figures
     (None without ``quantize``).
     Raises ModelLoadError if the model cannot be loaded or is of a kind qasite cannot serve,
-    BakeError if its ONNX graph cannot be made or disagrees with it, or if the quantized graph
-    fails the quality gate.
+    BakeError if its ONNX graph cannot be made or disagrees with it, its tokenizer.json does not
+    tokenize as transformers' tokenizer of ``source``, or the quantized graph fails the quality
+    gate.
     """
     tokenizer, _, declared_max_length = load_tokenizer(source)
     config = read_config(source)
@@ -158,6 +213,7 @@ def save_for_serving(
         ["token_type_ids"] if checked.token_types else []
     )
     (output / "tokenizer_config.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
+    _check_tokenizer(source, output)
     for filename, fast in [(TORCHSCRIPT_FILE, False), (FAST_TORCHSCRIPT_FILE, True)]:
         try:
             logits, _ = logits_module(load_model(source, fast=fast), checked, trace=True)

@@ -89,3 +89,79 @@ def test_fast_mode_failing_leaves_its_trace_out_and_the_bake_stands(
     assert not (tmp_path / "baked" / "model.bf16.torchscript.pt").exists()
     assert (tmp_path / "baked" / "model.onnx").is_file()
     assert "fast mode left out (RuntimeError: expected scalar type Float" in caplog.text
+
+
+def test_a_tokenizer_that_would_tokenize_otherwise_is_refused_and_leaves_nothing(
+    tmp_path, monkeypatch
+):
+    """Were a setting (here RoBERTa's add_prefix_space) lost on the way to tokenizer.json, the
+    bake's check against transformers' tokenizer of the folder refuses it, naming the layout
+    and the settings."""
+    from qa.model import tokenization
+    from tests.families import build_family
+
+    source = build_family("roberta", tmp_path / "source", tokenizer_args={"add_prefix_space": True})
+    monkeypatch.setattr(
+        tokenization, "_prefix_space_settings", lambda tokenizer, *a, **k: tokenizer
+    )
+    with pytest.raises(BakeError, match=r"tokenizer\.json, settings .*'add_prefix_space': True"):
+        bake(source, tmp_path / "out" / "baked", name="tiny", revision=None)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def _empty(output):
+    output.mkdir()
+
+
+def _earlier_bake(output):
+    output.mkdir()
+    (output / "source.json").write_text('{"model": "earlier", "revision": null}')
+    (output / "model.onnx").write_text("the earlier graph")
+
+
+def _other_files(output):
+    output.mkdir()
+    (output / "notes.txt").write_text("keep me")
+
+
+def _a_file(output):
+    output.write_text("keep me")
+
+
+def _a_link(output):
+    output.symlink_to(output.parent)
+
+
+# What --output holds before a bake -> whether the bake may replace it.
+OUTPUTS = {
+    "new": (None, True),
+    "empty directory": (_empty, True),
+    "earlier bake": (_earlier_bake, True),
+    "directory of other files": (_other_files, False),
+    "a file": (_a_file, False),
+    "a link": (_a_link, False),
+}
+
+
+@pytest.mark.parametrize("case", list(OUTPUTS))
+def test_only_a_new_empty_or_baked_output_is_replaced(legacy_model_dir, tmp_path, case):
+    """A bake replaces its --output whole: anything but an earlier bake or an empty directory
+    is refused before any work, and left as it was."""
+    make, replaced = OUTPUTS[case]
+    output = tmp_path / "out" / "baked"
+    output.parent.mkdir()
+    if make:
+        make(output)
+    before = sorted(p.name for p in output.parent.iterdir())
+    if replaced:
+        bake(legacy_model_dir, output, name="tiny", revision=None)
+        assert json.loads((output / "source.json").read_text())["model"] == "tiny"
+        assert oct(output.stat().st_mode & 0o777) == oct(0o755)
+    else:
+        with pytest.raises(BakeError, match="is not an earlier bake"):
+            bake(legacy_model_dir, output, name="tiny", revision=None)
+        assert sorted(p.name for p in output.parent.iterdir()) == before
+        if case != "a link":
+            assert "keep me" in (
+                output.read_text() if output.is_file() else (output / "notes.txt").read_text()
+            )

@@ -49,26 +49,32 @@ def reference(reference_python, family_dirs) -> dict:
     return v4_answers(reference_python, {name: family_dirs[name] for name in SERVED})
 
 
-@pytest.fixture(scope="module")
-def baked(family_dirs, tmp_path_factory):
-    """bake(name): the family baked by bake_model, once a module whatever the tests asking."""
+def baker(folders: dict, tmp_path_factory):
+    """bake(key): the folder ``folders[key]`` baked by bake_model, once a module whatever the
+    tests asking."""
     done = {}
 
-    def bake(name: str):
-        if name not in done:
-            output = tmp_path_factory.mktemp("baked") / name
+    def bake(key: str):
+        if key not in done:
+            output = tmp_path_factory.mktemp("baked") / "baked"
             call_command(
                 "bake_model",
                 "--model",
-                str(family_dirs[name]),
+                str(folders[key]),
                 "--output",
                 str(output),
                 stdout=io.StringIO(),
             )
-            done[name] = output
-        return done[name]
+            done[key] = output
+        return done[key]
 
     return bake
+
+
+@pytest.fixture(scope="module")
+def baked(family_dirs, tmp_path_factory):
+    """bake(name): the family baked by bake_model, once a module."""
+    return baker(family_dirs, tmp_path_factory)
 
 
 def spans(answers: list[dict]) -> list[tuple]:
@@ -179,23 +185,7 @@ def variant_reference(reference_python, variant_dirs) -> dict:
 @pytest.fixture(scope="module")
 def baked_variant(variant_dirs, tmp_path_factory):
     """bake(variant): the variant's folder baked by bake_model, once a module."""
-    done = {}
-
-    def bake(variant: str):
-        if variant not in done:
-            output = tmp_path_factory.mktemp("baked-variant") / "baked"
-            call_command(
-                "bake_model",
-                "--model",
-                str(variant_dirs[variant]),
-                "--output",
-                str(output),
-                stdout=io.StringIO(),
-            )
-            done[variant] = output
-        return done[variant]
-
-    return bake
+    return baker(variant_dirs, tmp_path_factory)
 
 
 @pytest.mark.parametrize("variant", list(TOKENIZER_VARIANTS))

@@ -1,9 +1,11 @@
 """The API's request parsers, and how one is chosen for a request: DRF's, with a 400 where DRF's
 own would fail with a 500, and a 415 that names the header to send where DRF's would misread a
-JSON body, or form data in a charset other than UTF-8."""
+JSON body, or form data in a charset other than UTF-8, and a 400 for form data that is not
+UTF-8 text."""
 
 import codecs
 import json
+import urllib.parse
 
 from rest_framework import negotiation, parsers
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
@@ -61,6 +63,23 @@ class FormNotUTF8(UnsupportedMediaType):
         )
 
 
+def form_not_utf8(body: bytes) -> str | None:
+    """Why an application/x-www-form-urlencoded ``body`` is not UTF-8 text once its %-escapes
+    are decoded (None if it is). Django and DRF decode form data with replacement characters,
+    so ``context=K%FFt`` would be answered as "K\ufffdt": a text other than the one sent, whose
+    offsets would index something else."""
+    try:
+        urllib.parse.parse_qsl(
+            body.decode("utf-8"), keep_blank_values=True, encoding="utf-8", errors="strict"
+        )
+    except UnicodeDecodeError as error:
+        return (
+            f"Form data must be UTF-8 text: byte 0x{error.object[error.start]:02x} (once "
+            "%-decoded) is not; send the question and context encoded as UTF-8."
+        )
+    return None
+
+
 class ContentNegotiation(negotiation.DefaultContentNegotiation):
     """DRF's choice of parser by Content-Type, except for a JSON object or list sent under another
     type (form data's, which `curl -d` sends; text/plain; none at all...): a 415 that says to send
@@ -78,4 +97,6 @@ class ContentNegotiation(negotiation.DefaultContentNegotiation):
             and codecs.lookup(charset).name != "utf-8"
         ):
             raise FormNotUTF8(request.content_type, charset)
+        if isinstance(parser, parsers.FormParser) and (why := form_not_utf8(request.body)):
+            raise ParseError(why)
         return parser

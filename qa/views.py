@@ -1,6 +1,7 @@
 import math
 
 from django.conf import settings
+from django.core.exceptions import BadRequest
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 from drf_spectacular.types import OpenApiTypes
@@ -20,7 +21,7 @@ from rest_framework.views import APIView
 from qa import services
 from qa.forms import AskForm
 from qa.model.holder import ModelState
-from qa.parsers import JSONParser
+from qa.parsers import JSONParser, form_not_utf8
 from qa.reader.errors import InvalidQuestion, ModelUnavailable
 from qa.reader.examples import EXAMPLES, KIT_HO
 from qa.serializers import (
@@ -47,6 +48,10 @@ INDEX_METHODS = ["GET", "HEAD", "POST"]
 def index(request):
     """The HTML form; a POST re-renders it with the answer highlighted in the context."""
     example = EXAMPLES.get(request.GET.get("example", ""), KIT_HO)
+    if request.content_type == "application/x-www-form-urlencoded" and (
+        why := form_not_utf8(request.body)
+    ):
+        raise BadRequest(why)  # templates/400.html: the text sent is not the text answered
     form = AskForm(
         request.POST or None,
         initial={name: value for name, value in example.items() if name in AskForm.base_fields},

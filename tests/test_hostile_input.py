@@ -226,6 +226,22 @@ API_CASES = [
         content_type="application/json; charset=latin-1",
     ),
     Case("form-encoded", {**KIT_HO, "top_k": "2"}, 200, content_type=FORM),  # the browsable API
+    # Form data whose %-escapes are not UTF-8: Django would answer "K\ufffdt", another text.
+    *[
+        Case(
+            f"form-not-utf8-{name}",
+            body,
+            400,
+            f"Form data must be UTF-8 text: byte 0x{byte}",
+            content_type=FORM,
+        )
+        for name, body, byte in [
+            ("context", b"question=Who%3F&context=I+am+K%FFt.", "ff"),
+            ("question", b"question=Wh%FF%3F&context=Kit", "ff"),
+            ("raw-byte", b"question=Who&context=K\xe9t", "e9"),
+            ("cut-sequence", b"question=Who&context=K%C3", "c3"),
+        ]
+    ],
     Case("multipart", {**KIT_HO, "handle_impossible_answer": "true"}, 200, content_type=MULTIPART),
     Case(
         "form-encoded-csrf-token-ignored",
@@ -632,7 +648,14 @@ PAGE_CASES = [
         )
         for name, context in UNICODE_CONTEXTS.items()
     ],
-    Case("invalid-utf8", b"question=%FF%FE&context=Kit+Mak&top_k=1", 200, content_type=FORM),
+    Case(
+        "invalid-utf8",
+        b"question=%FF%FE&context=Kit+Mak&top_k=1",
+        400,
+        "Bad request",
+        "page",
+        content_type=FORM,
+    ),
     Case(
         "not-utf8-charset",
         b"question=Who&context=Kit&top_k=1",

@@ -11,7 +11,7 @@ from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 
-from qa.parsers import ContentNegotiation, JSONParser, is_json_document
+from qa.parsers import ContentNegotiation, JSONParser, form_not_utf8, is_json_document
 from tests.properties import LINE_ENDING_CASES
 
 
@@ -172,3 +172,21 @@ def test_any_json_document_under_any_other_content_type_is_told_which_header_to_
         return
     with pytest.raises(UnsupportedMediaType, match='send it with "Content-Type: application/json"'):
         select(body, content_type)
+
+
+@given(st.dictionaries(st.text(), st.text()))
+def test_any_text_sent_as_form_data_is_utf8(fields):
+    assert form_not_utf8(urlencode(fields).encode()) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "byte"),
+    [
+        (b"context=K%FFt", 0xFF),
+        (b"question=%C3&context=x", 0xC3),  # a sequence cut short
+        (b"context=K\xe9t", 0xE9),  # a raw byte, not %-escaped
+        (b"a=%ED%A0%80", 0xED),  # an encoded surrogate
+    ],
+)
+def test_form_data_that_is_not_utf8_says_which_byte(body, byte):
+    assert f"byte 0x{byte:02x}" in form_not_utf8(body)

@@ -492,7 +492,8 @@ def test_the_app_s_own_metrics_have_alarms_under_the_names_it_publishes(everythi
         assert alarm["Dimensions"] == dimensions and alarm["Statistic"] == "Sum"
         assert alarm["Threshold"] == threshold
         assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
-    source = (REPO / "qa" / "services.py").read_text() + (REPO / "qa" / "operations" / "metrics.py").read_text()
+    source = (REPO / "qa" / "services.py").read_text()
+    source += (REPO / "qa" / "operations" / "metrics.py").read_text()
     assert '"ModelLoadFailures"' in source and '"ServerErrors"' in source
     assert 'name="status"' in source
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from bench.squad import load_questions
 from tests.helpers import (
@@ -23,6 +25,14 @@ from tests.helpers import (
     tiny_vocab,
     truncate,
 )
+
+# Property tests judge answers, never speed: no example may fail for taking long, nor a test for
+# generating its data slowly, on a machine as busy as a shared CI runner (Hypothesis's defaults,
+# a 200 ms deadline and the too_slow health check, failed tests there that pass alone).
+hypothesis_settings.register_profile(
+    "qasite", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("qasite")
 
 # No test may reach the network: a hub id fails at once instead of trying to download.
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -138,7 +138,8 @@ EVERY_KIND_OF_REQUEST = [
         "alb",
         "POST",
         "/",
-        urlencode({**KIT_HO, "csrfmiddlewaretoken": CSRF_SECRET}),
+        # What the page's form sends: the texts, the number of answers and the CSRF token.
+        urlencode({**KIT_HO, "top_k": 1, "csrfmiddlewaretoken": CSRF_SECRET}),
         FORM,
         200,
     ),

@@ -939,7 +939,7 @@ PRIVACY_REQUESTS = [
         "/",
         urlencode({"question": MARKER, "context": "", "csrfmiddlewaretoken": CSRF_SECRET}),
         FORM,
-        200,
+        400,
     ),
     ("health", "function-url", "GET", "/api/health/", None, {}, 200),
     ("browsable API", "alb", "GET", "/api/answer/", None, {"Accept": "text/html"}, 200),

@@ -255,6 +255,7 @@ def sentencepiece_model(model_type: str, pieces: dict) -> bytes:
         character_coverage=1.0,
         hard_vocab_limit=False,
         minloglevel=2,
+        num_threads=1,  # one thread: the same model every run (threads reorder its sums)
         **pieces,
     )
     return model.getvalue()

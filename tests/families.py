@@ -457,23 +457,29 @@ print(json.dumps(answers))
 """
 
 
-def v4_answers(python: str, models: dict[str, Path]) -> dict:
-    """transformers v4's answers to CASES for each of ``models`` (name: directory), from its
-    pipeline run by ``python`` (the reference virtualenv's) in one subprocess."""
+def run_v4(python: str, script: str, job: dict, *, timeout: float = 600) -> dict:
+    """What ``script`` prints last (JSON) when ``python`` (the reference virtualenv's, with
+    transformers v4) runs it with ``job`` as JSON on stdin, offline and on one thread."""
     import os
     import subprocess
 
-    job = {"models": {name: str(path) for name, path in models.items()}, "cases": CASES}
     result = subprocess.run(
-        [python, "-c", V4_ANSWERS],
+        [python, "-c", script],
         input=json.dumps(job),
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.splitlines()[-1])
+
+
+def v4_answers(python: str, models: dict[str, Path]) -> dict:
+    """transformers v4's answers to CASES for each of ``models`` (name: directory), from its
+    pipeline run by ``python`` (the reference virtualenv's) in one subprocess."""
+    job = {"models": {name: str(path) for name, path in models.items()}, "cases": CASES}
+    return run_v4(python, V4_ANSWERS, job)
 
 
 # Run by Lambda's Python on the torch-free runtime tree: the Lambda handler answers each case

@@ -7,7 +7,7 @@ import pytest
 
 from qa.model.baking.tokenizer_check import PROBES
 from qa.model.tokenization import load_tokenizer, longest_input
-from tests.families import LEGACY_LAYOUTS
+from tests.families import LEGACY_LAYOUTS, run_v4
 
 
 def test_tokenizer_really_tokenizes_in_both_layouts(tiny_model_dir):
@@ -107,23 +107,13 @@ def bert_folder(directory, settings: dict, *, layout: str):
 def test_bert_settings_are_honoured_as_v4_honours_them(reference_python, tmp_path):
     """do_lower_case, strip_accents and tokenize_chinese_chars set the normalizer, in a vocab.txt
     folder and over a tokenizer.json alike, as v4's BERT-family tokenizers set it."""
-    import subprocess
-
     folders = [
         bert_folder(tmp_path / f"{layout}-{index}", settings, layout=layout)
         for index, settings in enumerate(BERT_SETTINGS)
         for layout in ("legacy", "modern")
     ]
     job = {"dirs": [str(folder) for folder in folders], "texts": SETTINGS_PROBES}
-    result = subprocess.run(
-        [reference_python, "-c", V4_TOKENS],
-        input=json.dumps(job),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    expected = json.loads(result.stdout.splitlines()[-1])
+    expected = run_v4(reference_python, V4_TOKENS, job, timeout=300)
     for folder in folders:
         tokenizer, _, _ = load_tokenizer(folder)
         got = [tokenizer.encode(text, add_special_tokens=False).tokens for text in SETTINGS_PROBES]
@@ -159,7 +149,6 @@ def test_every_layout_and_setting_tokenizes_as_v4(reference_python, tmp_path):
     """Legacy files converted by transformers' own converters, and add_prefix_space /
     trim_offsets honoured as v4's RoBERTa tokenizer honours them: the same ids and offsets as
     v4's fast tokenizer on the bake check's probes (question and context together)."""
-    import subprocess
 
     from tests.families import build_family
 
@@ -168,15 +157,7 @@ def test_every_layout_and_setting_tokenizes_as_v4(reference_python, tmp_path):
         for index, (name, legacy, settings) in enumerate(LAYOUTS)
     ]
     job = {"dirs": [str(folder) for folder in folders], "pairs": PROBES}
-    result = subprocess.run(
-        [reference_python, "-c", V4_PAIRS],
-        input=json.dumps(job),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    expected = json.loads(result.stdout.splitlines()[-1])
+    expected = run_v4(reference_python, V4_PAIRS, job, timeout=300)
     for folder, layout in zip(folders, LAYOUTS, strict=True):
         tokenizer, _, _ = load_tokenizer(folder)
         tokenizer.encode_special_tokens = True  # as qa.reader.engine encodes

@@ -41,8 +41,11 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 # trained vocabulary made once in five runs, must not decide a test.
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 # Graphs the onnx engine exports from the test models are cached here, not in the user's cache
-# (servers the tests start inherit it; in-process tests get it from the unthrottled fixture).
-os.environ["QA_CACHE_DIR"] = tempfile.mkdtemp(prefix="qasite-tests-")
+# (servers the tests start inherit it; in-process tests get it from the unthrottled fixture),
+# and removed, with all it holds, when the process that made it exits: a run's graphs take about
+# 90 MB, which runs left behind until a machine's disk filled.
+SUITE_CACHE = tempfile.TemporaryDirectory(prefix="qasite-tests-", ignore_cleanup_errors=True)
+os.environ["QA_CACHE_DIR"] = SUITE_CACHE.name
 
 TINY_SHAPE = {
     "hidden_size": 32,

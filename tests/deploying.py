@@ -64,10 +64,12 @@ def as_list(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def cfn_lint(template: Path, *args: str) -> None:
+def cfn_lint(*templates: Path, options: tuple[str, ...] = ()) -> None:
+    """cfn-lint with every check but W3005 on ``templates`` (one run for them all), which must
+    pass; ``options``: cfn-lint's own, such as ("--regions", "us-east-1")."""
     # W3005: the framework adds a DependsOn that a Ref already implies; harmless, not ours.
     result = subprocess.run(
-        [str(BIN / "cfn-lint"), "--ignore-checks", "W3005", *args, "--", str(template)],
+        [str(BIN / "cfn-lint"), "--ignore-checks", "W3005", *options, "--", *map(str, templates)],
         capture_output=True,
         text=True,
     )

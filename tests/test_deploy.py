@@ -3,9 +3,11 @@ container image, and the Dockerfile lints clean."""
 
 import base64
 import hashlib
+import itertools
 import json
 import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
@@ -29,14 +31,6 @@ from tests.helpers import REPO
 @pytest.fixture(scope="module")
 def default_template(tmp_path_factory):
     return packaged(tmp_path_factory.mktemp("sls"))
-
-
-def test_default_template_passes_cfn_lint(default_template):
-    cfn_lint(default_template[0])
-
-
-def test_image_template_passes_cfn_lint(image_template):
-    cfn_lint(image_template[0])
 
 
 def alias_arn(alias: str) -> dict:
@@ -143,10 +137,6 @@ def test_tracing_is_off_by_default(default_template, image_template):
 @pytest.fixture(scope="module")
 def tracing_template(tmp_path_factory):
     return packaged(tmp_path_factory.mktemp("sls-tracing"), "tracing=true")
-
-
-def test_tracing_template_passes_cfn_lint(tracing_template):
-    cfn_lint(tracing_template[0])
 
 
 def test_tracing_traces_the_function_and_its_app_with_the_x_ray_sdk_zip(
@@ -339,14 +329,56 @@ def everything_template(tmp_path_factory):
     )
 
 
-def test_everything_template_passes_cfn_lint(everything_template):
-    cfn_lint(everything_template[0])
+# Every combination of the parameters that decide which resources a template holds: how the
+# function is packaged (the zip with SnapStart, with a gradual deployment or without; the zip
+# without SnapStart; the image) and each optional part on or off: 4 x 2^4 = 64 templates. The
+# parameters that change only a resource's properties (architecture, keepWarm, a reservation)
+# take each value in half of them, every pair of values of theirs in each packaging.
+PACKAGINGS = [
+    [],
+    ["deploymentPreference=Canary10Percent5Minutes"],
+    ["snapStart=false"],
+    ["package=image"],
+]
+OPTIONAL_PARTS = [
+    ["tracing=true"],
+    [f"alarmTopicArn={TOPIC}"],
+    [f"domainName={DOMAIN}", f"certificateArn={CERTIFICATE}"],
+    [f"webAclArn={WEB_ACL}"],
+]
+PROPERTIES = [["architecture=arm64"], ["keepWarm=true"], ["reservedConcurrency=10"]]
 
 
-def test_the_image_with_every_optional_part_passes_cfn_lint(tmp_path):
+def parameter_combinations() -> list[list[str]]:
+    """The --param lists of the 64 templates above, the default (no parameter) first."""
+    combinations = []
+    for packaging in PACKAGINGS:
+        for chosen in itertools.product([False, True], repeat=len(OPTIONAL_PARTS)):
+            index = len(combinations)
+            params = packaging + [
+                p for on, part in zip(chosen, OPTIONAL_PARTS, strict=True) if on for p in part
+            ]
+            params += [p for bit, part in enumerate(PROPERTIES) if index >> bit & 1 for p in part]
+            combinations.append(params)
+    return combinations
+
+
+def test_every_combination_of_the_optional_parts_passes_cfn_lint(tmp_path):
+    def package_one(numbered: tuple[int, list[str]]):
+        number, params = numbered
+        (tmp_path / str(number)).mkdir()
+        return package(tmp_path / str(number), *params)
+
+    combinations = parameter_combinations()
+    assert len(combinations) == 64 and combinations[0] == []
+    with ThreadPoolExecutor(max_workers=2) as pool:  # serverless spends most of 5 s starting up
+        templates = list(pool.map(package_one, enumerate(combinations)))
+    cfn_lint(*templates)
+
+
+def test_the_image_with_every_optional_part_has_them_all(tmp_path):
     """The other package with every optional resource: what the zip's fixtures above do not
-    cover (each optional part is one parameter's, on or off: the zip with all of them, the zip
-    and the image with none, the gradual deployment with alarms and without are linted too)."""
+    cover."""
     path = package(
         tmp_path,
         "package=image",
@@ -357,7 +389,6 @@ def test_the_image_with_every_optional_part_passes_cfn_lint(tmp_path):
         "tracing=true",
         "keepActive=false",
     )
-    cfn_lint(path)
     resources = json.loads(path.read_text())["Resources"]
     assert "SecurityHeadersPolicy" in resources and "ModelLoadFailuresAlarm" in resources
 

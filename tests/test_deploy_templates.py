@@ -218,7 +218,7 @@ def deployed_templates(tmp_path_factory, image_template) -> dict[str, dict]:
     ],
 )
 def test_templates_pass_cfn_lint(template, regions):
-    cfn_lint(DEPLOY / template, "--regions", *regions)
+    cfn_lint(DEPLOY / template, options=("--regions", *regions))
 
 
 def test_ecr_repository_has_immutable_tags_scan_on_push_and_keeps_the_last_images():

@@ -4,11 +4,14 @@ pipeline does on the same folder, or is refused at bake with the reason (docs/mo
 
 import io
 import json
+import shutil
 import subprocess
 
 import pytest
 from django.core.management import CommandError, call_command
 
+from qa.model.backends.onnx import session
+from qa.model.baking import quantization
 from qa.model.loading import load_answerer
 from qa.reader.engine import Options
 from tests.families import (
@@ -81,6 +84,41 @@ def spans(answers: list[dict]) -> list[tuple]:
     return [(a["answer"], a["start"], a["end"]) for a in answers]
 
 
+def case_options(case: dict) -> Options:
+    return Options(**{k: v for k, v in case.items() if k not in ("question", "context")})
+
+
+@pytest.fixture(scope="module")
+def baked_int8(family_dirs, tmp_path_factory):
+    """bake(name): the family baked by ``bake_model --quantize int8``, once a module, with the
+    quality gate's bounds at 0 (a tiny random model's best spans are near ties, which int8 moves
+    far more often than a trained reader's: whether its graph passes the real bounds says
+    nothing; test_the_gate_refuses_each_family_s_int8_graph_below_its_bounds judges them)."""
+    done = {}
+
+    def bake(name: str) -> tuple:
+        if name not in done:
+            output = tmp_path_factory.mktemp("baked-int8") / "baked"
+            report = io.StringIO()
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(quantization, "MIN_IDENTICAL", 0.0)
+                patch.setattr(quantization, "MIN_F1", 0.0)
+                call_command(
+                    "bake_model",
+                    "--model",
+                    str(family_dirs[name]),
+                    "--output",
+                    str(output),
+                    "--quantize",
+                    "int8",
+                    stdout=report,
+                )
+            done[name] = output, report.getvalue()
+        return done[name]
+
+    return bake
+
+
 @pytest.mark.parametrize("engine", ["onnx", "torch"])
 @pytest.mark.parametrize("name", SERVED)
 def test_a_baked_family_answers_as_v4(name, engine, baked, reference):
@@ -89,8 +127,7 @@ def test_a_baked_family_answers_as_v4(name, engine, baked, reference):
     answerer = load_answerer(str(baked(name)), threads=1, engine=engine)
     for case, theirs in zip(CASES, expected, strict=True):
         question, context = case["question"], case["context"]
-        options = Options(**{k: v for k, v in case.items() if k not in ("question", "context")})
-        ours = [vars(a) for a in answerer.answer(question, context, options)]
+        ours = [vars(a) for a in answerer.answer(question, context, case_options(case))]
         assert spans(ours) == spans(theirs), (name, question)
         for mine, v4 in zip(ours, theirs, strict=True):
             assert mine["score"] == pytest.approx(v4["score"], abs=1e-5), (name, question)
@@ -133,6 +170,67 @@ def test_the_torch_free_tree_on_lambdas_python_answers_as_v4(name, baked, refere
     for case, (status, body), theirs in zip(CASES, replies, reference[name], strict=True):
         assert status == 200, (name, body)
         assert spans(body["answers"]) == spans(theirs), (name, case["question"])
+
+
+def int8_answers(answerer) -> list[list[dict]]:
+    """Every case's answers from ``answerer``, each checked to be a span of its context."""
+    replies = []
+    for case in CASES:
+        answers = [
+            vars(a) for a in answerer.answer(case["question"], case["context"], case_options(case))
+        ]
+        for answer in answers:
+            assert case["context"][answer["start"] : answer["end"]] == answer["answer"]
+        replies.append(answers)
+    return replies
+
+
+@pytest.mark.parametrize("name", SERVED)
+def test_a_family_bakes_in_int8_and_serves_each_window_alone(name, baked_int8):
+    """``bake_model --quantize int8`` on every family: the gate's figures printed, int8 recorded
+    and served, and a question's answers the same whatever was asked before it or beside it (a
+    dynamically quantized pass scales over all its windows: the engine runs each alone)."""
+    output, report = baked_int8(name)
+    assert "Quality gate (int8 against float32) passed:" in report
+    record = json.loads((output / "source.json").read_text())
+    assert record["quantization"] == "int8" and set(record["quality_gate"]) == {
+        "probes",
+        "identical_share",
+        "f1",
+    }
+    assert session(output / "model.onnx", threads=1).quantization == "int8"
+    answerer = load_answerer(str(output), threads=1, engine="onnx")
+    first = int8_answers(answerer)
+    long_case = max(CASES, key=lambda case: len(case["context"]))
+    answerer.answer("Where?", long_case["context"], Options(max_seq_len=96, doc_stride=32))
+    assert int8_answers(answerer) == first
+
+
+@pytest.mark.parametrize("name", SERVED)
+def test_the_gate_refuses_each_family_s_int8_graph_below_its_bounds(
+    name, baked, tmp_path, monkeypatch
+):
+    """The gate on each family's own tokenizer and graph, bounds no graph can meet: refused
+    with the figures, the float32 graph left as it was."""
+    graph = tmp_path / "model.onnx"
+    shutil.copy(baked(name) / "model.onnx", graph)
+    before = graph.read_bytes()
+    monkeypatch.setattr(quantization, "MIN_IDENTICAL", 1.01)
+    with pytest.raises(quantization.QualityGateFailed, match=r"of \d+ probes .* give the float32"):
+        quantization.quantize_checked(graph, baked(name))
+    assert graph.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+@pytest.mark.parametrize("name", ["roberta", "xlm-roberta"])
+def test_the_tree_serves_an_int8_reader_as_the_dev_engine_does(name, baked_int8, tmp_path):
+    """The strong readers int8 makes fit the zip: the torch-free tree on Lambda's Python serves
+    their int8 graph with the answers the same ONNX Runtime gives in process."""
+    output, _ = baked_int8(name)
+    expected = int8_answers(load_answerer(str(output), threads=1, engine="onnx"))
+    replies = tree_replies(output, tmp_path)
+    for case, (status, body), ours in zip(CASES, replies, expected, strict=True):
+        assert status == 200, (name, body)
+        assert spans(body["answers"]) == spans(ours), (name, case["question"])
 
 
 @pytest.mark.parametrize("name", list(REFUSED))
@@ -200,8 +298,9 @@ def test_every_tokenizer_layout_and_setting_bakes_and_answers_as_v4(
     assert (output / "tokenizer.json").is_file()
     answerer = load_answerer(str(output), threads=1, engine="onnx")
     for case, theirs in zip(CASES, expected, strict=True):
-        options = Options(**{k: v for k, v in case.items() if k not in ("question", "context")})
-        ours = [vars(a) for a in answerer.answer(case["question"], case["context"], options)]
+        ours = [
+            vars(a) for a in answerer.answer(case["question"], case["context"], case_options(case))
+        ]
         assert spans(ours) == spans(theirs), (variant, case["question"])
 
 

@@ -52,6 +52,16 @@ def reference(reference_python, family_dirs) -> dict:
     return v4_answers(reference_python, {name: family_dirs[name] for name in SERVED})
 
 
+def bake_model(source, output, *options: str) -> str:
+    """``manage.py bake_model`` of the folder ``source`` into ``output``, with ``options``;
+    returns what it printed."""
+    report = io.StringIO()
+    call_command(
+        "bake_model", "--model", str(source), "--output", str(output), *options, stdout=report
+    )
+    return report.getvalue()
+
+
 def baker(folders: dict, tmp_path_factory):
     """bake(key): the folder ``folders[key]`` baked by bake_model, once a module whatever the
     tests asking."""
@@ -60,14 +70,7 @@ def baker(folders: dict, tmp_path_factory):
     def bake(key: str):
         if key not in done:
             output = tmp_path_factory.mktemp("baked") / "baked"
-            call_command(
-                "bake_model",
-                "--model",
-                str(folders[key]),
-                "--output",
-                str(output),
-                stdout=io.StringIO(),
-            )
+            bake_model(folders[key], output)
             done[key] = output
         return done[key]
 
@@ -99,21 +102,10 @@ def baked_int8(family_dirs, tmp_path_factory):
     def bake(name: str) -> tuple:
         if name not in done:
             output = tmp_path_factory.mktemp("baked-int8") / "baked"
-            report = io.StringIO()
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr(quantization, "MIN_IDENTICAL", 0.0)
                 patch.setattr(quantization, "MIN_F1", 0.0)
-                call_command(
-                    "bake_model",
-                    "--model",
-                    str(family_dirs[name]),
-                    "--output",
-                    str(output),
-                    "--quantize",
-                    "int8",
-                    stdout=report,
-                )
-            done[name] = output, report.getvalue()
+                done[name] = output, bake_model(family_dirs[name], output, "--quantize", "int8")
         return done[name]
 
     return bake
@@ -239,14 +231,7 @@ def test_a_family_qasite_cannot_serve_is_refused_at_bake_with_the_reason(
 ):
     output = tmp_path / "baked"
     with pytest.raises(CommandError, match=REFUSED[name]):
-        call_command(
-            "bake_model",
-            "--model",
-            str(family_dirs[name]),
-            "--output",
-            str(output),
-            stdout=io.StringIO(),
-        )
+        bake_model(family_dirs[name], output)
     assert list(tmp_path.iterdir()) == []
 
 

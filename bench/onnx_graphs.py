@@ -1,5 +1,6 @@
 """Which ONNX graph to bake: torch's two exporters x two attention implementations x ONNX Runtime's
-graph optimisation levels, against the TorchScript trace, on the benchmark's four input sizes.
+graph optimisation levels (and the legacy eager graph through ONNX Runtime's offline transformer
+optimizer), against the TorchScript trace, on the benchmark's four input sizes.
 
     .venv/bin/python bench/onnx_graphs.py [--rounds 5] [--only REGEX]
 
@@ -59,6 +60,22 @@ def export(directory: Path, exporter: str, attention: str, path: Path) -> float:
     return time.perf_counter() - started
 
 
+def fuse(path: Path, config) -> Path:
+    """``path``'s graph through ONNX Runtime's offline transformer optimizer (BERT's fusions:
+    EmbedLayerNormalization, Attention, SkipLayerNormalization, BiasGelu), written beside it."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    fused = path.with_name(path.stem + "-fused.onnx")
+    optimize_model(
+        str(path),
+        model_type="bert",
+        num_heads=config.num_attention_heads,
+        hidden_size=config.hidden_size,
+        opt_level=0,
+    ).save_model_to_file(str(fused))
+    return fused
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -76,6 +93,8 @@ def main() -> None:
     from qa.model.backends import in_passes
     from qa.model.backends.onnx import session
     from qa.model.backends.torch import load_model, logits_module
+    from qa.model.files import read_config
+    from qa.model.probes import probes
 
     torch.set_num_threads(1)
     report = {}
@@ -87,8 +106,9 @@ def main() -> None:
         inputs = batches(directory)
         model = load_model(directory)
         hidden = model.config.hidden_size
-        eager, _ = logits_module(model, trace=False)
-        traced, _ = logits_module(model, trace=True)
+        checked = probes(directory, read_config(directory))
+        eager, _ = logits_module(model, checked, trace=False)
+        traced, _ = logits_module(model, checked, trace=True)
 
         def torch_forward(logits, hidden=hidden):
             def one_pass(*arrays):
@@ -117,6 +137,13 @@ def main() -> None:
                     candidates[label] = in_passes(run, hidden_size=hidden)
                     if (exporter, attention, level) == ("legacy", "eager", "basic"):
                         candidates[label + "-one-pass"] = in_passes(run, hidden_size=0)
+                fused_label = f"{exporter}-{attention}-fused-all"
+                if (exporter, attention) == ("legacy", "eager") and re.search(
+                    args.only, fused_label
+                ):
+                    fused = fuse(path, model.config)
+                    run = session(fused, threads=1, graph_optimization_level="all")
+                    candidates[fused_label] = in_passes(run, hidden_size=hidden)
         for label, forward in candidates.items():
             report[f"{name} | {label} | max |logit diff|"] = max(
                 float(np.abs(got - want).max())

@@ -1,6 +1,6 @@
 """Choosing a model: size and speed of real hub QA models' shapes, baked and served by qasite.
 
-    .venv/bin/python bench/models.py [--quick] [--only HUB_ID ...]
+    .venv/bin/python bench/models.py [--quick] [--only HUB_ID ...] [--cold N]
 
 For each shape in SHAPES (the config.json values of a real hub model, random weights: size and
 speed do not depend on the weight values) it builds the model with transformers' config classes
@@ -624,6 +624,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"two shapes only: {QUICK}")
     parser.add_argument("--only", nargs="+", metavar="HUB_ID", help="these shapes only")
+    parser.add_argument(
+        "--cold", type=int, metavar="N", help="fresh processes per cold start (default: 3; 2 quick)"
+    )
     args = parser.parse_args()
     if not SQUAD.is_file():
         sys.exit(f"needs the SQuAD sample beside the repo: {SQUAD}")
@@ -642,7 +645,7 @@ def main() -> None:
     int8 = None
     if bake_model_has("--quantize"):
         int8 = ("--quantize", "int8", *(["--force"] if bake_model_has("--force") else []))
-    plan = runs(args.quick)
+    plan = runs(args.quick) | ({"cold": args.cold} if args.cold else {})
     report = {
         "mode": "quick" if args.quick else "full",
         "runs": plan,

@@ -1,8 +1,9 @@
 """Helpers shared by test modules (fixtures live in conftest.py): where the real model is, the
 tiny model's words, what the runtime tree keeps and drops, invoking the Lambda handler in process
 or with X-Ray tracing on, what the console log handler writes, a page's links, model files broken,
-a question as heavy as one call may take, a model forward that scores "no answer" best, a fake
-SSM endpoint on loopback, and waiting for every gunicorn worker's model."""
+a question as heavy as one call may take, a model forward that scores "no answer" best, a check
+that a forward runs each window alone, a fake SSM endpoint on loopback, and waiting for every
+gunicorn worker's model."""
 
 import contextlib
 import io
@@ -173,6 +174,28 @@ def no_answer_best(input_ids, attention_mask, token_type_ids):
     logits = np.zeros(input_ids.shape, dtype=np.float32)
     logits[:, 0] = 10.0
     return logits, logits
+
+
+def assert_each_window_runs_alone(forward, *, vocabulary: int, width: int = 384) -> None:
+    """Assert that ``forward`` (qa.reader.engine.Forward) gives each window of a batch, padded to
+    ``width`` tokens (random ids below ``vocabulary``, windows of four lengths up to ``width``),
+    the logits it gives that window run alone: what the engine of a dynamically quantized graph
+    must do (qa.model.backends.window_by_window), where the pass's scales would otherwise move a
+    window's logits with the windows beside it."""
+    rng = np.random.default_rng(0)
+    lengths = [width // 10, width, 7, width // 2]
+    ids = np.zeros((len(lengths), width), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for row, length in enumerate(lengths):
+        ids[row, :length] = rng.integers(5, min(60, vocabulary), length)
+        mask[row, :length] = 1
+    types = np.zeros_like(ids)
+    together = forward(ids, mask, types)
+    for row, length in enumerate(lengths):
+        one = slice(row, row + 1), slice(0, length)
+        alone = forward(ids[one], mask[one], types[one])
+        for batched, single in zip(together, alone, strict=True):
+            np.testing.assert_array_equal(batched[row, :length], single[0])
 
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789"

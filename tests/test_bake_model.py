@@ -2,12 +2,19 @@
 
 import io
 import json
+import os
 import shutil
+import signal
+import time
 
 import pytest
 from django.core.management import CommandError, call_command
 
+from qa.management.commands import bake_model
+from qa.model.baking import bake as bake_module
+from qa.model.baking.bake import BakeError
 from qa.model.loading import load_answerer
+from qa.reader.errors import ModelLoadError
 from tests.helpers import runtime_tree
 
 
@@ -158,3 +165,69 @@ def test_quantize_below_the_gate_fails_the_command(legacy_model_dir, tmp_path, m
 def test_force_without_quantize_is_refused(legacy_model_dir, tmp_path):
     with pytest.raises(CommandError, match="--force applies to --quantize only"):
         bake("--model", str(legacy_model_dir), "--output", str(tmp_path / "b"), "--force")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        BakeError("the int8 graph fails the quality gate: ... or with --force to keep it anyway"),
+        BakeError("its ONNX graph cannot be made faithfully (ValueError: off)"),
+        ModelLoadError("No directory /srv/models/ours"),
+        ModelLoadError("The model has no config.json."),
+        BakeError("a reason that ends as a question?  "),
+    ],
+)
+def test_a_failure_reads_as_sentences_whatever_its_reason_ends_with(
+    error, modern_model_dir, tmp_path, monkeypatch
+):
+    def failing(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(bake_model, "bake", failing)
+    output = tmp_path / "baked"
+    with pytest.raises(CommandError) as failure:
+        bake("--model", str(modern_model_dir), "--output", str(output))
+    reason = str(error).rstrip()
+    ending = "" if reason.endswith(("?", ".")) else "."
+    assert str(failure.value) == (
+        f"Cannot bake {modern_model_dir}: {reason}{ending} Nothing was written to {output}."
+    )
+
+
+def test_an_output_that_is_not_a_bake_is_refused_in_sentences(modern_model_dir, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(CommandError, match=r"new or empty directory\. Nothing was written to "):
+        bake("--model", str(modern_model_dir), "--output", str(tmp_path))
+
+
+@pytest.mark.parametrize("number", bake_model.STOPPING, ids=lambda number: number.name)
+def test_a_bake_stopped_by_a_signal_removes_its_scratch_and_says_so(
+    number, modern_model_dir, tmp_path, monkeypatch
+):
+    """Ctrl-C, a closed terminal, `kill` or a supervisor's stop in the middle of a bake: the
+    scratch directory beside --output goes, the command ends with one message and the exit
+    status a shell gives a process the signal ended, and the signal's handler is restored."""
+
+    def unhandled(signum, frame):
+        raise AssertionError("the command left the signal to the handler it found")
+
+    def interrupted(source, scratch, **kwargs):
+        (scratch / "model.onnx").write_bytes(b"half a graph")
+        os.kill(os.getpid(), number)
+        time.sleep(30)  # the signal's handler raises before this ends
+
+    previous = signal.signal(number, unhandled)
+    try:
+        monkeypatch.setattr(bake_module, "save_for_serving", interrupted)
+        output = tmp_path / "baked"
+        with pytest.raises(CommandError) as failure:
+            bake("--model", str(modern_model_dir), "--output", str(output))
+        assert signal.getsignal(number) is unhandled
+    finally:
+        signal.signal(number, previous)
+    name = signal.Signals(number).name
+    assert str(failure.value) == (
+        f"Stopped baking {modern_model_dir} ({name}). Nothing was written to {output}."
+    )
+    assert failure.value.returncode == 128 + number
+    assert list(tmp_path.iterdir()) == []

@@ -1,3 +1,6 @@
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -16,6 +19,43 @@ def pinned_revision(model: str) -> str | None:
     if model == settings.QA_MODEL:
         return settings.QA_MODEL_REVISION
     return settings.PRODUCTION_MODEL_REVISION if model == settings.PRODUCTION_MODEL else None
+
+
+def sentence(error: Exception) -> str:
+    """``error``'s message ending as a sentence does, for the next sentence to follow it."""
+    message = str(error).rstrip()
+    return message if message.endswith((".", "!", "?")) else f"{message}."
+
+
+# The signals that stop a bake from a terminal or a supervisor (Ctrl-C, a closed terminal,
+# `kill`, `docker stop`, a CI job's timeout): each becomes an exception in the bake, so that its
+# scratch directory beside --output is removed (qa.model.baking.bake) and the command ends with
+# one line, not a traceback. SIGKILL cannot be caught.
+STOPPING = (signal.SIGINT, signal.SIGHUP, signal.SIGTERM)
+
+
+class Stopped(BaseException):
+    """The process received one of STOPPING; ``args[0]`` is its number. A BaseException, as
+    KeyboardInterrupt is, so that no ``except Exception`` of the bake takes it for a failure."""
+
+
+def _stop(signum, frame):
+    raise Stopped(signum)
+
+
+@contextmanager
+def stopping_raises_stopped():
+    """Within the block, the STOPPING signals raise Stopped; their handlers are restored after.
+    Outside the main thread, where Python runs signal handlers, the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.signal(number, _stop) for number in STOPPING}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 class Command(BaseCommand):
@@ -58,18 +98,26 @@ class Command(BaseCommand):
             revision = pinned_revision(model)
         output = Path(output)
         try:
-            answers, gate = bake(
-                resolve_model_dir(model, revision),
-                output,
-                name=model_name(model),
-                revision=revision,
-                quantize=quantize,
-                force=force,
-            )
+            with stopping_raises_stopped():
+                answers, gate = bake(
+                    resolve_model_dir(model, revision),
+                    output,
+                    name=model_name(model),
+                    revision=revision,
+                    quantize=quantize,
+                    force=force,
+                )
         except (ModelLoadError, BakeError) as error:
             raise CommandError(
-                f"Cannot bake {model}: {error} Nothing was written to {output}."
+                f"Cannot bake {model}: {sentence(error)} Nothing was written to {output}."
             ) from error
+        except Stopped as stopped:
+            [number] = stopped.args
+            raise CommandError(
+                f"Stopped baking {model} ({signal.Signals(number).name}). Nothing was written to "
+                f"{output}.",
+                returncode=128 + number,  # as a shell reports a process a signal ended
+            ) from None
         except OSError as error:  # the output's parent cannot be written, the disk is full...
             raise CommandError(
                 f"Cannot bake {model}: writing beside {output} failed ({error}). Choose an "

@@ -4,7 +4,6 @@ import json
 import logging
 import shutil
 
-import numpy as np
 import pytest
 
 from qa.model.backends.onnx import load, session
@@ -22,7 +21,7 @@ from qa.model.files import read_config
 from qa.model.loading import load_answerer
 from qa.reader.engine import Options
 from tests.conftest import build_tiny_model
-from tests.helpers import REAL_MODEL
+from tests.helpers import REAL_MODEL, assert_each_window_runs_alone
 
 
 def test_the_probes_are_squad_style_questions_whose_answer_is_in_their_context(tiny_answerer):
@@ -50,21 +49,9 @@ def test_an_int8_graph_is_marked_smaller_and_answers(int8_model_dir, baked_model
 def test_int8_logits_of_a_window_do_not_depend_on_the_windows_beside_it(int8_model_dir):
     """A dynamically quantized graph scales activations over its whole pass: the engine runs
     each window alone, so a window gets the same logits in any batch, padded or not."""
-    forward = load(int8_model_dir / "model.onnx", read_config(int8_model_dir), threads=1)
-    rng = np.random.default_rng(0)
-    lengths = [40, 384, 7, 200]
-    ids = np.zeros((4, 384), dtype=np.int64)
-    mask = np.zeros_like(ids)
-    for row, length in enumerate(lengths):
-        ids[row, :length] = rng.integers(5, 60, length)
-        mask[row, :length] = 1
-    types = np.zeros_like(ids)
-    together = forward(ids, mask, types)
-    for row, length in enumerate(lengths):
-        one = slice(row, row + 1), slice(0, length)
-        alone = forward(ids[one], mask[one], types[one])
-        for batched, single in zip(together, alone, strict=True):
-            np.testing.assert_array_equal(batched[row, :length], single[0])
+    config = read_config(int8_model_dir)
+    forward = load(int8_model_dir / "model.onnx", config, threads=1)
+    assert_each_window_runs_alone(forward, vocabulary=config["vocab_size"])
 
 
 def test_an_int8_question_gets_the_same_answers_alone_and_among_others(int8_model_dir):

@@ -13,6 +13,7 @@ from qa.model.baking.quantization import (
     MIN_IDENTICAL,
     PROBES_FILE,
     Agreement,
+    DynamicQuantizationNotices,
     QualityGateFailed,
     load_probes,
     quantize_checked,
@@ -74,15 +75,51 @@ def test_an_int8_question_gets_the_same_answers_whatever_windows_share_its_passe
     assert answers[0] == answers[1] == answers[2]
 
 
-def test_quantizing_prints_no_notice_per_tensor_and_restores_the_log_level(
+def test_quantizing_prints_no_notice_per_tensor_but_other_warnings_show(
     baked_model_dir, tmp_path, caplog
 ):
     """ONNX Runtime's quantizer logs a line for every activation left to run time (40 for
-    MiniLM) and advice meant for static quantization: none of it reaches the bake's output."""
+    MiniLM), for every MatMul of two activations, and advice meant for static quantization: none
+    of it reaches the bake's output; any other warning does, and nothing stays filtered after."""
     caplog.set_level(logging.INFO)
     quantize_int8(baked_model_dir / "model.onnx", tmp_path / "model.onnx")
     assert caplog.records == []
-    assert logging.getLogger().level == logging.INFO
+    logging.warning("Quantized bias exceeds the range of a int32")
+    assert [record.getMessage() for record in caplog.records] == [
+        "Quantized bias exceeds the range of a int32"
+    ]
+    assert logging.getLogger().filters == []
+
+
+QUANTIZER = "/venv/site-packages/onnxruntime/quantization/onnx_quantizer.py"
+
+
+@pytest.mark.parametrize(
+    "pathname, level, message, shown",
+    [
+        (QUANTIZER, logging.INFO, 'Quantization parameters for tensor:"x" not specified', False),
+        (QUANTIZER, logging.INFO, "Ignore MatMul due to non constant B: /[MatMul]", False),
+        (
+            QUANTIZER,
+            logging.WARNING,
+            "Please consider to run pre-processing before quantization",
+            False,
+        ),
+        (QUANTIZER, logging.WARNING, "Failed to infer data type of tensor: x", True),
+        (QUANTIZER, logging.ERROR, "Quantization failed", True),
+        ("/app/qa/model/baking/bake.py", logging.INFO, "QA model loaded in 0.3 s", True),
+    ],
+)
+def test_the_quantizer_s_notices_are_dropped_and_its_warnings_kept(pathname, level, message, shown):
+    record = logging.makeLogRecord(
+        {
+            "pathname": pathname,
+            "levelno": level,
+            "levelname": logging.getLevelName(level),
+            "msg": message,
+        }
+    )
+    assert DynamicQuantizationNotices().filter(record) is shown
 
 
 def copy_graph(directory, tmp_path):

@@ -332,8 +332,9 @@ def everything_template(tmp_path_factory):
 # Every combination of the parameters that decide which resources a template holds: how the
 # function is packaged (the zip with SnapStart, with a gradual deployment or without; the zip
 # without SnapStart; the image) and each optional part on or off: 4 x 2^4 = 64 templates. The
-# parameters that change only a resource's properties (architecture, keepWarm, a reservation)
-# take each value in half of them, every pair of values of theirs in each packaging.
+# parameters that change only a resource's properties take their other value where the parity
+# of some bits of the template's number (2 to 3 of its 6: the packaging's 2, then the parts') is
+# odd: in half the templates of each packaging, and never in step with one packaging bit or part.
 PACKAGINGS = [
     [],
     ["deploymentPreference=Canary10Percent5Minutes"],
@@ -346,7 +347,12 @@ OPTIONAL_PARTS = [
     [f"domainName={DOMAIN}", f"certificateArn={CERTIFICATE}"],
     [f"webAclArn={WEB_ACL}"],
 ]
-PROPERTIES = [["architecture=arm64"], ["keepWarm=true"], ["reservedConcurrency=10"]]
+PROPERTIES = {  # the parameter, and the bits of the template's number whose parity sets it
+    "architecture=arm64": 0b000011,
+    "keepWarm=true": 0b000110,
+    "reservedConcurrency=10": 0b011100,
+    "keepActive=false": 0b101001,
+}
 
 
 def parameter_combinations() -> list[list[str]]:
@@ -354,11 +360,11 @@ def parameter_combinations() -> list[list[str]]:
     combinations = []
     for packaging in PACKAGINGS:
         for chosen in itertools.product([False, True], repeat=len(OPTIONAL_PARTS)):
-            index = len(combinations)
+            number = len(combinations)
             params = packaging + [
                 p for on, part in zip(chosen, OPTIONAL_PARTS, strict=True) if on for p in part
             ]
-            params += [p for bit, part in enumerate(PROPERTIES) if index >> bit & 1 for p in part]
+            params += [p for p, bits in PROPERTIES.items() if (number & bits).bit_count() % 2]
             combinations.append(params)
     return combinations
 
@@ -371,6 +377,15 @@ def test_every_combination_of_the_optional_parts_passes_cfn_lint(tmp_path):
 
     combinations = parameter_combinations()
     assert len(combinations) == 64 and combinations[0] == []
+    # Each property parameter in half the templates of each packaging and of each part's.
+    for value in PROPERTIES:
+        having = [value in params for params in combinations]
+        assert [sum(having[block : block + 16]) for block in range(0, 64, 16)] == [8, 8, 8, 8]
+        for part in OPTIONAL_PARTS:
+            with_part = [
+                h for h, params in zip(having, combinations, strict=True) if part[0] in params
+            ]
+            assert sum(with_part) == 16, (value, part)
     with ThreadPoolExecutor(max_workers=2) as pool:  # serverless spends most of 5 s starting up
         templates = list(pool.map(package_one, enumerate(combinations)))
     cfn_lint(*templates)

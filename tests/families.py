@@ -318,7 +318,26 @@ def _unigram(specials: list[str], unk: str) -> list[tuple[str, float]]:
         show_progress=False,
     )
     tokenizer.train_from_iterator(CORPUS * 3, trainer)
-    return [tuple(piece) for piece in json.loads(tokenizer.to_str())["model"]["vocab"]]
+    trained = json.loads(tokenizer.to_str())["model"]["vocab"]
+    return canonical_unigram(trained, specials)
+
+
+def canonical_unigram(trained: list, specials: list[str]) -> list[tuple[str, float]]:
+    """The pieces the Unigram trainer chose, the same in every process: the trainer walks hash
+    maps in an order that changes from process to process, which moves its scores' last bits,
+    orders pieces of equal score differently and gives the single characters it adds after
+    training (below every longer piece) scores that step down in that order. Here: scores to 9
+    decimals, those characters one equal score, the specials first as given, then the pieces by
+    score and text. (Different ids from run to run once made a tie between two spans of a tiny
+    model decide a test.)"""
+    scores = {piece: round(score, 9) for piece, score in trained if piece not in specials}
+    floor = min(score for piece, score in scores.items() if len(piece) > 1)
+    scores = {
+        piece: floor - 1.0 if len(piece) == 1 and score < floor else score
+        for piece, score in scores.items()
+    }
+    ordered = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    return [(piece, 0.0) for piece in specials] + ordered
 
 
 def _tokenizer(family: Family):

@@ -19,7 +19,7 @@ from qa import services
 from qa.model.holder import LazyAnswerer
 from qa.reader.errors import ModelUnavailable
 from qa.reader.examples import KIT_HO
-from tests.helpers import REAL_MODEL, REPO
+from tests.helpers import PATIENCE, REAL_MODEL, REPO
 from tests.properties import LINE_ENDING_CASES, answer_the_pattern
 
 pytestmark = pytest.mark.browser
@@ -225,19 +225,27 @@ def test_field_errors_appear_next_to_the_fields(page):
 
 
 def test_warming_up_is_retried_automatically(page, monkeypatch):
+    """A 503 while the model loads: the page says so and asks again after Retry-After. The
+    retry's answer waits until the test has seen the loading message (on a busy machine the
+    message, shown for a second, was missed between two of Playwright's looks)."""
     real = services.answer_questions
     calls = []
+    seen_loading = threading.Event()
 
     def warming_up_once(*, questions):
         calls.append(questions)
         if len(calls) == 1:
             raise ModelUnavailable("The model is loading.", retry_after=1)
+        assert seen_loading.wait(timeout=PATIENCE)
         return real(questions=questions)
 
     monkeypatch.setattr(services, "answer_questions", warming_up_once)
     ask(page, KIT_HO["question"], KIT_HO["context"])
-    expect(page.locator("#ask-status")).to_have_text(LOADING)
-    expect(page.locator("#ask-button")).to_have_class(re.compile("is-busy"))
+    try:
+        expect(page.locator("#ask-status")).to_have_text(LOADING)
+        expect(page.locator("#ask-button")).to_have_class(re.compile("is-busy"))
+    finally:
+        seen_loading.set()
     expect(page.locator("#result-body mark")).to_be_visible()
     expect(page.locator("#ask-status")).to_be_empty()
     assert len(calls) == 2

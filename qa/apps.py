@@ -1,3 +1,5 @@
+"""The app's Django configuration."""
+
 from django.apps import AppConfig
 
 

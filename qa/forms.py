@@ -1,3 +1,6 @@
+"""The HTML page's form: the question, the context and the everyday subset of the API's options
+(qa/serializers.py has them all)."""
+
 from django import forms
 from django.conf import settings
 

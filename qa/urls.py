@@ -1,3 +1,6 @@
+"""The app's routes: the page, the API, health and the Hugging Face-shaped endpoint (the project's
+qasite/urls.py adds the schema and its docs, and mounts these at the root)."""
+
 from django.urls import path
 
 from qa import huggingface, views

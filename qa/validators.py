@@ -1,3 +1,5 @@
+"""Field validators the page's form and the API's serializers share."""
+
 from django.core.exceptions import ValidationError
 
 

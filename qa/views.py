@@ -1,3 +1,10 @@
+"""The web layer's views, thin: each validates with a form or serializer, calls one function of
+qa/services.py and renders. The HTML page (``index``), the JSON API (``AnswerView``, DRF's
+browsable API included), health (``HealthView``) and the 400 page. The Hugging Face-shaped
+endpoint is qa/huggingface.py; the routes are qa/urls.py. A new endpoint: a view here (or a
+module beside it), its serializer in qa/serializers.py, its route in qa/urls.py.
+"""
+
 import math
 
 from django.conf import settings

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from qa.reader.errors import ModelLoadError
 
-# Tokenizers saved before tokenizer.json, which transformers converts (qa/model/tokenization.py): a
-# byte-level BPE's vocabulary and merges (RoBERTa, GPT-2), and SentencePiece models (ALBERT, T5,
-# XLM-R, DeBERTa-v2/v3).
+# Tokenizers saved before tokenizer.json, which transformers converts
+# (qa/model/baking/tokenizer_conversion.py): a byte-level BPE's vocabulary and merges (RoBERTa,
+# GPT-2), and SentencePiece models (ALBERT, T5, XLM-R, DeBERTa-v2/v3).
 SENTENCEPIECE_FILES = ["spiece.model", "sentencepiece.bpe.model", "spm.model"]
 LEGACY_TOKENIZER_FILES = ["vocab.json", "merges.txt", *SENTENCEPIECE_FILES]
 # What a model directory may hold that inference needs; the rest of a hub repo is never fetched.
@@ -42,6 +42,16 @@ QUANTIZATIONS = ("int8",)
 # The longest name a SOURCE_FILE may give: a hub id is at most 96 characters each side of its
 # "/", a directory's name at most 255 bytes.
 MAX_NAME = 255
+
+
+def tokenizer_layout(directory: Path) -> str:
+    """The tokenizer files the folder holds, as named in docs/models.md: "tokenizer.json",
+    "vocab.txt", "vocab.json + merges.txt", a SentencePiece model's file name, or "none"."""
+    for name in ("tokenizer.json", "vocab.txt"):
+        if (directory / name).is_file():
+            return name
+    present = [name for name in LEGACY_TOKENIZER_FILES if (directory / name).is_file()]
+    return " + ".join(present) or "none"
 
 
 def resolve_model_dir(model: str, revision: str | None = None) -> Path:

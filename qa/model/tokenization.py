@@ -1,14 +1,16 @@
 """The model's fast tokenizer as v4 builds it: from ``tokenizer.json``, a legacy ``vocab.txt``,
-or (when baking, with transformers) ``vocab.json`` + ``merges.txt`` or a SentencePiece model; with
+or (converted by transformers, qa.model.baking.tokenizer_conversion: when baking, or serving an
+unbaked folder in development) ``vocab.json`` + ``merges.txt`` or a SentencePiece model; with
 the tokenizer_config.json settings v4's classes apply over it (docs/models.md)."""
 
 import json
 from pathlib import Path
 
-from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokenizers, processors
+from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
 
-from qa.model.files import LEGACY_TOKENIZER_FILES, SENTENCEPIECE_FILES, read_json
+from qa.model.baking.tokenizer_conversion import legacy_special_tokens, reference_tokenizer
+from qa.model.files import LEGACY_TOKENIZER_FILES, read_json
 from qa.model.inputs import (
     bert_normalized,
     check_question_first,
@@ -68,70 +70,6 @@ def _converted_layout(directory: Path) -> bool:
     ) and any((directory / name).is_file() for name in LEGACY_TOKENIZER_FILES)
 
 
-def tokenizer_layout(directory: Path) -> str:
-    """The tokenizer files the folder holds, as named in docs/models.md: "tokenizer.json",
-    "vocab.txt", "vocab.json + merges.txt", a SentencePiece model's file name, or "none"."""
-    for name in ("tokenizer.json", "vocab.txt"):
-        if (directory / name).is_file():
-            return name
-    present = [name for name in LEGACY_TOKENIZER_FILES if (directory / name).is_file()]
-    return " + ".join(present) or "none"
-
-
-def _transformers_tokenizer(directory: Path):
-    """transformers' fast tokenizer of ``directory``. Raises ModelLoadError where transformers
-    is not installed (the torch-free runtime: bake the model first)."""
-    try:
-        from transformers import AutoTokenizer
-    except ImportError as error:
-        raise ModelLoadError(
-            "The model's tokenizer has no tokenizer.json: bake the model (manage.py bake_model) "
-            "to convert its legacy files.",
-            str(error),
-        ) from error
-    return AutoTokenizer.from_pretrained(directory, local_files_only=True, use_fast=True)
-
-
-def reference_tokenizer(directory: Path) -> Tokenizer:
-    """The fast tokenizer v4 builds from ``directory``, as transformers installed makes it: for
-    a SentencePiece layout, transformers' converter of the class's slow tokenizer, as v4 converts
-    it (transformers 5's own classes build these otherwise, with other offsets and normalizers),
-    its special tokens added as v4's fast class adds them; else transformers' fast tokenizer
-    (over tokenizer.json, vocab.txt, or vocab.json and merges.txt), with the settings its class
-    applies. Used when baking (serving never needs transformers or sentencepiece).
-
-    Raises ModelLoadError where transformers is not installed; transformers' own errors where
-    it cannot read or convert the files."""
-    converted = _transformers_tokenizer(directory)
-    if (
-        not any((directory / name).is_file() for name in SENTENCEPIECE_FILES)
-        or (directory / "tokenizer.json").is_file()
-    ):
-        tokenizer = Tokenizer.from_str(converted.backend_tokenizer.to_str())
-    else:
-        from transformers.convert_slow_tokenizer import convert_slow_tokenizer
-
-        try:
-            tokenizer = convert_slow_tokenizer(converted)
-        except Exception as error:
-            raise ModelLoadError(
-                f"transformers cannot convert the model's SentencePiece tokenizer "
-                f"({tokenizer_layout(directory)}) into a tokenizer.json. Bake a copy of the "
-                "folder with a tokenizer.json saved by transformers 4's fast tokenizer "
-                "(save_pretrained).",
-                f"{type(error).__name__}: {error}",
-            ) from error
-        tokenizer.add_special_tokens(
-            [
-                AddedToken(token, special=True, normalized=False)
-                for token in converted.all_special_tokens
-            ]
-        )
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    return tokenizer
-
-
 def tokenizer_config(directory: Path) -> dict:
     """The tokenizer's settings and special tokens, from whichever of the two files exist; for a
     layout transformers converts, the special tokens its class defaults to where they say none."""
@@ -139,7 +77,7 @@ def tokenizer_config(directory: Path) -> dict:
     config.update(read_json(directory / "special_tokens_map.json"))
     if _converted_layout(directory):
         try:
-            defaults = _transformers_tokenizer(directory).special_tokens_map
+            defaults = legacy_special_tokens(directory)
         except Exception:  # load_tokenizer says why, when it converts the files
             defaults = {}
         config = {**defaults, **config}

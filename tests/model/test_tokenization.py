@@ -3,8 +3,6 @@ SentencePiece) as v4 builds it, with the settings v4 honours."""
 
 import json
 
-import pytest
-
 from qa.model.baking.tokenizer_check import PROBES
 from qa.model.tokenization import load_tokenizer, longest_input
 from tests.families import LEGACY_LAYOUTS, run_v4
@@ -166,17 +164,3 @@ def test_every_layout_and_setting_tokenizes_as_v4(reference_python, tmp_path):
             encoding = tokenizer.encode(question, context)
             got.append([encoding.ids, [list(offset) for offset in encoding.offsets]])
         assert got == expected[str(folder)], layout
-
-
-def test_a_bpe_sentencepiece_model_transformers_cannot_convert_is_refused_clearly(tmp_path):
-    """transformers 5.24's converter fails on SentencePiece models of the BPE type (docs/models.md):
-    one clear error saying what to do, not a traceback."""
-    from qa.reader.errors import ModelLoadError
-    from tests.families import sentencepiece_model
-
-    (tmp_path / "sentencepiece.bpe.model").write_bytes(sentencepiece_model("bpe", {}))
-    (tmp_path / "tokenizer_config.json").write_text(
-        json.dumps({"tokenizer_class": "XLMRobertaTokenizer"})
-    )
-    with pytest.raises(ModelLoadError, match="cannot convert the model's SentencePiece"):
-        load_tokenizer(tmp_path)

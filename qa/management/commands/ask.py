@@ -1,3 +1,5 @@
+"""``manage.py ask``: answer a question about a context from the shell (help: --help)."""
+
 import json
 import logging
 import os

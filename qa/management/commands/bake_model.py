@@ -1,3 +1,6 @@
+"""``manage.py bake_model``: a hub model or a folder written ready to serve offline (the
+ONNX graph, the tokenizer, the traces, the bake record), each engine checked (qa/model/baking/)."""
+
 import signal
 import threading
 from contextlib import contextmanager

@@ -1,3 +1,5 @@
+"""``manage.py smoke``: the smoke test of a running site (qa/operations/smoke.py)."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from qa.operations import smoke

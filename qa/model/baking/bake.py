@@ -23,15 +23,11 @@ from qa.model.files import (
     SOURCE_FILE,
     TORCHSCRIPT_FILE,
     read_config,
+    tokenizer_layout,
 )
 from qa.model.loading import load_answerer
 from qa.model.probes import probes
-from qa.model.tokenization import (
-    load_tokenizer,
-    longest_input,
-    tokenizer_config,
-    tokenizer_layout,
-)
+from qa.model.tokenization import load_tokenizer, longest_input, tokenizer_config
 from qa.reader.engine import Answer
 from qa.reader.errors import ModelLoadError
 from qa.reader.examples import KIT_HO

@@ -1,9 +1,9 @@
 """The bake-time check of a baked ``tokenizer.json``: on a fixed set of questions and contexts,
 qasite's tokenization of the baked folder must give the ids and offsets of the fast tokenizer v4
 builds from the source folder, as transformers installed makes it
-(qa.model.tokenization.reference_tokenizer: transformers' fast tokenizer, or for a SentencePiece
-layout its converter of the slow one, as v4 converts it). tests/test_tokenization.py checks
-that reference against v4 itself, layout by layout.
+(qa.model.baking.tokenizer_conversion.reference_tokenizer: transformers' fast tokenizer, or for
+a SentencePiece layout its converter of the slow one, as v4 converts it).
+tests/model/test_tokenization.py checks each layout against v4 itself.
 
 Special tokens typed as text ("[CLS]", "<s>") are characters for qasite (qa.reader.engine), so both
 sides split them (as transformers' ``split_special_tokens``).
@@ -11,7 +11,8 @@ sides split them (as transformers' ``split_special_tokens``).
 
 from pathlib import Path
 
-from qa.model.tokenization import load_tokenizer, reference_tokenizer
+from qa.model.baking.tokenizer_conversion import reference_tokenizer
+from qa.model.tokenization import load_tokenizer
 
 # Question and context pairs where tokenizer settings and conversions differ: accents and case,
 # CJK and Hangul, emoji (with modifiers and flags), long words, special tokens typed as text,

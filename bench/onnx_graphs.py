@@ -33,7 +33,7 @@ REPEAT = {"Kit-Ho Mak": 40, "SQuAD paragraph": 20, "5,000 chars": 4, "20,000 cha
 def batches(directory: Path) -> dict:
     """The engine's own padded batches of windows for the four sizes."""
     from qa.model.tokenization import load_tokenizer
-    from qa.reader.engine import Options, QuestionAnswerer
+    from qa.reader.answerer import Options, QuestionAnswerer
 
     tokenizer, special, _ = load_tokenizer(directory)
     answerer = QuestionAnswerer(

@@ -40,7 +40,7 @@ sys.path.insert(0, {root!r})
 from pathlib import Path
 from bench.worker import rss_mb
 from qa.model.backends import in_passes, onnx
-from qa.reader.engine import QuestionAnswerer
+from qa.reader.answerer import QuestionAnswerer
 from qa.model.files import read_config
 from qa.model.tokenization import load_tokenizer
 

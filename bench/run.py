@@ -511,7 +511,7 @@ def floor(inputs: dict, model: dict, repeat: dict) -> dict:
     script = (
         "import json, statistics, sys, time\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
-        "from qa.reader.engine import Options\n"
+        "from qa.reader.answerer import Options\n"
         "from qa.model.loading import load_answerer\n"
         f"answerer = load_answerer({str(model['qasite'])!r}, threads=1)\n"
         f"inputs = json.loads({json.dumps(json.dumps(inputs))})\n"

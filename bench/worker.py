@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def qasite_engine(model_dir, engine="onnx", fast=False):
     sys.path.insert(0, ROOT)
     from qa.model.loading import load_answerer
-    from qa.reader.engine import Options
+    from qa.reader.answerer import Options
 
     answerer = load_answerer(model_dir, threads=1, engine=engine, fast=fast)
 
@@ -38,7 +38,7 @@ def qasite_floor(model_dir):
     implementation of the algorithm avoids."""
     sys.path.insert(0, ROOT)
     from qa.model.loading import load_answerer
-    from qa.reader.engine import Options
+    from qa.reader.answerer import Options
 
     answerer = load_answerer(model_dir, threads=1)
 

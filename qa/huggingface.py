@@ -64,7 +64,7 @@ class InferenceApiOptionsSerializer(FlatSerializer):
 
 
 class QuestionAnsweringInputSerializer(StrictSerializer):
-    """One question about one context, with the engine's options as ``parameters``."""
+    """One question about one context, with the reader's options as ``parameters``."""
 
     inputs = QuestionSerializer(help_text="The question and the context that may answer it.")
     parameters = AnswerOptionsSerializer(

@@ -1,6 +1,7 @@
-"""What the web layer asks of the QA engine: answers as plain dicts, and the model's status.
+"""What the web layer asks of the model: answers as plain dicts (from the reader, the QA
+algorithm), and the model's status.
 
-Views, forms and commands call these functions only; they never touch the engine or tensors.
+Views, forms and commands call these functions only; they never touch a backend or tensors.
 """
 
 import functools
@@ -92,11 +93,11 @@ def answer_questions(*, questions: list[dict]) -> list[dict]:
     scored on its own, so scores from different windows are not shares of one whole), and the
     ``top_k`` candidates, best first, in ``answers``.
     Every question's windows are settled before the model runs on any: their tokens (windows x
-    max_seq_len), summed over the call, may be at most qa.reader.engine.MAX_BATCH_TOKENS.
+    max_seq_len), summed over the call, may be at most qa.reader.answerer.MAX_BATCH_TOKENS.
     Raises InvalidQuestion (with ``index`` set to the question at fault), TooMuchWork or
     ModelUnavailable.
     """
-    from qa.reader.engine import MAX_BATCH_TOKENS  # loaded by lazy_answerer() already
+    from qa.reader.answerer import MAX_BATCH_TOKENS  # loaded by lazy_answerer() already
 
     holder = lazy_answerer()
     try:

@@ -1,3 +1,6 @@
+"""The project's routes: the app's (qa/urls.py) at the root, the OpenAPI schema
+(drf-spectacular) and its Swagger UI page (drf-spectacular-sidecar's files); the 400 handler."""
+
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import TemplateView

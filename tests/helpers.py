@@ -169,7 +169,7 @@ HEAVY = {
 
 
 def no_answer_best(input_ids, attention_mask, token_type_ids):
-    """A model forward (qa.reader.engine.Forward) whose start and end logits favour [CLS] in every
+    """A model forward (qa.reader.answerer.Forward) whose start and end logits favour [CLS] in every
     window: "no answer" scores best, and every span far less."""
     logits = np.zeros(input_ids.shape, dtype=np.float32)
     logits[:, 0] = 10.0
@@ -177,7 +177,7 @@ def no_answer_best(input_ids, attention_mask, token_type_ids):
 
 
 def assert_each_window_runs_alone(forward, *, vocabulary: int, width: int = 384) -> None:
-    """Assert that ``forward`` (qa.reader.engine.Forward) gives each window of a batch, padded to
+    """Assert that ``forward`` (qa.reader.answerer.Forward) gives each window of a batch, padded to
     ``width`` tokens (random ids below ``vocabulary``, windows of four lengths up to ``width``),
     the logits it gives that window run alone: what the engine of a dynamically quantized graph
     must do (qa.model.backends.window_by_window), where the pass's scales would otherwise move a

@@ -14,7 +14,7 @@ from qa.model.backends.onnx import load, session
 from qa.model.baking import quantization
 from qa.model.files import read_config
 from qa.model.loading import load_answerer
-from qa.reader.engine import Options
+from qa.reader.answerer import Options
 from tests.families import (
     CASES,
     FAMILIES,

@@ -3,7 +3,7 @@
 import pytest
 
 from bench.squad import best_over_truths, exact_match, f1, normalize_answer
-from qa.reader.engine import Options
+from qa.reader.answerer import Options
 
 pytestmark = pytest.mark.quality
 

@@ -214,7 +214,7 @@ def forward_calls(tiny_model_settings, monkeypatch) -> list:
 def test_the_token_bound_holds_for_the_whole_call_before_any_question_runs(
     forward_calls, requests, refused
 ):
-    from qa.reader.engine import MAX_BATCH_TOKENS
+    from qa.reader.answerer import MAX_BATCH_TOKENS
 
     if refused:
         with pytest.raises(TooMuchWork, match=rf"at most {MAX_BATCH_TOKENS}\b"):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from qa.reader.errors import ModelLoadError, one_line
 
 if TYPE_CHECKING:
-    from qa.reader.engine import QuestionAnswerer
+    from qa.reader.answerer import QuestionAnswerer
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import NamedTuple
 from qa.model.files import ONNX_FILE, read_config, resolve_model_dir
 from qa.model.imports import IMPORT_LOCK
 from qa.model.tokenization import load_tokenizer, longest_input
-from qa.reader.engine import Forward, QuestionAnswerer
+from qa.reader.answerer import Forward, QuestionAnswerer
 from qa.reader.errors import ModelLoadError, one_line
 
 logger = logging.getLogger(__name__)

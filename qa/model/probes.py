@@ -1,6 +1,6 @@
 """The inputs a model's ONNX graph or TorchScript trace is made from and checked on before it is
 trusted: a question and contexts through the model's own tokenizer, cut into windows and batched
-exactly as the engine does (so with the tokenizer's own special tokens, token types and overflow
+exactly as the reader does (so with the tokenizer's own special tokens, token types and overflow
 windows), at several window lengths up to the longest window qasite runs (the model's limit, at
 most the options' MAX_WINDOW_TOKENS). Never random ids: a model may check its input's layout
 (Longformer asserts three separators).
@@ -14,7 +14,7 @@ import numpy as np
 
 from qa.model.inputs import model_inputs
 from qa.model.tokenization import load_tokenizer, longest_input, tokenizer_config
-from qa.reader.engine import QuestionAnswerer
+from qa.reader.answerer import QuestionAnswerer
 from qa.reader.errors import ModelLoadError
 from qa.reader.examples import KIT_HO
 from qa.reader.options import MAX_WINDOW_TOKENS, Options

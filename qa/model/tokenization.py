@@ -17,7 +17,7 @@ from qa.model.inputs import (
     model_inputs,
     prefix_space_processed,
 )
-from qa.reader.engine import DEFAULT_MAX_SEQ_LEN, SpecialTokens
+from qa.reader.answerer import DEFAULT_MAX_SEQ_LEN, SpecialTokens
 from qa.reader.errors import ModelLoadError
 
 # A sentence any English WordPiece vocabulary covers: a tokenizer that maps it mostly to the

@@ -12,7 +12,7 @@ import statistics
 import time
 from pathlib import Path
 
-from qa.reader.engine import QuestionAnswerer
+from qa.reader.answerer import QuestionAnswerer
 from qa.reader.examples import KIT_HO
 
 # The CPU features speed depends on: the vector width and int8 dot products (VNNI on x86, with

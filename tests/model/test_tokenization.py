@@ -158,7 +158,7 @@ def test_every_layout_and_setting_tokenizes_as_v4(reference_python, tmp_path):
     expected = run_v4(reference_python, V4_PAIRS, job, timeout=300)
     for folder, layout in zip(folders, LAYOUTS, strict=True):
         tokenizer, _, _ = load_tokenizer(folder)
-        tokenizer.encode_special_tokens = True  # as qa.reader.engine encodes
+        tokenizer.encode_special_tokens = True  # as qa.reader.answerer encodes
         got = []
         for question, context in PROBES:
             encoding = tokenizer.encode(question, context)

@@ -1,4 +1,5 @@
-"""Model backends: what turns a model directory into the engine's Forward function.
+"""Model backends: what turns a model directory into the reader's Forward function
+(qa.reader.answerer.Forward).
 
 Two engines, chosen by the QA_ENGINE setting, give the same logits (within float32 rounding):
 
@@ -16,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from qa.reader.engine import Forward
+from qa.reader.answerer import Forward
 
 
 class Run(Protocol):
@@ -37,7 +38,7 @@ PASS_HIDDEN_FLOATS = 2**18
 
 
 def in_passes(run: Run, *, hidden_size: int) -> Forward:
-    """The engine's Forward over ``run``, running a long context's windows in cache-sized passes
+    """The reader's Forward over ``run``, running a long context's windows in cache-sized passes
     (PASS_HIDDEN_FLOATS; ``hidden_size`` 0 means one pass)."""
 
     def forward(input_ids, attention_mask, token_type_ids):
@@ -64,7 +65,7 @@ def in_passes(run: Run, *, hidden_size: int) -> Forward:
 
 
 def window_by_window(run: Run) -> Forward:
-    """The engine's Forward over ``run``, each window in a pass of its own and without its
+    """The reader's Forward over ``run``, each window in a pass of its own and without its
     padding (its first ``attention_mask.sum()`` tokens; the logits of padding come out as
     float32's lowest value).
 

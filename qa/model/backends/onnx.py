@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime
 
 from qa.model.backends import Run, in_passes, window_by_window
-from qa.reader.engine import Forward
+from qa.reader.answerer import Forward
 from qa.reader.errors import ModelLoadError
 
 # The graph's inputs, as qa/model/baking/export.py names them (a graph without token types has the
@@ -71,7 +71,7 @@ def session(
 
 
 def load(graph: Path, config: dict, *, threads: int) -> Forward:
-    """The engine's Forward for ``graph``, in cache-sized passes (see qa.model.backends.in_passes),
+    """The reader's Forward for ``graph``, in cache-sized passes (see qa.model.backends.in_passes),
     or
     window by window if the graph is quantized (qa.model.backends.window_by_window).
 

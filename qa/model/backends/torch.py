@@ -17,7 +17,7 @@ from qa.model.backends import Run, in_passes
 from qa.model.files import FAST_TORCHSCRIPT_FILE, TORCHSCRIPT_FILE
 from qa.model.imports import IMPORT_LOCK
 from qa.model.probes import Batch, Probes, probes
-from qa.reader.engine import Forward
+from qa.reader.answerer import Forward
 from qa.reader.errors import ModelLoadError, one_line
 
 logger = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ def keep_scratch_memory() -> bool:
 
 
 def load(directory: Path, config: dict, *, threads: int, fast: bool, trace: bool) -> Forward:
-    """The engine's Forward on torch: the baked trace if there is one (no transformers import,
+    """The reader's Forward on torch: the baked trace if there is one (no transformers import,
     no model construction), else the transformers model, traced unless ``trace`` is False."""
     torch.set_num_threads(threads)
     keep_scratch_memory()

@@ -28,7 +28,7 @@ from qa.model.files import (
 from qa.model.loading import load_answerer
 from qa.model.probes import probes
 from qa.model.tokenization import load_tokenizer, longest_input, tokenizer_config
-from qa.reader.engine import Answer
+from qa.reader.answerer import Answer
 from qa.reader.errors import ModelLoadError
 from qa.reader.examples import KIT_HO
 

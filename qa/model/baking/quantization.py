@@ -22,7 +22,7 @@ from qa.model.backends.onnx import QUANTIZATION_KEY
 from qa.model.files import read_config
 from qa.model.tokenization import load_tokenizer, longest_input
 from qa.reader.answer_metrics import f1
-from qa.reader.engine import QuestionAnswerer
+from qa.reader.answerer import QuestionAnswerer
 
 # Per-channel, signed int8 weights, every operator type ONNX Runtime quantizes dynamically
 # (MatMul, and Gather: the embeddings too). Measured on the real MiniLM (docs/benchmark.md,

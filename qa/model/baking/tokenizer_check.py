@@ -5,8 +5,8 @@ builds from the source folder, as transformers installed makes it
 a SentencePiece layout its converter of the slow one, as v4 converts it).
 tests/model/test_tokenization.py checks each layout against v4 itself.
 
-Special tokens typed as text ("[CLS]", "<s>") are characters for qasite (qa.reader.engine), so both
-sides split them (as transformers' ``split_special_tokens``).
+Special tokens typed as text ("[CLS]", "<s>") are characters for qasite (qa.reader.answerer), so
+both sides split them (as transformers' ``split_special_tokens``).
 """
 
 from pathlib import Path
@@ -50,7 +50,7 @@ def disagreement(source: Path, baked: Path) -> str | None:
     ours, _, _ = load_tokenizer(baked)
     theirs = reference_tokenizer(source)
     for tokenizer in (ours, theirs):
-        tokenizer.encode_special_tokens = True  # as qa.reader.engine encodes
+        tokenizer.encode_special_tokens = True  # as qa.reader.answerer encodes
     for question, context in PROBES:
         got, wanted = ours.encode(question, context), theirs.encode(question, context)
         if (got.ids, got.offsets) != (wanted.ids, wanted.offsets):

@@ -9,7 +9,7 @@ import pytest
 from qa.model.backends import onnx
 from qa.model.backends.onnx import session
 from qa.model.loading import load_answerer
-from qa.reader.engine import Options
+from qa.reader.answerer import Options
 from qa.reader.errors import ModelLoadError
 from tests.helpers import garble, truncate
 

@@ -8,7 +8,7 @@ import pytest
 from qa.model.baking import bake as bake_module
 from qa.model.baking.bake import BakeError, bake
 from qa.model.loading import load_answerer
-from qa.reader.engine import Options
+from qa.reader.answerer import Options
 from tests.helpers import runtime_tree
 
 

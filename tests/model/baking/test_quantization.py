@@ -21,7 +21,7 @@ from qa.model.baking.quantization import (
 )
 from qa.model.files import read_config
 from qa.model.loading import load_answerer
-from qa.reader.engine import Options
+from qa.reader.answerer import Options
 from tests.conftest import build_tiny_model
 from tests.helpers import REAL_MODEL, assert_each_window_runs_alone
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from qa.model.tokenization import load_tokenizer
-from qa.reader.engine import MAX_BATCH_TOKENS, QuestionAnswerer
+from qa.reader.answerer import MAX_BATCH_TOKENS, QuestionAnswerer
 from qa.reader.errors import InvalidQuestion
 from qa.reader.examples import KIT_HO
 from qa.reader.options import MAX_WINDOW_TOKENS, Options
@@ -547,7 +547,7 @@ def test_concurrent_requests_with_different_options_get_exactly_their_own_answer
 ):
     """The tokenizer's truncation settings are shared state: requests must not see each other's.
 
-    Without the engine's lock this failed in 6 runs of 6 (640 requests, switching threads
+    Without the answerer's lock this failed in 6 runs of 6 (640 requests, switching threads
     every microsecond): windows of another request's shape, or a model input of the wrong length.
     """
     answerer = request.getfixturevalue(answerer_fixture)

@@ -1,4 +1,6 @@
-"""Extractive question answering: question + context in, scored spans of the context out.
+"""The reader: extractive question answering, question + context in, scored spans of the context
+out. It cuts the context into overlapping windows (max_seq_len, doc_stride), runs the model's
+Forward on them, and decodes each window's spans (qa.reader.decoding).
 
 A re-implementation of transformers v4's ``QuestionAnsweringPipeline`` algorithm (transformers 5
 dropped it) over a fast tokenizer and any callable that maps a batch of token windows to start/end

@@ -1,4 +1,4 @@
-"""The errors qasite's engine, model loader and service raise, in plain Python.
+"""The errors qasite's reader, model loader and service raise, in plain Python.
 
 Nothing here knows of Django or HTTP: ``qa/exceptions.py`` maps these to HTTP statuses, in the one
 exception handler both JSON APIs go through; the form view and ``manage.py ask`` show their

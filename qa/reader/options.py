@@ -1,4 +1,4 @@
-"""The engine's options (those of transformers v4's question-answering pipeline) and their limits.
+"""The reader's options (those of transformers v4's question-answering pipeline) and their limits.
 
 Plain Python: the web layer (forms, serializers, services) imports these without loading numpy or
 the tokenizer, which a page that answers nothing never needs.

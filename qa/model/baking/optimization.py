@@ -41,7 +41,7 @@ def save_optimized(graph: Path, probes: Probes) -> None:
     OPTIMIZED_ONNX_FILE with its initializers of EXTERNAL_MIN_BYTES or more in
     OPTIMIZED_DATA_FILE (the graph names that file, relative to itself: the two stay together),
     if its logits on every batch of ``probes`` (qa/model/probes.py) are bit-identical to
-    ``graph``'s, both on one thread. Both files are replaced, or neither.
+    ``graph``'s, both on one thread; nothing is written beside ``graph`` otherwise.
 
     Raises OptimizedGraphMismatch if they differ or the optimized graph has no data file (no
     initializer that large), and ONNX Runtime's error if it cannot load ``graph``.

@@ -222,13 +222,18 @@ def baked_model_dir(tmp_path_factory, legacy_model_dir) -> Path:
 @pytest.fixture(scope="session")
 def int8_model_dir(tmp_path_factory, baked_model_dir) -> Path:
     """The baked tiny model with its graph quantized to int8
-    (qa.model.baking.quantization.quantize_int8) and
-    recorded so, as ``bake_model --quantize int8`` leaves it (without its quality gate)."""
+    (qa.model.baking.quantization.quantize_int8), that graph optimized
+    (qa.model.baking.optimization.save_optimized) and recorded so, as ``bake_model --quantize
+    int8`` leaves it (without its quality gate)."""
+    from qa.model.baking.optimization import save_optimized
     from qa.model.baking.quantization import quantize_int8
+    from qa.model.files import read_config
+    from qa.model.probes import probes
 
     directory = tmp_path_factory.mktemp("int8-model")
     shutil.copytree(baked_model_dir, directory, dirs_exist_ok=True)
     quantize_int8(baked_model_dir / "model.onnx", directory / "model.onnx")
+    save_optimized(directory / "model.onnx", probes(directory, read_config(directory)))
     record = json.loads((directory / "source.json").read_text())
     record["quantization"] = "int8"
     (directory / "source.json").write_text(json.dumps(record))

@@ -72,7 +72,9 @@ def test_zip_is_under_lambdas_limit_with_the_production_model(production_zip, ca
         )
     assert unzipped < TARGET_INSTALLED_BYTES < LAMBDA_LIMIT_BYTES
     names = {entry.filename for entry in entries}
-    assert {"qasite/lambda_handler.py", "model/model.onnx", "onnxruntime/__init__.py"} <= names
+    served = {"model/model.optimized.onnx", "model/model.optimized.onnx.data"}
+    assert {"qasite/lambda_handler.py", *served, "onnxruntime/__init__.py"} <= names
+    assert "model/model.onnx" not in names  # the graph the optimized one is made from
     assert "installed" not in names and not any(name.startswith("torch/") for name in names)
     # Lambda runs the code as a user other than the one that unpacked it.
     assert all((entry.external_attr >> 16) & 0o444 == 0o444 for entry in entries)

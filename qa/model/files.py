@@ -30,10 +30,14 @@ MODEL_FILES = [
 ]
 # The weights as transformers saves them, in the order it prefers them.
 WEIGHTS_FILES = ["model.safetensors", "pytorch_model.bin"]
-# What bake_model writes beside the weights: the ONNX graph (the onnx engine), the model traced
-# with TorchScript in float32 and in bfloat16 (the torch engine, exact and fast mode), and where
-# the model came from (its hub id and revision), which health reports.
+# What bake_model writes beside the weights: the ONNX graph (the onnx engine), that graph as
+# ONNX Runtime optimized it with its weights in a file of their own (what the onnx engine serves
+# where it is there: it loads faster; qa/model/baking/optimization.py), the model traced with
+# TorchScript in float32 and in bfloat16 (the torch engine, exact and fast mode), and where the
+# model came from (its hub id and revision), which health reports.
 ONNX_FILE = "model.onnx"
+OPTIMIZED_ONNX_FILE = "model.optimized.onnx"
+OPTIMIZED_DATA_FILE = "model.optimized.onnx.data"
 TORCHSCRIPT_FILE = "model.torchscript.pt"
 FAST_TORCHSCRIPT_FILE = "model.bf16.torchscript.pt"
 SOURCE_FILE = "source.json"

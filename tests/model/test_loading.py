@@ -207,6 +207,23 @@ def test_a_directory_without_a_graph_is_exported_once_into_the_cache(modern_mode
     assert graph.stat().st_size > 0
 
 
+def test_the_optimized_graph_serves_where_there_is_one_else_the_baked_graph(
+    baked_model_dir, tmp_path, monkeypatch
+):
+    """The tree holds only the optimized graph; a directory whose bake predates it, only
+    model.onnx."""
+    from qa.model.backends import onnx
+
+    served = []
+    monkeypatch.setattr(onnx, "load", lambda graph, config, **_: served.append(graph.name))
+    config = read_config(baked_model_dir)
+    load_forward(baked_model_dir, config, engine="onnx", threads=1)
+    older = shutil.copytree(baked_model_dir, tmp_path / "older")
+    (older / "model.optimized.onnx").unlink()
+    load_forward(older, config, engine="onnx", threads=1)
+    assert served == ["model.optimized.onnx", "model.onnx"]
+
+
 def test_serving_a_baked_graph_imports_neither_torch_nor_transformers(baked_model_dir):
     script = (
         "import sys\n"

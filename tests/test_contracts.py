@@ -2,6 +2,7 @@
 the code as it is, and each fails on a deliberate violation, so that none is a contract that
 cannot fail."""
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -102,3 +103,50 @@ def test_a_violation_breaks_the_contract(contract, module, line, layout_copy):
             path.write_text(original)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "BROKEN" in result.stdout and "1 broken" in result.stdout, result.stdout
+
+
+# The contracts see import statements only: a module imported by name at run time escapes them.
+# ruff refuses importlib.import_module, builtins.__import__ and Django's import_string
+# (pyproject.toml, TID251); this also refuses the bare builtins ruff cannot name (__import__, exec,
+# eval) and the importers however they were imported.
+IMPORTERS_BY_NAME = {"__import__", "import_module", "import_string"}
+BARE_BUILTINS = {"__import__", "exec", "eval"}
+
+
+def imports_by_name(source: str) -> list[int]:
+    """The lines of ``source`` (Python text) that call an importer by name, or exec or eval."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        if isinstance(node.func, ast.Name):
+            named = node.func.id in IMPORTERS_BY_NAME | BARE_BUILTINS
+        else:
+            named = isinstance(node.func, ast.Attribute) and node.func.attr in IMPORTERS_BY_NAME
+        if named:
+            lines.append(node.lineno)
+    return lines
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'torch = __import__("torch")',
+        'import importlib\ntorch = importlib.import_module("torch")',
+        'from importlib import import_module\ntorch = import_module("torch")',
+        'from django.utils import module_loading\nload = module_loading.import_string("a.b")',
+        'exec("import torch")',
+    ],
+)
+def test_an_import_by_name_is_found(source):
+    assert imports_by_name(source)
+
+
+def test_no_module_imports_by_name():
+    found = [
+        f"{path.relative_to(REPO)}:{line}"
+        for package in ("qa", "qasite")
+        for path in sorted((REPO / package).rglob("*.py"))
+        for line in imports_by_name(path.read_text())
+    ]
+    assert not found, found

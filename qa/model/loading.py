@@ -59,8 +59,8 @@ def served_graph(directory: Path) -> Path | None:
         return graph if graph.is_file() else None
     if graph.is_file() and graph.stat().st_mtime_ns > optimized.stat().st_mtime_ns:
         logger.warning(
-            "%s is newer than %s, which bake_model made from it: serving %s (bake the model "
-            "again to serve the optimized graph)",
+            "%s is newer than %s, which bake_model made from it (changed since the bake, or "
+            "copied without the files' times: cp -a keeps them): serving %s, which loads slower",
             ONNX_FILE,
             OPTIMIZED_ONNX_FILE,
             ONNX_FILE,

@@ -248,8 +248,9 @@ def test_a_graph_newer_than_its_optimized_graph_serves_with_a_warning(
     [
         lambda data: data.unlink(),  # copied without it (a glob of *.onnx)
         lambda data: os.truncate(data, data.stat().st_size // 2),  # a copy cut short
+        lambda data: data.write_bytes(data.read_bytes()[::-1]),  # another bake's, the same size
     ],
-    ids=["missing", "truncated"],
+    ids=["missing", "truncated", "another"],
 )
 def test_an_optimized_graph_without_its_whole_data_file_is_refused_saying_so(
     baked_model_dir, tmp_path, damage

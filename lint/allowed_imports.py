@@ -26,6 +26,11 @@ class AllowedImportsContract(Contract):
     exclude_modules = fields.ListField(subfield=fields.StringField(), required=False, default=[])
 
     def check(self, graph: ImportGraph, verbose: bool) -> ContractCheck:
+        """Raises ValueError if a source or excluded module is not in the graph (a typo, or a
+        module renamed since), which would otherwise leave nothing, or too much, checked."""
+        for module in [*self.source_modules, *self.exclude_modules]:
+            if module not in graph.modules:
+                raise ValueError(f'"{module}" not present in the graph.')
         roots = set(self.session_options["root_packages"])
         allowed = roots | set(self.allowed_modules) | set(sys.stdlib_module_names)
         illegal = []

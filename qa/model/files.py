@@ -7,6 +7,7 @@ record of the model's source). docker/runtime-tree.txt lists the files of a bake
 """
 
 import json
+import zlib
 from pathlib import Path
 
 from qa.reader.errors import ModelLoadError
@@ -38,6 +39,9 @@ WEIGHTS_FILES = ["model.safetensors", "pytorch_model.bin"]
 ONNX_FILE = "model.onnx"
 OPTIMIZED_ONNX_FILE = "model.optimized.onnx"
 OPTIMIZED_DATA_FILE = "model.optimized.onnx.data"
+# A data file's fingerprint (data_fingerprint): the CRC-32 of this many blocks of this many bytes.
+FINGERPRINT_BLOCKS = 64
+FINGERPRINT_BLOCK_BYTES = 4096
 TORCHSCRIPT_FILE = "model.torchscript.pt"
 FAST_TORCHSCRIPT_FILE = "model.bf16.torchscript.pt"
 SOURCE_FILE = "source.json"
@@ -46,6 +50,22 @@ QUANTIZATIONS = ("int8",)
 # The longest name a SOURCE_FILE may give: a hub id is at most 96 characters each side of its
 # "/", a directory's name at most 255 bytes.
 MAX_NAME = 255
+
+
+def data_fingerprint(path: Path) -> str:
+    """What tells one bake's weights file (OPTIMIZED_DATA_FILE) from another's, even of a model
+    of the same shape, without reading it whole (ONNX Runtime maps it so as not to): its size in
+    bytes and the CRC-32 of FINGERPRINT_BLOCKS blocks of FINGERPRINT_BLOCK_BYTES spread evenly
+    over it, the first and the last included, as "size:crc" (crc in 8 hex digits). Not a check
+    of every byte. Raises OSError if the file cannot be read."""
+    with path.open("rb") as file:
+        size = file.seek(0, 2)
+        last = max(0, size - FINGERPRINT_BLOCK_BYTES)
+        crc = 0
+        for block in range(FINGERPRINT_BLOCKS):
+            file.seek(last * block // (FINGERPRINT_BLOCKS - 1))
+            crc = zlib.crc32(file.read(FINGERPRINT_BLOCK_BYTES), crc)
+    return f"{size}:{crc:08x}"
 
 
 def tokenizer_layout(directory: Path) -> str:

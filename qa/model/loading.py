@@ -12,7 +12,13 @@ import logging
 from pathlib import Path
 from typing import NamedTuple
 
-from qa.model.files import ONNX_FILE, OPTIMIZED_ONNX_FILE, read_config, resolve_model_dir
+from qa.model.files import (
+    ONNX_FILE,
+    OPTIMIZED_DATA_FILE,
+    OPTIMIZED_ONNX_FILE,
+    read_config,
+    resolve_model_dir,
+)
 from qa.model.imports import IMPORT_LOCK
 from qa.model.tokenization import load_tokenizer, longest_input
 from qa.reader.answerer import Forward, QuestionAnswerer
@@ -31,6 +37,38 @@ class Served(NamedTuple):
     forward: Forward
 
 
+# Why a directory's optimized graph cannot be served (no paths: health shows it).
+OPTIMIZED_BROKEN = (
+    f"The optimized graph ({OPTIMIZED_ONNX_FILE} and its weights, {OPTIMIZED_DATA_FILE}) could "
+    "not be loaded: copy both as bake_model wrote them, or bake the model again."
+)
+
+
+def served_graph(directory: Path) -> Path | None:
+    """The graph file the onnx engine serves from ``directory``: the bake's optimized graph
+    (OPTIMIZED_ONNX_FILE: the same logits, a shorter load), else its graph (ONNX_FILE); None if
+    it has neither.
+
+    A graph newer than the optimized graph made from it (a graph changed after the bake, say
+    quantized by hand) is served instead, with a warning of one line: the optimized graph is
+    then stale. A copy that did not keep the files' times may serve the graph so too (the same
+    logits, a longer load).
+    """
+    optimized, graph = directory / OPTIMIZED_ONNX_FILE, directory / ONNX_FILE
+    if not optimized.is_file():
+        return graph if graph.is_file() else None
+    if graph.is_file() and graph.stat().st_mtime_ns > optimized.stat().st_mtime_ns:
+        logger.warning(
+            "%s is newer than %s, which bake_model made from it (changed since the bake, or "
+            "copied without the files' times: cp -a keeps them): serving %s, which loads slower",
+            ONNX_FILE,
+            OPTIMIZED_ONNX_FILE,
+            ONNX_FILE,
+        )
+        return graph
+    return optimized
+
+
 def load_forward(
     directory: Path,
     config: dict,
@@ -46,10 +84,11 @@ def load_forward(
     serves it.
 
     onnx: the baked graph as ONNX Runtime optimized it (OPTIMIZED_ONNX_FILE, written by
-    qa/model/baking/optimization.py) where the directory has it, else the baked graph (ONNX_FILE);
-    a directory with neither is exported, into ``cache_dir`` (see
-    qa.model.baking.graph_cache.exported_graph); if that fails, the torch engine serves, with a
-    warning of one line that says why.
+    qa/model/baking/optimization.py) where the directory has it, else the baked graph (ONNX_FILE;
+    see served_graph; an optimized graph that does not load, its data file missing or cut short,
+    is a ModelLoadError whose reason is OPTIMIZED_BROKEN); a directory with neither is exported,
+    into ``cache_dir`` (see qa.model.baking.graph_cache.exported_graph); if that fails, the torch
+    engine serves, with a warning of one line that says why.
     ``fast`` (bfloat16) and ``trace`` (False: the transformers model as it is) are torch-engine
     options. Raises ModelLoadError if the model cannot be loaded on either engine.
     """
@@ -60,10 +99,14 @@ def load_forward(
     if engine == "onnx":
         from qa.model.backends import onnx
 
-        # The bake's optimized graph first (the same logits, a shorter load), else its graph.
-        for name in (OPTIMIZED_ONNX_FILE, ONNX_FILE):
-            if (directory / name).is_file():
-                return Served("onnx", onnx.load(directory / name, config, threads=threads))
+        graph = served_graph(directory)
+        if graph is not None:
+            try:
+                return Served("onnx", onnx.load(graph, config, threads=threads))
+            except ModelLoadError as error:
+                if graph.name != OPTIMIZED_ONNX_FILE:
+                    raise
+                raise ModelLoadError(OPTIMIZED_BROKEN, str(error)) from error
         from qa.model.baking.graph_cache import exported_graph
 
         try:

@@ -12,6 +12,9 @@ def graph_of(imports: list[tuple[str, str]]) -> ImportGraph:
     for line, (importer, imported) in enumerate(imports, start=1):
         for module in (importer, imported):
             graph.add_module(module)
+        parts = importer.split(".")  # its packages, as grimp's graph of a package holds them
+        for depth in range(1, len(parts)):
+            graph.add_module(".".join(parts[:depth]))
         graph.add_import(
             importer=importer, imported=imported, line_number=line, line_contents="import"
         )
@@ -32,7 +35,7 @@ def contract(**options) -> AllowedImportsContract:
         ([("app.core.a", "numpy")], True),
         ([("app.core.a", "json"), ("app.core.a", "collections.abc")], True),  # the stdlib
         ([("app.core.a", "app.web"), ("app.core.a", "app.core.b")], True),  # the root package
-        ([("app.web", "django")], True),  # outside the sources
+        ([("app.web", "django"), ("app.core.a", "numpy")], True),  # outside the sources
         ([("app.core.a", "django")], False),
         ([("app.core.deep.er", "openvino")], False),  # a descendant, a package nobody named
         ([("app.core", "numpyx")], False),  # a prefix of an allowed name is another name
@@ -48,3 +51,13 @@ def test_excluded_modules_and_their_descendants_are_not_checked():
     assert check.metadata["illegal"] == [
         {"importer": "app.core.view", "imported": "onnxruntime", "lines": [2]}
     ]
+
+
+@pytest.mark.parametrize(
+    "options", [{"source_modules": ["app.cor"]}, {"exclude_modules": ["app.core.gone"]}]
+)
+def test_a_module_not_in_the_graph_is_an_error_not_a_contract_kept(options):
+    """A typo, or a module renamed since the contract was written, would check nothing."""
+    graph = graph_of([("app.core.a", "django")])
+    with pytest.raises(ValueError, match="not present in the graph"):
+        contract(**options).check(graph, verbose=False)

@@ -11,8 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qa.model.files import (
+    FINGERPRINT_BLOCK_BYTES,
     MAX_NAME,
     QUANTIZATIONS,
+    data_fingerprint,
     model_name,
     model_quantization,
     read_config,
@@ -172,3 +174,22 @@ def test_the_quantization_is_the_bake_records(tmp_path, record, quantization):
     (tmp_path / "source.json").write_text(json.dumps(record))
     assert model_quantization(str(tmp_path)) == quantization
     assert model_quantization("someone/hub-model") is None
+
+
+@pytest.mark.parametrize("size", [0, 1, FINGERPRINT_BLOCK_BYTES, 10**6 + 7])
+def test_a_data_file_s_fingerprint_tells_its_size_and_sampled_bytes(tmp_path, size):
+    """Another bake's weights (other bytes, the same size) differ in nearly every block; the
+    fingerprint samples the first and the last."""
+    data = tmp_path / "model.optimized.onnx.data"
+    content = os.urandom(size)
+    data.write_bytes(content)
+    fingerprint = data_fingerprint(data)
+    assert fingerprint.startswith(f"{size}:") and fingerprint == data_fingerprint(data)
+    if size:
+        for changed in (0, size - 1):
+            data.write_bytes(
+                content[:changed] + bytes([content[changed] ^ 1]) + content[changed + 1 :]
+            )
+            assert data_fingerprint(data) != fingerprint
+    data.write_bytes(content + b"\0")
+    assert data_fingerprint(data) != fingerprint

@@ -3,6 +3,7 @@ load, the torch fallback said in one line), refusing broken models clearly, and 
 graph without torch or transformers."""
 
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from qa.model.files import read_config
-from qa.model.loading import load_answerer, load_forward
+from qa.model.loading import OPTIMIZED_BROKEN, load_answerer, load_forward
 from qa.reader.errors import ModelLoadError
 from qa.reader.examples import KIT_HO
 from tests.helpers import PATIENCE, REPO, garble
@@ -222,6 +223,43 @@ def test_the_optimized_graph_serves_where_there_is_one_else_the_baked_graph(
     (older / "model.optimized.onnx").unlink()
     load_forward(older, config, engine="onnx", threads=1)
     assert served == ["model.optimized.onnx", "model.onnx"]
+
+
+def test_a_graph_newer_than_its_optimized_graph_serves_with_a_warning(
+    baked_model_dir, tmp_path, monkeypatch, caplog
+):
+    """model.onnx changed after the bake (quantized by hand, say): the optimized graph made from
+    the earlier one would answer for a model that is no longer there."""
+    from qa.model.backends import onnx
+
+    served = []
+    monkeypatch.setattr(onnx, "load", lambda graph, config, **_: served.append(graph.name))
+    directory = shutil.copytree(baked_model_dir, tmp_path / "model")
+    optimized = (directory / "model.optimized.onnx").stat().st_mtime_ns
+    os.utime(directory / "model.onnx", ns=(optimized + 10**9, optimized + 10**9))
+    with caplog.at_level(logging.WARNING, logger="qa.model.loading"):
+        load_forward(directory, read_config(directory), engine="onnx", threads=1)
+    assert served == ["model.onnx"]
+    assert "model.onnx is newer than model.optimized.onnx" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data.unlink(),  # copied without it (a glob of *.onnx)
+        lambda data: os.truncate(data, data.stat().st_size // 2),  # a copy cut short
+        lambda data: data.write_bytes(data.read_bytes()[::-1]),  # another bake's, the same size
+    ],
+    ids=["missing", "truncated", "another"],
+)
+def test_an_optimized_graph_without_its_whole_data_file_is_refused_saying_so(
+    baked_model_dir, tmp_path, damage
+):
+    directory = shutil.copytree(baked_model_dir, tmp_path / "model")
+    damage(directory / "model.optimized.onnx.data")
+    with pytest.raises(ModelLoadError) as raised:
+        load_forward(directory, read_config(directory), engine="onnx", threads=1)
+    assert raised.value.reason == OPTIMIZED_BROKEN
 
 
 def test_serving_a_baked_graph_imports_neither_torch_nor_transformers(baked_model_dir):

@@ -1,5 +1,6 @@
 """``manage.py bake_model``: a hub model or a folder written ready to serve offline (the
-ONNX graph, the tokenizer, the traces, the bake record), each engine checked (qa/model/baking/)."""
+ONNX graph and its optimized form, the tokenizer, the traces, the bake record), each engine
+checked (qa/model/baking/)."""
 
 import signal
 import threading
@@ -65,7 +66,8 @@ class Command(BaseCommand):
     help = (
         "Download QA_MODEL (or --model) from the Hugging Face hub, or read a local directory, and "
         "write it to --output ready to serve offline: an ONNX graph checked against the model, "
-        "safetensors weights, a fast tokenizer, TorchScript traces for the torch engine, and "
+        "that graph as ONNX Runtime optimizes it (what the onnx engine serves), safetensors "
+        "weights, a fast tokenizer, TorchScript traces for the torch engine, and "
         "the model's source. All or nothing: --output is replaced only when every check passed."
     )
 

@@ -11,6 +11,7 @@ import numpy as np
 import onnxruntime
 
 from qa.model.backends import Run, in_passes, window_by_window
+from qa.model.files import OPTIMIZED_DATA_FILE, data_fingerprint
 from qa.reader.answerer import Forward
 from qa.reader.errors import ModelLoadError
 
@@ -20,6 +21,10 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 # The graph's metadata key that names its quantization ("int8"; qa/model/baking/quantization.py
 # writes it).
 QUANTIZATION_KEY = "qasite.quantization"
+# The graph's metadata key that holds the fingerprint (qa.model.files.data_fingerprint) of the
+# weights file beside it (OPTIMIZED_DATA_FILE) it was saved with (qa/model/baking/optimization.py
+# writes it): another bake's file of the same size would otherwise be read as this one's.
+DATA_FINGERPRINT_KEY = "qasite.data_fingerprint"
 OPTIMIZATION_LEVELS = {
     "disabled": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
     "basic": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -41,7 +46,9 @@ def session(
     a large
     request", has the measurements behind the defaults).
     The Run's ``quantization`` attribute is the graph's QUANTIZATION_KEY (None if absent).
-    Raises ModelLoadError if the file is not an ONNX graph of a question-answering model.
+    Raises ModelLoadError if the file is not an ONNX graph of a question-answering model, or if
+    the graph records the fingerprint of its weights file (DATA_FINGERPRINT_KEY) and the file
+    beside it is not that one.
     """
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
@@ -66,8 +73,25 @@ def session(
         start, end = ort.run(None, feed, releasing if release_memory else None)
         return start, end
 
-    run.quantization = ort.get_modelmeta().custom_metadata_map.get(QUANTIZATION_KEY)
+    metadata = ort.get_modelmeta().custom_metadata_map
+    _check_data_file(graph.with_name(OPTIMIZED_DATA_FILE), metadata.get(DATA_FINGERPRINT_KEY))
+    run.quantization = metadata.get(QUANTIZATION_KEY)
     return run
+
+
+def _check_data_file(data: Path, fingerprint: str | None) -> None:
+    """ModelLoadError unless ``data`` has ``fingerprint`` (None: the graph recorded none)."""
+    if fingerprint is None:
+        return
+    try:
+        found = data_fingerprint(data)
+    except OSError as error:
+        raise ModelLoadError("The graph's weights file cannot be read.", str(error)) from error
+    if found != fingerprint:
+        raise ModelLoadError(
+            "The graph's weights file is not the one it was saved with.",
+            f"{data}: fingerprint {found}, the graph's {fingerprint}",
+        )
 
 
 def load(graph: Path, config: dict, *, threads: int) -> Forward:

@@ -15,10 +15,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import onnx as onnx_format
 import onnxruntime
 
-from qa.model.backends.onnx import OPTIMIZATION_LEVELS, session
-from qa.model.files import OPTIMIZED_DATA_FILE, OPTIMIZED_ONNX_FILE
+from qa.model.backends.onnx import DATA_FINGERPRINT_KEY, OPTIMIZATION_LEVELS, session
+from qa.model.files import OPTIMIZED_DATA_FILE, OPTIMIZED_ONNX_FILE, data_fingerprint
 from qa.model.probes import Probes
 
 # ONNX Runtime's graph optimizations up to "extended": constant folding and the fusions of its CPU
@@ -39,7 +40,8 @@ class OptimizedGraphMismatch(ValueError):
 def save_optimized(graph: Path, probes: Probes) -> None:
     """Write ``graph`` (an ONNX graph file) optimized by ONNX Runtime up to LEVEL beside it, as
     OPTIMIZED_ONNX_FILE with its initializers of EXTERNAL_MIN_BYTES or more in
-    OPTIMIZED_DATA_FILE (the graph names that file, relative to itself: the two stay together),
+    OPTIMIZED_DATA_FILE (the graph names that file, relative to itself: the two stay together;
+    its metadata holds the file's fingerprint, record_fingerprint),
     if its logits on every batch of ``probes`` (qa/model/probes.py) are bit-identical to
     ``graph``'s, both on one thread; nothing is written beside ``graph`` otherwise.
 
@@ -66,9 +68,20 @@ def save_optimized(graph: Path, probes: Probes) -> None:
                 f"the optimized graph has no initializer of {EXTERNAL_MIN_BYTES} bytes or more "
                 "to map from a file of its own"
             )
+        record_fingerprint(optimized, data)
         compare(graph, optimized, probes)
         os.replace(data, graph.parent / OPTIMIZED_DATA_FILE)
         os.replace(optimized, graph.parent / OPTIMIZED_ONNX_FILE)
+
+
+def record_fingerprint(optimized: Path, data: Path) -> None:
+    """Add to the metadata of the graph file ``optimized`` the fingerprint of its weights file
+    ``data`` (DATA_FINGERPRINT_KEY, qa.model.files.data_fingerprint), which the onnx engine
+    checks when it loads the graph; the weights stay where they are."""
+    model = onnx_format.load(str(optimized), load_external_data=False)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = DATA_FINGERPRINT_KEY, data_fingerprint(data)
+    onnx_format.save(model, str(optimized))
 
 
 def compare(graph: Path, optimized: Path, probes: Probes) -> None:

@@ -117,6 +117,18 @@ def test_a_broken_graph_is_refused_with_a_reason_free_of_paths(
     assert raised.value.reason == reason
 
 
+def test_a_weights_file_other_than_the_graph_s_is_refused(baked_model_dir, tmp_path):
+    """Another bake's file of the same size (its bytes here reversed) would load and answer:
+    the graph's recorded fingerprint tells it apart."""
+    for name in ("model.optimized.onnx", "model.optimized.onnx.data"):
+        shutil.copy(baked_model_dir / name, tmp_path)
+    data = tmp_path / "model.optimized.onnx.data"
+    data.write_bytes(data.read_bytes()[::-1])
+    with pytest.raises(ModelLoadError) as raised:
+        session(tmp_path / "model.optimized.onnx", threads=1)
+    assert raised.value.reason == "The graph's weights file is not the one it was saved with."
+
+
 def test_a_graph_of_another_kind_of_model_is_refused(tmp_path):
     import onnx as onnx_format
     from onnx import TensorProto, helper

@@ -6,10 +6,10 @@ import shutil
 import numpy as np
 import pytest
 
-from qa.model.backends.onnx import session
+from qa.model.backends.onnx import DATA_FINGERPRINT_KEY, session
 from qa.model.baking import optimization
 from qa.model.baking.optimization import OptimizedGraphMismatch, save_optimized
-from qa.model.files import OPTIMIZED_DATA_FILE, OPTIMIZED_ONNX_FILE, read_config
+from qa.model.files import OPTIMIZED_DATA_FILE, OPTIMIZED_ONNX_FILE, data_fingerprint, read_config
 from qa.model.probes import probes
 
 
@@ -61,6 +61,18 @@ def test_the_weights_are_in_the_data_file_beside_the_graph(baked_model_dir, tmp_
     moved = session(tmp_path / OPTIMIZED_ONNX_FILE, threads=1)
     here = session(baked_model_dir / OPTIMIZED_ONNX_FILE, threads=1)
     assert all(map(np.array_equal, moved(*batch), here(*batch)))
+
+
+@pytest.mark.parametrize("model", ["baked_model_dir", "int8_model_dir"], ids=["fp32", "int8"])
+def test_the_graph_records_its_data_file_s_fingerprint_and_keeps_its_metadata(request, model):
+    import onnx
+
+    directory = request.getfixturevalue(model)
+    graph = onnx.load(directory / OPTIMIZED_ONNX_FILE, load_external_data=False)
+    metadata = {entry.key: entry.value for entry in graph.metadata_props}
+    assert metadata[DATA_FINGERPRINT_KEY] == data_fingerprint(directory / OPTIMIZED_DATA_FILE)
+    plain = onnx.load(directory / "model.onnx", load_external_data=False)
+    assert {entry.key: entry.value for entry in plain.metadata_props}.items() <= metadata.items()
 
 
 def test_logits_that_differ_leave_nothing_written(baked_model_dir, tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ import statistics
 import time
 from pathlib import Path
 
+from qa.model.backends import PASS_HIDDEN_FLOATS, cpu_fields
 from qa.reader.answerer import QuestionAnswerer
 from qa.reader.examples import KIT_HO
 
@@ -37,14 +38,9 @@ LONG_CHARS = 20_000
 
 def cpu() -> dict:
     """This machine's CPU: its model name (/proc/cpuinfo's, as lscpu gives it), which of
-    CPU_FLAGS it has, a core's L2 cache in KB (None if not said) and the cores this process
-    may use."""
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
-    fields = {}
-    for line in lines:
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
+    CPU_FLAGS it has, a core's L2 cache in KB (None if not said), the cores this process
+    may use, and the pass size chosen for it (qa.model.backends.PASS_HIDDEN_FLOATS)."""
+    fields = cpu_fields()
     flags = set((fields.get("flags") or fields.get("Features") or "").split())
     l2 = Path("/sys/devices/system/cpu/cpu0/cache/index2/size")
     size = l2.read_text().strip() if l2.is_file() else ""
@@ -53,6 +49,7 @@ def cpu() -> dict:
         "cpu_flags": [flag for flag in CPU_FLAGS if flag in flags],
         "l2_kb": int(size[:-1]) if size.endswith("K") and size[:-1].isdigit() else None,
         "cores": len(os.sched_getaffinity(0)),
+        "pass_hidden_floats": PASS_HIDDEN_FLOATS,
     }
 
 

@@ -13,6 +13,7 @@ cache-sized passes (in_passes), or window by window for a quantized graph (windo
 qa.model.loading.load_forward picks the backend and says which one serves.
 """
 
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -29,17 +30,44 @@ class Run(Protocol):
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def cpu_fields(cpuinfo: Path = CPUINFO) -> dict[str, str]:
+    """``cpuinfo``'s fields (Linux's /proc/cpuinfo: "vendor_id", "model name", "flags"...), the
+    first value of each (its first processor's); {} where the file is not there."""
+    fields: dict[str, str] = {}
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
 # Windows per forward pass are capped so that a pass's hidden states (windows x tokens x hidden
-# floats) stay about this size, near a core's L2 cache: one big pass runs slower per token than
-# several cache-sized ones, for the same results (docs/how-it-works.md, "The QA algorithm"). Small
-# passes also bound
-# the scratch memory a long context needs, in either engine.
-PASS_HIDDEN_FLOATS = 2**18
+# floats) stay about this many floats: one big pass runs slower per token than several smaller
+# ones, for the same results (bit for bit), and small passes bound the scratch memory a long
+# context needs, in either engine. The best size depends on the CPU, and is chosen by its vendor
+# (measured, 1 thread, interleaved: docs/benchmark.md, "float32"): Intel's Xeons (Ice Lake-SP;
+# the AMX Xeon of the first prototype too) run fastest with one 384-token window per pass, AMD's
+# EPYC (Zen 4, 1 MiB of L2) with passes of about its L2, which a CPU not measured (Graviton,
+# others) keeps too.
+PASS_HIDDEN_FLOATS_BY_VENDOR = {"GenuineIntel": 2**16, "AuthenticAMD": 2**18}
+DEFAULT_PASS_HIDDEN_FLOATS = 2**18
+
+
+def pass_hidden_floats(fields: dict[str, str]) -> int:
+    """Hidden-state floats per forward pass for the CPU whose cpu_fields are ``fields``."""
+    return PASS_HIDDEN_FLOATS_BY_VENDOR.get(fields.get("vendor_id", ""), DEFAULT_PASS_HIDDEN_FLOATS)
+
+
+PASS_HIDDEN_FLOATS = pass_hidden_floats(cpu_fields())
 
 
 def in_passes(run: Run, *, hidden_size: int) -> Forward:
-    """The reader's Forward over ``run``, running a long context's windows in cache-sized passes
-    (PASS_HIDDEN_FLOATS; ``hidden_size`` 0 means one pass)."""
+    """The reader's Forward over ``run``, running a long context's windows in passes of about
+    PASS_HIDDEN_FLOATS hidden-state floats, at least one window each (``hidden_size`` 0 means one
+    pass)."""
 
     def forward(input_ids, attention_mask, token_type_ids):
         windows, tokens = input_ids.shape

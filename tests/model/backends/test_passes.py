@@ -1,12 +1,14 @@
-"""The engine's passes: a long context's windows in cache-sized passes, and a quantized graph's
-window by window."""
+"""The backends' passes: a long context's windows in passes of a size chosen by the CPU, and a
+quantized graph's window by window."""
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from qa.model.backends import in_passes, window_by_window
+from qa.model import backends
+from qa.model.backends import cpu_fields, in_passes, pass_hidden_floats, window_by_window
 
 
 def fake_run(passes):
@@ -20,7 +22,8 @@ def fake_run(passes):
     return run
 
 
-def test_many_windows_run_in_cache_sized_passes_with_the_logits_of_one_pass():
+def test_many_windows_run_in_cache_sized_passes_with_the_logits_of_one_pass(monkeypatch):
+    monkeypatch.setattr(backends, "PASS_HIDDEN_FLOATS", 2**18)
     rng = np.random.default_rng(1)
     ids = rng.integers(0, 100, (9, 384))
     mask, types = np.ones_like(ids), rng.integers(0, 2, (9, 384))
@@ -65,3 +68,46 @@ def test_window_by_window_runs_each_window_alone_and_unpadded(lengths, seed):
         np.testing.assert_array_equal(starts[row, :length], alone[0][0])
         np.testing.assert_array_equal(ends[row, :length], alone[1][0])
         assert (starts[row, length:] == lowest).all() and (ends[row, length:] == lowest).all()
+
+
+CPUINFO = """processor	: 0
+vendor_id	: {vendor}
+model name	: {name}
+flags		: fpu avx2 avx512f
+
+processor	: 1
+vendor_id	: {vendor}
+model name	: {name}
+"""
+
+
+@pytest.mark.parametrize(
+    ("vendor", "name", "floats", "windows"),
+    [
+        ("GenuineIntel", "Intel(R) Xeon(R) Processor @ 2.80GHz", 2**16, 1),
+        ("AuthenticAMD", "AMD EPYC 9R14", 2**18, 5),
+        ("HygonGenuine", "Hygon C86", 2**18, 5),  # a CPU not measured keeps the default
+    ],
+)
+def test_the_pass_size_is_chosen_by_the_cpu_s_vendor(tmp_path, vendor, name, floats, windows):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(CPUINFO.format(vendor=vendor, name=name))
+    fields = cpu_fields(cpuinfo)
+    assert (fields["vendor_id"], fields["model name"]) == (vendor, name)
+    assert pass_hidden_floats(fields) == floats
+    # bert-tiny's hidden size (128) on 384-token windows: windows per pass.
+    assert max(1, round(floats / (384 * 128))) == windows
+
+
+def test_a_cpu_without_a_vendor_or_cpuinfo_keeps_the_default(tmp_path):
+    arm = tmp_path / "cpuinfo"
+    arm.write_text(
+        "processor\t: 0\nBogoMIPS\t: 243.75\nFeatures\t: fp asimd\nCPU implementer\t: 0x41\n"
+    )
+    assert pass_hidden_floats(cpu_fields(arm)) == backends.DEFAULT_PASS_HIDDEN_FLOATS
+    assert cpu_fields(tmp_path / "absent") == {}
+    assert pass_hidden_floats({}) == backends.DEFAULT_PASS_HIDDEN_FLOATS
+
+
+def test_this_process_uses_the_size_chosen_for_its_cpu():
+    assert backends.PASS_HIDDEN_FLOATS == pass_hidden_floats(cpu_fields())
